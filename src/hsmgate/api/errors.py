@@ -1,0 +1,89 @@
+"""Rendering of every failure as a TSB error body; registered once on the app.
+
+* :class:`TsbError` → its code, reason and status.
+* Request validation → 600 naming the field (invalid enum values as ``Value 'X' is not valid for
+  field Y``); malformed JSON → 621.
+* Unknown route → 404, wrong method → 405, both with code 102 (``res.error.operation.unreachable``).
+* Anything else is a bug: 500 with code 1 and no internals in the body (the traceback is logged).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hsmgate.domain.errors import REASONS, TsbError
+
+log = logging.getLogger("hsmgate.api")
+
+
+def error_response(code: int, message: str, status: int) -> JSONResponse:
+    body = {"errorCode": code, "reason": REASONS.get(code, "res.error.general"), "message": message}
+    return JSONResponse(body, status_code=status)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    # drop pydantic's union/validator markers such as 'function-before[...]'
+    parts = [p for p in parts if "[" not in p]
+    return ".".join(parts) if parts else "body"
+
+
+def validation_message(error: dict[str, Any]) -> tuple[int, str]:
+    kind = error.get("type", "")
+    loc = tuple(error.get("loc", ()))
+    field = _field(loc)
+    if kind == "json_invalid":
+        return 621, f"request body is not valid JSON: {error.get('ctx', {}).get('error', 'syntax error')}"
+    if kind == "missing":
+        if field == "body":
+            return 600, "request body must not be empty"
+        return 600, f"'{field}' must not be null"
+    if kind == "enum":
+        return 600, f"Value '{error.get('input')}' is not valid for field '{field}'"
+    if kind in ("model_attributes_type", "dict_type") and field == "body":
+        return 600, "request body must be a JSON object"
+    msg = str(error.get("msg", "is invalid"))
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return 600, f"'{field}' {msg[0].lower() + msg[1:] if msg else 'is invalid'}"
+
+
+async def _tsb_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TsbError)
+    return error_response(exc.code, exc.message, exc.status)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    code, message = validation_message(errors[0]) if errors else (600, "invalid request")
+    return error_response(code, message, 400)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return error_response(102, "no such endpoint", 404)
+    if exc.status_code == 405:
+        return error_response(102, "method not allowed for this endpoint", 405)
+    if exc.status_code == 400:
+        return error_response(600, str(exc.detail), 400)
+    return error_response(103, str(exc.detail), exc.status_code)
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error", exc_info=exc)
+    return error_response(1, "internal error; see the server log", 500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(TsbError, _tsb_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,84 @@
+"""Tag "Service Information": version, licence flags, statistics, random bytes, health."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from hsmgate import __version__
+from hsmgate.api.deps import GatewayDep, ServicesDep, SettingsDep
+from hsmgate.api.errors import error_response
+from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
+from hsmgate.domain import errors
+from hsmgate.domain.hsm_errors import translated
+
+router = APIRouter(tags=["Service Information"], responses=ERROR_RESPONSES)
+
+#: Licence flags of the features this build implements (the TSB's ``clientFlags``).
+CLIENT_FLAGS = ["REST_API"]
+
+
+class VersionInfo(BaseModel):
+    Version: str
+    Vendor: str
+
+
+class LicenseInfo(BaseModel):
+    clientFlags: list[str]
+
+
+class KeyStoreStatistics(BaseModel):
+    keyStoreStatistics: str
+
+
+class RandomResponse(BaseModel):
+    random: str
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["UP"])
+    backend: str
+    partitions: list[str]
+
+
+@router.get("/v1/versionInfo", operation_id="getVersionInfo", response_model=VersionInfo)
+def version_info() -> VersionInfo:
+    return VersionInfo(Version=__version__, Vendor="hsmgate")
+
+
+@router.get("/v1/licenseInfo", operation_id="getLicenseInfo", response_model=LicenseInfo)
+def license_info() -> LicenseInfo:
+    return LicenseInfo(clientFlags=CLIENT_FLAGS)
+
+
+@router.get("/v1/keystore/statistics", operation_id="getKeyStoreStatistics", response_model=KeyStoreStatistics)
+def keystore_statistics(services: ServicesDep) -> KeyStoreStatistics:
+    labels = services.keys.labels()
+    backend = services.partition.capabilities().backend
+    return KeyStoreStatistics(
+        keyStoreStatistics=f"partition={services.partition.name}; backend={backend}; keys={len(labels)}"
+    )
+
+
+@router.get("/v1/generateRandom/{length}", operation_id="generateRandom", response_model=RandomResponse,
+            tags=["Synchronous Key Operations"])
+def generate_random(services: ServicesDep, settings: SettingsDep,
+                    length: int = PathParam(description="Number of random bytes")) -> RandomResponse:
+    if not 1 <= length <= settings.max_random_length:
+        raise errors.TsbError(f"'length' must be between 1 and {settings.max_random_length}", code=619)
+    with translated():
+        return RandomResponse(random=encode_base64(services.partition.generate_random(length)))
+
+
+@router.get("/health", operation_id="health", response_model=Health,
+            responses={503: ERROR_RESPONSES[503]}, summary="Liveness and backend reachability for load balancers")
+def health(gateway: GatewayDep, settings: SettingsDep) -> Health | JSONResponse:
+    try:
+        for name in gateway.names():
+            with translated():
+                gateway.services(name).partition.generate_random(1)
+    except errors.TsbError as exc:
+        return error_response(exc.code, exc.message, 503)
+    return Health(status="UP", backend=settings.backend, partitions=gateway.names())

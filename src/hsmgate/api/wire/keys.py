@@ -1,0 +1,99 @@
+"""Key DTOs: ``CreateKeyDto``, ``SignedKeyAttributesDto`` and friends (reference §4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hsmgate.api.wire.common import Password, WireModel
+
+
+class CreateKeyAttributes(WireModel):
+    """``AttributesDto`` of ``POST /v1/key``: decrypt, sign and unwrap are required."""
+
+    encrypt: bool | None = None
+    decrypt: bool
+    verify: bool | None = None
+    sign: bool
+    wrap: bool | None = None
+    unwrap: bool
+    derive: bool = False
+    bip32: bool = False
+    slip10: bool = False
+    extractable: bool = False
+    modifiable: bool = True
+    destroyable: bool = False
+    sensitive: bool | None = None
+    copyable: bool = False
+
+
+class AddressFormat(WireModel):
+    format: str
+
+
+class CreateKeyDto(WireModel):
+    """Body of ``POST /v1/key``."""
+
+    label: str = Field(min_length=1, max_length=256)
+    password: Password = None
+    id: str | None = None
+    algorithm: str | None = Field(None, examples=["RSA", "EC", "ED", "AES"])
+    algorithmOid: str | None = None
+    curveOid: str | None = Field(None, examples=["1.2.840.10045.3.1.7"])
+    keySize: int | None = Field(None, examples=[2048])
+    addressFormat: AddressFormat | None = None
+    attributes: CreateKeyAttributes
+    policy: dict[str, Any] | None = None
+
+
+class KeyLabelWithPasswordDto(WireModel):
+    """``{label, password}`` of ``POST /v1/key/attributes`` and ``POST /v1/key/deleteKey``."""
+
+    label: str = Field(min_length=1, max_length=256)
+    password: Password = None
+
+
+class KeyAttributesOut(BaseModel):
+    decrypt: bool
+    sign: bool
+    ekaSign: bool | None = None
+    unwrap: bool
+    derive: bool
+    sensitive: bool
+    alwaysSensitive: bool
+    extractable: bool
+    neverExtractable: bool
+    modifiable: bool
+    copyable: bool
+    destroyable: bool
+
+
+class KeyJson(BaseModel):
+    """``json`` of ``SignedKeyAttributesDto``."""
+
+    label: str
+    id: str | None = None
+    uuid: str | None = None
+    algorithm: str
+    algorithmOid: str
+    curveOid: str | None = None
+    derivedAttributes: dict[str, Any] | None = None
+    keySize: int | None = None
+    createTime: str
+    attestTime: str
+    publicKey: str | None = None
+    addressTruncated: dict[str, Any] | None = None
+    attributes: KeyAttributesOut
+    policy: dict[str, Any] | None = None
+
+
+class SignedKeyAttributesDto(BaseModel):
+    """A key with its attestation document and the attestation key's signature over it."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    xml: str
+    json_: KeyJson = Field(alias="json")
+    xmlSignature: str
+    attestationKeyName: str

@@ -1,0 +1,74 @@
+"""Sign and verify DTOs (reference §5.1–5.3)."""
+
+from __future__ import annotations
+
+import enum
+
+from pydantic import BaseModel, Field
+
+from hsmgate.api.wire.common import Base64Bytes, Password, WireModel
+from hsmgate.domain.algorithms import SIGNATURE_ALGORITHM_NAMES
+
+SignatureAlgorithmName = enum.StrEnum(  # type: ignore[misc]
+    "SignatureAlgorithm", {name.replace("-", "_"): name for name in SIGNATURE_ALGORITHM_NAMES}
+)
+
+
+class SignatureTypeName(enum.StrEnum):
+    DER = "DER"
+    RAW = "RAW"
+    ETH = "ETH"
+
+
+class PayloadType(enum.StrEnum):
+    UNSPECIFIED = "UNSPECIFIED"
+    ISO_20022 = "ISO_20022"
+    PDF = "PDF"
+    BTC = "BTC"
+    ETH = "ETH"
+    HEX = "HEX"
+
+
+class SynchronousSignRequestDto(WireModel):
+    payload: Base64Bytes
+    payloadType: PayloadType = PayloadType.UNSPECIFIED
+    signKeyName: str = Field(min_length=1, max_length=256)
+    keyPassword: Password = None
+    metaData: Base64Bytes | None = None
+    metaDataSignature: Base64Bytes | None = None
+    signatureAlgorithm: SignatureAlgorithmName  # type: ignore[valid-type]
+    signatureType: SignatureTypeName | None = None
+    context: Base64Bytes | None = None
+    signedApprovals: list[Base64Bytes] | None = None
+
+
+class SignatureDto(WireModel):
+    signature: Base64Bytes | None = None
+    digestAlgorithm: str | None = None
+    publicKey: Base64Bytes | None = None
+
+
+class SignedSynchronousSignRequestDto(WireModel):
+    signRequest: SynchronousSignRequestDto
+    requestSignature: SignatureDto | None = None
+
+
+class SignatureResponseDto(BaseModel):
+    signature: str
+
+
+class VerifySignatureRequestDto(WireModel):
+    signKeyName: str = Field(min_length=1, max_length=256)
+    masterKeyPassword: Password = None
+    signatureAlgorithm: SignatureAlgorithmName  # type: ignore[valid-type]
+    payload: Base64Bytes
+    signature: Base64Bytes
+
+
+class SignedVerifySignatureRequestDto(WireModel):
+    verifySignatureRequest: VerifySignatureRequestDto
+    requestSignature: SignatureDto | None = None
+
+
+class VerifySignatureResponseDto(BaseModel):
+    signatureValid: bool

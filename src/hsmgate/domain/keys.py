@@ -1,0 +1,211 @@
+"""Key management rules: create, describe, list and delete keys of one partition."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from hsmgate.domain import errors
+from hsmgate.domain.algorithms import (
+    CURVES,
+    KEY_ALGORITHM_BY_OID,
+    KEY_ALGORITHM_BY_TYPE,
+    KEY_ALGORITHMS,
+    UNSUPPORTED_KEY_ALGORITHMS,
+    KeyAlgorithm,
+)
+from hsmgate.domain.attestation import ATTESTATION_MECHANISM, KeyView, attestation_xml
+from hsmgate.domain.hsm_errors import translated
+from hsmgate.hsm.base import KeyAttributes, KeyInfo, KeySpec, KeyType, Partition
+from hsmgate.store.key_metadata import KeyMetadataRepository
+
+MAX_LABEL_LENGTH = 256
+_LABEL_FORBIDDEN = re.compile(r"[/\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """A validated-at-the-wire request to create a key; the domain checks the rest."""
+
+    label: str
+    algorithm: str | None
+    algorithm_oid: str | None
+    key_size: int | None
+    curve_oid: str | None
+    attributes: KeyAttributes
+    key_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignedKey:
+    """A key description with its attestation: what every key endpoint returns."""
+
+    view: KeyView
+    xml: str
+    xml_signature: str  # base64
+    attestation_key_name: str
+
+
+def utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def check_label(label: str, field: str = "label") -> None:
+    """Refuse empty, over-long and reserved-character labels (``/`` is for derivation paths)."""
+    if not label or not label.strip():
+        raise errors.ValidationFailed(f"'{field}' must not be empty")
+    if len(label) > MAX_LABEL_LENGTH:
+        raise errors.InvalidKeyName(f"'{field}' must be at most {MAX_LABEL_LENGTH} characters")
+    if _LABEL_FORBIDDEN.search(label):
+        raise errors.InvalidKeyName(
+            f"'{field}' must not contain '/' or control characters (derivation paths are not supported)"
+        )
+
+
+def resolve_algorithm(algorithm: str | None, algorithm_oid: str | None) -> KeyAlgorithm:
+    """The registry row named by ``algorithm`` (preferred) or ``algorithmOid``."""
+    if algorithm:
+        row = KEY_ALGORITHMS.get(algorithm)
+        if row is not None:
+            return row
+        if algorithm in UNSUPPORTED_KEY_ALGORITHMS:
+            raise errors.InvalidKeyType(f"key algorithm '{algorithm}' is not supported by hsmgate")
+        raise errors.ValidationFailed(
+            f"Value '{algorithm}' is not valid for field 'algorithm'; expected one of "
+            + ", ".join(KEY_ALGORITHMS)
+        )
+    if algorithm_oid:
+        row = KEY_ALGORITHM_BY_OID.get(algorithm_oid)
+        if row is None:
+            raise errors.ValidationFailed(f"Value '{algorithm_oid}' is not valid for field 'algorithmOid'")
+        return row
+    raise errors.ValidationFailed("'algorithm' must not be empty (or give 'algorithmOid')")
+
+
+class KeyService:
+    """Key management for one partition."""
+
+    def __init__(self, partition: Partition, metadata: KeyMetadataRepository, *,
+                 attestation_key_name: str, clock: Callable[[], datetime] | None = None) -> None:
+        self.partition = partition
+        self._metadata = metadata
+        self.attestation_key_name = attestation_key_name
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def _now(self) -> datetime:
+        return self._clock().replace(microsecond=0)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def ensure_attestation_key(self, size: int = 2048) -> None:
+        """Create the partition's RSA attestation key if it is absent (safe to race)."""
+        with translated():
+            if self.attestation_key_name in self.partition.list_labels():
+                return
+            attributes = KeyAttributes(sign=True, sensitive=True, extractable=False,
+                                       modifiable=False, destroyable=False)
+            try:
+                self.partition.generate(self.attestation_key_name, KeySpec(KeyType.RSA, size), attributes)
+            except Exception as exc:  # another process may have won the race
+                if self.attestation_key_name not in self.partition.list_labels():
+                    raise exc
+        self._metadata.record_creation(self.attestation_key_name, self._now())
+
+    def create(self, request: NewKey) -> SignedKey:
+        check_label(request.label)
+        algorithm = resolve_algorithm(request.algorithm, request.algorithm_oid)
+        spec = self._spec(algorithm, request)
+        attributes = request.attributes
+        if not (attributes.decrypt or attributes.sign or attributes.unwrap):
+            raise errors.KeyAttributesInvalid("at least one of 'decrypt', 'sign' or 'unwrap' must be true")
+        key_id = request.key_id.encode() if request.key_id else None
+        with translated():
+            info = self.partition.generate(request.label, spec, attributes, key_id)
+        created = self._metadata.record_creation(request.label, utc(info.created_at or self._now()))
+        return self._signed(info, created)
+
+    def _spec(self, algorithm: KeyAlgorithm, request: NewKey) -> KeySpec:
+        caps = self.partition.capabilities()
+        backend = caps.backend
+        if algorithm.needs_curve:
+            oid = request.curve_oid
+            if not oid:
+                raise errors.ValidationFailed(f"'curveOid' must not be empty for algorithm {algorithm.wire_name}")
+            curve = CURVES.get(oid)
+            if curve is None or curve.key_type is not algorithm.key_type:
+                raise errors.ValidationFailed(
+                    f"Value '{oid}' is not valid for field 'curveOid' with algorithm {algorithm.wire_name}"
+                )
+            spec = KeySpec(algorithm.key_type, curve_oid=oid)
+            if not caps.can_generate(spec):
+                raise errors.InvalidKeyType(f"curve {curve.name} ({oid}) is not supported by the {backend} backend")
+            return spec
+        size = request.key_size if request.key_size is not None else algorithm.default_size
+        if size not in algorithm.sizes:
+            allowed = ", ".join(str(s) for s in sorted(algorithm.sizes))
+            raise errors.KeySizeInvalid(
+                f"'keySize' {size} is not valid for algorithm {algorithm.wire_name}; allowed: {allowed}"
+            )
+        spec = KeySpec(algorithm.key_type, size=size)
+        if not caps.can_generate(spec):
+            if algorithm.key_type in caps.key_specs:
+                raise errors.KeySizeInvalid(
+                    f"'keySize' {size} for {algorithm.wire_name} is not supported by the {backend} backend"
+                )
+            raise errors.InvalidKeyType(f"key algorithm {algorithm.wire_name} is not supported by the {backend} backend")
+        return spec
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def labels(self) -> list[str]:
+        with translated():
+            return self.partition.list_labels()
+
+    def describe(self, label: str) -> SignedKey:
+        check_label(label)
+        with translated():
+            info = self.partition.get(label)
+        created = self._metadata.created_at(label)
+        if created is None:  # made outside hsmgate: remember when it was first seen
+            created = self._metadata.record_creation(label, utc(info.created_at or self._now()))
+        return self._signed(info, utc(created))
+
+    def delete(self, label: str) -> None:
+        check_label(label)
+        with translated():
+            self.partition.delete(label)
+        self._metadata.forget(label)
+
+    # -- attestation ---------------------------------------------------------------------------
+
+    def _signed(self, info: KeyInfo, created: datetime) -> SignedKey:
+        view = self.view(info, created)
+        xml = attestation_xml(view)
+        with translated():
+            signature = self.partition.sign(self.attestation_key_name, ATTESTATION_MECHANISM, xml.encode())
+        return SignedKey(view, xml, base64.b64encode(signature).decode(), self.attestation_key_name)
+
+    def view(self, info: KeyInfo, created: datetime) -> KeyView:
+        algorithm = KEY_ALGORITHM_BY_TYPE[info.key_type]
+        oid = algorithm.oid
+        if info.key_type is KeyType.ED and info.curve_oid:
+            oid = info.curve_oid  # Ed448 reports its own OID
+        key_id = None
+        if info.key_id:
+            try:
+                key_id = info.key_id.decode()
+                if not key_id.isprintable():
+                    raise UnicodeDecodeError("utf-8", info.key_id, 0, 1, "not printable")
+            except UnicodeDecodeError:
+                key_id = info.key_id.hex().upper()
+        size = None if info.key_type in (KeyType.EC, KeyType.ED) else info.size
+        return KeyView(
+            label=info.label, key_id=key_id, algorithm=algorithm.wire_name, algorithm_oid=oid,
+            curve_oid=info.curve_oid, key_size=size, create_time=created, attest_time=self._now(),
+            public_key=info.public_key, attributes=info.attributes,
+            asymmetric=info.key_type.is_asymmetric,
+        )
+

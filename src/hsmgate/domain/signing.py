@@ -1,0 +1,145 @@
+"""Sign and verify: TSB signature algorithms executed by a partition, and signature encodings.
+
+DSA and ECDSA signatures travel as DER ``SEQUENCE{r, s}`` by default, as raw ``r‖s`` with
+``signatureType: RAW`` and as Ethereum ``r‖s‖v`` with ``ETH``. Verification accepts DER, raw and
+ETH forms whatever type the request names, because TSB clients sign with RAW and verify without
+saying so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import coincurve
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+
+from hsmgate.domain import errors
+from hsmgate.domain.algorithms import (
+    CURVES,
+    SECP256K1_OID,
+    SIGNATURE_ALGORITHMS,
+    UNSUPPORTED_SIGNATURE_ALGORITHMS,
+    SignatureAlgorithm,
+    SignatureType,
+)
+from hsmgate.domain.hsm_errors import translated
+from hsmgate.hsm.base import KeyInfo, KeyType, Partition, SignMechanism
+
+_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+class SigningService:
+    """Synchronous sign and verify on one partition."""
+
+    def __init__(self, partition: Partition) -> None:
+        self.partition = partition
+
+    def sign(self, *, label: str, algorithm: str, payload: bytes,
+             signature_type: SignatureType | None = None) -> bytes:
+        """The signature of ``payload``, encoded as ``signature_type`` asks (DER by default)."""
+        row = _algorithm(algorithm)
+        info, mechanism, data = self._prepare(label, row, payload)
+        with translated():
+            signature = self.partition.sign(label, mechanism, data)
+        if info.key_type not in (KeyType.EC, KeyType.DSA):
+            return signature
+        kind = signature_type or SignatureType.DER
+        if kind is SignatureType.DER:
+            return signature
+        width = _scalar_width(info)
+        r, s = decode_dss_signature(signature)
+        if kind is SignatureType.RAW:
+            return r.to_bytes(width, "big") + s.to_bytes(width, "big")
+        return _ethereum(info, mechanism, data, r, s)
+
+    def verify(self, *, label: str, algorithm: str, payload: bytes, signature: bytes) -> bool:
+        """True when ``signature`` is valid; a malformed signature is simply not valid."""
+        row = _algorithm(algorithm)
+        info, mechanism, data = self._prepare(label, row, payload)
+        if info.key_type in (KeyType.EC, KeyType.DSA):
+            der = _as_der(signature, _scalar_width(info))
+            if der is None:
+                return False
+            signature = der
+        with translated():
+            return self.partition.verify(label, mechanism, data, signature)
+
+    def _prepare(self, label: str, row: SignatureAlgorithm, payload: bytes) -> tuple[KeyInfo, SignMechanism, bytes]:
+        with translated():
+            info = self.partition.get(label)
+        if info.key_type is not row.key_type:
+            raise errors.AlgorithmNotSupportedByKey(
+                f"signatureAlgorithm {row.wire_name} is not supported by key '{label}' ({info.key_type})"
+            )
+        prepared = row.mechanism_for(payload)
+        if prepared is None:
+            raise errors.InvalidPayload(
+                f"'payload' of {len(payload)} bytes is not a digest that {row.wire_name} accepts"
+            )
+        mechanism, data = prepared
+        if not self.partition.capabilities().can_sign(info.key_type, mechanism):
+            raise errors.UnsupportedOperation(
+                f"signatureAlgorithm {row.wire_name} is not supported by the "
+                f"{self.partition.capabilities().backend} backend"
+            )
+        return info, mechanism, data
+
+
+def _algorithm(name: str) -> SignatureAlgorithm:
+    row = SIGNATURE_ALGORITHMS.get(name)
+    if row is not None:
+        return row
+    if name in UNSUPPORTED_SIGNATURE_ALGORITHMS:
+        raise errors.UnsupportedOperation(f"signatureAlgorithm {name} is not supported by hsmgate")
+    raise errors.ValidationFailed(f"Value '{name}' is not valid for field 'signatureAlgorithm'")
+
+
+def _scalar_width(info: KeyInfo) -> int:
+    """Bytes of r and s in a raw signature: the curve order's size, or DSA's q."""
+    if info.key_type is KeyType.EC:
+        return CURVES[info.curve_oid or ""].field_bytes
+    public = serialization.load_der_public_key(info.public_key or b"")
+    assert isinstance(public, dsa.DSAPublicKey)
+    return (public.parameters().parameter_numbers().q.bit_length() + 7) // 8
+
+
+def _as_der(signature: bytes, width: int) -> bytes | None:
+    """DER form of a DER, raw r‖s or ETH r‖s‖v signature; None when it is none of these."""
+    try:
+        r, s = decode_dss_signature(signature)
+        if encode_dss_signature(r, s) == signature:
+            return signature
+    except ValueError:
+        pass
+    if len(signature) in (2 * width, 2 * width + 1):
+        r = int.from_bytes(signature[:width], "big")
+        s = int.from_bytes(signature[width:2 * width], "big")
+        if r and s:
+            return encode_dss_signature(r, s)
+    return None
+
+
+def _ethereum(info: KeyInfo, mechanism: SignMechanism, data: bytes, r: int, s: int) -> bytes:
+    """r‖s‖v with low s (EIP-2) and v = 27 + recovery id, found by recovering the public key."""
+    if info.curve_oid != SECP256K1_OID:
+        raise errors.ValidationFailed("'signatureType' ETH needs a secp256k1 key")
+    if s > _SECP256K1_ORDER // 2:
+        s = _SECP256K1_ORDER - s
+    digest = data if mechanism.prehashed else hashlib.new(str(mechanism.hash), data).digest()
+    digest = digest[:32]  # ECDSA on a 256-bit curve uses the leftmost 256 bits of the hash
+    rs = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    public = serialization.load_der_public_key(info.public_key or b"")
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    point = public.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    for recovery_id in (0, 1):
+        try:
+            candidate = coincurve.PublicKey.from_signature_and_message(
+                rs + bytes([recovery_id]), digest, hasher=None
+            )
+        except ValueError:
+            continue
+        if candidate.format(compressed=False) == point:
+            return rs + bytes([27 + recovery_id])
+    raise errors.HsmFailure("could not derive the Ethereum recovery id of the signature")

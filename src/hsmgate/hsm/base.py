@@ -1,0 +1,272 @@
+"""The backend contract: what a key partition can do, in the vocabulary of the standards.
+
+A *partition* is one key store: a PKCS#11 token (``pkcs11.py``) or the built-in software token
+(``soft.py``). Everything above this package talks to a :class:`Partition` and never sees key
+material; everything below it is the only code that does.
+
+The vocabulary here is deliberately the standards' (PKCS#1, SEC 1, RFC 8032, PKCS#11), not the TSB
+wire names: ``domain/algorithms.py`` maps TSB names onto these values, so a TSB rename never
+reaches a backend.
+
+Exceptions (all subclasses of :class:`HsmError`)::
+
+    HsmError
+     ├── KeyNotFound          no key with that label in this partition
+     ├── KeyExists            a key with that label already exists
+     ├── UnsupportedByBackend the backend cannot do this key type / mechanism (never a fallback)
+     ├── OperationNotPermitted the key's attributes forbid the operation (e.g. sign=false)
+     ├── InvalidInput         the data cannot be used with this mechanism (wrong digest length …)
+     ├── DecryptFailed        authentication tag / padding check failed (reserved for decrypt)
+     └── BackendUnavailable   the token or module is gone; the caller may retry later
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+
+class HsmError(Exception):
+    """Base of every error a backend raises; ``str(err)`` is safe to show to a caller."""
+
+
+class KeyNotFound(HsmError):
+    """No key with that label exists in the partition."""
+
+
+class KeyExists(HsmError):
+    """A key with that label already exists in the partition."""
+
+
+class UnsupportedByBackend(HsmError):
+    """The backend (or its token) does not offer this key type or mechanism."""
+
+
+class OperationNotPermitted(HsmError):
+    """The key's attributes forbid the operation (for example ``sign`` is false)."""
+
+
+class InvalidInput(HsmError):
+    """The input cannot be used with the mechanism (for example a digest of the wrong length)."""
+
+
+class DecryptFailed(HsmError):
+    """Decryption or unwrapping failed its integrity check; no partial output is returned."""
+
+
+class BackendUnavailable(HsmError):
+    """The module, token or session is not reachable right now."""
+
+
+class KeyType(enum.StrEnum):
+    """Key types a partition can hold. Values are the TSB's ``algorithm`` spelling."""
+
+    RSA = "RSA"
+    DSA = "DSA"
+    EC = "EC"
+    ED = "ED"  # Edwards curves: Ed25519 / Ed448, told apart by the curve OID
+    AES = "AES"
+    CHACHA20 = "ChaCha20"
+    CAMELLIA = "Camellia"
+    TDEA = "TDEA"
+    HMAC_SHA1 = "HMACSHA1"
+    HMAC_SHA224 = "HMACSHA224"
+    HMAC_SHA256 = "HMACSHA256"
+    HMAC_SHA384 = "HMACSHA384"
+    HMAC_SHA512 = "HMACSHA512"
+
+    @property
+    def is_asymmetric(self) -> bool:
+        return self in (KeyType.RSA, KeyType.DSA, KeyType.EC, KeyType.ED)
+
+
+class HashAlg(enum.StrEnum):
+    """Message digests a signing mechanism may apply. Values are the ``hashlib`` names."""
+
+    SHA1 = "sha1"
+    SHA224 = "sha224"
+    SHA256 = "sha256"
+    SHA384 = "sha384"
+    SHA512 = "sha512"
+    SHA3_224 = "sha3_224"
+    SHA3_256 = "sha3_256"
+    SHA3_384 = "sha3_384"
+    SHA3_512 = "sha3_512"
+
+    @property
+    def digest_size(self) -> int:
+        return _DIGEST_SIZES[self]
+
+    @classmethod
+    def for_digest_size(cls, size: int) -> HashAlg | None:
+        """The SHA-2 (or SHA-1) hash whose output has ``size`` bytes, if any."""
+        return {20: cls.SHA1, 28: cls.SHA224, 32: cls.SHA256, 48: cls.SHA384, 64: cls.SHA512}.get(size)
+
+
+_DIGEST_SIZES = {
+    HashAlg.SHA1: 20,
+    HashAlg.SHA224: 28,
+    HashAlg.SHA256: 32,
+    HashAlg.SHA384: 48,
+    HashAlg.SHA512: 64,
+    HashAlg.SHA3_224: 28,
+    HashAlg.SHA3_256: 32,
+    HashAlg.SHA3_384: 48,
+    HashAlg.SHA3_512: 64,
+}
+
+
+class SignScheme(enum.StrEnum):
+    """Signature schemes by their standard names."""
+
+    RSA_PKCS1V15 = "RSASSA-PKCS1-v1_5"  # EMSA-PKCS1-v1_5 with DigestInfo
+    RSA_PKCS1V15_RAW = "RSASSA-PKCS1-v1_5-raw"  # type-1 padding over the data, no DigestInfo (NONEwithRSA)
+    RSA_PSS = "RSASSA-PSS"  # MGF1 with the same hash, salt length = digest length
+    DSA = "DSA"
+    ECDSA = "ECDSA"
+    EDDSA = "EdDSA"  # pure Ed25519 / Ed448; no hash
+
+
+@dataclass(frozen=True, slots=True)
+class SignMechanism:
+    """How to turn data into a signature.
+
+    ``hash`` is the digest of the scheme. With ``prehashed`` the data *is* that digest (the
+    ``NONE…`` forms); otherwise the backend hashes the data itself. ``deterministic`` asks for
+    RFC 6979 nonces (ECDSA / DSA only). For ``RSA_PKCS1V15_RAW`` and ``EDDSA`` ``hash`` is None.
+    """
+
+    scheme: SignScheme
+    hash: HashAlg | None = None
+    prehashed: bool = False
+    deterministic: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    """What to generate: a key type plus its size in bits or its curve OID."""
+
+    key_type: KeyType
+    size: int | None = None
+    curve_oid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyAttributes:
+    """PKCS#11-style key attributes. ``always_sensitive`` and ``never_extractable`` are read-only
+    history bits maintained by the backend: they are ignored on generation."""
+
+    decrypt: bool = False
+    sign: bool = False
+    unwrap: bool = False
+    derive: bool = False
+    encrypt: bool = False
+    verify: bool = False
+    wrap: bool = False
+    sensitive: bool = True
+    extractable: bool = False
+    modifiable: bool = True
+    destroyable: bool = False
+    copyable: bool = False
+    always_sensitive: bool = False
+    never_extractable: bool = False
+
+    def with_history(self, *, always_sensitive: bool, never_extractable: bool) -> KeyAttributes:
+        return replace(self, always_sensitive=always_sensitive, never_extractable=never_extractable)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """Public facts about one key. Never carries private or secret key material.
+
+    ``public_key`` is DER SubjectPublicKeyInfo for asymmetric keys and None for secret keys.
+    ``size`` is in bits (for EC/ED the field size of the curve). ``created_at`` is None when the
+    backend cannot know it (a key made by another application on a PKCS#11 token).
+    """
+
+    label: str
+    key_type: KeyType
+    attributes: KeyAttributes
+    size: int | None = None
+    curve_oid: str | None = None
+    key_id: bytes | None = None
+    public_key: bytes | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a partition can do, as declared by its backend.
+
+    ``key_specs`` maps each key type to the sizes (bits) or curve OIDs it can generate; an empty
+    set means "no size parameter" (e.g. Ed25519 is listed by curve, ChaCha20 has one size).
+    ``sign`` is the set of (key type, mechanism) pairs the backend can execute.
+    """
+
+    backend: str
+    key_specs: dict[KeyType, frozenset[int | str]] = field(default_factory=dict)
+    sign: frozenset[tuple[KeyType, SignMechanism]] = frozenset()
+
+    def can_generate(self, spec: KeySpec) -> bool:
+        allowed = self.key_specs.get(spec.key_type)
+        if allowed is None:
+            return False
+        wanted = spec.curve_oid if spec.key_type in (KeyType.EC, KeyType.ED) else spec.size
+        return not allowed or wanted in allowed
+
+    def can_sign(self, key_type: KeyType, mechanism: SignMechanism) -> bool:
+        return (key_type, mechanism) in self.sign
+
+
+class Partition(ABC):
+    """One key store. Implementations must be safe to call from several threads at once."""
+
+    name: str
+
+    @abstractmethod
+    def capabilities(self) -> Capabilities:
+        """The key types and mechanisms this partition supports."""
+
+    @abstractmethod
+    def generate(self, label: str, spec: KeySpec, attributes: KeyAttributes,
+                 key_id: bytes | None = None) -> KeyInfo:
+        """Generate a key inside the partition.
+
+        Raises KeyExists, UnsupportedByBackend. The returned attributes include the history bits.
+        """
+
+    @abstractmethod
+    def list_labels(self) -> list[str]:
+        """Labels of all keys in the partition (private and secret keys; public halves of a pair
+        are not listed separately)."""
+
+    @abstractmethod
+    def get(self, label: str) -> KeyInfo:
+        """Public facts about a key. Raises KeyNotFound."""
+
+    @abstractmethod
+    def delete(self, label: str) -> None:
+        """Destroy a key (both halves of a pair). Raises KeyNotFound, OperationNotPermitted when
+        the key is not destroyable."""
+
+    @abstractmethod
+    def sign(self, label: str, mechanism: SignMechanism, data: bytes) -> bytes:
+        """Sign ``data`` with the private key.
+
+        Returns the scheme's natural encoding: the RSA signature block; DER ``SEQUENCE{r, s}`` for
+        DSA and ECDSA; the raw 64/114-byte EdDSA signature. Raises KeyNotFound,
+        OperationNotPermitted (no ``sign`` attribute), UnsupportedByBackend, InvalidInput.
+        """
+
+    @abstractmethod
+    def verify(self, label: str, mechanism: SignMechanism, data: bytes, signature: bytes) -> bool:
+        """True when ``signature`` (encoded as :meth:`sign` returns it) is valid for ``data``."""
+
+    @abstractmethod
+    def generate_random(self, length: int) -> bytes:
+        """``length`` bytes from the partition's random generator (C_GenerateRandom on a token)."""
+
+    def close(self) -> None:
+        """Release sessions, handles and caches. Idempotent."""
