@@ -68,8 +68,9 @@ def create_key(body: CreateKeyDto, services: ServicesDep) -> SignedKeyAttributes
         modifiable=attrs.modifiable, destroyable=attrs.destroyable, copyable=attrs.copyable,
     )
     signed = services.keys.create(NewKey(
-        label=body.label, algorithm=body.algorithm, algorithm_oid=body.algorithmOid, key_size=body.keySize,
-        curve_oid=body.curveOid, attributes=attributes, key_id=body.id,
+        label=body.label, algorithm=str(body.algorithm) if body.algorithm else None,
+        algorithm_oid=body.algorithmOid, key_size=body.keySize, curve_oid=body.curveOid,
+        attributes=attributes, key_id=body.id,
     ))
     return key_response(signed)
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from hsmgate.api.wire.common import Password, WireModel
+from hsmgate.domain.algorithms import KEY_ALGORITHMS, UNSUPPORTED_KEY_ALGORITHMS
+
+KeyAlgorithmName = enum.StrEnum(  # type: ignore[misc]
+    "KeyAlgorithm", {name.replace("-", "_"): name for name in (*KEY_ALGORITHMS, *sorted(UNSUPPORTED_KEY_ALGORITHMS))}
+)
 
 
 class CreateKeyAttributes(WireModel):
@@ -38,7 +44,7 @@ class CreateKeyDto(WireModel):
     label: str = Field(min_length=1, max_length=256)
     password: Password = None
     id: str | None = None
-    algorithm: str | None = Field(None, examples=["RSA", "EC", "ED", "AES"])
+    algorithm: KeyAlgorithmName | None = Field(None, examples=["RSA", "EC", "ED", "AES"])  # type: ignore[valid-type]
     algorithmOid: str | None = None
     curveOid: str | None = Field(None, examples=["1.2.840.10045.3.1.7"])
     keySize: int | None = Field(None, examples=[2048])

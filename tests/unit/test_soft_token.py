@@ -1,0 +1,91 @@
+"""The software token's sealing at rest and persistence."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from hsmgate.hsm.base import BackendUnavailable, KeyAttributes, KeySpec, KeyType, SignMechanism, SignScheme, HashAlg
+from hsmgate.hsm.soft import Sealer, SoftPartition
+from hsmgate.store.database import Database
+from hsmgate.store.models import SoftKeyRecord
+from hsmgate.store.soft_keys import SoftKeyRepository
+
+SIGNER = KeyAttributes(sign=True, destroyable=True)
+ECDSA = SignMechanism(SignScheme.ECDSA, HashAlg.SHA256)
+
+
+def _db(tmp_path: Path) -> Database:
+    db = Database(f"sqlite:///{tmp_path / 'state.db'}")
+    db.migrate()
+    return db
+
+
+def test_sealer_binds_partition_and_label() -> None:
+    sealer = Sealer(secrets.token_bytes(32))
+    nonce, sealed = sealer.seal("p1", "label", b"secret material")
+    assert b"secret material" not in sealed
+    assert sealer.open("p1", "label", nonce, sealed) == b"secret material"
+    with pytest.raises(BackendUnavailable):
+        sealer.open("p1", "other-label", nonce, sealed)
+    with pytest.raises(BackendUnavailable):
+        sealer.open("p2", "label", nonce, sealed)
+
+
+def test_nonces_are_fresh_per_record() -> None:
+    sealer = Sealer(secrets.token_bytes(32))
+    assert sealer.seal("p", "l", b"x")[0] != sealer.seal("p", "l", b"x")[0]
+
+
+def test_master_key_must_be_256_bits() -> None:
+    with pytest.raises(ValueError):
+        Sealer(b"short")
+
+
+def test_private_material_is_never_stored_in_clear(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    token = SoftPartition("p", repository=SoftKeyRepository(db, "p"), master_key=secrets.token_bytes(32))
+    token.generate("k", KeySpec(KeyType.AES, 256), KeyAttributes(decrypt=True))
+    raw = (tmp_path / "state.db").read_bytes()
+    with db.session() as session:
+        record = session.scalar(select(SoftKeyRecord))
+        assert record is not None and len(record.sealed_material) == 32 + 16 and len(record.nonce) == 12
+    assert b"-----BEGIN" not in raw
+
+
+def test_keys_survive_a_restart_and_need_the_same_master_key(tmp_path: Path) -> None:
+    master = secrets.token_bytes(32)
+    db = _db(tmp_path)
+    first = SoftPartition("p", repository=SoftKeyRepository(db, "p"), master_key=master)
+    first.generate("ec", KeySpec(KeyType.EC, curve_oid="1.2.840.10045.3.1.7"), SIGNER)
+    first.close()
+    again = SoftPartition("p", repository=SoftKeyRepository(db, "p"), master_key=master)
+    assert again.list_labels() == ["ec"]
+    assert again.verify("ec", ECDSA, b"m", again.sign("ec", ECDSA, b"m"))
+    wrong = SoftPartition("p", repository=SoftKeyRepository(db, "p"), master_key=secrets.token_bytes(32))
+    with pytest.raises(BackendUnavailable):
+        wrong.sign("ec", ECDSA, b"m")
+
+
+def test_a_record_moved_to_another_label_does_not_open(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    token = SoftPartition("p", repository=SoftKeyRepository(db, "p"), master_key=secrets.token_bytes(32))
+    token.generate("a", KeySpec(KeyType.EC, curve_oid="1.2.840.10045.3.1.7"), SIGNER)
+    token.close()
+    with db.session() as session:
+        session.execute(update(SoftKeyRecord).where(SoftKeyRecord.label == "a").values(label="b"))
+    with pytest.raises(BackendUnavailable):
+        token.sign("b", ECDSA, b"m")
+
+
+def test_partitions_do_not_see_each_other(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    master = secrets.token_bytes(32)
+    one = SoftPartition("one", repository=SoftKeyRepository(db, "one"), master_key=master)
+    two = SoftPartition("two", repository=SoftKeyRepository(db, "two"), master_key=master)
+    one.generate("k", KeySpec(KeyType.AES, 128), KeyAttributes(decrypt=True))
+    assert two.list_labels() == []
+    two.generate("k", KeySpec(KeyType.AES, 128), KeyAttributes(decrypt=True))  # same label, other partition
