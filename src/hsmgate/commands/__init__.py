@@ -1,0 +1,1 @@
+"""Sub-commands of the ``hsmgate`` CLI, one module per command group."""
