@@ -76,10 +76,37 @@ class KeyType(enum.StrEnum):
     HMAC_SHA256 = "HMACSHA256"
     HMAC_SHA384 = "HMACSHA384"
     HMAC_SHA512 = "HMACSHA512"
+    # Post-quantum (FIPS 203 / 204 / 205); values are the TSB spelling
+    ML_DSA_44 = "ML-DSA-44"
+    ML_DSA_65 = "ML-DSA-65"
+    ML_DSA_87 = "ML-DSA-87"
+    SLH_DSA_SHA2_128S = "SLH-DSA-SHA2-128s"
+    SLH_DSA_SHA2_128F = "SLH-DSA-SHA2-128f"
+    SLH_DSA_SHA2_192S = "SLH-DSA-SHA2-192s"
+    SLH_DSA_SHA2_192F = "SLH-DSA-SHA2-192f"
+    SLH_DSA_SHA2_256S = "SLH-DSA-SHA2-256s"
+    SLH_DSA_SHA2_256F = "SLH-DSA-SHA2-256f"
+    SLH_DSA_SHAKE_128S = "SLH-DSA-SHAKE-128s"
+    SLH_DSA_SHAKE_128F = "SLH-DSA-SHAKE-128f"
+    SLH_DSA_SHAKE_192S = "SLH-DSA-SHAKE-192s"
+    SLH_DSA_SHAKE_192F = "SLH-DSA-SHAKE-192f"
+    SLH_DSA_SHAKE_256S = "SLH-DSA-SHAKE-256s"
+    SLH_DSA_SHAKE_256F = "SLH-DSA-SHAKE-256f"
+    ML_KEM_512 = "ML-KEM-512"
+    ML_KEM_768 = "ML-KEM-768"
+    ML_KEM_1024 = "ML-KEM-1024"
 
     @property
     def is_asymmetric(self) -> bool:
-        return self in (KeyType.RSA, KeyType.DSA, KeyType.EC, KeyType.ED)
+        return self in (KeyType.RSA, KeyType.DSA, KeyType.EC, KeyType.ED) or self.is_post_quantum
+
+    @property
+    def is_post_quantum(self) -> bool:
+        return self.value.startswith(("ML-DSA-", "SLH-DSA-", "ML-KEM-"))
+
+    @property
+    def is_hmac(self) -> bool:
+        return self.value.startswith("HMACSHA")
 
 
 class HashAlg(enum.StrEnum):
@@ -127,6 +154,10 @@ class SignScheme(enum.StrEnum):
     DSA = "DSA"
     ECDSA = "ECDSA"
     EDDSA = "EdDSA"  # pure Ed25519 / Ed448; no hash
+    ML_DSA = "ML-DSA"  # FIPS 204 pure ML-DSA; no hash
+    HASH_ML_DSA = "HashML-DSA"  # FIPS 204 pre-hash variant; ``hash`` names the pre-hash
+    SLH_DSA = "SLH-DSA"  # FIPS 205 pure SLH-DSA
+    HASH_SLH_DSA = "HashSLH-DSA"  # FIPS 205 pre-hash variant
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +173,72 @@ class SignMechanism:
     hash: HashAlg | None = None
     prehashed: bool = False
     deterministic: bool = False
+
+
+class CipherMode(enum.StrEnum):
+    """Encryption schemes by their standard names."""
+
+    RSA_PKCS1V15 = "RSAES-PKCS1-v1_5"
+    RSA_OAEP = "RSAES-OAEP"  # ``hash`` is the OAEP hash; MGF1 uses the same hash; empty label
+    RSA_RAW = "RSA-raw"  # textbook RSA on a modulus-sized block (RSA_NO_PADDING)
+    AES_GCM = "AES-GCM"
+    AES_CBC = "AES-CBC"  # no padding: data must be block aligned
+    AES_CBC_PAD = "AES-CBC-PAD"  # PKCS#7 padding
+    AES_CTR = "AES-CTR"
+    AES_ECB = "AES-ECB"  # no padding
+    AES_ECB_PAD = "AES-ECB-PAD"  # PKCS#7 padding (Java's plain "AES")
+    CHACHA20 = "ChaCha20"
+    CHACHA20_POLY1305 = "ChaCha20-Poly1305"
+    CAMELLIA_CBC = "Camellia-CBC"
+    CAMELLIA_CBC_PAD = "Camellia-CBC-PAD"
+    CAMELLIA_ECB = "Camellia-ECB"
+    TDEA_CBC = "TDEA-CBC"
+    TDEA_CBC_PAD = "TDEA-CBC-PAD"
+    TDEA_ECB = "TDEA-ECB"
+
+
+@dataclass(frozen=True, slots=True)
+class CipherMechanism:
+    """How to encrypt: the mode, plus the OAEP hash or the AEAD tag length in bits."""
+
+    mode: CipherMode
+    hash: HashAlg | None = None
+    tag_bits: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptResult:
+    """Output of :meth:`Partition.encrypt`. ``ciphertext`` excludes the AEAD tag; ``iv`` is the
+    IV/nonce the backend generated (None for modes without one)."""
+
+    ciphertext: bytes
+    iv: bytes | None = None
+    tag: bytes | None = None
+
+
+class WrapMode(enum.StrEnum):
+    """Key-wrapping schemes by their standard names."""
+
+    AES_KW = "AES-KW"  # RFC 3394
+    AES_KWP = "AES-KWP"  # RFC 5649
+    RSA_OAEP = "RSA-OAEP"  # ``hash`` names the OAEP hash (MGF1 with the same hash)
+    RSA_PKCS1V15 = "RSA-PKCS1-v1_5"
+    ML_KEM_AES_KWP = "ML-KEM+AES-KWP"  # KEM ciphertext ‖ AES-KWP under the shared secret
+
+
+@dataclass(frozen=True, slots=True)
+class WrapMechanism:
+    mode: WrapMode
+    hash: HashAlg | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedKey:
+    """Key material of an extractable, non-sensitive key: PKCS#8 DER, SPKI DER or raw secret."""
+
+    private_key: bytes | None = None
+    public_key: bytes | None = None
+    secret_key: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +305,11 @@ class Capabilities:
     backend: str
     key_specs: dict[KeyType, frozenset[int | str]] = field(default_factory=dict)
     sign: frozenset[tuple[KeyType, SignMechanism]] = frozenset()
+    cipher: frozenset[tuple[KeyType, CipherMechanism]] = frozenset()
+    wrap: frozenset[tuple[KeyType, WrapMechanism]] = frozenset()
+    hmac: frozenset[KeyType] = frozenset()
+    kem: frozenset[KeyType] = frozenset()
+    key_import: frozenset[KeyType] = frozenset()
 
     def can_generate(self, spec: KeySpec) -> bool:
         allowed = self.key_specs.get(spec.key_type)
@@ -218,6 +320,12 @@ class Capabilities:
 
     def can_sign(self, key_type: KeyType, mechanism: SignMechanism) -> bool:
         return (key_type, mechanism) in self.sign
+
+    def can_encrypt(self, key_type: KeyType, mechanism: CipherMechanism) -> bool:
+        return (key_type, mechanism) in self.cipher
+
+    def can_wrap(self, key_type: KeyType, mechanism: WrapMechanism) -> bool:
+        return (key_type, mechanism) in self.wrap
 
 
 class Partition(ABC):
@@ -252,17 +360,66 @@ class Partition(ABC):
         the key is not destroyable."""
 
     @abstractmethod
-    def sign(self, label: str, mechanism: SignMechanism, data: bytes) -> bytes:
+    def sign(self, label: str, mechanism: SignMechanism, data: bytes, *, context: bytes | None = None) -> bytes:
         """Sign ``data`` with the private key.
 
         Returns the scheme's natural encoding: the RSA signature block; DER ``SEQUENCE{r, s}`` for
-        DSA and ECDSA; the raw 64/114-byte EdDSA signature. Raises KeyNotFound,
+        DSA and ECDSA; the raw 64/114-byte EdDSA signature; the raw ML-DSA / SLH-DSA signature.
+        ``context`` is the FIPS 204/205 context string (ML-DSA / SLH-DSA only). Raises KeyNotFound,
         OperationNotPermitted (no ``sign`` attribute), UnsupportedByBackend, InvalidInput.
         """
 
     @abstractmethod
-    def verify(self, label: str, mechanism: SignMechanism, data: bytes, signature: bytes) -> bool:
+    def verify(self, label: str, mechanism: SignMechanism, data: bytes, signature: bytes,
+               *, context: bytes | None = None) -> bool:
         """True when ``signature`` (encoded as :meth:`sign` returns it) is valid for ``data``."""
+
+    # -- optional operations: a backend that lacks one declares it absent in capabilities() and
+    # -- inherits these refusals; the API answers "not supported" before calling them.
+
+    def encrypt(self, label: str, mechanism: CipherMechanism, data: bytes, *, iv: bytes | None = None,
+                aad: bytes | None = None) -> EncryptResult:
+        """Encrypt with a secret key or a public key. The backend generates IVs/nonces when
+        ``iv`` is None. Raises OperationNotPermitted when the key may not encrypt."""
+        raise UnsupportedByBackend(f"{mechanism.mode} encryption is not supported by this backend")
+
+    def decrypt(self, label: str, mechanism: CipherMechanism, data: bytes, *, iv: bytes | None = None,
+                aad: bytes | None = None, tag: bytes | None = None) -> bytes:
+        """Decrypt; raises DecryptFailed (never partial plaintext) when integrity checks fail."""
+        raise UnsupportedByBackend(f"{mechanism.mode} decryption is not supported by this backend")
+
+    def wrap(self, wrapping_label: str, mechanism: WrapMechanism, target_label: str) -> bytes:
+        """Wrap ``target_label`` under ``wrapping_label``. Never wraps a non-extractable key
+        (OperationNotPermitted)."""
+        raise UnsupportedByBackend(f"{mechanism.mode} wrapping is not supported by this backend")
+
+    def unwrap(self, unwrapping_label: str, mechanism: WrapMechanism, wrapped: bytes, *, label: str,
+               spec: KeySpec, attributes: KeyAttributes) -> KeyInfo:
+        """Unwrap ``wrapped`` into a new key ``label`` of type ``spec``; raises DecryptFailed."""
+        raise UnsupportedByBackend(f"{mechanism.mode} unwrapping is not supported by this backend")
+
+    def hmac(self, label: str, data: bytes) -> bytes:
+        """HMAC of ``data`` with an HMAC key (its hash is the key type's)."""
+        raise UnsupportedByBackend("HMAC is not supported by this backend")
+
+    def hmac_verify(self, label: str, data: bytes, mac: bytes) -> bool:
+        """Constant-time check of an HMAC."""
+        raise UnsupportedByBackend("HMAC is not supported by this backend")
+
+    def decapsulate(self, label: str, ciphertext: bytes) -> bytes:
+        """ML-KEM decapsulation with the private key; returns the shared secret."""
+        raise UnsupportedByBackend("key encapsulation is not supported by this backend")
+
+    def import_key(self, label: str, *, key_type: KeyType, attributes: KeyAttributes,
+                   private_key: bytes | None = None, public_key: bytes | None = None,
+                   secret_key: bytes | None = None, curve_oid: str | None = None) -> KeyInfo:
+        """Store key material made elsewhere (PKCS#8 DER, SPKI DER or raw secret). Imported keys
+        are never ``always_sensitive`` / ``never_extractable``."""
+        raise UnsupportedByBackend("key import is not supported by this backend")
+
+    def export_key(self, label: str) -> ExportedKey:
+        """Material of an extractable, non-sensitive key; OperationNotPermitted otherwise."""
+        raise UnsupportedByBackend("key export is not supported by this backend")
 
     @abstractmethod
     def generate_random(self, length: int) -> bytes:

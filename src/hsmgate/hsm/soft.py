@@ -154,7 +154,7 @@ class SoftPartition(Partition):
         if not self._repo.remove(label):
             raise KeyNotFound(f"key '{label}' not found")
 
-    def sign(self, label: str, mechanism: SignMechanism, data: bytes) -> bytes:
+    def sign(self, label: str, mechanism: SignMechanism, data: bytes, *, context: bytes | None = None) -> bytes:
         key = self._load(label)
         if not key.info.attributes.sign:
             raise OperationNotPermitted(f"key '{label}' does not have the sign attribute")
@@ -163,7 +163,8 @@ class SoftPartition(Partition):
         raw = self._raw_rsa(key) if isinstance(key.private, rsa.RSAPrivateKey) else None
         return softcrypto.sign(key.private, mechanism, data, raw)
 
-    def verify(self, label: str, mechanism: SignMechanism, data: bytes, signature: bytes) -> bool:
+    def verify(self, label: str, mechanism: SignMechanism, data: bytes, signature: bytes,
+               *, context: bytes | None = None) -> bool:
         key = self._load(label)
         if key.info.public_key is None or not self._capabilities.can_sign(key.info.key_type, mechanism):
             raise UnsupportedByBackend(f"key '{label}' ({key.info.key_type}) cannot verify {mechanism.scheme}")
