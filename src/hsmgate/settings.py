@@ -8,14 +8,48 @@ import os
 import secrets
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from hsmgate.auth.roles import Role
 
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message says which setting and why."""
+
+
+#: Shortest API key accepted (characters); a TSB-style "keymanagement1" is a password, not a key.
+MIN_API_KEY_LENGTH = 16
+#: Shortest HS256 secret accepted (bytes), as RFC 7518 §3.2 requires for HMAC-SHA-256.
+MIN_HS256_SECRET_LENGTH = 32
+
+
+def _comma_separated(value: Any) -> Any:
+    """``"a,b"`` (env) or ``["a", "b"]`` (TOML) → a list without empty items."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.split(",")
+    if isinstance(value, list | tuple):
+        return [item.strip() if isinstance(item, str) else item for item in value
+                if not (isinstance(item, str) and not item.strip())]
+    return value
+
+
+#: Several secrets, comma-separated in the environment, a list (or one string) in TOML.
+SecretList = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_comma_separated)]
+PathList = Annotated[tuple[Path, ...], NoDecode, BeforeValidator(_comma_separated)]
+
+
+class MtlsIdentity(BaseModel):
+    """What a client certificate may do: its partition (default: HSMGATE_PARTITION) and roles."""
+
+    model_config = {"extra": "forbid"}
+
+    partition: str | None = None
+    roles: tuple[Role, ...] = ()
 
 
 class Settings(BaseSettings):
@@ -41,12 +75,80 @@ class Settings(BaseSettings):
     attestation_key_size: int = 2048
     max_random_length: int = Field(65536, ge=1)
     log_level: str = "info"
+    # -- RFC 3161 timestamps (issue 4) --
+    #: key that signs /v1/createRfcTimestamp tokens (the TSB's hsm.rfcTimestampKeyName); unset: refused
+    rfc_timestamp_key_name: str | None = None
+    #: TSA policy OID written into each TSTInfo (default: under 2.999, the arc for examples — set your own)
+    rfc_timestamp_policy: str = Field("2.999.3161.1", pattern=r"^[0-2](\.(0|[1-9][0-9]*))+$")
+    # -- Smart Key Attributes (issue 5) --
+    #: EC P-256 key that signs the HSM timestamps of SKA requests (the TSB's hsm.timestampKeyName)
+    timestamp_key_name: str = "timestamp-key"
+    #: how old an approver's timestamp may be, and how far ahead of the server's clock (seconds)
+    max_timestamp_diff: int = Field(600, ge=0)
+    max_future_timestamp_diff: int = Field(0, ge=0)
+    #: DER or PEM certificates of timestamp signers allowed to fetch tasks for approvers
+    timestamp_signing_certificates: PathList = ()
+    #: seconds between two passes of the request scheduler (timelocks, expiry)
+    ska_scheduler_interval: float = Field(5.0, gt=0, le=3600)
+    # -- scale-out (issue 7) --
+    workers: int = Field(1, ge=1, le=64)
+    max_batch: int = Field(1000, ge=1, le=100_000)
+
+    # -- authentication (README "Security") ------------------------------------------------
+    #: API keys per TSB role (header X-API-KEY); several per role for rollover.
+    api_keys_key_management: SecretList = ()
+    api_keys_key_operation: SecretList = ()
+    api_keys_approver: SecretList = ()
+    api_keys_service: SecretList = ()
+    api_keys_approver_key_management: SecretList = ()
+    #: Tolerate the two role mix-ups of official TSB clients (reference §2 CONFLICT).
+    lenient_roles: bool = False
+    #: JWT bearer tokens: expected ``iss`` and ``aud``, verification keys, signing key of ``token issue``.
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_hs256_secret: SecretStr | None = None
+    jwt_public_keys: PathList = ()
+    jwt_jwks_file: Path | None = None
+    jwt_signing_key: Path | None = None
+    jwt_leeway_seconds: int = Field(30, ge=0, le=600)
+    #: TLS of ``hsmgate serve`` and client certificates (mTLS).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    tls_client_auth: Literal["need", "want", "none"] = "none"
+    #: Client certificate subject DN (RFC 4514) or ``sha256:<hex fingerprint>`` or ``*`` → identity.
+    mtls_identities: dict[str, MtlsIdentity] = Field(default_factory=dict)
+
+    # -- audit -----------------------------------------------------------------------------
+    audit_enabled: bool = True
+    #: Refuse an operation whose audit record cannot be written.
+    audit_fail_closed: bool = True
+    #: Sign a checkpoint of a partition's chain every this many records.
+    audit_checkpoint_interval: int = Field(100, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.backend == "pkcs11" and not self.pkcs11_module:
             raise ValueError("HSMGATE_PKCS11_MODULE is required with HSMGATE_BACKEND=pkcs11")
+        self._check_auth_settings()
         return self
+
+    def _check_auth_settings(self) -> None:
+        for role, keys in self.api_keys.items():
+            if any(len(key.get_secret_value()) < MIN_API_KEY_LENGTH for key in keys):
+                raise ValueError(f"API keys of role {role} must be at least {MIN_API_KEY_LENGTH} characters "
+                                 "(make one with: openssl rand -hex 32)")
+        if self.jwt_hs256_secret is not None and \
+                len(self.jwt_hs256_secret.get_secret_value().encode()) < MIN_HS256_SECRET_LENGTH:
+            raise ValueError(f"HSMGATE_JWT_HS256_SECRET must be at least {MIN_HS256_SECRET_LENGTH} bytes")
+        jwt_keys = (self.jwt_hs256_secret is not None or bool(self.jwt_public_keys)
+                    or self.jwt_jwks_file is not None or self.jwt_signing_key is not None)
+        if jwt_keys and not (self.jwt_issuer and self.jwt_audience):
+            raise ValueError("HSMGATE_JWT_ISSUER and HSMGATE_JWT_AUDIENCE are required with JWT keys")
+        if (self.tls_key or self.tls_client_ca) and not self.tls_cert:
+            raise ValueError("HSMGATE_TLS_CERT is required with HSMGATE_TLS_KEY / HSMGATE_TLS_CLIENT_CA")
+        if self.tls_client_auth != "none" and not self.tls_client_ca:
+            raise ValueError(f"HSMGATE_TLS_CLIENT_AUTH={self.tls_client_auth} needs HSMGATE_TLS_CLIENT_CA")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -72,11 +174,49 @@ class Settings(BaseSettings):
         except ValueError:
             return False
 
+    @property
+    def api_keys(self) -> dict[Role, tuple[SecretStr, ...]]:
+        """The configured API keys by role (roles without keys left out)."""
+        by_role = {
+            Role.KEY_MANAGEMENT: self.api_keys_key_management, Role.KEY_OPERATION: self.api_keys_key_operation,
+            Role.APPROVER: self.api_keys_approver, Role.SERVICE: self.api_keys_service,
+            Role.APPROVER_KEY_MANAGEMENT: self.api_keys_approver_key_management,
+        }
+        return {role: keys for role, keys in by_role.items() if keys}
+
+    @property
+    def jwt_enabled(self) -> bool:
+        return bool(self.jwt_hs256_secret is not None or self.jwt_public_keys or self.jwt_jwks_file
+                    or self.jwt_signing_key)
+
+    @property
+    def mtls_enabled(self) -> bool:
+        return self.tls_client_ca is not None and self.tls_client_auth != "none"
+
+    @property
+    def auth_methods(self) -> list[str]:
+        """The authentication methods configured: ``api-key``, ``jwt``, ``mtls`` (empty: none)."""
+        methods = ["api-key"] if self.api_keys else []
+        if self.jwt_enabled:
+            methods.append("jwt")
+        if self.mtls_enabled:
+            methods.append("mtls")
+        return methods
+
+    def require_authentication(self) -> None:
+        """Outside dev mode an authentication method must be configured."""
+        if not self.dev and not self.auth_methods:
+            raise ConfigError("no authentication method configured: set HSMGATE_API_KEYS_*, HSMGATE_JWT_* or "
+                              "HSMGATE_TLS_CLIENT_CA (or use --dev, loopback only)")
+
     def check_bind(self) -> None:
-        """Refuse to expose an unauthenticated service beyond loopback."""
-        if not self.is_loopback:
-            mode = "dev mode" if self.dev else "this version (authentication is not implemented yet)"
-            raise ConfigError(f"{mode} serves only on loopback; refusing to bind {self.host}")
+        """Dev mode serves only on loopback. Outside dev mode an authentication method is required,
+        and then any address may be bound."""
+        if self.dev:
+            if not self.is_loopback:
+                raise ConfigError(f"dev mode serves only on loopback; refusing to bind {self.host}")
+            return
+        self.require_authentication()
 
     def load_master_key(self) -> bytes:
         """The 32-byte soft-token master key: HSMGATE_MASTER_KEY (base64 or hex), else

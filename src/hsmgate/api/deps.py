@@ -1,18 +1,39 @@
 """Request dependencies as named ``Annotated`` aliases.
 
-``current_principal`` is the authentication seam: today only dev mode exists and every caller is
-the anonymous developer bound to the configured partition; the authentication methods plug in here.
+Authentication seam. :func:`authorize` runs for every route (it is an application-wide
+dependency): it hands the request's credentials — X-API-KEY, the bearer token, the client
+certificate of the TLS connection — and the matched route to the :class:`Authenticator`, which
+returns the principal or raises a TSB error (401 / 403). :func:`current_principal` gives routes
+that principal. In dev mode without any authentication method every caller is the developer.
+
+Audit seam. :func:`partition_services` hands routes the services of the principal's partition
+wrapped so that every call appends an audit record (``domain/audit.py``).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from hsmgate.api.request_id import request_id
+from hsmgate.auth.authenticator import Credentials
+from hsmgate.auth.errors import NotAllowed
+from hsmgate.auth.mtls import client_certificate
+from hsmgate.domain.audit import Actor, audited
+from hsmgate.domain.errors import TsbError
 from hsmgate.domain.gateway import Gateway, PartitionServices
 from hsmgate.domain.principal import Principal
 from hsmgate.settings import Settings
+
+log = logging.getLogger("hsmgate.auth")
+
+api_key_scheme = APIKeyHeader(name="X-API-KEY", auto_error=False, scheme_name="apiKey",
+                              description="API key of a TSB role (keyManagement, keyOperation, service, …)")
+bearer_scheme = HTTPBearer(auto_error=False, scheme_name="bearerJwt", bearerFormat="JWT",
+                           description="JWT with the claims sub, partition, roles, iss, aud, exp")
 
 
 def get_settings(request: Request) -> Settings:
@@ -23,9 +44,29 @@ def get_gateway(request: Request) -> Gateway:
     return request.app.state.gateway
 
 
-def current_principal(request: Request) -> Principal:
-    settings: Settings = request.app.state.settings
-    return Principal(subject="developer", partition=settings.partition)
+async def authorize(
+    request: Request,
+    api_key: Annotated[str | None, Security(api_key_scheme)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+) -> Principal | None:
+    """The caller allowed on this route (None on open routes); raises 401 / 403 TSB errors."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None) or request.url.path
+    credentials = Credentials(api_key=api_key, bearer_token=bearer.credentials if bearer else None,
+                              client_certificate=client_certificate(request.scope))
+    try:
+        return request.app.state.authenticator.authenticate(path, credentials)
+    except TsbError as exc:  # logged, not audited: unauthenticated callers must not fill the audit table
+        client = request.client.host if request.client else "-"
+        log.warning("refused %s %s from %s (request %s): %s %s", request.method, path, client,
+                    request_id(request.scope), exc.code, exc.message)
+        raise
+
+
+def current_principal(principal: Annotated[Principal | None, Depends(authorize)]) -> Principal:
+    if principal is None:  # an open route asked for a caller: refuse rather than guess one
+        raise NotAllowed("this route has no authenticated caller")
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
@@ -33,8 +74,11 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
-def partition_services(gateway: GatewayDep, principal: PrincipalDep) -> PartitionServices:
-    return gateway.services(principal.partition)
+def partition_services(request: Request, gateway: GatewayDep, principal: PrincipalDep) -> PartitionServices:
+    services = gateway.services(principal.partition)
+    actor = Actor(principal=principal.subject, auth_method=principal.authenticated_by,
+                  partition=principal.partition, request_id=request_id(request.scope))
+    return audited(services, request.app.state.audit, actor)
 
 
 ServicesDep = Annotated[PartitionServices, Depends(partition_services)]

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hsmgate.domain.errors import REASONS, TsbError
 
@@ -82,8 +83,41 @@ async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(1, "internal error; see the server log", 500)
 
 
+class UnexpectedErrorMiddleware:
+    """Answers an unexpected exception with the 500 TSB body *without re-raising it*.
+
+    Starlette's own handler for ``Exception`` (ServerErrorMiddleware) sends the response and then
+    re-raises, and uvicorn answers a re-raised exception by closing the socket: a keep-alive
+    client's next request on that connection is reset. Catching here keeps the connection usable.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # too late for an error body; let the server drop the connection
+                raise
+            response = await _unexpected(Request(scope), exc)
+            await response(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TsbError, _tsb_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)  # fallback for errors outside the middleware
+    app.add_middleware(UnexpectedErrorMiddleware)

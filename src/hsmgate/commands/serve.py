@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from hsmgate import __version__
+from hsmgate.auth.mtls import check_tls_files, uvicorn_tls_options
 from hsmgate.commands.common import err, fail, load_settings
-from hsmgate.settings import ConfigError
+from hsmgate.settings import ConfigError, Settings
 
 
 def serve(
@@ -20,15 +21,25 @@ def serve(
     data_dir: Annotated[Path | None, typer.Option(help="State directory [HSMGATE_DATA_DIR, default ./.hsmgate]")] = None,
     dev: Annotated[bool | None, typer.Option("--dev", help="Development mode: no authentication, loopback only")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML configuration file [HSMGATE_CONFIG]")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes behind the one address [HSMGATE_WORKERS, default 1]")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="Serve HTTPS with this PEM certificate (chain) [HSMGATE_TLS_CERT]")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert [HSMGATE_TLS_KEY]")] = None,
+    tls_client_ca: Annotated[Path | None, typer.Option(help="PEM CA(s) that issue client certificates [HSMGATE_TLS_CLIENT_CA]")] = None,
+    tls_client_auth: Annotated[str | None, typer.Option(help="Client certificates: need | want | none [HSMGATE_TLS_CLIENT_AUTH]")] = None,
 ) -> None:
     """Serve the REST API."""
     if config is not None:
         os.environ["HSMGATE_CONFIG"] = str(config)
-    settings = load_settings(host=host, port=port, data_dir=data_dir, dev=dev)
+    settings = load_settings(host=host, port=port, data_dir=data_dir, dev=dev, workers=workers, tls_cert=tls_cert,
+                             tls_key=tls_key, tls_client_ca=tls_client_ca, tls_client_auth=tls_client_auth)
     try:
         settings.check_bind()
+        check_tls_files(settings)
     except ConfigError as exc:
         fail(str(exc))
+    if not settings.dev and not settings.is_loopback and settings.tls_cert is None:
+        err.print(f"[bold yellow]WARNING: serving plain HTTP on {settings.host}: API keys and bearer tokens cross "
+                  "the network in clear text. Set HSMGATE_TLS_CERT / HSMGATE_TLS_KEY.[/]")
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.dev:
         err.print("[bold yellow]WARNING: dev mode — no authentication; every caller on this machine can use "
@@ -36,6 +47,9 @@ def serve(
     from hsmgate.app import create_app
     from hsmgate.hsm.base import HsmError
 
+    if settings.workers > 1:
+        _serve_workers(settings)
+        return
     try:
         app = create_app(settings)
     except (ConfigError, HsmError) as exc:
@@ -43,5 +57,36 @@ def serve(
     import uvicorn
 
     err.print(f"hsmgate {__version__}: backend={settings.backend} partition={settings.partition} "
-              f"on http://{settings.host}:{settings.port}  (Swagger UI: /swagger-ui/index.html)", highlight=False)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+              f"on {_scheme(settings)}://{settings.host}:{settings.port}  (Swagger UI: /swagger-ui/index.html)",
+              highlight=False)
+    uvicorn.run(app, host=settings.host, port=settings.port, **uvicorn_options(settings))
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """``uvicorn.Config`` keyword arguments besides host and port, for one process and for every
+    worker alike (TLS options belong here too)."""
+    return {"log_level": settings.log_level, "access_log": False, **uvicorn_tls_options(settings)}
+
+
+def _scheme(settings: Settings) -> str:
+    return "https" if settings.tls_cert else "http"
+
+
+def _serve_workers(settings: Settings) -> None:
+    """``--workers N``: N processes, one SO_REUSEPORT socket each (see ``hsmgate.serving``)."""
+    from hsmgate.hsm.base import HsmError
+    from hsmgate.serving import Supervisor, prepare
+
+    try:
+        prepare(settings)
+    except (ConfigError, HsmError) as exc:
+        fail(str(exc))
+    supervisor = Supervisor(settings, uvicorn_options(settings), settings.workers)
+    err.print(f"hsmgate {__version__}: backend={settings.backend} partition={settings.partition} "
+              f"on {_scheme(settings)}://{settings.host}:{settings.port} with {settings.workers} workers "
+              f"({'SO_REUSEPORT' if supervisor.reuseport else 'shared socket'})", highlight=False)
+    try:
+        status = supervisor.run()
+    except OSError as exc:
+        fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
+    raise typer.Exit(status)

@@ -13,7 +13,17 @@ from dataclasses import dataclass
 
 from Crypto.Hash import keccak
 
-from hsmgate.hsm.base import HashAlg, KeyType, SignMechanism, SignScheme
+from hsmgate.hsm.base import (
+    CipherMechanism,
+    CipherMode,
+    HashAlg,
+    KeyType,
+    PreHash,
+    SignMechanism,
+    SignScheme,
+    WrapMechanism,
+    WrapMode,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +57,26 @@ KEY_ALGORITHMS: dict[str, KeyAlgorithm] = {row.wire_name: row for row in (
     _row("HMACSHA256", KeyType.HMAC_SHA256, "1.2.840.113549.2.9", (256,), 256),
     _row("HMACSHA384", KeyType.HMAC_SHA384, "1.2.840.113549.2.10", (384,), 384),
     _row("HMACSHA512", KeyType.HMAC_SHA512, "1.2.840.113549.2.11", (512,), 512),
+    # post-quantum: NIST OIDs (FIPS 204 sigAlgs 17–19, FIPS 205 sigAlgs 20–31 in FIPS order, FIPS 203
+    # kems 1–3); the returned algorithm is the name itself; keySize is not used
+    _row("ML-DSA-44", KeyType.ML_DSA_44, "2.16.840.1.101.3.4.3.17"),
+    _row("ML-DSA-65", KeyType.ML_DSA_65, "2.16.840.1.101.3.4.3.18"),
+    _row("ML-DSA-87", KeyType.ML_DSA_87, "2.16.840.1.101.3.4.3.19"),
+    *(_row(f"SLH-DSA-{h}-{n}{v}", KeyType(f"SLH-DSA-{h}-{n}{v}"), f"2.16.840.1.101.3.4.3.{arc}")
+      for arc, (h, n, v) in enumerate(((h, n, v) for h in ("SHA2", "SHAKE") for n in (128, 192, 256)
+                                       for v in "sf"), start=20)),
+    _row("ML-KEM-512", KeyType.ML_KEM_512, "2.16.840.1.101.3.4.4.1"),
+    _row("ML-KEM-768", KeyType.ML_KEM_768, "2.16.840.1.101.3.4.4.2"),
+    _row("ML-KEM-1024", KeyType.ML_KEM_1024, "2.16.840.1.101.3.4.4.3"),
 )}
 KEY_ALGORITHM_BY_TYPE: dict[KeyType, KeyAlgorithm] = {row.key_type: row for row in KEY_ALGORITHMS.values()}
 KEY_ALGORITHM_BY_OID: dict[str, KeyAlgorithm] = {row.oid: row for row in KEY_ALGORITHMS.values()}
 
 #: Algorithms the TSB defines that hsmgate does not implement yet: refused with 613, never faked.
+#: LMS / XMSS: no maintained library with a wheel here; BLS: the TSB's ciphersuite and key encoding
+#: are undocumented; the draft round-3 names (Dilithium, SPHINCS+, Kyber) are not FIPS 203/204/205.
 UNSUPPORTED_KEY_ALGORITHMS: frozenset[str] = frozenset({
     "ISS", "BLS", "DH", "LMS", "XMSS-SHA256_10_256", "XMSS-SHAKE256_10_256",
-    "ML-DSA-44", "ML-DSA-65", "ML-DSA-87", "ML-KEM-512", "ML-KEM-768", "ML-KEM-1024",
-    *(f"SLH-DSA-{h}-{n}{v}" for h in ("SHA2", "SHAKE") for n in (128, 192, 256) for v in "sf"),
     "DILITHIUM_L2", "DILITHIUM_L3", "DILITHIUM_L5",
     "SPHINCS_PLUS_SHAKE_L1", "SPHINCS_PLUS_SHAKE_L3", "SPHINCS_PLUS_SHAKE_L5",
     *(f"KYBER{n}_WITH_{v}" for n in (512, 768, 1024) for v in ("SHAKE", "SHA2_AES")),
@@ -102,6 +123,7 @@ class PayloadForm(enum.Enum):
     DIGEST_ANY = "digest-any"  # the payload is a digest; its length picks the hash (NONE_WITH_*)
     KECCAK = "keccak"  # hsmgate applies Keccak (pre-standard SHA-3), the key signs the digest
     DOUBLE_SHA256 = "double-sha256"  # hsmgate applies SHA-256 once, the backend once more
+    MU = "mu"  # the payload is the 64-byte ML-DSA message representative μ (external-μ ML-DSA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +137,17 @@ class SignatureAlgorithm:
     form: PayloadForm = PayloadForm.MESSAGE
     deterministic: bool = False
     keccak_bits: int | None = None
+    key_types: frozenset[KeyType] = frozenset()  # when set: every key type the row accepts (PQC families)
+
+    def accepts(self, key_type: KeyType) -> bool:
+        """True when a key of ``key_type`` may use this algorithm (else 607)."""
+        return key_type in self.key_types if self.key_types else key_type is self.key_type
+
+    @property
+    def takes_context(self) -> bool:
+        """True for the FIPS 204 / 205 schemes, whose ``context`` string the request may carry
+        (external μ already binds its context)."""
+        return self.scheme in _CONTEXT_SCHEMES and self.form is not PayloadForm.MU
 
     def mechanism_for(self, payload: bytes) -> tuple[SignMechanism, bytes] | None:
         """The backend mechanism and the data to hand it, or None when ``payload`` has a length no
@@ -133,6 +166,10 @@ class SignatureAlgorithm:
             if digest_hash is None:
                 return None
             return SignMechanism(self.scheme, digest_hash, True, self.deterministic), payload
+        if form is PayloadForm.MU:
+            if len(payload) != 64:
+                return None
+            return SignMechanism(self.scheme, None, True), payload
         if form is PayloadForm.KECCAK:
             digest = keccak.new(digest_bits=self.keccak_bits or 256, data=payload).digest()
             digest_hash = HashAlg.for_digest_size(len(digest))
@@ -172,18 +209,51 @@ def _sig_rows() -> list[SignatureAlgorithm]:
                            deterministic=True),
         SignatureAlgorithm("EDDSA", KeyType.ED, SignScheme.EDDSA),
     ]
+    rows += _post_quantum_rows()
+    return rows
+
+
+ML_DSA_KEY_TYPES = frozenset({KeyType.ML_DSA_44, KeyType.ML_DSA_65, KeyType.ML_DSA_87})
+SLH_DSA_KEY_TYPES = frozenset(t for t in KeyType if t.value.startswith("SLH-DSA-"))
+ML_KEM_KEY_TYPES = frozenset({KeyType.ML_KEM_512, KeyType.ML_KEM_768, KeyType.ML_KEM_1024})
+_CONTEXT_SCHEMES = frozenset({SignScheme.ML_DSA, SignScheme.HASH_ML_DSA, SignScheme.SLH_DSA,
+                              SignScheme.HASH_SLH_DSA})
+#: Pre-hash functions of the ``<PH>_WITH_ML_DSA`` / ``<PH>_WITH_SLH_DSA`` names (TSB 2026 / KC ``HsmUtil``).
+PREHASH_WIRE_NAMES: dict[str, PreHash] = {
+    "SHA2_224": PreHash.SHA224, "SHA2_256": PreHash.SHA256, "SHA2_384": PreHash.SHA384,
+    "SHA2_512": PreHash.SHA512, "SHA3_224": PreHash.SHA3_224, "SHA3_256": PreHash.SHA3_256,
+    "SHA3_384": PreHash.SHA3_384, "SHA3_512": PreHash.SHA3_512, "SHAKE_128": PreHash.SHAKE128,
+    "SHAKE_256": PreHash.SHAKE256,
+}
+
+
+def _post_quantum_rows() -> list[SignatureAlgorithm]:
+    """Both TSB generations: ``ML_DSA`` / ``SLH_DSA`` (+ pre-hash variants, ``ML_DSA_M`` = external μ)
+    and the 2.1 names ``DILITHIUM`` (pure ML-DSA) and ``SPHINCS_PLUS`` (pure SLH-DSA). The payload is
+    the message (hsmgate / the backend applies the pre-hash), except ``ML_DSA_M`` whose payload is μ."""
+    mldsa, slhdsa = ML_DSA_KEY_TYPES, SLH_DSA_KEY_TYPES
+    ml, slh = KeyType.ML_DSA_65, KeyType.SLH_DSA_SHA2_128F  # representative type; ``key_types`` decides
+    rows = [
+        SignatureAlgorithm("ML_DSA", ml, SignScheme.ML_DSA, key_types=mldsa),
+        SignatureAlgorithm("ML_DSA_M", ml, SignScheme.ML_DSA, form=PayloadForm.MU, key_types=mldsa),
+        SignatureAlgorithm("DILITHIUM", ml, SignScheme.ML_DSA, key_types=mldsa),
+        SignatureAlgorithm("SLH_DSA", slh, SignScheme.SLH_DSA, key_types=slhdsa),
+        SignatureAlgorithm("SPHINCS_PLUS", slh, SignScheme.SLH_DSA, key_types=slhdsa),
+    ]
+    for name, prehash in PREHASH_WIRE_NAMES.items():
+        rows.append(SignatureAlgorithm(f"{name}_WITH_ML_DSA", ml, SignScheme.HASH_ML_DSA, prehash, key_types=mldsa))
+        rows.append(SignatureAlgorithm(f"{name}_WITH_SLH_DSA", slh, SignScheme.HASH_SLH_DSA, prehash,
+                                       key_types=slhdsa))
     return rows
 
 
 SIGNATURE_ALGORITHMS: dict[str, SignatureAlgorithm] = {row.wire_name: row for row in _sig_rows()}
 
 #: Signature algorithms the TSB defines that hsmgate does not implement yet (answered with 611).
+#: ``KYBER`` (listed in the 2.1 signature enum) is a KEM; LMS / XMSS / BLS keys are not supported.
 UNSUPPORTED_SIGNATURE_ALGORITHMS: tuple[str, ...] = (
-    "NONE_WITH_EC_SCHNORR_BIP0340", "BLS", "ISS_KERL", "DILITHIUM", "SPHINCS_PLUS", "KYBER", "LMS",
-    "ML_DSA", "ML_DSA_M", "SLH_DSA", "XMSS-SHA256_10_256", "XMSS-SHAKE256_10_256",
-    *(f"{h}_WITH_{fam}" for fam in ("ML_DSA", "SLH_DSA")
-      for h in ("SHA2_224", "SHA2_256", "SHA2_384", "SHA2_512", "SHA3_224", "SHA3_256", "SHA3_384",
-                "SHA3_512", "SHAKE_128", "SHAKE_256")),
+    "NONE_WITH_EC_SCHNORR_BIP0340", "BLS", "ISS_KERL", "KYBER", "LMS",
+    "XMSS-SHA256_10_256", "XMSS-SHAKE256_10_256",
 )
 
 #: Every value the wire accepts for ``signatureAlgorithm``, in a stable order.
@@ -196,3 +266,118 @@ class SignatureType(enum.StrEnum):
     DER = "DER"
     RAW = "RAW"  # r‖s, each as wide as the curve order
     ETH = "ETH"  # r‖s‖v with low s (EIP-2) and v = 27 + recovery id; secp256k1 only
+
+
+# -- ciphers (reference §5.4) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CipherAlgorithm:
+    """A ``cipherAlgorithm`` wire value and the backend mechanism it names.
+
+    ``aead``: the tag is appended to ``encryptedPayload`` and also returned alone as
+    ``messageAuthenticationCode``; ``tagLength`` applies. ``needs_iv``: decryption needs the
+    ``initializationVector`` the encryption returned.
+    """
+
+    wire_name: str
+    key_type: KeyType
+    mode: CipherMode
+    hash: HashAlg | None = None
+    aead: bool = False
+    needs_iv: bool = False
+
+    def mechanism(self, tag_bits: int | None = None) -> CipherMechanism:
+        """The backend mechanism; ``tag_bits`` only for AEAD modes (128 when not given)."""
+        return CipherMechanism(self.mode, self.hash, (tag_bits or 128) if self.aead else None)
+
+
+def _cipher_rows() -> list[CipherAlgorithm]:
+    rsa, aes, cam, tdea, chacha = KeyType.RSA, KeyType.AES, KeyType.CAMELLIA, KeyType.TDEA, KeyType.CHACHA20
+    oaep = CipherMode.RSA_OAEP
+    return [
+        CipherAlgorithm("RSA", rsa, CipherMode.RSA_PKCS1V15),
+        CipherAlgorithm("RSA_PADDING_PKCS", rsa, CipherMode.RSA_PKCS1V15),
+        CipherAlgorithm("RSA_PADDING_OAEP", rsa, oaep, HashAlg.SHA1),  # Java "OAEPPadding": SHA-1
+        CipherAlgorithm("RSA_PADDING_OAEP_WITH_SHA1", rsa, oaep, HashAlg.SHA1),
+        CipherAlgorithm("RSA_PADDING_OAEP_WITH_SHA224", rsa, oaep, HashAlg.SHA224),
+        CipherAlgorithm("RSA_PADDING_OAEP_WITH_SHA256", rsa, oaep, HashAlg.SHA256),
+        CipherAlgorithm("RSA_PADDING_OAEP_WITH_SHA384", rsa, oaep, HashAlg.SHA384),
+        CipherAlgorithm("RSA_PADDING_OAEP_WITH_SHA512", rsa, oaep, HashAlg.SHA512),
+        CipherAlgorithm("RSA_NO_PADDING", rsa, CipherMode.RSA_RAW),
+        CipherAlgorithm("AES_GCM", aes, CipherMode.AES_GCM, aead=True, needs_iv=True),
+        CipherAlgorithm("AES_CTR", aes, CipherMode.AES_CTR, needs_iv=True),
+        CipherAlgorithm("AES_ECB", aes, CipherMode.AES_ECB),  # no padding: block-aligned payloads
+        CipherAlgorithm("AES_CBC_NO_PADDING", aes, CipherMode.AES_CBC, needs_iv=True),
+        CipherAlgorithm("AES", aes, CipherMode.AES_ECB_PAD),  # Java's default AES/ECB/PKCS5Padding
+        CipherAlgorithm("CHACHA20", chacha, CipherMode.CHACHA20, needs_iv=True),
+        CipherAlgorithm("CHACHA20_AEAD", chacha, CipherMode.CHACHA20_POLY1305, aead=True, needs_iv=True),
+        CipherAlgorithm("CAMELLIA", cam, CipherMode.CAMELLIA_CBC_PAD, needs_iv=True),  # CBC + PKCS#7
+        CipherAlgorithm("CAMELLIA_CBC_NO_PADDING", cam, CipherMode.CAMELLIA_CBC, needs_iv=True),
+        CipherAlgorithm("CAMELLIA_ECB", cam, CipherMode.CAMELLIA_ECB),
+        CipherAlgorithm("TDEA_CBC", tdea, CipherMode.TDEA_CBC_PAD, needs_iv=True),  # CBC + PKCS#7
+        CipherAlgorithm("TDEA_ECB", tdea, CipherMode.TDEA_ECB),
+        CipherAlgorithm("TDEA_CBC_NO_PADDING", tdea, CipherMode.TDEA_CBC, needs_iv=True),
+    ]
+
+
+CIPHER_ALGORITHMS: dict[str, CipherAlgorithm] = {row.wire_name: row for row in _cipher_rows()}
+#: ``tagLength`` values the TSB accepts (0 means the default, 128).
+TAG_LENGTHS: tuple[int, ...] = (0, 64, 96, 104, 112, 120, 128)
+
+
+# -- key wrapping (reference §5.5) ------------------------------------------------------------
+
+SECRET_KEY_TYPES: frozenset[KeyType] = frozenset(
+    t for t in KeyType if not t.is_asymmetric
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WrapMethod:
+    """A ``wrapMethod`` wire value: the wrapping key's types, the mechanism, and which key types
+    may travel inside (the suffix ``_RSA``/``_EC``/``_ED``/``_DSA`` names a private key type)."""
+
+    wire_name: str
+    mode: WrapMode
+    wrapping_key_types: frozenset[KeyType]
+    wrapped_key_types: frozenset[KeyType]
+    hash: HashAlg | None = None
+
+    @property
+    def mechanism(self) -> WrapMechanism:
+        return WrapMechanism(self.mode, self.hash)
+
+
+def _wrap_rows() -> list[WrapMethod]:
+    aes, secret = frozenset({KeyType.AES}), SECRET_KEY_TYPES
+    rows: list[WrapMethod] = []
+    for prefix, mode in (("AES_WRAP", WrapMode.AES_KW), ("AES_WRAP_PAD", WrapMode.AES_KWP)):
+        rows.append(WrapMethod(prefix, mode, aes, secret))
+        for family in (KeyType.DSA, KeyType.EC, KeyType.ED, KeyType.RSA):
+            rows.append(WrapMethod(f"{prefix}_{family.value}", mode, aes, frozenset({family})))
+    rows += [
+        WrapMethod("RSA_WRAP_PAD", WrapMode.RSA_PKCS1V15, frozenset({KeyType.RSA}), secret),
+        WrapMethod("RSA_WRAP_OAEP", WrapMode.RSA_OAEP, frozenset({KeyType.RSA}), secret, HashAlg.SHA1),
+    ]
+    for kem in (KeyType.ML_KEM_512, KeyType.ML_KEM_768, KeyType.ML_KEM_1024):  # KEM ciphertext ‖ AES-KWP
+        rows.append(WrapMethod(kem.value, WrapMode.ML_KEM_AES_KWP, frozenset({kem}), frozenset(KeyType)))
+    return rows
+
+
+WRAP_METHODS: dict[str, WrapMethod] = {row.wire_name: row for row in _wrap_rows()}
+#: Wrap methods the TSB defines for key types hsmgate does not have (answered with 611).
+UNSUPPORTED_WRAP_METHODS: tuple[str, ...] = ("AES_WRAP_BLS", "AES_WRAP_PAD_BLS")
+#: Every value the wire accepts for ``wrapMethod``, in a stable order.
+WRAP_METHOD_NAMES: tuple[str, ...] = (*WRAP_METHODS, *UNSUPPORTED_WRAP_METHODS)
+
+
+# -- certificates (reference §5.2 "keytool" subset, §5.7) --------------------------------------
+
+#: ``signatureAlgorithm`` values the certificate endpoints accept: the TSB's keytool subset plus
+#: ``SHA224_WITH_ECDSA`` and ``EDDSA`` (hsmgate extensions, so EC P-224 and Ed25519/Ed448 keys can
+#: carry certificates too).
+CERTIFICATE_SIGNATURE_ALGORITHMS: tuple[str, ...] = (
+    "SHA224_WITH_RSA", "SHA256_WITH_RSA", "SHA384_WITH_RSA", "SHA512_WITH_RSA",
+    "SHA224_WITH_ECDSA", "SHA256_WITH_ECDSA", "SHA384_WITH_ECDSA", "SHA512_WITH_ECDSA", "EDDSA",
+)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from xml.sax.saxutils import escape, quoteattr
 
+from hsmgate.domain.policy import Policy, policy_xml
 from hsmgate.hsm.base import HashAlg, KeyAttributes, SignMechanism, SignScheme
 
 ATTESTATION_MECHANISM = SignMechanism(SignScheme.RSA_PKCS1V15, HashAlg.SHA256)
@@ -35,6 +36,10 @@ class KeyView:
     attributes: KeyAttributes
     asymmetric: bool
     creation: str = "generated"
+    #: SKA keys (issue 5): the policy, and ``(address hex, format)`` of ``addressFormat``
+    policy: Policy | None = None
+    address_truncated: tuple[str, str] | None = None
+    public_only: bool = False  # an imported public key (or certificate) without its private key
 
 
 def iso_z(moment: datetime) -> str:
@@ -48,7 +53,7 @@ def _bool(value: bool) -> str:
 
 def attestation_xml(view: KeyView) -> str:
     """The attribute document of a key, byte for byte as it is signed."""
-    root = "private_key" if view.asymmetric else "secret_key"
+    root = ("public_key" if view.public_only else "private_key") if view.asymmetric else "secret_key"
     attrs = view.attributes
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
@@ -69,6 +74,9 @@ def attestation_xml(view: KeyView) -> str:
         lines.append(f"\t<key_size>{view.key_size}</key_size>")
     if view.public_key is not None:
         lines.append(f"\t<public_key>{base64.b64encode(view.public_key).decode()}</public_key>")
+    if view.address_truncated is not None:
+        address, address_format = view.address_truncated
+        lines.append(f"\t<address_truncated format={quoteattr(address_format)}>{address}</address_truncated>")
     lines += [
         "\t<attributes>",
         f"\t\t<decrypt>{_bool(attrs.decrypt)}</decrypt>",
@@ -83,6 +91,10 @@ def attestation_xml(view: KeyView) -> str:
         f"\t\t<copyable>{_bool(attrs.copyable)}</copyable>",
         f"\t\t<destroyable>{_bool(attrs.destroyable)}</destroyable>",
         "\t</attributes>",
+    ]
+    if view.policy is not None:
+        lines += policy_xml(view.policy)
+    lines += [
         f"</{root}>",
         "",
     ]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from hsmgate.domain import errors
+from hsmgate.domain import addresses, errors
 from hsmgate.domain.algorithms import (
     CURVES,
     KEY_ALGORITHM_BY_OID,
@@ -19,6 +19,8 @@ from hsmgate.domain.algorithms import (
 )
 from hsmgate.domain.attestation import ATTESTATION_MECHANISM, KeyView, attestation_xml
 from hsmgate.domain.hsm_errors import translated
+from hsmgate.domain.policy import Policy
+from hsmgate.domain.ska_guard import guard_bits, load_policy, policy_json
 from hsmgate.hsm.base import KeyAttributes, KeyInfo, KeySpec, KeyType, Partition
 from hsmgate.store.key_metadata import KeyMetadataRepository
 
@@ -37,6 +39,9 @@ class NewKey:
     curve_oid: str | None
     attributes: KeyAttributes
     key_id: str | None = None
+    #: SKA (issue 5): the validated policy (None: a plain key) and ``addressFormat.format``
+    policy: Policy | None = None
+    address_format: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,8 @@ class KeyService:
         self._metadata = metadata
         self.attestation_key_name = attestation_key_name
         self._clock = clock or (lambda: datetime.now(UTC))
+        #: called with the label after a key was deleted (the SKA requests cancel its pending requests)
+        self.on_delete: list[Callable[[str], None]] = []
 
     def _now(self) -> datetime:
         return self._clock().replace(microsecond=0)
@@ -122,10 +129,84 @@ class KeyService:
         if not (attributes.decrypt or attributes.sign or attributes.unwrap):
             raise errors.KeyAttributesInvalid("at least one of 'decrypt', 'sign' or 'unwrap' must be true")
         key_id = request.key_id.encode() if request.key_id else None
+        if request.policy is not None or request.address_format is not None:
+            return self._create_ska(request, spec, key_id)
         with translated():
             info = self.partition.generate(request.label, spec, attributes, key_id)
         created = self._metadata.record_creation(request.label, utc(info.created_at or self._now()))
         return self._signed(info, created)
+
+    # -- SKA keys (issue 5) --------------------------------------------------------------------
+
+    def _create_ska(self, request: NewKey, spec: KeySpec, key_id: bytes | None) -> SignedKey:
+        """A key with a policy: asymmetric only (613), never extractable (606), addressFormat
+        only here (630 without policy). The policy row is written *before* the key exists, so the
+        key is never usable without its policy."""
+        policy = request.policy
+        if policy is None:
+            raise errors.InvalidAddressOnNonSkaKey("'addressFormat' is only allowed on keys with a policy (SKA keys)")
+        if not spec.key_type.is_asymmetric:
+            raise errors.InvalidKeyType(
+                f"'policy': Smart Key Attributes need an asymmetric key, not {spec.key_type}")
+        if request.attributes.extractable:
+            raise errors.KeyAttributesInvalid("'attributes.extractable' must be false for a key with a policy (SKA keys)")
+        address_format = None
+        if request.address_format is not None:
+            address_format = addresses.check_format(request.address_format, spec.key_type, spec.curve_oid)
+        stored, guard = policy_json(policy), guard_bits(policy)
+        label = request.label
+        reserved = self._metadata.reserve_ska(label, self._now(), policy=stored, guard=guard,
+                                              address_format=address_format)
+        previous: tuple[str | None, int | None, str | None] | None = None
+        if not reserved:  # a row exists: the key password's (reserved just before) or a stale one
+            with translated():
+                if label in self.partition.list_labels():
+                    raise errors.KeyAlreadyExists(f"a key with label '{label}' already exists")
+            old_policy, old_address = self._metadata.ska(label)
+            previous = (old_policy, self._metadata.policy_guard(label), old_address)
+            self._metadata.put_ska(label, policy=stored, guard=guard, address_format=address_format)
+        try:
+            with translated():
+                info = self.partition.generate(label, spec, request.attributes, key_id)
+        except BaseException:
+            if reserved:
+                self._metadata.forget(label)
+            elif previous is not None:
+                self._metadata.put_ska(label, policy=previous[0], guard=previous[1], address_format=previous[2])
+            raise
+        created = self._metadata.record_creation(request.label, utc(info.created_at or self._now()))
+        return self._signed(info, created)
+
+    def ska_policy(self, label: str) -> Policy | None:
+        """The key's policy; None for a key without one."""
+        stored, _ = self._metadata.ska(label)
+        return None if stored is None else load_policy(stored)
+
+    def set_policy(self, label: str, policy: Policy) -> None:
+        """Replace the policy of an SKA key (block, unblock, modify); 650 if it has no row."""
+        if not self._metadata.set_ska(label, policy=policy_json(policy), guard=guard_bits(policy)):
+            raise errors.KeyNotFound(f"key '{label}' not found")
+
+    def _ska_view(self, info: KeyInfo) -> tuple[Policy | None, tuple[str, str] | None]:
+        stored, address_format = self._metadata.ska(info.label)
+        if stored is None:
+            return None, None
+        address = None
+        if address_format and info.public_key:
+            address = (addresses.address(address_format, info.public_key).hex().upper(), address_format)
+        return load_policy(stored), address
+
+    def address(self, label: str) -> bytes:
+        """The address hash of an SKA key with ``addressFormat`` (630 for other keys)."""
+        check_label(label)
+        with translated():
+            info = self.partition.get(label)
+        stored, address_format = self._metadata.ska(label)
+        if stored is None:
+            raise errors.InvalidAddressOnNonSkaKey(f"key '{label}' has no policy: addresses exist only for SKA keys")
+        if not address_format or not info.public_key:
+            raise errors.InvalidAddressOnNonSkaKey(f"key '{label}' was created without 'addressFormat'")
+        return addresses.address(address_format, info.public_key)
 
     def _spec(self, algorithm: KeyAlgorithm, request: NewKey) -> KeySpec:
         caps = self.partition.capabilities()
@@ -142,6 +223,12 @@ class KeyService:
             spec = KeySpec(algorithm.key_type, curve_oid=oid)
             if not caps.can_generate(spec):
                 raise errors.InvalidKeyType(f"curve {curve.name} ({oid}) is not supported by the {backend} backend")
+            return spec
+        if not algorithm.sizes:  # post-quantum parameter sets: the name fixes everything, keySize is not used
+            spec = KeySpec(algorithm.key_type)
+            if not caps.can_generate(spec):
+                raise errors.InvalidKeyType(
+                    f"key algorithm {algorithm.wire_name} is not supported by the {backend} backend")
             return spec
         size = request.key_size if request.key_size is not None else algorithm.default_size
         if size not in algorithm.sizes:
@@ -178,11 +265,16 @@ class KeyService:
         with translated():
             self.partition.delete(label)
         self._metadata.forget(label)
+        for listener in self.on_delete:
+            listener(label)
 
     # -- attestation ---------------------------------------------------------------------------
 
     def _signed(self, info: KeyInfo, created: datetime) -> SignedKey:
         view = self.view(info, created)
+        origin, public_only = self._metadata.origin(info.label)
+        if origin or public_only:  # imported or unwrapped (domain/key_transfer.py, domain/operations.py)
+            view = replace(view, creation=origin or view.creation, public_only=public_only)
         xml = attestation_xml(view)
         with translated():
             signature = self.partition.sign(self.attestation_key_name, ATTESTATION_MECHANISM, xml.encode())
@@ -202,10 +294,11 @@ class KeyService:
             except UnicodeDecodeError:
                 key_id = info.key_id.hex().upper()
         size = None if info.key_type in (KeyType.EC, KeyType.ED) else info.size
+        policy, address = self._ska_view(info)
         return KeyView(
             label=info.label, key_id=key_id, algorithm=algorithm.wire_name, algorithm_oid=oid,
             curve_oid=info.curve_oid, key_size=size, create_time=created, attest_time=self._now(),
             public_key=info.public_key, attributes=info.attributes,
-            asymmetric=info.key_type.is_asymmetric,
+            asymmetric=info.key_type.is_asymmetric, policy=policy, address_truncated=address,
         )
 

@@ -25,8 +25,10 @@ from hsmgate.domain.algorithms import (
     SignatureType,
 )
 from hsmgate.domain.hsm_errors import translated
-from hsmgate.hsm.base import KeyInfo, KeyType, Partition, SignMechanism
+from hsmgate.hsm.base import KeyInfo, KeyType, Partition, SignMechanism, SignScheme
 
+#: Longest FIPS 204 / 205 context string.
+MAX_CONTEXT_LENGTH = 255
 _SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
@@ -37,12 +39,13 @@ class SigningService:
         self.partition = partition
 
     def sign(self, *, label: str, algorithm: str, payload: bytes,
-             signature_type: SignatureType | None = None) -> bytes:
-        """The signature of ``payload``, encoded as ``signature_type`` asks (DER by default)."""
+             signature_type: SignatureType | None = None, context: bytes | None = None) -> bytes:
+        """The signature of ``payload``, encoded as ``signature_type`` asks (DER by default).
+        ``context`` is the FIPS 204 / 205 context string (ML-DSA / SLH-DSA only)."""
         row = _algorithm(algorithm)
-        info, mechanism, data = self._prepare(label, row, payload)
+        info, mechanism, data = self._prepare(label, row, payload, context)
         with translated():
-            signature = self.partition.sign(label, mechanism, data)
+            signature = self.partition.sign(label, mechanism, data, context=context or None)
         if info.key_type not in (KeyType.EC, KeyType.DSA):
             return signature
         kind = signature_type or SignatureType.DER
@@ -54,31 +57,54 @@ class SigningService:
             return r.to_bytes(width, "big") + s.to_bytes(width, "big")
         return _ethereum(info, mechanism, data, r, s)
 
-    def verify(self, *, label: str, algorithm: str, payload: bytes, signature: bytes) -> bool:
+    def verify(self, *, label: str, algorithm: str, payload: bytes, signature: bytes,
+               context: bytes | None = None) -> bool:
         """True when ``signature`` is valid; a malformed signature is simply not valid."""
         row = _algorithm(algorithm)
-        info, mechanism, data = self._prepare(label, row, payload)
+        info, mechanism, data = self._prepare(label, row, payload, context)
         if info.key_type in (KeyType.EC, KeyType.DSA):
-            der = _as_der(signature, _scalar_width(info))
+            width = _scalar_width(info)
+            der = _as_der(signature, width)
             if der is None:
                 return False
+            if der != signature and len(signature) == 2 * width + 1 and \
+                    not _eth_recovery_id_matches(info, mechanism, data, signature):
+                return False  # r‖s‖v is only the ETH form: secp256k1 with the right recovery id
             signature = der
         with translated():
-            return self.partition.verify(label, mechanism, data, signature)
+            return self.partition.verify(label, mechanism, data, signature, context=context or None)
 
-    def _prepare(self, label: str, row: SignatureAlgorithm, payload: bytes) -> tuple[KeyInfo, SignMechanism, bytes]:
+    def _prepare(self, label: str, row: SignatureAlgorithm, payload: bytes,
+                 context: bytes | None = None) -> tuple[KeyInfo, SignMechanism, bytes]:
         with translated():
             info = self.partition.get(label)
-        if info.key_type is not row.key_type:
+        if not row.accepts(info.key_type):
             raise errors.AlgorithmNotSupportedByKey(
                 f"signatureAlgorithm {row.wire_name} is not supported by key '{label}' ({info.key_type})"
             )
+        if context and not row.takes_context:
+            if info.key_type.is_post_quantum:  # ML_DSA_M: μ is computed with the context already
+                raise errors.ValidationFailed(f"'context' must not be given with {row.wire_name}: "
+                                              "the external μ already binds the context string")
+            raise errors.ValidationFailed(
+                f"'context' is only used by ML-DSA and SLH-DSA signature algorithms, not {row.wire_name}")
+        if context and len(context) > MAX_CONTEXT_LENGTH:
+            raise errors.ValidationFailed(
+                f"'context' has {len(context)} bytes; FIPS 204 / 205 allow at most {MAX_CONTEXT_LENGTH}")
         prepared = row.mechanism_for(payload)
         if prepared is None:
             raise errors.InvalidPayload(
                 f"'payload' of {len(payload)} bytes is not a digest that {row.wire_name} accepts"
             )
         mechanism, data = prepared
+        if mechanism.scheme is SignScheme.RSA_PSS and mechanism.hash is not None and info.size:
+            # EMSA-PSS needs emLen >= hLen + sLen + 2, and the salt is as long as the digest
+            needed = 2 * mechanism.hash.digest_size + 2
+            if (info.size + 6) // 8 < needed:
+                raise errors.AlgorithmNotSupportedByKey(
+                    f"signatureAlgorithm {row.wire_name} needs an RSA key of at least {8 * needed - 6} bits; "
+                    f"key '{label}' has {info.size}"
+                )
         if not self.partition.capabilities().can_sign(info.key_type, mechanism):
             raise errors.UnsupportedOperation(
                 f"signatureAlgorithm {row.wire_name} is not supported by the "
@@ -127,19 +153,36 @@ def _ethereum(info: KeyInfo, mechanism: SignMechanism, data: bytes, r: int, s: i
         raise errors.ValidationFailed("'signatureType' ETH needs a secp256k1 key")
     if s > _SECP256K1_ORDER // 2:
         s = _SECP256K1_ORDER - s
-    digest = data if mechanism.prehashed else hashlib.new(str(mechanism.hash), data).digest()
-    digest = digest[:32]  # ECDSA on a 256-bit curve uses the leftmost 256 bits of the hash
     rs = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    for recovery_id in (0, 1):
+        if _recovers_key(info, mechanism, data, rs, recovery_id):
+            return rs + bytes([27 + recovery_id])
+    raise errors.HsmFailure("could not derive the Ethereum recovery id of the signature")
+
+
+def _recovers_key(info: KeyInfo, mechanism: SignMechanism, data: bytes, rs: bytes, recovery_id: int) -> bool:
+    """True when secp256k1 public-key recovery from r‖s and ``recovery_id`` yields the key's point."""
+    digest = data if mechanism.prehashed else hashlib.new(str(mechanism.hash), data).digest()
+    # ECDSA on a 256-bit curve signs the leftmost 256 bits of the hash as an integer: shorter
+    # digests (SHA-1, SHA-224, a 20-byte NONE_WITH_ECDSA payload) are left-padded to 32 bytes
+    digest = digest[:32].rjust(32, b"\x00")
     public = serialization.load_der_public_key(info.public_key or b"")
     assert isinstance(public, ec.EllipticCurvePublicKey)
     point = public.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    for recovery_id in (0, 1):
-        try:
-            candidate = coincurve.PublicKey.from_signature_and_message(
-                rs + bytes([recovery_id]), digest, hasher=None
-            )
-        except ValueError:
-            continue
-        if candidate.format(compressed=False) == point:
-            return rs + bytes([27 + recovery_id])
-    raise errors.HsmFailure("could not derive the Ethereum recovery id of the signature")
+    try:
+        candidate = coincurve.PublicKey.from_signature_and_message(
+            rs + bytes([recovery_id]), digest, hasher=None
+        )
+    except ValueError:
+        return False
+    return candidate.format(compressed=False) == point
+
+
+def _eth_recovery_id_matches(info: KeyInfo, mechanism: SignMechanism, data: bytes, signature: bytes) -> bool:
+    """An r‖s‖v signature is acceptable only on secp256k1, with v = 27/28 (or 0/1) naming the
+    recovery id that really yields the key: any other trailing byte makes the encoding invalid."""
+    if info.key_type is not KeyType.EC or info.curve_oid != SECP256K1_OID or mechanism.hash is None:
+        return False
+    v = signature[64]
+    recovery_id = v - 27 if v in (27, 28) else v
+    return recovery_id in (0, 1) and _recovers_key(info, mechanism, data, signature[:64], recovery_id)

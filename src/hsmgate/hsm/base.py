@@ -145,6 +145,26 @@ _DIGEST_SIZES = {
 }
 
 
+class PreHash(enum.StrEnum):
+    """Pre-hash functions of HashML-DSA / HashSLH-DSA (FIPS 204 §5.4, FIPS 205 §10.2).
+
+    Values are the ``hashlib`` names, so the SHA-2 / SHA-3 members compare (and hash) equal to the
+    :class:`HashAlg` member of the same name. The SHAKE members are XOFs used with the output
+    lengths FIPS 204 fixes: 256 bits for SHAKE128 and 512 bits for SHAKE256.
+    """
+
+    SHA224 = "sha224"
+    SHA256 = "sha256"
+    SHA384 = "sha384"
+    SHA512 = "sha512"
+    SHA3_224 = "sha3_224"
+    SHA3_256 = "sha3_256"
+    SHA3_384 = "sha3_384"
+    SHA3_512 = "sha3_512"
+    SHAKE128 = "shake_128"
+    SHAKE256 = "shake_256"
+
+
 class SignScheme(enum.StrEnum):
     """Signature schemes by their standard names."""
 
@@ -167,10 +187,13 @@ class SignMechanism:
     ``hash`` is the digest of the scheme. With ``prehashed`` the data *is* that digest (the
     ``NONE…`` forms); otherwise the backend hashes the data itself. ``deterministic`` asks for
     RFC 6979 nonces (ECDSA / DSA only). For ``RSA_PKCS1V15_RAW`` and ``EDDSA`` ``hash`` is None.
+    Post-quantum: ``ML_DSA`` / ``SLH_DSA`` have no hash (``ML_DSA`` with ``prehashed`` signs an
+    external 64-byte μ, FIPS 204 Algorithm 7 line 6); ``HASH_ML_DSA`` / ``HASH_SLH_DSA`` carry
+    their :class:`PreHash` in ``hash`` and the backend hashes the data.
     """
 
     scheme: SignScheme
-    hash: HashAlg | None = None
+    hash: HashAlg | PreHash | None = None
     prehashed: bool = False
     deterministic: bool = False
 

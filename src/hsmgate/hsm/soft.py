@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 
 from Crypto.PublicKey import RSA as PyCryptodomeRSA
@@ -22,10 +22,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from hsmgate.hsm import softcrypto
+from hsmgate.hsm import softcipher, softcrypto, softpq
 from hsmgate.hsm.base import (
     BackendUnavailable,
     Capabilities,
+    CipherMechanism,
+    CipherMode,
+    DecryptFailed,
+    EncryptResult,
+    ExportedKey,
+    InvalidInput,
     KeyAttributes,
     KeyExists,
     KeyInfo,
@@ -36,6 +42,8 @@ from hsmgate.hsm.base import (
     Partition,
     SignMechanism,
     UnsupportedByBackend,
+    WrapMechanism,
+    WrapMode,
 )
 from hsmgate.store.models import SoftKeyRecord
 from hsmgate.store.soft_keys import DuplicateLabel, SoftKeyRepository
@@ -88,6 +96,7 @@ class _LoadedKey:
     private: softcrypto.PrivateKey | None = None
     secret: bytes | None = None
     raw_rsa: object | None = None  # pycryptodome key for the raw RSA operation, built lazily
+    pq: softpq.PqPrivateKey | None = None  # ML-DSA / SLH-DSA / ML-KEM private key
 
 
 class SoftPartition(Partition):
@@ -113,7 +122,10 @@ class SoftPartition(Partition):
                                              never_extractable=not attributes.extractable)
         public_der: bytes | None = None
         size = spec.size
-        if spec.key_type.is_asymmetric:
+        if spec.key_type.is_post_quantum:
+            material, public_der = softpq.generate(spec.key_type)  # format recorded in the material
+            size = None
+        elif spec.key_type.is_asymmetric:
             private = softcrypto.generate_private_key(spec)
             material = private.private_bytes(
                 serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -158,6 +170,10 @@ class SoftPartition(Partition):
         key = self._load(label)
         if not key.info.attributes.sign:
             raise OperationNotPermitted(f"key '{label}' does not have the sign attribute")
+        if key.pq is not None and self._capabilities.can_sign(key.info.key_type, mechanism):
+            return softpq.sign(key.pq, mechanism, data, context)
+        if context and key.pq is None:
+            raise InvalidInput("a context string is only defined for ML-DSA and SLH-DSA")
         if key.private is None or not self._capabilities.can_sign(key.info.key_type, mechanism):
             raise UnsupportedByBackend(f"key '{label}' ({key.info.key_type}) cannot sign with {mechanism.scheme}")
         raw = self._raw_rsa(key) if isinstance(key.private, rsa.RSAPrivateKey) else None
@@ -168,7 +184,236 @@ class SoftPartition(Partition):
         key = self._load(label)
         if key.info.public_key is None or not self._capabilities.can_sign(key.info.key_type, mechanism):
             raise UnsupportedByBackend(f"key '{label}' ({key.info.key_type}) cannot verify {mechanism.scheme}")
+        if key.info.key_type.is_post_quantum:
+            return softpq.verify(key.info.key_type, key.info.public_key, mechanism, data, signature, context)
+        if context:
+            raise InvalidInput("a context string is only defined for ML-DSA and SLH-DSA")
         return softcrypto.verify(softcrypto.load_spki(key.info.public_key), mechanism, data, signature)
+
+    # -- post-quantum key encapsulation and ML-KEM key wrapping (softpq) ----------------------
+
+    def decapsulate(self, label: str, ciphertext: bytes) -> bytes:
+        """ML-KEM decapsulation; the key needs ``decrypt`` or ``derive`` (the shared secret leaves
+        the token, as a plaintext does)."""
+        key = self._load(label)
+        if key.pq is None or key.info.key_type not in self._capabilities.kem:
+            raise UnsupportedByBackend(f"key '{label}' ({key.info.key_type}) is not an ML-KEM key")
+        if not (key.info.attributes.decrypt or key.info.attributes.derive):
+            raise OperationNotPermitted(f"key '{label}' has neither the decrypt nor the derive attribute")
+        return softpq.decapsulate(key.pq, ciphertext)
+
+    def _kem_wrap(self, wrapping_label: str, target_label: str) -> bytes:
+        wrapping = self._load(wrapping_label)
+        if wrapping.info.key_type not in softpq.ML_KEM_TYPES or wrapping.info.public_key is None:
+            raise UnsupportedByBackend(f"key '{wrapping_label}' ({wrapping.info.key_type}) cannot wrap with ML-KEM")
+        if not wrapping.info.attributes.wrap:
+            raise OperationNotPermitted(f"key '{wrapping_label}' does not have the wrap attribute")
+        target = self._load(target_label).info
+        if not target.attributes.extractable:
+            raise OperationNotPermitted(f"key '{target_label}' is not extractable")
+        record = self._repo.get(target_label)
+        if record is None:
+            raise KeyNotFound(f"key '{target_label}' not found")
+        material = self._sealer.open(self.name, target_label, record.nonce, record.sealed_material)
+        return softpq.kem_wrap(wrapping.info.key_type, wrapping.info.public_key, material)
+
+    def _kem_unwrap(self, unwrapping_label: str, wrapped: bytes, *, label: str, spec: KeySpec,
+                    attributes: KeyAttributes) -> KeyInfo:
+        unwrapping = self._load(unwrapping_label)
+        if unwrapping.pq is None or unwrapping.info.key_type not in softpq.ML_KEM_TYPES:
+            raise UnsupportedByBackend(
+                f"key '{unwrapping_label}' ({unwrapping.info.key_type}) cannot unwrap with ML-KEM")
+        if not unwrapping.info.attributes.unwrap:
+            raise OperationNotPermitted(f"key '{unwrapping_label}' does not have the unwrap attribute")
+        material = softpq.kem_unwrap(unwrapping.pq, wrapped)
+        size, curve_oid, public_der = _describe_material(spec, material)
+        attributes = attributes.with_history(always_sensitive=False, never_extractable=False)
+        nonce, sealed = self._sealer.seal(self.name, label, material)
+        record = SoftKeyRecord(
+            label=label, key_id=None, key_type=spec.key_type.value, key_size=size, curve_oid=curve_oid,
+            attributes=asdict(attributes), public_key=public_der, sealed_material=sealed, nonce=nonce,
+            created_at=datetime.now(UTC).replace(microsecond=0),
+        )
+        try:
+            self._repo.add(record)
+        except DuplicateLabel:
+            raise KeyExists(f"a key with label '{label}' already exists") from None
+        return self._info(record)
+
+    def wrap(self, wrapping_label: str, mechanism: WrapMechanism, target_label: str) -> bytes:
+        if mechanism.mode is WrapMode.ML_KEM_AES_KWP:
+            return self._kem_wrap(wrapping_label, target_label)
+        return self._classic_wrap(wrapping_label, mechanism, target_label)
+
+    def unwrap(self, unwrapping_label: str, mechanism: WrapMechanism, wrapped: bytes, *, label: str,
+               spec: KeySpec, attributes: KeyAttributes) -> KeyInfo:
+        if mechanism.mode is WrapMode.ML_KEM_AES_KWP:
+            return self._kem_unwrap(unwrapping_label, wrapped, label=label, spec=spec, attributes=attributes)
+        return self._classic_unwrap(unwrapping_label, mechanism, wrapped, label=label, spec=spec,
+                                    attributes=attributes)
+
+    # -- encryption, HMAC, AES/RSA key wrapping, import and export (softcipher) ----------------
+
+    def encrypt(self, label: str, mechanism: CipherMechanism, data: bytes, *, iv: bytes | None = None,
+                aad: bytes | None = None) -> EncryptResult:
+        key = self._load(label)
+        if not key.info.attributes.encrypt:
+            raise OperationNotPermitted(f"key '{label}' does not have the encrypt attribute")
+        self._require_cipher(key.info, mechanism)
+        if iv is not None:
+            raise InvalidInput("the soft token generates initialization vectors itself")
+        if key.info.key_type is KeyType.RSA:
+            public = softcrypto.load_spki(key.info.public_key or b"")
+            return softcipher.encrypt_rsa(public, mechanism, data)  # type: ignore[arg-type]
+        return softcipher.encrypt_symmetric(key.info.key_type, key.secret or b"", mechanism, data, aad)
+
+    def decrypt(self, label: str, mechanism: CipherMechanism, data: bytes, *, iv: bytes | None = None,
+                aad: bytes | None = None, tag: bytes | None = None) -> bytes:
+        key = self._load(label)
+        if not key.info.attributes.decrypt:
+            raise OperationNotPermitted(f"key '{label}' does not have the decrypt attribute")
+        self._require_cipher(key.info, mechanism)
+        if key.info.key_type is KeyType.RSA:
+            if not isinstance(key.private, rsa.RSAPrivateKey):
+                raise OperationNotPermitted(f"key '{label}' is a public key without its private key")
+            raw = self._raw_rsa(key) if mechanism.mode is CipherMode.RSA_RAW else None
+            return softcipher.decrypt_rsa(key.private, mechanism, data, raw)
+        return softcipher.decrypt_symmetric(key.info.key_type, key.secret or b"", mechanism, data,
+                                            iv=iv, aad=aad, tag=tag)
+
+    def hmac(self, label: str, data: bytes) -> bytes:
+        key = self._hmac_key(label)
+        if not key.info.attributes.sign:
+            raise OperationNotPermitted(f"key '{label}' does not have the sign attribute")
+        return softcipher.hmac(key.info.key_type, key.secret or b"", data)
+
+    def hmac_verify(self, label: str, data: bytes, mac: bytes) -> bool:
+        key = self._hmac_key(label)
+        if not key.info.attributes.verify:
+            raise OperationNotPermitted(f"key '{label}' does not have the verify attribute")
+        return softcipher.hmac_verify(key.info.key_type, key.secret or b"", data, mac)
+
+    def import_key(self, label: str, *, key_type: KeyType, attributes: KeyAttributes,
+                   private_key: bytes | None = None, public_key: bytes | None = None,
+                   secret_key: bytes | None = None, curve_oid: str | None = None) -> KeyInfo:
+        """Stores PKCS#8 DER, raw secret bytes or — for a public key alone — SPKI DER. A public
+        key alone replaces an existing public key alone of the same label (as a PKCS#11 public
+        key object would be replaced); any other existing key makes it KeyExists."""
+        if key_type not in self._capabilities.key_import:
+            raise UnsupportedByBackend(f"the soft token cannot import {key_type} keys")
+        spec = KeySpec(key_type, curve_oid=curve_oid)
+        material = private_key if private_key is not None else secret_key
+        try:
+            if material:
+                size, curve, public_der = _describe_external(spec, material)
+            elif public_key:
+                size, curve, public_der = _describe_public(key_type, public_key)
+            else:
+                raise InvalidInput("nothing to import: give a private, public or secret key")
+        except DecryptFailed as exc:
+            raise InvalidInput(str(exc).replace("unwrapped material", "imported key")) from None
+        return self._store_external(label, key_type, attributes, material or b"", size, curve, public_der,
+                                    replace_public=not material)
+
+    def export_key(self, label: str) -> ExportedKey:
+        key = self._load(label)
+        if key.info.key_type.is_asymmetric and key.private is None and key.pq is None:
+            return ExportedKey(public_key=key.info.public_key)  # a public key alone is public
+        attributes = key.info.attributes
+        if not attributes.extractable or attributes.sensitive:
+            raise OperationNotPermitted(f"key '{label}' can only be exported when it is extractable and not sensitive")
+        if key.private is not None:
+            return ExportedKey(private_key=softcipher.blob_of_private_key(key.private), public_key=key.info.public_key)
+        if key.pq is not None:
+            raise UnsupportedByBackend(f"the soft token cannot export {key.info.key_type} keys")
+        return ExportedKey(secret_key=key.secret)
+
+    def _require_cipher(self, info: KeyInfo, mechanism: CipherMechanism) -> None:
+        if not self._capabilities.can_encrypt(info.key_type, mechanism):
+            raise UnsupportedByBackend(f"key '{info.label}' ({info.key_type}) cannot be used with {mechanism.mode}")
+
+    def _hmac_key(self, label: str) -> _LoadedKey:
+        key = self._load(label)
+        if key.info.key_type not in self._capabilities.hmac:
+            raise UnsupportedByBackend(f"key '{label}' ({key.info.key_type}) is not an HMAC key")
+        return key
+
+    def _classic_wrap(self, wrapping_label: str, mechanism: WrapMechanism, target_label: str) -> bytes:
+        """AES-KW / AES-KWP / RSA wrap: a secret key as its raw bytes, a private key as PKCS#8 DER."""
+        wrapping = self._load(wrapping_label)
+        if not self._capabilities.can_wrap(wrapping.info.key_type, mechanism):
+            raise UnsupportedByBackend(f"key '{wrapping_label}' ({wrapping.info.key_type}) cannot wrap with "
+                                       f"{mechanism.mode}")
+        if not wrapping.info.attributes.wrap:
+            raise OperationNotPermitted(f"key '{wrapping_label}' does not have the wrap attribute")
+        target = self._load(target_label)
+        if not target.info.attributes.extractable:
+            raise OperationNotPermitted(f"key '{target_label}' is not extractable")
+        is_private = target.info.key_type.is_asymmetric
+        if is_private:
+            if target.private is None:
+                raise UnsupportedByBackend(f"key '{target_label}' has no private key this token can wrap")
+            material = softcipher.blob_of_private_key(target.private)
+        else:
+            material = target.secret or b""
+        if wrapping.info.key_type is KeyType.AES:
+            return softcipher.wrap_with_aes(wrapping.secret or b"", mechanism, material, private=is_private)
+        if is_private:
+            raise UnsupportedByBackend(f"{mechanism.mode} wraps secret keys only")
+        public = softcrypto.load_spki(wrapping.info.public_key or b"")
+        return softcipher.wrap_with_rsa(public, mechanism, material)  # type: ignore[arg-type]
+
+    def _classic_unwrap(self, unwrapping_label: str, mechanism: WrapMechanism, wrapped: bytes, *, label: str,
+                        spec: KeySpec, attributes: KeyAttributes) -> KeyInfo:
+        key = self._load(unwrapping_label)
+        if not self._capabilities.can_wrap(key.info.key_type, mechanism):
+            raise UnsupportedByBackend(f"key '{unwrapping_label}' ({key.info.key_type}) cannot unwrap with "
+                                       f"{mechanism.mode}")
+        if not key.info.attributes.unwrap:
+            raise OperationNotPermitted(f"key '{unwrapping_label}' does not have the unwrap attribute")
+        if key.info.key_type is KeyType.AES:
+            material = softcipher.unwrap_with_aes(key.secret or b"", mechanism, wrapped)
+            if spec.key_type.is_asymmetric and mechanism.mode is WrapMode.AES_KW:
+                material = softcipher.strip_der_padding(material)
+        elif isinstance(key.private, rsa.RSAPrivateKey):
+            material = softcipher.unwrap_with_rsa(key.private, mechanism, wrapped)
+        else:
+            raise OperationNotPermitted(f"key '{unwrapping_label}' is a public key without its private key")
+        if spec.size is not None and not spec.key_type.is_asymmetric and len(material) * 8 != spec.size:
+            raise DecryptFailed(f"the unwrapped key has {len(material) * 8} bits, not {spec.size}")
+        size, curve, public_der = _describe_external(spec, material)
+        return self._store_external(label, spec.key_type, attributes, material, size, curve, public_der)
+
+    def _store_external(self, label: str, key_type: KeyType, attributes: KeyAttributes, material: bytes,
+                        size: int | None, curve_oid: str | None, public_der: bytes | None, *,
+                        replace_public: bool = False) -> KeyInfo:
+        """Seals key material made outside the token (imported or unwrapped): never
+        ``always_sensitive`` nor ``never_extractable``."""
+        attributes = attributes.with_history(always_sensitive=False, never_extractable=False)
+        nonce, sealed = self._sealer.seal(self.name, label, material)
+        record = SoftKeyRecord(
+            label=label, key_id=None, key_type=key_type.value, key_size=size, curve_oid=curve_oid,
+            attributes=asdict(attributes), public_key=public_der, sealed_material=sealed, nonce=nonce,
+            created_at=datetime.now(UTC).replace(microsecond=0),
+        )
+        try:
+            self._repo.add(record)
+        except DuplicateLabel:
+            existing = self._load(label) if replace_public else None
+            if existing is None or not existing.info.key_type.is_asymmetric or existing.private is not None \
+                    or existing.pq is not None:
+                raise KeyExists(f"a key with label '{label}' already exists") from None
+            with self._lock:
+                self._cache.pop(label, None)
+            self._repo.remove(label)
+            record = SoftKeyRecord(**{c: getattr(record, c) for c in (
+                "label", "key_id", "key_type", "key_size", "curve_oid", "attributes", "public_key",
+                "sealed_material", "nonce", "created_at")})
+            try:
+                self._repo.add(record)
+            except DuplicateLabel:
+                raise KeyExists(f"a key with label '{label}' already exists") from None
+        return self._info(record)
 
     def generate_random(self, length: int) -> bytes:
         return secrets.token_bytes(length)
@@ -200,7 +445,11 @@ class SoftPartition(Partition):
             raise KeyNotFound(f"key '{label}' not found")
         material = self._sealer.open(self.name, label, record.nonce, record.sealed_material)
         info = self._info(record)
-        if info.key_type.is_asymmetric:
+        if info.key_type.is_asymmetric and not material:  # an imported public key without its private key
+            loaded = _LoadedKey(info)
+        elif info.key_type.is_post_quantum:
+            loaded = _LoadedKey(info, pq=softpq.load(info.key_type, material))
+        elif info.key_type.is_asymmetric:
             private = serialization.load_der_private_key(material, password=None)
             loaded = _LoadedKey(info, private=private)  # type: ignore[arg-type]
         else:
@@ -232,4 +481,77 @@ def _soft_capabilities() -> Capabilities:
         for key_type in (KeyType.RSA, KeyType.DSA, KeyType.EC, KeyType.ED)
         for mechanism in softcrypto.sign_mechanisms(key_type)
     )
-    return Capabilities(backend="soft", key_specs=key_specs, sign=sign)
+    # post-quantum (softpq): no size parameter; ML-KEM decapsulates and wraps (KEM + AES-KWP)
+    key_specs.update({t: frozenset() for t in softpq.PARAMETER_SETS})
+    sign |= frozenset((t, m) for t in softpq.PARAMETER_SETS for m in softpq.sign_mechanisms(t))
+    kem_wrap = frozenset((t, WrapMechanism(WrapMode.ML_KEM_AES_KWP)) for t in softpq.ML_KEM_TYPES)
+    return _with_operations(
+        Capabilities(backend="soft", key_specs=key_specs, sign=sign, kem=softpq.ML_KEM_TYPES, wrap=kem_wrap))
+
+
+def _describe_material(spec: KeySpec, material: bytes) -> tuple[int | None, str | None, bytes | None]:
+    """(size, curve OID, SPKI) of unwrapped key material in the soft token's storage format —
+    PKCS#8 DER, raw secret bytes or softpq material — checked against ``spec``; DecryptFailed when
+    the material is not a key of that type."""
+    key_type = spec.key_type
+    try:
+        if key_type.is_post_quantum:
+            return None, None, softpq.load(key_type, material).spki
+        if key_type.is_asymmetric:
+            private = serialization.load_der_private_key(material, password=None)
+            if softcrypto.key_type_of(private) is not key_type:  # type: ignore[arg-type]
+                raise ValueError("different key type")
+            public = softcrypto.spki_der(private.public_key())  # type: ignore[arg-type]
+            if key_type is KeyType.EC:
+                curve = private.curve.name  # type: ignore[union-attr]
+                oid = next(o for o, (c, _) in softcrypto.EC_CURVES.items() if c.name == curve)
+                return softcrypto.EC_CURVES[oid][1], oid, public
+            if key_type is KeyType.ED:
+                oid = softcrypto.ED448_OID if "448" in type(private).__name__ else softcrypto.ED25519_OID
+                return softcrypto.ED_CURVES[oid], oid, public
+            return private.key_size, None, public  # type: ignore[union-attr]
+        if len(material) * 8 not in SECRET_KEY_SIZES.get(key_type, frozenset()):
+            raise ValueError("wrong secret key length")
+        return len(material) * 8, None, None
+    except (ValueError, TypeError, InvalidInput, StopIteration) as exc:
+        raise DecryptFailed(f"the unwrapped material is not a {key_type} key ({exc})") from None
+
+
+def _with_operations(capabilities: Capabilities) -> Capabilities:
+    """Adds what :mod:`softcipher` implements: encryption, AES/RSA key wrapping, HMAC and import."""
+    cipher = frozenset((t, m) for t in (KeyType.RSA, KeyType.AES, KeyType.CAMELLIA, KeyType.TDEA, KeyType.CHACHA20)
+                       for m in softcipher.cipher_mechanisms(t))
+    wrap = frozenset((t, m) for t in (KeyType.AES, KeyType.RSA) for m in softcipher.wrap_mechanisms(t))
+    importable = frozenset({KeyType.RSA, KeyType.DSA, KeyType.EC, KeyType.ED, *SECRET_KEY_SIZES})
+    return replace(capabilities, cipher=capabilities.cipher | cipher, wrap=capabilities.wrap | wrap,
+                   hmac=capabilities.hmac | frozenset(softcipher.HMAC_HASHES),
+                   key_import=capabilities.key_import | importable)
+
+
+def _describe_public(key_type: KeyType, spki: bytes) -> tuple[int | None, str | None, bytes]:
+    """(size, curve OID, SPKI) of an imported public key; DecryptFailed when it is not a
+    ``key_type`` key this token supports (the caller turns that into InvalidInput)."""
+    try:
+        public = softcrypto.load_spki(spki)
+        if softcrypto.key_type_of(public) is not key_type:
+            raise ValueError(f"it is a {softcrypto.key_type_of(public)} key")
+        if key_type is KeyType.EC:
+            curve = public.curve.name  # type: ignore[union-attr]
+            oid = next(o for o, (c, _) in softcrypto.EC_CURVES.items() if c.name == curve)
+            return softcrypto.EC_CURVES[oid][1], oid, softcrypto.spki_der(public)
+        if key_type is KeyType.ED:
+            oid = softcrypto.ED448_OID if "448" in type(public).__name__ else softcrypto.ED25519_OID
+            return softcrypto.ED_CURVES[oid], oid, softcrypto.spki_der(public)
+        return public.key_size, None, softcrypto.spki_der(public)  # type: ignore[union-attr]
+    except (ValueError, TypeError, StopIteration) as exc:
+        raise DecryptFailed(f"the public key is not a {key_type} key this token supports ({exc})") from None
+
+
+def _describe_external(spec: KeySpec, material: bytes) -> tuple[int | None, str | None, bytes | None]:
+    """:func:`_describe_material`, except that an HMAC key made elsewhere may have any length
+    (RFC 2104), not only the hash's output size the token generates."""
+    if spec.key_type.is_hmac:
+        if not 1 <= len(material) <= 1024:
+            raise DecryptFailed("an HMAC key must have 1 to 1024 bytes")
+        return len(material) * 8, None, None
+    return _describe_material(spec, material)

@@ -8,6 +8,8 @@ from sqlalchemy.exc import IntegrityError
 from hsmgate.store.database import Database
 from hsmgate.store.models import SoftKeyRecord
 
+_NONCE_SQL = "SELECT nonce FROM soft_keys WHERE partition = ? AND label = ?"
+
 
 class DuplicateLabel(Exception):
     """A record with this (partition, label) already exists."""
@@ -36,6 +38,17 @@ class SoftKeyRepository:
                     SoftKeyRecord.partition == self._partition, SoftKeyRecord.label == label
                 )
             )
+
+    def record_nonce(self, label: str) -> bytes | None:
+        """The sealing nonce of the label's record, or None when there is none.
+
+        Every record is sealed under a fresh random 96-bit nonce, so the nonce identifies one
+        version of one record: a process that caches unsealed keys compares it with the nonce it
+        unsealed to learn at once that another process deleted the key or replaced it under the
+        same label (row ids would not do: SQLite reuses the highest rowid after a delete). One
+        indexed lookup through :meth:`Database.quick_scalar`, no ORM."""
+        value = self._db.quick_scalar(_NONCE_SQL, (self._partition, label))
+        return None if value is None else bytes(value)  # type: ignore[arg-type]
 
     def labels(self) -> list[str]:
         with self._db.session() as session:

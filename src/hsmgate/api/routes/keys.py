@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Path, status
+from pydantic import BaseModel, Field
 
 from hsmgate.api.deps import ServicesDep
+from hsmgate.api.operations_deps import KeyTransferDep
 from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
+from hsmgate.api.wire.key_transfer import ChangeKeyPasswordDto, ImportAttributes, KeyExportDto, KeyImportDto
 from hsmgate.api.wire.keys import (
+    CreateKeyAttributes,
     CreateKeyDto,
     KeyAttributesOut,
     KeyJson,
@@ -15,7 +19,9 @@ from hsmgate.api.wire.keys import (
 )
 from hsmgate.domain import errors
 from hsmgate.domain.attestation import iso_z
+from hsmgate.domain.key_transfer import KeyImport
 from hsmgate.domain.keys import NewKey, SignedKey
+from hsmgate.domain.policy import Policy
 from hsmgate.hsm.base import KeyAttributes
 
 router = APIRouter(tags=["Keys"], responses=ERROR_RESPONSES)
@@ -39,39 +45,49 @@ def key_response(signed: SignedKey) -> SignedKeyAttributesDto:
                 neverExtractable=a.never_extractable, modifiable=a.modifiable, copyable=a.copyable,
                 destroyable=a.destroyable,
             ),
+            addressTruncated=None if view.address_truncated is None else
+            {"address": view.address_truncated[0], "format": view.address_truncated[1]},
+            policy=None if view.policy is None else view.policy.to_wire(),
         ),
         xmlSignature=signed.xml_signature,
         attestationKeyName=signed.attestation_key_name,
     )
 
 
-def _refuse_password(password: str | None, field: str) -> None:
-    if password:
-        raise errors.UnsupportedOperation(f"'{field}': key passwords are not supported by this hsmgate version")
+def key_attributes(attrs: CreateKeyAttributes | ImportAttributes, *, public_only: bool = False) -> KeyAttributes:
+    """Domain attributes of an ``AttributesDto``. ``encrypt``, ``verify`` and ``wrap`` (absent from
+    key responses) default to their counterparts ``decrypt``, ``sign`` and ``unwrap`` — a key made
+    to decrypt may encrypt — and, for a public key alone, to true."""
+    if attrs.bip32 or attrs.slip10:
+        raise errors.TsbError("'attributes.bip32'/'attributes.slip10': key derivation is not supported", code=634)
+    decrypt, sign, unwrap = bool(attrs.decrypt), bool(attrs.sign), bool(attrs.unwrap)
+
+    def default(value: bool | None, counterpart: bool) -> bool:
+        return (True if public_only else counterpart) if value is None else value
+
+    return KeyAttributes(
+        decrypt=decrypt and not public_only, sign=sign and not public_only, unwrap=unwrap and not public_only,
+        derive=attrs.derive, encrypt=default(attrs.encrypt, decrypt), verify=default(attrs.verify, sign),
+        wrap=default(attrs.wrap, unwrap), sensitive=True if attrs.sensitive is None else attrs.sensitive,
+        extractable=attrs.extractable, modifiable=attrs.modifiable, destroyable=attrs.destroyable,
+        copyable=attrs.copyable,
+    )
 
 
 @router.post("/v1/key", status_code=status.HTTP_201_CREATED, operation_id="createKey",
              response_model=SignedKeyAttributesDto, summary="Create a key in the partition")
 def create_key(body: CreateKeyDto, services: ServicesDep) -> SignedKeyAttributesDto:
-    _refuse_password(body.password, "password")
-    if body.policy is not None:
-        raise errors.UnsupportedOperation("'policy': Smart Key Attributes are not supported by this hsmgate version")
-    if body.addressFormat is not None:
+    policy = None if body.policy is None else Policy.from_wire(body.policy)  # SKA key (issue 5)
+    if body.addressFormat is not None and policy is None:
         raise errors.InvalidAddressOnNonSkaKey("'addressFormat' is only allowed on keys with a policy (SKA keys)")
-    attrs = body.attributes
-    if attrs.bip32 or attrs.slip10:
-        raise errors.TsbError("'attributes.bip32'/'attributes.slip10': key derivation is not supported", code=634)
-    attributes = KeyAttributes(
-        decrypt=attrs.decrypt, sign=attrs.sign, unwrap=attrs.unwrap, derive=attrs.derive,
-        encrypt=bool(attrs.encrypt), verify=bool(attrs.verify), wrap=bool(attrs.wrap),
-        sensitive=True if attrs.sensitive is None else attrs.sensitive, extractable=attrs.extractable,
-        modifiable=attrs.modifiable, destroyable=attrs.destroyable, copyable=attrs.copyable,
-    )
-    signed = services.keys.create(NewKey(
-        label=body.label, algorithm=str(body.algorithm) if body.algorithm else None,
-        algorithm_oid=body.algorithmOid, key_size=body.keySize, curve_oid=body.curveOid,
-        attributes=attributes, key_id=body.id,
-    ))
+    attributes = key_attributes(body.attributes)
+    with services.passwords.protecting_new_key(body.label, body.password):
+        signed = services.keys.create(NewKey(
+            label=body.label, algorithm=str(body.algorithm) if body.algorithm else None,
+            algorithm_oid=body.algorithmOid, key_size=body.keySize, curve_oid=body.curveOid,
+            attributes=attributes, key_id=body.id, policy=policy,
+            address_format=body.addressFormat.format if body.addressFormat is not None else None,
+        ))
     return key_response(signed)
 
 
@@ -82,23 +98,74 @@ def list_keys(services: ServicesDep) -> list[str]:
 
 @router.post("/v1/key/attributes", operation_id="getKeyAttributesWithKeyPassword",
              response_model=SignedKeyAttributesDto, summary="Attributes of a key, signed by the attestation key")
-def key_attributes(body: KeyLabelWithPasswordDto, services: ServicesDep) -> SignedKeyAttributesDto:
-    _refuse_password(body.password, "password")
+def key_attributes_with_password(body: KeyLabelWithPasswordDto, services: ServicesDep) -> SignedKeyAttributesDto:
+    services.passwords.check(body.label, body.password, field="password")
     return key_response(services.keys.describe(body.label))
 
 
 @router.get("/v1/key/{keyName}/attributes", operation_id="getKeyAttributes", deprecated=True,
             response_model=SignedKeyAttributesDto, summary="Attributes of a key (deprecated form)")
 def key_attributes_by_path(services: ServicesDep, keyName: str = KeyNamePath) -> SignedKeyAttributesDto:
+    services.passwords.check(keyName, None, field="password")
     return key_response(services.keys.describe(keyName))
 
 
 @router.delete("/v1/key/{keyName}", operation_id="deleteKey", summary="Delete a destroyable key")
 def delete_key(services: ServicesDep, keyName: str = KeyNamePath) -> None:
+    services.passwords.check(keyName, None, field="password")
     services.keys.delete(keyName)
+    services.stores.certificates.remove(keyName)
 
 
 @router.post("/v1/key/deleteKey", operation_id="deleteKeyWithPassword", summary="Delete a destroyable key")
 def delete_key_with_password(body: KeyLabelWithPasswordDto, services: ServicesDep) -> None:
-    _refuse_password(body.password, "password")
+    services.passwords.check(body.label, body.password, field="password")
     services.keys.delete(body.label)
+    services.stores.certificates.remove(body.label)
+
+
+@router.post("/v1/key/import/plain", operation_id="importPlainKey", response_model=SignedKeyAttributesDto,
+             summary="Import a private, public or secret key, or a certificate (DER or PEM, base64)")
+def import_plain_key(body: KeyImportDto, services: ServicesDep, transfer: KeyTransferDep) -> SignedKeyAttributesDto:
+    if body.policy is not None:
+        raise errors.UnsupportedOperation("'policy': Smart Key Attributes are not supported on imported keys")
+    if body.addressFormat is not None:
+        raise errors.InvalidAddressOnNonSkaKey("'addressFormat' is only allowed on keys with a policy (SKA keys)")
+    public_only = not body.privateKey and not body.secretKey
+    signed = transfer.import_plain(KeyImport(
+        label=body.label, algorithm=body.algorithm, private_key=body.privateKey, public_key=body.publicKey,
+        secret_key=body.secretKey, certificate=body.certificate,
+        attributes=key_attributes(body.attributes, public_only=public_only) if body.attributes else None,
+    ))
+    return key_response(signed)
+
+
+@router.post("/v1/key/export/plain", operation_id="exportPlainKey", response_model=KeyExportDto,
+             summary="Export an extractable, non-sensitive key")
+def export_plain_key(body: KeyLabelWithPasswordDto, transfer: KeyTransferDep) -> KeyExportDto:
+    exported = transfer.export_plain(body.label, body.password)
+    return KeyExportDto(
+        privateKey=encode_base64(exported.private_key) if exported.private_key is not None else None,
+        publicKey=encode_base64(exported.public_key) if exported.public_key is not None else None,
+        secretKey=encode_base64(exported.secret_key) if exported.secret_key is not None else None,
+    )
+
+
+@router.post("/v1/key/changePassword", operation_id="changeKeyPassword",
+             summary="Change (or with an empty newPassword remove) the password of a modifiable key")
+def change_key_password(body: ChangeKeyPasswordDto, services: ServicesDep) -> None:
+    services.passwords.change(body.label, body.password, body.newPassword)
+
+
+class KeyAddressDto(BaseModel):
+    address: str = Field(description="base64 of the address hash (ETH: 20 bytes of Keccak-256; BTC: HASH160)")
+
+
+@router.post("/v1/key/address", operation_id="getKeyAddressWithKeyPassword", response_model=KeyAddressDto,
+             summary="Blockchain address hash of an SKA key created with addressFormat")
+def key_address(body: KeyLabelWithPasswordDto, services: ServicesDep) -> KeyAddressDto:
+    services.passwords.check(body.label, body.password, field="password")
+    ska = getattr(services, "ska", None)
+    if ska is None:
+        raise errors.UnsupportedOperation("Smart Key Attributes are not available on this partition")
+    return KeyAddressDto(address=encode_base64(ska.requests.keys.address(body.label)))

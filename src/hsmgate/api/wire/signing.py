@@ -38,7 +38,7 @@ class SynchronousSignRequestDto(WireModel):
     metaDataSignature: Base64Bytes | None = None
     signatureAlgorithm: SignatureAlgorithmName  # type: ignore[valid-type]
     signatureType: SignatureTypeName | None = None
-    context: Base64Bytes | None = None
+    context: Base64Bytes | None = Field(None, description="ML-DSA / SLH-DSA context string (at most 255 bytes)")
     signedApprovals: list[Base64Bytes] | None = None
 
 
@@ -63,6 +63,8 @@ class VerifySignatureRequestDto(WireModel):
     signatureAlgorithm: SignatureAlgorithmName  # type: ignore[valid-type]
     payload: Base64Bytes
     signature: Base64Bytes
+    context: Base64Bytes | None = Field(
+        None, description="hsmgate extension: the ML-DSA / SLH-DSA context string the signature was made with")
 
 
 class SignedVerifySignatureRequestDto(WireModel):

@@ -1,0 +1,139 @@
+"""Tag "Approval Tasks": approvers fetch their tasks, approve and reject (reference §3.4, §6.3, §6.4).
+
+Approvers authenticate by a fresh timestamp signed with their key (``domain/approvals.py``), not by
+the caller's JWT. Task lists carry the fields of their ``detailLevel`` only (level1 ⊂ … ⊂ level6).
+``/v1/task`` (GAP: the method is not public) accepts DELETE with a JSON body and POST; deleting a
+task rejects it and the approver appears in ``rejectedBy``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from hsmgate.api.routes.requests import SkaDep, status_dto
+from hsmgate.api.wire.common import ERROR_RESPONSES
+from hsmgate.api.wire.ska import (
+    AuthenticatableRequestDto,
+    DeleteTaskRequestDto,
+    FilteredTasksRequestDto,
+    GetTasksResponseDto,
+    SendApprovalDto,
+)
+from hsmgate.domain.approval_token import ApprovalToBeSigned
+from hsmgate.domain.approvals import Authentication, Paging, TaskItem
+from hsmgate.domain.errors import TsbError
+from hsmgate.domain.requests import KINDS, SIGNED_FIELDS, TASK_FILTERS, SkaServices, kinds_of_filter
+from hsmgate.domain.timestamp_key import TIMESTAMP_SIGNATURE_ALGORITHM
+from hsmgate.store.requests import SortOrder
+
+router = APIRouter(tags=["Approval Tasks"], responses=ERROR_RESPONSES)
+
+
+def _b64(value: bytes | None) -> str | None:
+    return None if value is None else base64.b64encode(value).decode("ascii")
+
+
+def authentication(body: AuthenticatableRequestDto) -> Authentication:
+    return Authentication(
+        timestamp=body.timestamp, timestamp_signature=body.timestampSignature,
+        timestamp_digest_algorithm=body.timestampDigestAlgorithm, approver_public_key=body.approverPublicKey,
+        approver_certificate=body.approverCertificate, timestamp_signing_certificate=body.timestampSigningCertificate,
+    )
+
+
+def render_task(item: TaskItem, level: int, ska: SkaServices) -> dict[str, Any]:
+    """One task with the fields of ``level`` (reference §6.3)."""
+    task, request = item.task, item.request
+    spec = KINDS[item.kind]
+    token_bytes = bytes(request.token or b"")
+    out: dict[str, Any] = {
+        "detailLevel": f"level{level}", "id": task.id, "approvalToBeSigned": _b64(token_bytes),
+        "approverPublicKey": _b64(task.approver),
+    }
+    if level < 2:
+        return out
+    envelope = json.loads(request.request)
+    inner = envelope.get(spec.envelope) or {}
+    token = ApprovalToBeSigned.decode(token_bytes)
+    out |= {
+        "metaData": inner.get("metaData"), "metaDataSignature": inner.get("metaDataSignature"),
+        "payload": _b64(token.payload), "payloadType": inner.get("payloadType") or "UNSPECIFIED",
+    }
+    if level < 3:
+        return out
+    out["requestBase64"] = _b64(request.request.encode("utf-8"))
+    for name in SIGNED_FIELDS:
+        out[name] = envelope if name == spec.signed_field else None
+    if level < 4:
+        return out
+    out |= {
+        "timestamp": _b64(token.timestamp), "timestampSignature": _b64(token.timestamp_signature),
+        "timestampSignatureAlgorithm": None if token.is_time_less else TIMESTAMP_SIGNATURE_ALGORITHM,
+        "timestampSignatureWithAlgorithm": _b64(token.timestamp_signature_der),
+    }
+    if level < 5:
+        return out
+    try:
+        signed = ska.requests.keys.describe(request.key_label)
+        out |= {"keyAttributes": signed.xml, "keyAttributesSignature": signed.xml_signature}
+    except TsbError:  # the key is gone
+        out |= {"keyAttributes": None, "keyAttributesSignature": None}
+    if level < 6:
+        return out
+    out["requestStatus"] = status_dto(ska.requests.view(request.id)).model_dump(mode="json")
+    return out
+
+
+def _task_list(name: str) -> Callable[..., JSONResponse]:
+    kinds = kinds_of_filter(name)
+
+    def handler(body: FilteredTasksRequestDto, ska: SkaDep) -> JSONResponse:
+        caller = ska.approvals.authenticate(authentication(body))
+        paging = None
+        if body.paging is not None:
+            paging = Paging(body.paging.pageNumber, body.paging.pageSize, SortOrder(str(body.paging.sortOrder)))
+        items = ska.approvals.tasks(caller, kinds, task_id=body.id, request_id=body.requestId, paging=paging)
+        level = int(str(body.detailLevel.value)[-1])
+        return JSONResponse({"tasks": [render_task(item, level, ska) for item in items]})
+
+    handler.__name__ = f"filtered_{name.lower()}_approval_tasks"
+    return handler
+
+
+for _name in TASK_FILTERS:
+    router.add_api_route(
+        f"/v1/filtered{_name}ApprovalTask", _task_list(_name), methods=["POST"],
+        operation_id=f"filter{_name}Tasks", response_model=GetTasksResponseDto,
+        summary=f"Tasks of the approver ({'all kinds' if _name == 'All' else _name})",
+    )
+
+
+@router.post("/v1/approval", operation_id="approveTask",
+             summary="Approve a task: the approver's signature over the decoded approvalToBeSigned")
+def approve(body: SendApprovalDto, ska: SkaDep) -> None:
+    ska.approvals.approve(
+        task_id=body.id, token=body.approvalToBeSigned, signature=body.signature,
+        digest_algorithm=body.approvalDigestAlgorithm, approver_public_key=body.approverPublicKey,
+        approver_certificate=body.approverCertificate,
+    )
+
+
+def _reject(body: DeleteTaskRequestDto, ska: SkaServices) -> None:
+    caller = ska.approvals.authenticate(authentication(body))
+    ska.approvals.reject(caller, body.id)
+
+
+@router.delete("/v1/task", operation_id="deleteTask", summary="Reject (delete) a task; JSON body as POST")
+def delete_task(body: DeleteTaskRequestDto, ska: SkaDep) -> None:
+    _reject(body, ska)
+
+
+@router.post("/v1/task", operation_id="deleteTaskByPost", summary="Reject (delete) a task")
+def delete_task_by_post(body: DeleteTaskRequestDto, ska: SkaDep) -> None:
+    _reject(body, ska)

@@ -1,0 +1,87 @@
+"""Tag "Certificate": CSRs, self-signed and CA-issued certificates, import, read, delete (§3.5, §5.7).
+
+Every signature is made by the key inside the backend (``domain/certificates.py``).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Path
+
+from hsmgate.api.operations_deps import CertificatesDep
+from hsmgate.api.wire.certificates import (
+    CertificateImportDto,
+    CertificateRequestResponseDto,
+    CertificateResponseDto,
+    SelfSignCertificateRequestDto,
+    SynchronousCertificateRequestRequestDto,
+    SynchronousSignCertificateRequestDto,
+)
+from hsmgate.api.wire.common import ERROR_RESPONSES
+from hsmgate.domain.certificates import Profile, subject_name
+
+router = APIRouter(tags=["Certificate"], responses=ERROR_RESPONSES)
+
+KeyNamePath = Path(min_length=1, max_length=256, description="The key's label")
+
+
+def _profile(validity: int, key_usage: list | None, extended_key_usage: list | None,  # type: ignore[type-arg]
+             ca: bool = False) -> Profile:
+    return Profile(validity, tuple(str(u) for u in key_usage or ()), tuple(str(u) for u in extended_key_usage or ()),
+                   ca)
+
+
+@router.post("/v1/certificate/synchronous/request", operation_id="synchronousCreateCertificateRequest",
+             response_model=CertificateRequestResponseDto,
+             summary="A PKCS#10 CSR signed by the key (which also gets a self-signed certificate if it has none)")
+def certificate_request(body: SynchronousCertificateRequestRequestDto,
+                        certificates: CertificatesDep) -> CertificateRequestResponseDto:
+    csr = certificates.request(
+        label=body.signKeyName, password=body.keyPassword, algorithm=str(body.signatureAlgorithm),
+        subject=subject_name(body.standardCertificateAttributes.model_dump()),
+        profile=_profile(body.validity, body.keyUsage, body.extendedKeyUsage),
+    )
+    return CertificateRequestResponseDto(label=body.signKeyName, certificateSigningRequest=csr)
+
+
+@router.post("/v1/certificate/synchronous/selfsign", operation_id="selfSignCertificate",
+             response_model=CertificateResponseDto, summary="A self-signed certificate, attached to the key")
+@router.post("/v1/certificate/synchronous/create/selfSigned", operation_id="createSelfSignedCertificate",
+             response_model=CertificateResponseDto, include_in_schema=False)
+def self_sign_certificate(body: SelfSignCertificateRequestDto, certificates: CertificatesDep) -> CertificateResponseDto:
+    certificate = certificates.self_sign(
+        label=body.signKeyName, password=body.keyPassword, algorithm=str(body.signatureAlgorithm),
+        common_name=body.commonName,
+        profile=_profile(body.validity, body.keyUsage, body.extendedKeyUsage, body.certificateAuthority),
+    )
+    return CertificateResponseDto(label=body.signKeyName, certificate=certificate)
+
+
+@router.post("/v1/certificate/synchronous/sign", operation_id="signCertificate", response_model=CertificateResponseDto,
+             summary="Issue a certificate for a CSR, signed by the key under its certificate (a CA)")
+def sign_certificate(body: SynchronousSignCertificateRequestDto, certificates: CertificatesDep) -> CertificateResponseDto:
+    certificate = certificates.sign_request(
+        label=body.signKeyName, password=body.keyPassword, algorithm=str(body.signatureAlgorithm),
+        csr=body.certificateSigningRequest, common_name=body.commonName,
+        profile=_profile(body.validity, body.keyUsage, body.extendedKeyUsage, body.certificateAuthority),
+    )
+    return CertificateResponseDto(label=body.signKeyName, certificate=certificate)
+
+
+@router.post("/v1/certificate/import/plain", operation_id="importPlainCertificate",
+             response_model=CertificateResponseDto,
+             summary="Attach a certificate to a key (its public key must be the key's); replaces any other")
+def import_certificate(body: CertificateImportDto, certificates: CertificatesDep) -> CertificateResponseDto:
+    return CertificateResponseDto(label=body.label,
+                                  certificate=certificates.import_certificate(body.label, body.certificate))
+
+
+@router.get("/v1/certificate/{keyName}", operation_id="getCertificate", response_model=CertificateResponseDto,
+            summary="The certificate of a key (PEM)")
+def get_certificate(certificates: CertificatesDep, keyName: str = KeyNamePath) -> CertificateResponseDto:
+    return CertificateResponseDto(label=keyName, certificate=certificates.get(keyName))
+
+
+@router.delete("/v1/certificate/{keyName}", operation_id="deleteCertificate",
+               summary="Remove the certificate of a key (the key stays)")
+def delete_certificate(certificates: CertificatesDep, keyName: str = KeyNamePath) -> None:
+    certificates.delete(keyName)

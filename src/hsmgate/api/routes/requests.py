@@ -1,0 +1,224 @@
+"""Tag "Requests": the asynchronous SKA operations and their status (reference §3.3, §6.2), and the
+synchronous block / unblock / modify with ``signedApprovals`` (§3.2, §6.8).
+
+Every asynchronous endpoint answers 201 with the request id field of §3.3. A key without policy, or
+whose rule for the operation is always fulfilled, executes at once: the request is stored EXECUTED
+(its result at ``GET /v1/request/{id}``) and an error is answered directly, as the synchronous
+endpoint would. A key password (``keyPassword``) is checked when the request is made (620) and then
+dropped: the stored request (and the approvers' ``requestBase64``) carries ``null``; hsmgate never
+stores key passwords.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, status
+
+from hsmgate.api.deps import ServicesDep
+from hsmgate.api.wire.common import ERROR_RESPONSES, WireModel
+from hsmgate.api.wire.ska import (
+    BlockKeyRequestIdDto,
+    DecryptRequestIdDto,
+    FilteredRequestsDto,
+    ModifyKeyRequestIdDto,
+    RequestsResponseDto,
+    RequestStatusDto,
+    SignedBlockKeyRequestDto,
+    SignedCsrSignRequestDto,
+    SignedDecryptRequestDto,
+    SignedModifyKeyRequestDto,
+    SignedSelfSignCertificateRequestDto,
+    SignedSignCertificateRequestDto,
+    SignedSignRequestDto,
+    SignedSynchronousBlockKeyRequestDto,
+    SignedSynchronousModifyKeyRequestDto,
+    SignedSynchronousUnblockKeyRequestDto,
+    SignedUnblockKeyRequestDto,
+    SignedUnwrapKeyRequestDto,
+    SignRequestIdDto,
+    UnblockKeyRequestIdDto,
+    UnwrapRequestIdDto,
+)
+from hsmgate.domain import errors
+from hsmgate.domain.attestation import iso_z
+from hsmgate.domain.policy import Policy, binary_policy
+from hsmgate.domain.requests import KINDS, RequestKind, RequestView, SkaServices, Submission, block_payload
+
+router = APIRouter(responses=ERROR_RESPONSES)
+REQUESTS = ["Requests"]
+SYNCHRONOUS = ["Synchronous Key Operations"]
+RequestIdPath = Path(min_length=1, max_length=64, description="The request id (UUID)")
+
+
+def ska_services(services: ServicesDep) -> SkaServices:
+    ska = getattr(services, "ska", None)
+    if ska is None:
+        raise errors.UnsupportedOperation("Smart Key Attributes are not available on this partition")
+    return ska  # type: ignore[no-any-return]
+
+
+SkaDep = Annotated[SkaServices, Depends(ska_services)]
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+def status_dto(view: RequestView) -> RequestStatusDto:
+    return RequestStatusDto(
+        id=view.id, status=view.status.wire,
+        executionTime=iso_z(view.executed_at) if view.executed_at is not None else None,
+        approvedBy=[_b64(a) for a in view.approved_by], notYetApprovedBy=[_b64(a) for a in view.not_yet_approved_by],
+        rejectedBy=[_b64(a) for a in view.rejected_by], result=view.result,
+    )
+
+
+def _envelope(body: WireModel) -> dict[str, Any]:
+    """The envelope as the server re-serialises it (level-3 ``requestBase64``), nulls included."""
+    return dict(body.model_dump(mode="json"))
+
+
+def _submit(ska: SkaServices, services: Any, kind: RequestKind, label: str, payload: bytes | None,
+            body: WireModel, password_field: str = "keyPassword") -> str:
+    """Check the key password now (620), store the request without it, submit."""
+    spec = KINDS[kind]
+    envelope = _envelope(body)
+    inner = envelope[spec.envelope]
+    services.passwords.check(label, inner.get(password_field), field=f"{spec.envelope}.{password_field}")
+    inner[password_field] = None  # verified here; hsmgate never stores key passwords
+    if payload is None:  # certificate requests (GAP decision): the inner request's JSON
+        payload = json.dumps(inner, separators=(",", ":"), sort_keys=True).encode()
+    return ska.requests.submit(Submission(kind, label, payload, envelope)).id
+
+
+@router.post("/v1/sign", tags=REQUESTS, status_code=status.HTTP_201_CREATED, operation_id="sign",
+             response_model=SignRequestIdDto, summary="Request a signature (approved by the key's policy)")
+def sign(body: SignedSignRequestDto, ska: SkaDep, services: ServicesDep) -> SignRequestIdDto:
+    request = body.signRequest
+    return SignRequestIdDto(signRequestId=_submit(ska, services, RequestKind.SIGN, request.signKeyName,
+                                                  request.payload, body))
+
+
+@router.post("/v1/decrypt", tags=REQUESTS, status_code=status.HTTP_201_CREATED, operation_id="decrypt",
+             response_model=DecryptRequestIdDto, summary="Request a decryption (approved by the key's policy)")
+def decrypt(body: SignedDecryptRequestDto, ska: SkaDep, services: ServicesDep) -> DecryptRequestIdDto:
+    request = body.decryptRequest
+    return DecryptRequestIdDto(decryptRequestId=_submit(
+        ska, services, RequestKind.DECRYPT, request.decryptKeyName, request.encryptedPayload, body))
+
+
+@router.post("/v1/unwrap", tags=REQUESTS, status_code=status.HTTP_201_CREATED, operation_id="unwrap",
+             response_model=UnwrapRequestIdDto, summary="Request an unwrap (approved by the key's policy)")
+def unwrap(body: SignedUnwrapKeyRequestDto, ska: SkaDep, services: ServicesDep) -> UnwrapRequestIdDto:
+    request = body.unwrapKeyRequest
+    return UnwrapRequestIdDto(unwrapRequestId=_submit(
+        ska, services, RequestKind.UNWRAP, request.unwrapKeyName, request.wrappedKey, body, "unwrapKeyPassword"))
+
+
+@router.post("/v1/block", tags=REQUESTS, status_code=status.HTTP_201_CREATED, operation_id="block",
+             response_model=BlockKeyRequestIdDto, summary="Request to block an SKA key")
+def block(body: SignedBlockKeyRequestDto, ska: SkaDep, services: ServicesDep) -> BlockKeyRequestIdDto:
+    label = body.blockRequest.blockKeyName
+    return BlockKeyRequestIdDto(blockKeyRequestId=_submit(
+        ska, services, RequestKind.BLOCK, label, block_payload(label), body))
+
+
+@router.post("/v1/unblock", tags=REQUESTS, status_code=status.HTTP_201_CREATED, operation_id="unblock",
+             response_model=UnblockKeyRequestIdDto, summary="Request to unblock an SKA key")
+def unblock(body: SignedUnblockKeyRequestDto, ska: SkaDep, services: ServicesDep) -> UnblockKeyRequestIdDto:
+    label = body.unblockRequest.unblockKeyName
+    return UnblockKeyRequestIdDto(unblockKeyRequestId=_submit(
+        ska, services, RequestKind.UNBLOCK, label, block_payload(label), body))
+
+
+@router.post("/v1/modify", tags=REQUESTS, status_code=status.HTTP_201_CREATED, operation_id="modify",
+             response_model=ModifyKeyRequestIdDto, summary="Request to replace the policy of an SKA key")
+def modify(body: SignedModifyKeyRequestDto, ska: SkaDep, services: ServicesDep) -> ModifyKeyRequestIdDto:
+    request = body.modifyRequest
+    policy = Policy.from_wire(request.policy, field="modifyRequest.policy", key_status=False)
+    return ModifyKeyRequestIdDto(modifyKeyRequestId=_submit(
+        ska, services, RequestKind.MODIFY, request.modifyKeyName, binary_policy(policy), body))
+
+
+@router.post("/v1/certificate/request", tags=REQUESTS, status_code=status.HTTP_201_CREATED,
+             operation_id="signCsrWithSkaKey", response_model=SignRequestIdDto,
+             summary="Request a CSR signed by an SKA key")
+def certificate_request(body: SignedCsrSignRequestDto, ska: SkaDep, services: ServicesDep) -> SignRequestIdDto:
+    return SignRequestIdDto(signRequestId=_submit(
+        ska, services, RequestKind.CERTIFICATE_REQUEST, body.csrSignRequest.signKeyName, None, body))
+
+
+@router.post("/v1/certificate/sign", tags=REQUESTS, status_code=status.HTTP_201_CREATED,
+             operation_id="signCertificateWithSkaKey", response_model=SignRequestIdDto,
+             summary="Request a certificate issued by an SKA key")
+def certificate_sign(body: SignedSignCertificateRequestDto, ska: SkaDep, services: ServicesDep) -> SignRequestIdDto:
+    return SignRequestIdDto(signRequestId=_submit(
+        ska, services, RequestKind.CERTIFICATE_SIGN, body.signCertificateRequest.signKeyName, None, body))
+
+
+@router.post("/v1/certificate/selfsign", tags=REQUESTS, status_code=status.HTTP_201_CREATED,
+             operation_id="selfSignCertificateWithSkaKey", response_model=SignRequestIdDto,
+             summary="Request a self-signed certificate of an SKA key")
+def certificate_self_sign(body: SignedSelfSignCertificateRequestDto, ska: SkaDep,
+                          services: ServicesDep) -> SignRequestIdDto:
+    return SignRequestIdDto(signRequestId=_submit(
+        ska, services, RequestKind.CERTIFICATE_SELF_SIGN, body.selfSignCertificateRequest.signKeyName, None, body))
+
+
+# -- status --------------------------------------------------------------------------------------------
+
+
+@router.get("/v1/request/{id}", tags=REQUESTS, operation_id="getRequestStatus", response_model=RequestStatusDto,
+            summary="Status and result of an asynchronous request")
+def get_request(ska: SkaDep, id: str = RequestIdPath) -> RequestStatusDto:
+    return status_dto(ska.requests.view(id))
+
+
+@router.delete("/v1/request/{id}", tags=REQUESTS, operation_id="cancelRequest",
+               summary="Cancel a PENDING or APPROVED request (status CANCELLED)")
+def cancel_request(ska: SkaDep, id: str = RequestIdPath) -> None:
+    ska.requests.cancel(id)
+
+
+@router.post("/v1/filteredRequests", tags=REQUESTS, operation_id="filteredRequests",
+             response_model=RequestsResponseDto, summary="Requests of the partition, by status")
+def filtered_requests(ska: SkaDep, body: FilteredRequestsDto | None = None) -> RequestsResponseDto:
+    statuses = None if body is None or not body.requestStatusList else [str(s) for s in body.requestStatusList]
+    return RequestsResponseDto(requests=[status_dto(view) for view in ska.requests.find(statuses)])
+
+
+# -- synchronous block / unblock / modify ---------------------------------------------------------------
+
+
+@router.post("/v1/synchronousBlock", tags=SYNCHRONOUS, operation_id="synchronousBlock",
+             summary="Block an SKA key now, with the approvals of its ruleBlock")
+def synchronous_block(body: SignedSynchronousBlockKeyRequestDto, ska: SkaDep, services: ServicesDep) -> None:
+    request = body.blockRequest
+    label = request.blockKeyName
+    services.passwords.check(label, request.keyPassword, field="blockRequest.keyPassword")
+    ska.approvals.synchronous_management(RequestKind.BLOCK, label, block_payload(label), {},
+                                         request.signedApprovals or [])
+
+
+@router.post("/v1/synchronousUnblock", tags=SYNCHRONOUS, operation_id="synchronousUnblock",
+             summary="Unblock an SKA key now, with the approvals of its ruleUnblock")
+def synchronous_unblock(body: SignedSynchronousUnblockKeyRequestDto, ska: SkaDep,
+                        services: ServicesDep) -> None:
+    request = body.unblockRequest
+    label = request.unblockKeyName
+    services.passwords.check(label, request.keyPassword, field="unblockRequest.keyPassword")
+    ska.approvals.synchronous_management(RequestKind.UNBLOCK, label, block_payload(label), {},
+                                         request.signedApprovals or [])
+
+
+@router.post("/v1/synchronousModify", tags=SYNCHRONOUS, operation_id="synchronousModify",
+             summary="Replace the policy of an SKA key now, with the approvals of its ruleModify")
+def synchronous_modify(body: SignedSynchronousModifyKeyRequestDto, ska: SkaDep, services: ServicesDep) -> None:
+    request = body.modifyRequest
+    services.passwords.check(request.modifyKeyName, request.keyPassword, field="modifyRequest.keyPassword")
+    policy = Policy.from_wire(request.policy, field="modifyRequest.policy", key_status=False)
+    ska.approvals.synchronous_management(RequestKind.MODIFY, request.modifyKeyName, binary_policy(policy),
+                                         {"policy": request.policy}, request.signedApprovals or [])

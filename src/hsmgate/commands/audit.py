@@ -1,0 +1,254 @@
+"""``hsmgate audit verify | export | checkpoint``: the tamper-evident audit log.
+
+Exit status of ``verify``: 0 all records and checkpoint signatures verified; 1 a record was
+changed, removed or reordered, or a checkpoint does not verify (each finding is printed with its
+partition and record number); 3 the chains are intact but some checkpoint signatures could not be
+checked (no attestation public key: pass ``--public-key``); 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import typer
+
+from hsmgate.commands.common import fail, load_settings
+from hsmgate.settings import ConfigError, Settings
+
+app = typer.Typer(help="The tamper-evident audit log: verify the hash chains and signed checkpoints, export.",
+                  no_args_is_help=True)
+
+ConfigOption = Annotated[Path | None, typer.Option(help="TOML configuration file [HSMGATE_CONFIG]")]
+DataDirOption = Annotated[Path | None, typer.Option(help="State directory [HSMGATE_DATA_DIR]")]
+PartitionOption = Annotated[str | None, typer.Option(help="Only this partition [default: all]")]
+
+
+def _settings(config: Path | None, data_dir: Path | None) -> Settings:
+    if config is not None:
+        os.environ["HSMGATE_CONFIG"] = str(config)
+    return load_settings(data_dir=data_dir)
+
+
+def _database(settings: Settings):  # type: ignore[no-untyped-def]
+    from hsmgate.store.database import Database
+
+    if not settings.database_url and not (settings.data_dir / "state.db").exists():
+        fail(f"no state database in {settings.data_dir} (set --data-dir or HSMGATE_DATABASE_URL)")
+    db = Database(settings.resolved_database_url)
+    db.migrate()
+    return db
+
+
+def _read_public_key(path: Path) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        data = path.read_bytes()
+        key = (serialization.load_der_public_key(data) if not data.lstrip().startswith(b"-----")
+               else serialization.load_pem_public_key(data))
+    except (OSError, ValueError) as exc:
+        fail(f"--public-key {path}: not a PEM or DER public key ({exc})")
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _attestation_public_keys(settings: Settings, db, names: list[str]) -> dict[str, bytes | str]:  # type: ignore[no-untyped-def]
+    """Each partition's attestation public key, read from its backend; a string says why not."""
+    from hsmgate.app import open_partition, served_partitions
+    from hsmgate.domain.audit import AttestationSigner
+    from hsmgate.domain.errors import TsbError
+    from hsmgate.hsm.base import HsmError
+    from hsmgate.store.soft_keys import SoftKeyRepository
+
+    keys: dict[str, bytes | str] = {name: "the partition is not configured any more" for name in names}
+    try:
+        served = {s.partition: s for s in served_partitions(settings, db)}
+    except ConfigError as exc:
+        return {name: str(exc) for name in names}
+    for name in names:
+        if name not in served:  # removed; a soft partition's attestation key is kept (partition remove)
+            served[name] = settings.model_copy(update={"partition": name, "backend": "soft"})
+            if settings.attestation_key_name not in SoftKeyRepository(db, name).labels():
+                continue
+        try:
+            partition = open_partition(served[name], db)
+            try:
+                keys[name] = AttestationSigner(partition, settings.attestation_key_name).public_key_der()
+            finally:
+                partition.close()
+        except (HsmError, TsbError, ConfigError) as exc:
+            keys[name] = f"cannot open the backend: {exc}"
+    return keys
+
+
+@app.command("verify")
+def verify(
+    partition: PartitionOption = None,
+    input_file: Annotated[Path | None, typer.Option("--input", help="Verify an export (JSON lines) instead of the database")] = None,
+    public_key: Annotated[Path | None, typer.Option(help="Attestation public key (PEM/DER) to check signatures with; "
+                                                         "needs --partition, or an --input of one partition")] = None,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Check every record's hash and link and every checkpoint's signature."""
+    from hsmgate.domain.audit import verify_chain
+    from hsmgate.store.audit import AuditRepository
+
+    given_key = _read_public_key(public_key) if public_key is not None else None
+    reports = []
+    if input_file is not None:
+        records, checkpoints = _read_export(input_file)
+        names = sorted(set(records) | set(checkpoints))
+        if partition is not None:
+            names = [n for n in names if n == partition]
+        if given_key is not None and len(names) > 1:
+            fail("--public-key checks one partition: add --partition")
+        for name in names:
+            reports.append(verify_chain(name, records.get(name, []), checkpoints.get(name, []),
+                                        public_key_der=given_key))
+    else:
+        if given_key is not None and partition is None:
+            fail("--public-key checks one partition: add --partition")
+        settings = _settings(config, data_dir)
+        db = _database(settings)
+        try:
+            repository = AuditRepository(db)
+            names = [partition] if partition is not None else repository.partitions()
+            keys: dict[str, bytes | str] = {}
+            if given_key is not None:
+                keys = {names[0]: given_key}
+            else:
+                keys = _attestation_public_keys(settings, db, names)
+            for name in names:
+                key = keys.get(name)
+                report = verify_chain(name, repository.records(name), repository.checkpoints(name),
+                                      public_key_der=key if isinstance(key, bytes) else None,
+                                      head=repository.head(name))
+                if isinstance(key, str) and report.checkpoints:
+                    report.notes.append(f"partition {name}: checkpoint signatures not checked: {key}")
+                reports.append(report)
+        finally:
+            db.dispose()
+    _print_and_exit(reports)
+
+
+def _print_and_exit(reports: list[Any]) -> None:
+    problems = [p for r in reports for p in r.problems]
+    unchecked = [n for r in reports for n in r.notes]
+    for report in reports:
+        status = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+        print(f"partition {report.partition}: {report.records} records, {report.checkpoints} checkpoints "
+              f"({report.checkpoints_verified} signatures verified): {status}")
+    for problem in problems:
+        print(f"TAMPERED: {problem}")
+    for note in unchecked:
+        print(f"NOT VERIFIED: {note}")
+    if not reports:
+        print("no audit records")
+    if problems:
+        print(f"audit verification FAILED: {len(problems)} problem(s)", file=sys.stderr)
+        raise typer.Exit(1)
+    if unchecked:
+        print("chains intact, but not every checkpoint signature was checked", file=sys.stderr)
+        raise typer.Exit(3)
+
+
+def _read_export(path: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+    records: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    checkpoints: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            kind = item.pop("type")
+            target = records if kind == "record" else checkpoints if kind == "checkpoint" else None
+            if target is None:
+                raise ValueError(f"unknown type {kind!r}")
+            target[item["partition"]].append(item)
+        except (ValueError, KeyError, AttributeError) as exc:
+            fail(f"{path} line {number}: not an audit export line ({exc})")
+    return records, checkpoints
+
+
+def export_lines(repository: Any, names: list[str], after: int = 0) -> Iterator[str]:
+    """JSON lines: each partition's records in chain order (``type: record``, the hashed fields and
+    ``hash``), then its checkpoints (``type: checkpoint``)."""
+    from hsmgate.domain.audit import HASHED_FIELDS
+
+    for name in names:
+        for record in repository.records(name, after=after):
+            line = {"type": "record", **{f: record[f] for f in HASHED_FIELDS}, "hash": record["hash"]}
+            yield json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+        for checkpoint in repository.checkpoints(name):
+            if checkpoint["seq"] > after:
+                yield json.dumps({"type": "checkpoint", **checkpoint}, ensure_ascii=False, separators=(",", ":"))
+
+
+@app.command("export")
+def export(
+    partition: PartitionOption = None,
+    output: Annotated[Path | None, typer.Option(help="Write to this file [default: standard output]")] = None,
+    after: Annotated[int, typer.Option(help="Only records after this sequence number")] = 0,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Write the audit log as JSON lines (verifiable offline with ``audit verify --input``)."""
+    from hsmgate.store.audit import AuditRepository
+
+    settings = _settings(config, data_dir)
+    db = _database(settings)
+    try:
+        repository = AuditRepository(db)
+        names = [partition] if partition is not None else repository.partitions()
+        handle: IO[str] = open(output, "w") if output is not None else sys.stdout  # noqa: SIM115
+        try:
+            for line in export_lines(repository, names, after):
+                handle.write(line + "\n")
+        finally:
+            if output is not None:
+                handle.close()
+    finally:
+        db.dispose()
+
+
+@app.command("checkpoint")
+def checkpoint(
+    partition: PartitionOption = None,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Sign each chain's current head now with its partition's attestation key."""
+    from hsmgate.app import build_audit, build_gateway
+    from hsmgate.hsm.base import HsmError
+
+    settings = _settings(config, data_dir)
+    db = _database(settings)
+    try:
+        try:
+            gateway = build_gateway(settings, db)
+        except (ConfigError, HsmError) as exc:
+            fail(str(exc))
+        try:
+            trail = build_audit(settings, db, gateway)
+            names = [partition] if partition is not None else gateway.names()
+            for name in names:
+                if name not in gateway.names():
+                    fail(f"partition '{name}' is not configured")
+                signed = trail.checkpoint_if_moved(name)
+                head = trail.repository.head(name)
+                print(f"partition {name}: " + (f"checkpoint signed at record {signed['seq']}" if signed
+                                               else f"nothing to sign (head {head.seq} already signed or empty)"))
+        finally:
+            gateway.close()
+    finally:
+        db.dispose()

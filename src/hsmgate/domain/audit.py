@@ -1,0 +1,465 @@
+"""The tamper-evident audit log: one hash-chained record per key operation, signed checkpoints,
+and the verification of both.
+
+Record. ``time, partition, principal, auth_method, operation, key_label, request_id, outcome,
+error_code`` — never payloads, signatures, secrets or key material. ``outcome`` is ``ok``,
+``error`` (with the TSB ``error_code``) or ``started`` (see ordering below).
+
+Chain. Each partition has its own chain. A record's ``hash`` is SHA-256 (hex) over the canonical
+JSON (keys sorted, no spaces, UTF-8) of its fields *including* ``seq`` and ``prev_hash``, the hash of
+the record before it (64 zeros for the first). Changing a record changes its hash; removing or
+reordering records breaks a ``prev_hash`` link or the ``seq`` sequence.
+
+Checkpoints. Every HSMGATE_AUDIT_CHECKPOINT_INTERVAL records, at shutdown and on ``hsmgate audit
+checkpoint``, the partition's attestation key signs (RSA PKCS#1 v1.5, SHA-256) the canonical JSON
+``{"type":"hsmgate-audit-checkpoint","partition","seq","hash","time"}``. Someone able to rewrite the
+database can recompute a whole chain; they cannot sign for the HSM, so the rewrite shows at the
+next checkpoint. Records after the last checkpoint are protected by the chain only.
+
+Ordering and fail-closed (HSMGATE_AUDIT_FAIL_CLOSED, default on):
+
+* Operations that change nothing (sign, verify, describe, list, random) run first; their record,
+  with the outcome, is written before the result is returned. If it cannot be written the caller
+  gets 503 / 703 instead of the result: a signature is never handed out unaudited. One INSERT.
+* Operations that change the partition (create, delete) write a ``started`` record first — if
+  that fails nothing is executed — then run, then write the outcome record. Two INSERTs, for the
+  rare administrative calls only.
+
+With fail-closed off, a failed write is logged and the operation proceeds.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from hsmgate.domain.attestation import ATTESTATION_MECHANISM
+from hsmgate.domain.errors import OperationForbiddenForKey, TsbError
+from hsmgate.domain.gateway import PartitionServices
+from hsmgate.domain.hsm_errors import translated
+from hsmgate.domain.keys import KeyService, NewKey, SignedKey
+from hsmgate.domain.signing import SigningService
+from hsmgate.hsm.base import Capabilities, Partition
+from hsmgate.store.audit import GENESIS_HASH, AuditRepository, Head
+
+log = logging.getLogger("hsmgate.audit")
+T = TypeVar("T")
+
+OK, ERROR, STARTED = "ok", "error", "started"
+#: The fields a record's hash covers, in the order of the export.
+HASHED_FIELDS = ("seq", "time", "partition", "principal", "auth_method", "operation", "key_label",
+                 "request_id", "outcome", "error_code", "prev_hash")
+CHECKPOINT_TYPE = "hsmgate-audit-checkpoint"
+
+
+class AuditUnavailable(TsbError):
+    """The audit record could not be written and fail-closed is on: the operation is refused."""
+
+    code = 703
+
+    def __init__(self, message: str = "the audit record could not be written; the operation was refused") -> None:
+        super().__init__(message, status=503)
+
+
+def canonical_json(value: Mapping[str, Any]) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the canonical JSON of the record's hashed fields."""
+    return hashlib.sha256(canonical_json({name: record[name] for name in HASHED_FIELDS})).hexdigest()
+
+
+def checkpoint_message(*, partition: str, seq: int, hash: str, time: str) -> bytes:
+    return canonical_json({"type": CHECKPOINT_TYPE, "partition": partition, "seq": seq, "hash": hash, "time": time})
+
+
+def now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts, on which partition, in which request."""
+
+    principal: str
+    auth_method: str
+    partition: str
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationSigner:
+    """Signs checkpoints of one partition with its attestation key."""
+
+    partition: Partition
+    key_name: str
+
+    def sign(self, message: bytes) -> bytes:
+        with translated():
+            return self.partition.sign(self.key_name, ATTESTATION_MECHANISM, message)
+
+    def public_key_der(self) -> bytes:
+        with translated():
+            public = self.partition.get(self.key_name).public_key
+        if public is None:
+            raise TsbError(f"attestation key '{self.key_name}' has no public key", code=701)
+        return public
+
+
+class AuditTrail:
+    """Appends records, signs checkpoints. Thread-safe; the repository serialises each chain."""
+
+    def __init__(self, repository: AuditRepository, *, fail_closed: bool = True, checkpoint_interval: int = 100,
+                 clock: Callable[[], str] = now_text) -> None:
+        self.repository = repository
+        self.fail_closed = fail_closed
+        self.checkpoint_interval = checkpoint_interval
+        self.signers: dict[str, AttestationSigner] = {}
+        self._clock = clock
+
+    def record(self, actor: Actor, operation: str, key_label: str | None, outcome: str,
+               error_code: int | None = None) -> None:
+        """Append a record; raises AuditUnavailable when it cannot be written and fail-closed is on."""
+        fields = {"principal": actor.principal, "auth_method": actor.auth_method, "operation": operation,
+                  "key_label": key_label, "request_id": actor.request_id, "outcome": outcome,
+                  "error_code": error_code}
+
+        def build(seq: int, prev_hash: str) -> tuple[dict[str, Any], str]:
+            values = {**fields, "time": self._clock()}  # taken under the chain lock: times follow seq
+            return values, record_hash({**values, "partition": actor.partition, "seq": seq, "prev_hash": prev_hash})
+
+        try:
+            row = self.repository.append(actor.partition, build)
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the record is not written
+            log.error("audit record not written (%s %s in %s, request %s): %s", operation, key_label,
+                      actor.partition, actor.request_id, exc)
+            if self.fail_closed:
+                raise AuditUnavailable() from None
+            return
+        if row["seq"] % self.checkpoint_interval == 0:
+            self.checkpoint(actor.partition, Head(row["seq"], row["hash"]))
+
+    def checkpoint(self, partition: str, head: Head | None = None) -> dict[str, Any] | None:
+        """Sign ``head`` (default: the chain's current head) with the partition's attestation key.
+        Best effort: a failure is logged, the records stay protected by the chain."""
+        signer = self.signers.get(partition)
+        try:
+            head = head or self.repository.head(partition)
+            if head.seq == 0 or signer is None:
+                return None
+            values = {"partition": partition, "seq": head.seq, "hash": head.hash, "time": self._clock(),
+                      "key_name": signer.key_name}
+            message = checkpoint_message(partition=partition, seq=head.seq, hash=head.hash, time=values["time"])
+            values["signature"] = base64.b64encode(signer.sign(message)).decode()
+            self.repository.add_checkpoint(values)
+            return values
+        except Exception as exc:  # noqa: BLE001 - best effort: the chain still protects the records
+            log.error("audit checkpoint of partition %s not signed: %s", partition, exc)
+            return None
+
+    def checkpoint_if_moved(self, partition: str) -> dict[str, Any] | None:
+        """Sign the head unless it is already covered by a checkpoint (used at shutdown)."""
+        try:
+            head = self.repository.head(partition)
+            if head.seq <= self.repository.last_checkpoint_seq(partition):
+                return None
+        except Exception as exc:  # noqa: BLE001 - best effort, as above
+            log.error("audit checkpoint of partition %s not signed: %s", partition, exc)
+            return None
+        return self.checkpoint(partition, head)
+
+
+# -- wiring: the services a request may reach, each call recorded ---------------------------------
+
+
+class RequestAudit:
+    """The audit of one request: runs domain calls and records each one (nothing is recorded
+    when the trail is None, i.e. HSMGATE_AUDIT_ENABLED=false)."""
+
+    def __init__(self, trail: AuditTrail | None, actor: Actor, attestation_key_name: str) -> None:
+        self.trail = trail
+        self.actor = actor
+        self.attestation_key_name = attestation_key_name
+
+    def refuse_attestation_key(self, label: str | None) -> None:
+        """The attestation key signs attestations and audit checkpoints only: a caller able to make
+        it sign a payload of their choice could forge both."""
+        if label == self.attestation_key_name:
+            raise OperationForbiddenForKey(f"key '{label}' is the attestation key: it signs attestations and "
+                                           "audit checkpoints only")
+
+    def record(self, operation: str, key_label: str | None, outcome: str, error_code: int | None = None) -> None:
+        if self.trail is not None:
+            self.trail.record(self.actor, operation, key_label, outcome, error_code)
+
+    def run(self, operation: str, key_label: str | None, call: Callable[[], T]) -> T:
+        """Run a call that changes nothing; record its outcome before its result is returned."""
+        try:
+            result = call()
+        except TsbError as exc:
+            self.record(operation, key_label, ERROR, exc.code)
+            raise
+        except Exception:
+            self.record(operation, key_label, ERROR, 1)
+            raise
+        self.record(operation, key_label, OK)
+        return result
+
+    def mutating(self, operation: str, key_label: str | None, call: Callable[[], T]) -> T:
+        """Record the intent (refusing the call if that fails), run it, record its outcome."""
+        self.record(operation, key_label, STARTED)
+        return self.run(operation, key_label, call)
+
+
+class AuditedKeys:
+    """:class:`KeyService` as routes see it: every call recorded."""
+
+    def __init__(self, keys: KeyService, audit: RequestAudit) -> None:
+        self._keys = keys
+        self._audit = audit
+        self.attestation_key_name = keys.attestation_key_name
+
+    def create(self, request: NewKey) -> SignedKey:
+        return self._audit.mutating("createKey", request.label, lambda: self._keys.create(request))
+
+    def labels(self) -> list[str]:
+        return self._audit.run("getKeys", None, self._keys.labels)
+
+    def describe(self, label: str) -> SignedKey:
+        return self._audit.run("getKeyAttributes", label, lambda: self._keys.describe(label))
+
+    def delete(self, label: str) -> None:
+        self._audit.mutating("deleteKey", label, lambda: self._keys.delete(label))
+
+
+class AuditedSigning:
+    """:class:`SigningService` as routes see it: every call recorded (never the payload)."""
+
+    def __init__(self, signing: SigningService, audit: RequestAudit) -> None:
+        self._signing = signing
+        self._audit = audit
+
+    def sign(self, *, label: str, **kwargs: Any) -> bytes:
+        def call() -> bytes:
+            self._audit.refuse_attestation_key(label)
+            return self._signing.sign(label=label, **kwargs)
+
+        return self._audit.run("synchronousSign", label, call)
+
+    def verify(self, *, label: str, **kwargs: Any) -> bool:
+        return self._audit.run("verifySignature", label, lambda: self._signing.verify(label=label, **kwargs))
+
+
+class AuditedPartition:
+    """The :class:`Partition` as routes (and domain services they build on it, such as the KEM
+    service) see it. Public facts pass through unrecorded (``name``, ``capabilities``, ``get``,
+    ``list_labels``); **every other method is recorded**, under the operation name of
+    :data:`PARTITION_OPERATIONS` or its own name, with its ``label`` argument as the key. Methods in
+    :data:`MUTATING_PARTITION_METHODS` get the started/outcome pair. A backend method added later
+    is therefore audited by default, never silently skipped."""
+
+    def __init__(self, partition: Partition, audit: RequestAudit) -> None:
+        self._partition = partition
+        self._audit = audit
+        self.name = partition.name
+
+    def capabilities(self) -> Capabilities:
+        return self._partition.capabilities()
+
+    def __getattr__(self, member: str) -> Any:
+        target = getattr(self._partition, member)
+        if member in PASS_THROUGH or member.startswith("_") or not callable(target):
+            return target
+        operation = PARTITION_OPERATIONS.get(member, member)
+        mutating = member in MUTATING_PARTITION_METHODS
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            label = kwargs.get("label", args[0] if args and isinstance(args[0], str) else None)
+
+            def call() -> Any:
+                if member in SIGNING_PARTITION_METHODS:
+                    self._audit.refuse_attestation_key(label)
+                return target(*args, **kwargs)
+
+            run = self._audit.mutating if mutating else self._audit.run
+            return run(operation, label, call)
+
+        return recorded
+
+
+#: Partition members that only describe: not recorded.
+PASS_THROUGH = frozenset({"name", "capabilities", "get", "list_labels"})
+#: Operation names of partition methods called directly from routes / route-built services
+#: (other methods are recorded under their own name).
+PARTITION_OPERATIONS = {
+    "generate_random": "generateRandom", "generate": "createKey", "delete": "deleteKey",
+    "import_key": "importKey", "export_key": "exportKey", "wrap": "wrapKey", "unwrap": "unwrapKey",
+    "sign": "sign", "verify": "verify", "encrypt": "encrypt", "decrypt": "decrypt", "hmac": "hmac",
+    "hmac_verify": "hmacVerify", "decapsulate": "synchronousDecapsulate",
+}
+#: Partition methods that change the partition: a ``started`` record first (see the module docstring).
+MUTATING_PARTITION_METHODS = frozenset({"generate", "delete", "import_key", "unwrap"})
+#: Partition methods that make a key sign caller-chosen data (refused for the attestation key).
+SIGNING_PARTITION_METHODS = frozenset({"sign"})
+
+
+class AuditedPasswords:
+    """Key-password checks and changes: a failed check is recorded (``checkKeyPassword`` with
+    620 or 650: guessing is visible), a passing one is not (the operation it guards is); a change is
+    a mutating operation. Anything else passes through."""
+
+    def __init__(self, passwords: Any, audit: RequestAudit) -> None:
+        self._passwords = passwords
+        self._audit = audit
+
+    def check(self, label: str, password: str | None, **kwargs: Any) -> None:
+        try:
+            self._passwords.check(label, password, **kwargs)
+        except TsbError as exc:
+            self._audit.record("checkKeyPassword", label, ERROR, exc.code)
+            raise
+
+    def change(self, label: str, password: str | None, new_password: str | None) -> None:
+        self._audit.mutating("changeKeyPassword", label,
+                             lambda: self._passwords.change(label, password, new_password))
+
+    def __getattr__(self, member: str) -> Any:
+        return getattr(self._passwords, member)
+
+
+def audited(services: PartitionServices, trail: AuditTrail | None, actor: Actor) -> PartitionServices:
+    """The services of one request, each call appending an audit record for ``actor`` (when
+    ``trail`` is not None), and the attestation key kept from signing caller-chosen data."""
+    audit = RequestAudit(trail, actor, services.keys.attestation_key_name)
+    wrapped: dict[str, Any] = {"partition": AuditedPartition(services.partition, audit),
+                               "keys": AuditedKeys(services.keys, audit),
+                               "signing": AuditedSigning(services.signing, audit)}
+    if getattr(services, "passwords", None) is not None:
+        wrapped["passwords"] = AuditedPasswords(services.passwords, audit)
+    if hasattr(services, "audit"):
+        wrapped["audit"] = audit
+    return replace(services, **wrapped)
+
+
+# -- verification ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    partition: str
+    seq: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"record {self.seq}" if self.seq is not None else "chain"
+        return f"partition {self.partition}: {where}: {self.message}"
+
+
+@dataclass(slots=True)
+class Report:
+    partition: str
+    records: int = 0
+    last_seq: int = 0
+    checkpoints: int = 0
+    checkpoints_verified: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_signature(public_key_der: bytes, message: bytes, signature_b64: str) -> bool:
+    """RSA PKCS#1 v1.5 / SHA-256, as the attestation key signs."""
+    try:
+        public_key = serialization.load_der_public_key(public_key_der)
+        signature = base64.b64decode(signature_b64, validate=True)
+    except ValueError:
+        return False
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        return False
+    try:
+        public_key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        return False
+    return True
+
+
+def verify_chain(partition: str, records: Iterable[Mapping[str, Any]], checkpoints: Iterable[Mapping[str, Any]],
+                 *, public_key_der: bytes | None, head: Head | None = None) -> Report:
+    """Check one partition's records (in the order given) and checkpoints; every finding names the record."""
+    report = Report(partition)
+    problem = report.problems.append
+    by_seq: dict[int, Mapping[str, Any]] = {}
+    seq_of_hash: dict[str, int] = {}
+    ordered: list[Mapping[str, Any]] = []
+    for record in records:
+        ordered.append(record)
+        seq = record["seq"]
+        if seq in by_seq:
+            problem(Problem(partition, seq, "appears twice"))
+        by_seq[seq] = record
+        seq_of_hash.setdefault(record["hash"], seq)
+    report.records = len(ordered)
+    report.last_seq = max(by_seq, default=0)
+    for seq in range(1, report.last_seq + 1):
+        if seq not in by_seq:
+            problem(Problem(partition, seq, "is missing (removed)"))
+
+    previous: Mapping[str, Any] | None = None
+    for record in ordered:
+        seq = record["seq"]
+        if previous is not None and seq < previous["seq"]:
+            problem(Problem(partition, seq, f"comes after record {previous['seq']}: records are out of order (reordered)"))
+        if record_hash(record) != record["hash"]:
+            problem(Problem(partition, seq, "was changed: its hash does not match its content"))
+        expected_prev = previous["hash"] if previous is not None else GENESIS_HASH
+        adjacent = (previous is None and seq == 1) or (previous is not None and seq == previous["seq"] + 1)
+        if adjacent and record["prev_hash"] != expected_prev:
+            origin = seq_of_hash.get(record["prev_hash"])
+            if origin is not None:
+                problem(Problem(partition, seq, f"was chained after record {origin}, not after record {seq - 1}: "
+                                                "records were reordered"))
+            else:
+                problem(Problem(partition, seq, f"does not link to record {seq - 1} (a record before it was "
+                                                "changed or replaced)"))
+        previous = record
+
+    if head is not None and (head.seq, head.hash) != (report.last_seq, previous["hash"] if previous else GENESIS_HASH):
+        problem(Problem(partition, None, f"the chain head is record {head.seq} but the last record is "
+                                         f"{report.last_seq} (records at the end were removed or changed)"))
+
+    for checkpoint in checkpoints:
+        report.checkpoints += 1
+        seq = checkpoint["seq"]
+        message = checkpoint_message(partition=partition, seq=seq, hash=checkpoint["hash"], time=checkpoint["time"])
+        if public_key_der is not None:
+            if not verify_signature(public_key_der, message, checkpoint["signature"]):
+                problem(Problem(partition, seq, "its checkpoint signature does not verify"))
+                continue
+            report.checkpoints_verified += 1
+        record = by_seq.get(seq)
+        if record is None:
+            if seq > report.last_seq:  # (a gap inside the chain is reported above)
+                problem(Problem(partition, seq, "is signed by a checkpoint but the chain ends before it "
+                                                "(records at the end were removed)"))
+        elif record["hash"] != checkpoint["hash"] or record_hash(record) != checkpoint["hash"]:
+            problem(Problem(partition, seq, "does not match its signed checkpoint (the chain was rewritten)"))
+    if public_key_der is None and report.checkpoints:
+        report.notes.append(f"partition {partition}: checkpoint signatures not checked (no attestation public key)")
+    # A duplicated problem line helps nobody.
+    unique: dict[str, Problem] = {str(p): p for p in report.problems}
+    report.problems = list(unique.values())
+    return report

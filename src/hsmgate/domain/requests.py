@@ -1,0 +1,547 @@
+"""Asynchronous SKA requests: creation, evaluation, execution (exactly once), expiry, cancellation.
+
+Lifecycle (reference §6.2)::
+
+    submit ──► PENDING ──(a token's groups reach their quorum)──► APPROVED ──(timelock passed)──► EXECUTED
+                  │                                                  │                      └──► FAILED
+                  ├──(every token timed out)──► EXPIRED ◄────────────┤
+                  ├──(rejections leave no token)──► REJECTED         │
+                  └──(DELETE /v1/request/{id}, key deleted)──► CANCELLED ◄┘
+
+* :meth:`RequestService.submit` validates the operation, reads the key's policy and the rule of
+  the operation. A key without policy, or whose rule is always fulfilled, executes at once (the
+  request is stored EXECUTED; a failure is answered directly, as the synchronous endpoint would).
+  Otherwise it builds the ``approvalToBeSigned`` (timed with an HSM timestamp signed by the
+  partition's timestamp key, or time-less when no token of the rule has a timelock or timeout),
+  stores the request and one task per approver of the rule.
+* :meth:`RequestService.advance` evaluates the rule (:func:`hsmgate.domain.policy.evaluate`) on the
+  recorded approvals and rejections and moves the request on. It is called after every approval
+  and rejection and by the :class:`RequestScheduler` of each process for APPROVED requests whose
+  timelock passed and requests past their expiry — so pending requests survive restarts.
+* Execution is claimed with a conditional UPDATE to EXECUTING (``store/requests.py``): only the
+  process whose UPDATE matched runs the operation, so a request executes exactly once even with
+  several processes on one database. The operation runs inside
+  :func:`hsmgate.domain.ska_guard.authorized` — the approvals were checked, the key's use is allowed —
+  but a blocked key still refuses it.
+* A process that dies between claim and result leaves the request EXECUTING; after
+  ``stale_after`` seconds the scheduler marks it FAILED (it cannot know whether the HSM ran it, so
+  it never runs it twice).
+
+GAP decisions: the token payload (EkaSignPayload) of a block/unblock request is the UTF-8 key
+label (no public sample); decrypt and unwrap carry ``encryptedPayload`` / ``wrappedKey``; the
+certificate operations carry the re-serialised request JSON. A request evaluates the rule of the
+policy the key had when the request was made (a later modify does not change pending requests).
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hsmgate.domain import errors
+from hsmgate.domain.algorithms import SignatureType
+from hsmgate.domain.approval_token import ApprovalToBeSigned, Operation
+from hsmgate.domain.clock import Clock
+from hsmgate.domain.errors import TsbError
+from hsmgate.domain.hsm_errors import translated
+from hsmgate.domain.keys import KeyService, check_label
+from hsmgate.domain.policy import EvaluationStatus, Policy, Rule, approvers, evaluate, is_time_less
+from hsmgate.domain.signing import SigningService
+from hsmgate.domain.ska_guard import authorized, load_policy, policy_json
+from hsmgate.domain.timestamp_key import TimestampService
+from hsmgate.store.models import SkaRequestRow, SkaTaskRow
+from hsmgate.store.requests import LIVE, RequestRepository, TaskState
+
+log = logging.getLogger("hsmgate.ska")
+
+MAX_TOKEN_PAYLOAD = 60_000
+"""Largest operation payload of an SKA request: it travels in u16-length TLVs (approval token and
+HSM timestamp), like the binary policy (``policy.MAX_BINARY_POLICY_SIZE``)."""
+
+
+class RequestKind(enum.StrEnum):
+    SIGN = "SIGN"
+    DECRYPT = "DECRYPT"
+    UNWRAP = "UNWRAP"
+    BLOCK = "BLOCK"
+    UNBLOCK = "UNBLOCK"
+    MODIFY = "MODIFY"
+    CERTIFICATE_REQUEST = "CERTIFICATE_REQUEST"
+    CERTIFICATE_SIGN = "CERTIFICATE_SIGN"
+    CERTIFICATE_SELF_SIGN = "CERTIFICATE_SELF_SIGN"
+
+
+@dataclass(frozen=True, slots=True)
+class KindSpec:
+    """Wire names of one request kind: the rule it needs, the id field of the 201 answer, the
+    envelope key, the level-3 task field, the field naming the key, the task filters listing it."""
+
+    operation: Operation
+    id_field: str
+    envelope: str
+    signed_field: str
+    key_field: str
+    filters: frozenset[str]
+
+
+def _spec(operation: Operation, id_field: str, envelope: str, signed_field: str, key_field: str,
+          *filters: str) -> KindSpec:
+    return KindSpec(operation, id_field, envelope, signed_field, key_field, frozenset({*filters, "All"}))
+
+
+KINDS: dict[RequestKind, KindSpec] = {
+    RequestKind.SIGN: _spec(Operation.USE, "signRequestId", "signRequest", "signedSignRequest", "signKeyName",
+                            "Sign"),
+    RequestKind.DECRYPT: _spec(Operation.USE, "decryptRequestId", "decryptRequest", "signedDecryptRequest",
+                               "decryptKeyName", "Decrypt"),
+    RequestKind.UNWRAP: _spec(Operation.USE, "unwrapRequestId", "unwrapKeyRequest", "signedUnwrapKeyRequest",
+                              "unwrapKeyName", "UnwrapKey"),
+    RequestKind.BLOCK: _spec(Operation.BLOCK, "blockKeyRequestId", "blockRequest", "signedBlockKeyRequest",
+                             "blockKeyName", "BlockKey"),
+    RequestKind.UNBLOCK: _spec(Operation.UNBLOCK, "unblockKeyRequestId", "unblockRequest",
+                               "signedUnblockKeyRequest", "unblockKeyName", "UnblockKey"),
+    RequestKind.MODIFY: _spec(Operation.MODIFY, "modifyKeyRequestId", "modifyRequest", "signedModifyKeyRequest",
+                              "modifyKeyName", "ModifyKey"),
+    # GAP: the certificate task filters are not public; their tasks are listed by the Sign and All filters
+    RequestKind.CERTIFICATE_REQUEST: _spec(Operation.USE, "signRequestId", "csrSignRequest",
+                                           "signedCertificateRequestRequest", "signKeyName", "Sign"),
+    RequestKind.CERTIFICATE_SIGN: _spec(Operation.USE, "signRequestId", "signCertificateRequest",
+                                        "signedSignCertificateRequest", "signKeyName", "Sign"),
+    RequestKind.CERTIFICATE_SELF_SIGN: _spec(Operation.USE, "signRequestId", "selfSignCertificateRequest",
+                                             "signedSelfSignCertificateRequestDto", "signKeyName", "Sign"),
+}
+SIGNED_FIELDS = tuple(dict.fromkeys(spec.signed_field for spec in KINDS.values()))
+TASK_FILTERS = ("Sign", "Decrypt", "UnwrapKey", "BlockKey", "UnblockKey", "ModifyKey", "All")
+
+
+def kinds_of_filter(name: str) -> list[str]:
+    """The request kinds ``/v1/filtered<name>ApprovalTask`` lists."""
+    return [kind.value for kind, spec in KINDS.items() if name in spec.filters]
+
+
+class RequestStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    EXECUTING = "EXECUTING"  # internal: claimed by one process; shown as APPROVED
+    EXECUTED = "EXECUTED"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+    REJECTED = "REJECTED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def wire(self) -> str:
+        return RequestStatus.APPROVED.value if self is RequestStatus.EXECUTING else self.value
+
+
+WIRE_STATUSES = tuple(status.value for status in RequestStatus if status is not RequestStatus.EXECUTING)
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """An asynchronous request: its kind, the key, the payload the approvals are bound to (raw
+    operation payload, or the binary policy of a modify) and the envelope as re-serialised JSON."""
+
+    kind: RequestKind
+    label: str
+    payload: bytes
+    envelope: dict[str, Any]
+
+    @property
+    def inner(self) -> dict[str, Any]:
+        return dict(self.envelope.get(KINDS[self.kind].envelope) or {})
+
+
+@dataclass(frozen=True, slots=True)
+class RequestView:
+    """A request as ``RequestStatusDto`` and the task renderer need it."""
+
+    id: str
+    kind: RequestKind
+    status: RequestStatus
+    key_label: str
+    created_at: datetime
+    executed_at: datetime | None
+    result: str | None
+    approved_by: list[bytes]
+    not_yet_approved_by: list[bytes]
+    rejected_by: list[bytes]
+    token: bytes | None
+    request_json: str
+    error_code: int | None = None
+    error_message: str | None = None
+
+    @property
+    def envelope(self) -> dict[str, Any]:
+        return dict(json.loads(self.request_json))
+
+    @property
+    def inner(self) -> dict[str, Any]:
+        return dict(self.envelope.get(KINDS[self.kind].envelope) or {})
+
+
+#: Runs a request's operation: (label, inner request object) → the ``result`` string.
+Executor = Callable[[str, dict[str, Any]], str]
+#: Checks a request before it is stored: (label, inner request object) → None or a TsbError.
+Validator = Callable[[str, dict[str, Any]], None]
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def b64(value: Any, field_name: str) -> bytes:
+    """A base64 field of a stored request (validated at the wire already)."""
+    if value is None:
+        return b""
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        raise errors.ValidationFailed(f"'{field_name}' must be base64") from None
+
+
+def block_payload(label: str) -> bytes:
+    """The token payload of block and unblock (GAP decision: the UTF-8 key label)."""
+    return label.encode("utf-8")
+
+
+class RequestService:
+    """The SKA requests of one partition."""
+
+    def __init__(self, *, partition_name: str, repository: RequestRepository, keys: KeyService,
+                 signing: SigningService, timestamps: TimestampService, clock: Clock,
+                 stale_after: float = 300.0) -> None:
+        self.partition_name = partition_name
+        self.repository = repository
+        self.keys = keys
+        self.signing = signing
+        self.timestamps = timestamps
+        self.clock = clock
+        self.stale_after = stale_after
+        self.executors: dict[RequestKind, Executor] = {
+            RequestKind.SIGN: self._execute_sign,
+            RequestKind.BLOCK: lambda label, _inner: self._set_blocked(label, True),
+            RequestKind.UNBLOCK: lambda label, _inner: self._set_blocked(label, False),
+            RequestKind.MODIFY: self._execute_modify,
+        }
+        self.validators: dict[RequestKind, Validator] = {RequestKind.SIGN: self._validate_sign}
+
+    def register(self, kind: RequestKind, executor: Executor, validator: Validator | None = None) -> None:
+        """Add the operation of a request kind (decrypt, unwrap, certificates …)."""
+        self.executors[kind] = executor
+        if validator is not None:
+            self.validators[kind] = validator
+
+    def supports(self, kind: RequestKind) -> bool:
+        return kind in self.executors
+
+    def now(self) -> datetime:
+        return self.clock.now().astimezone(UTC)
+
+    # -- creation -----------------------------------------------------------------------------------
+
+    def submit(self, submission: Submission) -> RequestView:
+        kind, label = submission.kind, submission.label
+        spec = KINDS[kind]
+        if kind not in self.executors:
+            raise errors.UnsupportedOperation(f"asynchronous {spec.envelope} is not supported by this hsmgate version")
+        check_label(label, f"{spec.envelope}.{spec.key_field}")
+        if len(submission.payload) > MAX_TOKEN_PAYLOAD:
+            raise errors.InvalidPayload(f"the payload of an SKA request must be at most {MAX_TOKEN_PAYLOAD} bytes")
+        with translated():
+            self.keys.partition.get(label)  # 650 for a missing key
+        validator = self.validators.get(kind)
+        if validator is not None:
+            validator(label, submission.inner)
+        policy = self.keys.ska_policy(label)
+        if policy is None:
+            if spec.operation is not Operation.USE:
+                raise errors.OperationForbiddenForKey(
+                    f"key '{label}' has no policy (not an SKA key): it cannot be blocked, unblocked or modified")
+            return self._run_now(submission, None)
+        if spec.operation is Operation.USE and policy.blocked:
+            raise errors.OperationForbiddenForKey(f"key '{label}' is blocked; unblock it first (/v1/unblock)")
+        rule = policy.rule_for(spec.operation)
+        now = self.now().replace(microsecond=0)
+        evaluation = evaluate(rule, frozenset(), frozenset(), now, now)
+        if evaluation.status is EvaluationStatus.FULFILLED:
+            return self._run_now(submission, policy)
+        token = self._token(spec.operation, label, submission.payload, rule, now)
+        status = RequestStatus.PENDING
+        if evaluation.status is EvaluationStatus.APPROVED_WAITING_TIMELOCK:  # a token without groups
+            status = RequestStatus.APPROVED
+        row = SkaRequestRow(
+            id=str(uuid.uuid4()), kind=kind.value, key_label=label, status=status.value,
+            operation=int(spec.operation), policy=policy_json(policy), request=_dump(submission.envelope),
+            token=token, created_at=now, ready_at=evaluation.ready_at, expires_at=evaluation.expires_at,
+        )
+        tasks = [
+            SkaTaskRow(id=str(uuid.uuid4()), kind=kind.value, approver=approval.identity,
+                       state=TaskState.OPEN.value, created_at=now, last_fetched_at=now)
+            for approval in approvers(rule)
+        ]
+        self.repository.add(row, tasks)
+        log.info("SKA request %s (%s on key %s) created: %s, %d task(s)", row.id, kind, label, status, len(tasks))
+        return self.view(row.id)
+
+    def _token(self, operation: Operation, label: str, payload: bytes, rule: Rule | None, now: datetime) -> bytes:
+        if is_time_less(rule):
+            return ApprovalToBeSigned.time_less(operation, payload).encode()
+        stamp, signature = self.timestamps.stamp(now, payload, operation.payload_tag)
+        return ApprovalToBeSigned.timed(operation, label, stamp, signature).encode()
+
+    def _run_now(self, submission: Submission, policy: Policy | None) -> RequestView:
+        """Execute a request that needs no approval; store it EXECUTED. Errors are raised."""
+        spec = KINDS[submission.kind]
+        result = self._invoke(submission.kind, submission.label, submission.inner)
+        now = self.now().replace(microsecond=0)
+        row = SkaRequestRow(
+            id=str(uuid.uuid4()), kind=submission.kind.value, key_label=submission.label,
+            status=RequestStatus.EXECUTED.value, operation=int(spec.operation),
+            policy=None if policy is None else policy_json(policy), request=_dump(submission.envelope),
+            token=None, created_at=now, executed_at=now, result=result,
+        )
+        self.repository.add(row, [])
+        return self.view(row.id)
+
+    # -- evaluation and execution -------------------------------------------------------------------
+
+    def rule_of(self, row: SkaRequestRow) -> Rule | None:
+        if row.policy is None:
+            return None
+        return load_policy(row.policy).rule_for(Operation(row.operation))
+
+    def advance(self, request_id: str) -> bool:
+        """Evaluate a live request and move it on; True when this call executed it."""
+        row = self.repository.get(request_id)
+        if row is None or row.status not in LIVE:
+            return False
+        tasks = self.repository.tasks_of(request_id)
+        approved = frozenset(t.approver for t in tasks if t.state == TaskState.APPROVED.value)
+        rejected = frozenset(t.approver for t in tasks if t.state == TaskState.REJECTED.value)
+        created = utc(row.created_at)
+        assert created is not None
+        evaluation = evaluate(self.rule_of(row), approved, rejected, created, self.now())
+        status = evaluation.status
+        if status is EvaluationStatus.FULFILLED:
+            return self._execute(row)
+        if status is EvaluationStatus.APPROVED_WAITING_TIMELOCK:
+            if self.repository.transition(request_id, LIVE, RequestStatus.APPROVED.value,
+                                          ready_at=evaluation.ready_at, expires_at=evaluation.expires_at) \
+                    and row.status == RequestStatus.PENDING.value:
+                log.info("SKA request %s approved; executes at %s", request_id, evaluation.ready_at)
+        elif status is EvaluationStatus.PENDING:
+            self.repository.update_live(request_id, RequestStatus.PENDING.value, expires_at=evaluation.expires_at)
+        elif status in (EvaluationStatus.EXPIRED, EvaluationStatus.REJECTED):
+            final = RequestStatus.EXPIRED if status is EvaluationStatus.EXPIRED else RequestStatus.REJECTED
+            if self.repository.transition(request_id, LIVE, final.value):
+                log.info("SKA request %s: %s", request_id, final.value)
+        return False
+
+    def _execute(self, row: SkaRequestRow) -> bool:
+        """Claim and run a fulfilled request; False when another caller claimed it first."""
+        if not self.repository.transition(row.id, LIVE, RequestStatus.EXECUTING.value,
+                                          claimed_at=datetime.now(UTC)):
+            return False
+        kind = RequestKind(row.kind)
+        inner = dict(json.loads(row.request).get(KINDS[kind].envelope) or {})
+        executed = self.now().replace(microsecond=0)
+        try:
+            result = self._invoke(kind, row.key_label, inner)
+        except TsbError as exc:
+            log.warning("SKA request %s failed: %s %s", row.id, exc.code, exc.message)
+            self.repository.transition(row.id, (RequestStatus.EXECUTING.value,), RequestStatus.FAILED.value,
+                                       executed_at=executed, error_code=exc.code, error_message=exc.message)
+            return True
+        except Exception:
+            log.exception("SKA request %s failed unexpectedly", row.id)
+            self.repository.transition(row.id, (RequestStatus.EXECUTING.value,), RequestStatus.FAILED.value,
+                                       executed_at=executed, error_code=1, error_message="internal error")
+            return True
+        self.repository.transition(row.id, (RequestStatus.EXECUTING.value,), RequestStatus.EXECUTED.value,
+                                   executed_at=executed, result=result)
+        log.info("SKA request %s (%s on key %s) executed", row.id, kind, row.key_label)
+        return True
+
+    def _invoke(self, kind: RequestKind, label: str, inner: dict[str, Any]) -> str:
+        executor = self.executors.get(kind)
+        if executor is None:
+            raise errors.UnsupportedOperation(f"{KINDS[kind].envelope} is not supported by this hsmgate version")
+        if KINDS[kind].operation is Operation.USE:
+            with authorized(self.partition_name, label):
+                return executor(label, inner)
+        return executor(label, inner)
+
+    def execute_synchronously(self, kind: RequestKind, label: str, inner: dict[str, Any]) -> str:
+        """Run an operation whose approvals were checked already (``signedApprovals``)."""
+        return self._invoke(kind, label, inner)
+
+    def run_due(self) -> int:
+        """One scheduler pass: execute APPROVED requests whose timelock passed, expire timed-out
+        ones, fail executions a dead process left behind. Returns the requests executed here."""
+        executed = 0
+        for request_id in self.repository.due(self.now()):
+            try:
+                executed += self.advance(request_id)
+            except Exception:  # one bad request must not stop the others
+                log.exception("SKA scheduler: request %s", request_id)
+        stale = datetime.now(UTC) - timedelta(seconds=self.stale_after)
+        for request_id in self.repository.stale_executing(stale):
+            if self.repository.transition(request_id, (RequestStatus.EXECUTING.value,), RequestStatus.FAILED.value,
+                                          error_code=1, error_message="execution was interrupted"):
+                log.warning("SKA request %s: execution interrupted (process died?); marked FAILED", request_id)
+        return executed
+
+    # -- queries and cancellation -------------------------------------------------------------------
+
+    def view(self, request_id: str) -> RequestView:
+        row = self.repository.get(request_id)
+        if row is None:
+            raise errors.TsbError(f"request '{request_id}' does not exist", code=651)
+        return self._view(row, self.repository.tasks_of(request_id))
+
+    def find(self, statuses: Iterable[str] | None = None) -> list[RequestView]:
+        wanted = None
+        if statuses is not None:
+            wanted = set(statuses)
+            if RequestStatus.APPROVED.value in wanted:
+                wanted.add(RequestStatus.EXECUTING.value)
+        rows = self.repository.find(wanted)
+        tasks = self.repository.tasks_of_many([row.id for row in rows])
+        return [self._view(row, tasks[row.id]) for row in rows]
+
+    @staticmethod
+    def _view(row: SkaRequestRow, tasks: list[SkaTaskRow]) -> RequestView:
+        created = utc(row.created_at)
+        assert created is not None
+        return RequestView(
+            id=row.id, kind=RequestKind(row.kind), status=RequestStatus(row.status), key_label=row.key_label,
+            created_at=created, executed_at=utc(row.executed_at), result=row.result,
+            approved_by=[t.approver for t in tasks if t.state == TaskState.APPROVED.value],
+            not_yet_approved_by=[t.approver for t in tasks if t.state == TaskState.OPEN.value],
+            rejected_by=[t.approver for t in tasks if t.state == TaskState.REJECTED.value],
+            token=row.token, request_json=row.request, error_code=row.error_code, error_message=row.error_message,
+        )
+
+    def cancel(self, request_id: str) -> None:
+        """``DELETE /v1/request/{id}``: PENDING/APPROVED → CANCELLED (idempotent when cancelled)."""
+        row = self.repository.get(request_id)
+        if row is None:
+            raise errors.TsbError(f"request '{request_id}' does not exist", code=651)
+        if self.repository.transition(request_id, LIVE, RequestStatus.CANCELLED.value):
+            log.info("SKA request %s cancelled", request_id)
+            return
+        row = self.repository.get(request_id)
+        if row is not None and row.status != RequestStatus.CANCELLED.value:
+            raise errors.ValidationFailed(
+                f"request '{request_id}' is {RequestStatus(row.status).wire}: only PENDING or APPROVED requests "
+                "can be cancelled")
+
+    def cancel_for_key(self, label: str) -> None:
+        """A key was deleted: its live requests are CANCELLED."""
+        for request_id in self.repository.live_ids_of_key(label):
+            if self.repository.transition(request_id, LIVE, RequestStatus.CANCELLED.value):
+                log.info("SKA request %s cancelled: key %s was deleted", request_id, label)
+
+    # -- the operations -----------------------------------------------------------------------------
+
+    def _validate_sign(self, label: str, inner: dict[str, Any]) -> None:
+        from hsmgate.domain.signing import _algorithm  # the algorithm table of the synchronous sign
+
+        payload = b64(inner.get("payload"), "signRequest.payload")
+        if not payload:
+            raise errors.ValidationFailed("'signRequest.payload' must not be empty")
+        context = b64(inner.get("context"), "signRequest.context") or None
+        row = _algorithm(str(inner.get("signatureAlgorithm")))
+        self.signing._prepare(label, row, payload, context)  # 607 / 612 / 611 before approvals are asked
+
+    def _execute_sign(self, label: str, inner: dict[str, Any]) -> str:
+        signature_type = inner.get("signatureType")
+        signature = self.signing.sign(
+            label=label, algorithm=str(inner.get("signatureAlgorithm")),
+            payload=b64(inner.get("payload"), "signRequest.payload"),
+            signature_type=SignatureType(signature_type) if signature_type else None,
+            context=b64(inner.get("context"), "signRequest.context") or None,
+        )
+        return base64.b64encode(signature).decode()
+
+    def _current_policy(self, label: str) -> Policy:
+        policy = self.keys.ska_policy(label)
+        if policy is None:
+            raise errors.KeyNotFound(f"key '{label}' not found (or it has no policy any more)")
+        return policy
+
+    def _set_blocked(self, label: str, blocked: bool) -> str:
+        self.keys.set_policy(label, replace(self._current_policy(label), blocked=blocked))
+        log.info("key %s %s", label, "blocked" if blocked else "unblocked")
+        return "true"
+
+    def _execute_modify(self, label: str, inner: dict[str, Any]) -> str:
+        current = self._current_policy(label)
+        new = Policy.from_wire(inner.get("policy"), field="modifyRequest.policy", key_status=False)
+        self.keys.set_policy(label, replace(new, blocked=current.blocked))
+        log.info("key %s: policy modified", label)
+        return "true"
+
+
+def _dump(envelope: dict[str, Any]) -> str:
+    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+
+
+class RequestScheduler:
+    """A daemon thread per process running :meth:`RequestService.run_due` of every partition
+    every ``interval`` seconds (the TSB's ``HsmRequestsTimerService``)."""
+
+    def __init__(self, services: Callable[[], Iterable[RequestService]], interval: float) -> None:
+        self._services = services
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.passes = 0
+
+    def run_once(self) -> int:
+        executed = 0
+        for service in list(self._services()):
+            try:
+                executed += service.run_due()
+            except Exception:
+                log.exception("SKA scheduler pass failed for partition %s", service.partition_name)
+        self.passes += 1
+        return executed
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="hsmgate-ska-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.run_once()
+
+
+@dataclass(slots=True)
+class SkaServices:
+    """The SKA services of one partition (``PartitionServices.ska``)."""
+
+    requests: RequestService
+    approvals: Any  # hsmgate.domain.approvals.ApprovalService (imports this module)
+    timestamps: TimestampService
+    extra: dict[str, Any] = field(default_factory=dict)

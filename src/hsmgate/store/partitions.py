@@ -1,0 +1,55 @@
+"""Repository of the partitions kept in the state database (``hsmgate partition …``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from hsmgate.store.database import Database
+from hsmgate.store.models import KeyMetadata, PartitionRecord, SoftKeyRecord
+
+
+class DuplicatePartition(Exception):
+    """A partition with this name already exists."""
+
+
+class PartitionRepository:
+    """Rows of the ``partitions`` table."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add(self, record: PartitionRecord) -> None:
+        try:
+            with self._db.session() as session:
+                session.add(record)
+        except IntegrityError as exc:
+            raise DuplicatePartition(record.name) from exc
+
+    def all(self) -> list[PartitionRecord]:
+        with self._db.session() as session:
+            return list(session.scalars(select(PartitionRecord).order_by(PartitionRecord.name)))
+
+    def get(self, name: str) -> PartitionRecord | None:
+        with self._db.session() as session:
+            return session.scalar(select(PartitionRecord).where(PartitionRecord.name == name))
+
+    def remove(self, name: str) -> bool:
+        with self._db.session() as session:
+            return bool(session.execute(delete(PartitionRecord).where(PartitionRecord.name == name)).rowcount)
+
+    def soft_key_labels(self, name: str) -> list[str]:
+        """Labels of the soft-token keys stored for partition ``name``."""
+        with self._db.session() as session:
+            return list(session.scalars(select(SoftKeyRecord.label).where(SoftKeyRecord.partition == name)
+                                        .order_by(SoftKeyRecord.label)))
+
+    def purge_keys(self, name: str, *, keep: str | None = None) -> int:
+        """Delete the soft-token keys and key metadata of partition ``name`` except the key labelled
+        ``keep``; returns the number of keys deleted."""
+        with self._db.session() as session:
+            count = session.execute(delete(SoftKeyRecord).where(SoftKeyRecord.partition == name,
+                                                                SoftKeyRecord.label != (keep or ""))).rowcount
+            session.execute(delete(KeyMetadata).where(KeyMetadata.partition == name,
+                                                      KeyMetadata.label != (keep or "")))
+        return int(count or 0)

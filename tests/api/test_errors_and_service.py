@@ -1,0 +1,285 @@
+"""The error model on malformed requests, and the service-information endpoints."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer, soft_settings, unique
+
+ERROR_KEYS = {"errorCode", "reason", "message"}
+JSON = {"Content-Type": "application/json"}
+ATTRIBUTES = {"sign": True, "decrypt": False, "unwrap": False, "destroyable": True}
+
+
+@pytest.fixture(scope="module")
+def http(soft_server: LiveServer) -> Iterator[httpx.Client]:
+    with soft_server.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def rsa_label(http: httpx.Client) -> str:
+    label = unique("errors-rsa")
+    response = http.post(
+        "/v1/key", json={"label": label, "algorithm": "RSA", "keySize": 2048, "attributes": ATTRIBUTES}
+    )
+    assert response.status_code == 201, response.text
+    return label
+
+
+def tsb_error(response: httpx.Response, status: int, code: int) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert isinstance(body, dict) and set(body) == ERROR_KEYS, body
+    assert body["errorCode"] == code, body
+    assert isinstance(body["reason"], str) and body["reason"].startswith("res.error."), body
+    assert isinstance(body["message"], str) and body["message"], body
+    assert "Traceback" not in response.text
+    return body
+
+
+# ---------------------------------------------------------------------------------------------
+# malformed requests
+
+
+@pytest.mark.parametrize("path", ["/v1/key", "/v1/synchronousSign", "/v1/verify", "/v1/key/attributes"])
+def test_malformed_json_is_621(http: httpx.Client, path: str) -> None:
+    body = tsb_error(http.post(path, content=b"{bad", headers=JSON), 400, 621)
+    assert body["reason"] == "res.error.invalid.json"
+
+
+@pytest.mark.parametrize(
+    "content", [b"[]", b"", b"null", b"42", b'"text"'], ids=["array", "empty", "null", "number", "string"]
+)
+@pytest.mark.parametrize("path", ["/v1/key", "/v1/synchronousSign"])
+def test_body_that_is_not_an_object_is_600(http: httpx.Client, path: str, content: bytes) -> None:
+    body = tsb_error(http.post(path, content=content, headers=JSON), 400, 600)
+    assert body["reason"] == "res.error.input.validation.failed"
+
+
+def test_bad_base64_payload_names_the_field(http: httpx.Client, rsa_label: str) -> None:
+    for payload in ("UGF5bG9hZA=", "not base64!", "UGF5bG9hZA", "UGF5-G9hZA=="):
+        response = http.post(
+            "/v1/synchronousSign",
+            json={
+                "signRequest": {
+                    "payload": payload,
+                    "signKeyName": rsa_label,
+                    "signatureAlgorithm": "SHA256_WITH_RSA",
+                }
+            },
+        )
+        body = tsb_error(response, 400, 600)
+        assert "'signRequest.payload'" in str(body["message"]), body
+
+
+def test_missing_envelope_field_names_it(http: httpx.Client) -> None:
+    body = tsb_error(http.post("/v1/synchronousSign", json={"payload": "AA=="}), 400, 600)
+    assert "signRequest" in str(body["message"])
+    body = tsb_error(
+        http.post("/v1/synchronousSign", json={"signRequest": {"payload": "AA==", "signKeyName": "x"}}),
+        400,
+        600,
+    )
+    assert "'signRequest.signatureAlgorithm'" in str(body["message"])
+
+
+def test_unknown_route_is_404_with_tsb_body(http: httpx.Client) -> None:
+    tsb_error(http.get("/v1/nothing-here"), 404, 102)
+    tsb_error(http.post("/v1/synchronousSignature", json={}), 404, 102)
+
+
+def test_wrong_method_is_405_with_tsb_body(http: httpx.Client) -> None:
+    tsb_error(http.put("/v1/key", json={}), 405, 102)
+    tsb_error(http.get("/v1/synchronousSign"), 405, 102)
+
+
+REQUESTS: list[tuple[str, Callable[[httpx.Client], httpx.Response]]] = [
+    ("malformed-json", lambda c: c.post("/v1/key", content=b"{bad", headers=JSON)),
+    ("array-body", lambda c: c.post("/v1/key", content=b"[]", headers=JSON)),
+    ("empty-body", lambda c: c.post("/v1/key", content=b"", headers=JSON)),
+    ("unknown-route", lambda c: c.get("/v1/unknown")),
+    ("wrong-method", lambda c: c.put("/v1/key")),
+    ("unknown-key", lambda c: c.get(f"/v1/key/{unique('none')}/attributes")),
+    (
+        "unknown-enum",
+        lambda c: c.post(
+            "/v1/synchronousSign",
+            json={"signRequest": {"payload": "AA==", "signKeyName": "x", "signatureAlgorithm": "FOO"}},
+        ),
+    ),
+    (
+        "bad-key-size",
+        lambda c: c.post(
+            "/v1/key", json={"label": unique("e"), "algorithm": "RSA", "keySize": 7, "attributes": ATTRIBUTES}
+        ),
+    ),
+    (
+        "wrong-type",
+        lambda c: c.post(
+            "/v1/key",
+            json={"label": unique("e"), "algorithm": "RSA", "keySize": "big", "attributes": ATTRIBUTES},
+        ),
+    ),
+    ("random-zero", lambda c: c.get("/v1/generateRandom/0")),
+    ("random-not-a-number", lambda c: c.get("/v1/generateRandom/many")),
+    ("delete-attestation-key", lambda c: c.delete("/v1/key/attestation-key")),
+]
+
+
+@pytest.mark.parametrize("call", [pytest.param(fn, id=name) for name, fn in REQUESTS])
+def test_every_error_body_has_exactly_the_tsb_keys(
+    http: httpx.Client, call: Callable[[httpx.Client], httpx.Response]
+) -> None:
+    response = call(http)
+    assert 400 <= response.status_code < 500, response.text
+    body = response.json()
+    assert set(body) == ERROR_KEYS, body
+    assert (
+        isinstance(body["errorCode"], int)
+        and isinstance(body["reason"], str)
+        and isinstance(body["message"], str)
+    )
+
+
+def test_password_array_form_parses_and_protects_the_key(http: httpx.Client) -> None:
+    """Key passwords (issue 4; tests/operations/test_passwords.py has the full matrix): the char[]
+    form is accepted and the key then needs its password; a malformed char[] is a validation error."""
+    label = unique("pw")
+    response = http.post(
+        "/v1/key",
+        json={
+            "label": label,
+            "password": ["a", "b"],
+            "algorithm": "RSA",
+            "keySize": 2048,
+            "attributes": ATTRIBUTES,
+        },
+    )
+    assert response.status_code == 201, response.text
+    tsb_error(http.post("/v1/key/attributes", json={"label": label}), 400, 620)
+    assert http.post("/v1/key/attributes", json={"label": label, "password": "ab"}).status_code == 200
+    body = tsb_error(
+        http.post(
+            "/v1/key",
+            json={
+                "label": unique("pw"),
+                "password": ["ab"],
+                "algorithm": "RSA",
+                "keySize": 2048,
+                "attributes": ATTRIBUTES,
+            },
+        ),
+        400,
+        600,
+    )
+    assert "password" in str(body["message"])
+
+
+def test_unexpected_error_is_a_tsb_500_and_keeps_the_connection(tmp_path: Path) -> None:
+    """A bug surfaces as the generic TSB 500 body without internals, and the keep-alive
+    connection stays usable for the client's next request."""
+    server = LiveServer(soft_settings(tmp_path))
+
+    def boom() -> None:
+        raise RuntimeError("secret internal detail")
+
+    server.app.add_api_route("/v1/test-only-boom", boom, methods=["GET"], include_in_schema=False)
+    with server, server.client() as http:
+        for _ in range(10):
+            body = tsb_error(http.get("/v1/test-only-boom"), 500, 1)
+            assert body["reason"] == "res.error.technical"
+            assert "secret internal detail" not in str(body["message"])
+            assert http.get("/health").status_code == 200  # same pooled connection, not reset
+
+
+# ---------------------------------------------------------------------------------------------
+# service information
+
+
+def test_version_info(http: httpx.Client) -> None:
+    response = http.get("/v1/versionInfo")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"Version", "Vendor"}
+    assert body["Version"] and body["Vendor"]
+
+
+def test_license_info(http: httpx.Client) -> None:
+    response = http.get("/v1/licenseInfo")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"clientFlags"}
+    assert isinstance(body["clientFlags"], list) and all(isinstance(f, str) for f in body["clientFlags"])
+    assert "REST_API" in body["clientFlags"]
+
+
+def test_keystore_statistics(http: httpx.Client) -> None:
+    response = http.get("/v1/keystore/statistics")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"keyStoreStatistics"}
+    assert isinstance(body["keyStoreStatistics"], str) and body["keyStoreStatistics"]
+
+
+def test_generate_random(http: httpx.Client) -> None:
+    values = []
+    for _ in range(2):
+        response = http.get("/v1/generateRandom/32")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert set(body) == {"random"}
+        values.append(base64.b64decode(body["random"], validate=True))
+    assert all(len(v) == 32 for v in values)
+    assert values[0] != values[1]
+    one = http.get("/v1/generateRandom/1")
+    assert len(base64.b64decode(one.json()["random"])) == 1
+
+
+@pytest.mark.parametrize("length", ["0", "70000", "-1"])
+def test_generate_random_out_of_range(http: httpx.Client, length: str) -> None:
+    response = http.get(f"/v1/generateRandom/{length}")
+    assert response.status_code == 400, response.text
+    assert set(response.json()) == ERROR_KEYS
+
+
+def test_health(http: httpx.Client) -> None:
+    response = http.get("/health")
+    assert response.status_code == 200
+    assert response.json()["status"] == "UP"
+
+
+def test_root_redirects_to_swagger(http: httpx.Client) -> None:
+    response = http.get("/", follow_redirects=False)
+    assert response.status_code in (301, 302, 303, 307, 308)
+    assert response.headers["location"] == "/swagger-ui/index.html"
+
+
+def test_swagger_ui_is_html(http: httpx.Client) -> None:
+    response = http.get("/swagger-ui/index.html")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<html" in response.text.lower()
+    assert "/v3/api-docs" in response.text
+
+
+def test_openapi_document(http: httpx.Client) -> None:
+    response = http.get("/v3/api-docs")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    document = response.json()
+    assert document["openapi"].startswith("3.")
+    operations = [op for path in document["paths"].values() for op in path.values() if isinstance(op, dict)]
+    operation_ids = {op.get("operationId") for op in operations}
+    assert {"createKey", "synchronousSign", "verifySignature"} <= operation_ids
+    tags = {tag for op in operations for tag in op.get("tags", [])}
+    assert {"Keys", "Synchronous Key Operations", "Service Information"} <= tags
+    assert document["paths"]["/v1/key"]["post"]["operationId"] == "createKey"
+    assert document["paths"]["/v1/synchronousSign"]["post"]["operationId"] == "synchronousSign"
+    assert document["paths"]["/v1/verify"]["post"]["operationId"] == "verifySignature"

@@ -1,0 +1,126 @@
+"""The backend contract for the optional operations (issue 4): encrypt/decrypt, wrap/unwrap, HMAC.
+
+Each case runs for exactly what the backend *declares* in ``capabilities()`` — a backend that
+declares nothing (the PKCS#11 backend before its pass) runs only the refusal case — so adding a
+mechanism to a backend's declaration is what puts it under test here.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+from hsmgate.hsm.base import (
+    CipherMechanism,
+    CipherMode,
+    DecryptFailed,
+    KeyAttributes,
+    KeySpec,
+    KeyType,
+    OperationNotPermitted,
+    Partition,
+    UnsupportedByBackend,
+    WrapMechanism,
+    WrapMode,
+)
+from tests.contract.backends import BACKENDS, open_backend
+
+ALL = KeyAttributes(encrypt=True, decrypt=True, wrap=True, unwrap=True, sign=True, verify=True,
+                    extractable=True, sensitive=False, destroyable=True)
+SPECS = {KeyType.RSA: KeySpec(KeyType.RSA, 2048), KeyType.AES: KeySpec(KeyType.AES, 256),
+         KeyType.CAMELLIA: KeySpec(KeyType.CAMELLIA, 256), KeyType.TDEA: KeySpec(KeyType.TDEA, 192),
+         KeyType.CHACHA20: KeySpec(KeyType.CHACHA20, 256), KeyType.HMAC_SHA256: KeySpec(KeyType.HMAC_SHA256, 256)}
+_NO_PADDING = {CipherMode.AES_CBC, CipherMode.AES_ECB, CipherMode.CAMELLIA_CBC, CipherMode.CAMELLIA_ECB,
+               CipherMode.TDEA_CBC, CipherMode.TDEA_ECB}
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def partition(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Partition]:
+    with open_backend(request.param, tmp_path_factory.mktemp(f"ops-{request.param}")) as backend:
+        yield backend
+
+
+@pytest.fixture(scope="module")
+def keys(partition: Partition) -> dict[KeyType, str]:
+    out = {}
+    for key_type, spec in SPECS.items():
+        if partition.capabilities().can_generate(spec):
+            out[key_type] = f"ops-{key_type}-{secrets.token_hex(3)}"
+            partition.generate(out[key_type], spec, ALL)
+    return out
+
+
+def test_declared_ciphers_round_trip(partition: Partition, keys: dict[KeyType, str]) -> None:
+    declared = sorted(partition.capabilities().cipher, key=str)
+    for key_type, mechanism in declared:
+        if key_type not in keys:
+            continue
+        data = secrets.token_bytes(32)
+        aad = b"aad" if mechanism.mode in (CipherMode.AES_GCM, CipherMode.CHACHA20_POLY1305) else None
+        result = partition.encrypt(keys[key_type], mechanism, data, aad=aad)
+        plain = partition.decrypt(keys[key_type], mechanism, result.ciphertext, iv=result.iv, aad=aad, tag=result.tag)
+        assert plain.endswith(data), mechanism  # raw RSA returns the whole modulus-sized block
+        if result.tag:
+            with pytest.raises(DecryptFailed):
+                partition.decrypt(keys[key_type], mechanism, result.ciphertext, iv=result.iv, aad=aad,
+                                  tag=bytes([result.tag[0] ^ 1]) + result.tag[1:])
+        if mechanism.mode in _NO_PADDING and key_type is not KeyType.RSA:
+            with pytest.raises(Exception, match="multiple"):
+                partition.encrypt(keys[key_type], mechanism, data[:13])
+
+
+def test_declared_wraps_round_trip(partition: Partition, keys: dict[KeyType, str]) -> None:
+    target = keys.get(KeyType.AES)
+    for key_type, mechanism in sorted(partition.capabilities().wrap, key=str):
+        if key_type not in keys or target is None or key_type not in (KeyType.AES, KeyType.RSA):
+            continue
+        blob = partition.wrap(keys[key_type], mechanism, target)
+        label = f"ops-unwrapped-{secrets.token_hex(3)}"
+        info = partition.unwrap(keys[key_type], mechanism, blob, label=label, spec=KeySpec(KeyType.AES),
+                                attributes=ALL)
+        assert info.key_type is KeyType.AES and info.size == 256
+        assert not info.attributes.always_sensitive and not info.attributes.never_extractable
+        ecb = CipherMechanism(CipherMode.AES_ECB)
+        if partition.capabilities().can_encrypt(KeyType.AES, ecb):  # the same key: the same ciphertext
+            block = secrets.token_bytes(16)
+            assert partition.encrypt(label, ecb, block).ciphertext == partition.encrypt(target, ecb, block).ciphertext
+        with pytest.raises(DecryptFailed):
+            partition.unwrap(keys[key_type], mechanism, blob[:-1] + bytes([blob[-1] ^ 1]),
+                             label=f"{label}-bad", spec=KeySpec(KeyType.AES), attributes=ALL)
+
+
+def test_non_extractable_keys_are_never_wrapped(partition: Partition, keys: dict[KeyType, str]) -> None:
+    mechanism = WrapMechanism(WrapMode.AES_KWP)
+    if KeyType.AES not in keys or not partition.capabilities().can_wrap(KeyType.AES, mechanism):
+        pytest.skip("the backend declares no AES key wrap")
+    locked = f"ops-locked-{secrets.token_hex(3)}"
+    partition.generate(locked, SPECS[KeyType.AES], KeyAttributes(decrypt=True, extractable=False))
+    with pytest.raises(OperationNotPermitted):
+        partition.wrap(keys[KeyType.AES], mechanism, locked)
+
+
+def test_declared_hmac(partition: Partition, keys: dict[KeyType, str]) -> None:
+    if KeyType.HMAC_SHA256 not in partition.capabilities().hmac or KeyType.HMAC_SHA256 not in keys:
+        pytest.skip("the backend declares no HMAC-SHA256")
+    label = keys[KeyType.HMAC_SHA256]
+    mac = partition.hmac(label, b"data")
+    assert len(mac) == 32
+    assert partition.hmac_verify(label, b"data", mac)
+    assert not partition.hmac_verify(label, b"datA", mac)
+
+
+def test_undeclared_operations_are_refused(partition: Partition, keys: dict[KeyType, str]) -> None:
+    capabilities = partition.capabilities()
+    label = keys.get(KeyType.AES)
+    if label is None:
+        pytest.skip("no AES key")
+    undeclared = [m for m in (CipherMechanism(CipherMode.AES_GCM, tag_bits=128), CipherMechanism(CipherMode.AES_CTR))
+                  if not capabilities.can_encrypt(KeyType.AES, m)]
+    for mechanism in undeclared:
+        with pytest.raises(UnsupportedByBackend):
+            partition.encrypt(label, mechanism, b"x" * 16)
+    if not capabilities.can_wrap(KeyType.AES, WrapMechanism(WrapMode.AES_KW)):
+        with pytest.raises(UnsupportedByBackend):
+            partition.wrap(label, WrapMechanism(WrapMode.AES_KW), label)

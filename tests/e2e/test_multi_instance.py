@@ -1,0 +1,209 @@
+"""Several hsmgate processes sharing one state database and one soft-token master key, as behind a
+load balancer: real ``python -m hsmgate serve`` subprocesses on their own ports, on SQLite and on
+PostgreSQL. Also ``serve --workers 2``: one address, two worker processes, connections spread over
+both, a dead worker replaced."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from tests.conftest import free_port, unique
+from tests.postgres import fresh_database
+from tests.store.test_soft_token_persistence import needs_cache_invalidation
+
+ATTRIBUTES = {"sign": True, "decrypt": False, "unwrap": False, "extractable": False, "sensitive": True,
+              "modifiable": True, "destroyable": True}
+
+
+class Instance:
+    """``python -m hsmgate serve --dev`` in its own process group, stopped with SIGTERM."""
+
+    def __init__(self, directory: Path, name: str, env: dict[str, str], workers: int = 1) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        data_dir = directory / name
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.log = directory / f"{name}.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hsmgate", "serve", "--dev", "--port", str(self.port),
+                 "--data-dir", str(data_dir), "--workers", str(workers)],
+                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HSMGATE_LOG_LEVEL": "warning", **env},
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.url} exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{self.url} did not start:\n{self.log.read_text()[-4000:]}")
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+    def children(self) -> list[int]:
+        """Worker processes (multiprocessing's resource tracker left out)."""
+        text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        workers = []
+        for pid in map(int, text.split()):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"resource_tracker" not in cmdline:
+                workers.append(pid)
+        return workers
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """One database and one master key for every instance of a test."""
+    master_key = base64.b64encode(os.urandom(32)).decode()
+    if request.param == "sqlite":
+        yield {"HSMGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'shared.db'}", "HSMGATE_MASTER_KEY": master_key}
+    else:
+        with fresh_database() as url:
+            yield {"HSMGATE_DATABASE_URL": url, "HSMGATE_MASTER_KEY": master_key}
+
+
+@pytest.fixture()
+def two_instances(shared_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[Instance, Instance]]:
+    """Two instances started at the same moment on a fresh database (they race to migrate it and to
+    create the attestation key)."""
+    a, b = Instance(tmp_path, "a", shared_env), Instance(tmp_path, "b", shared_env)
+    try:
+        a.wait_ready()
+        b.wait_ready()
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
+def create_ed25519(client: httpx.Client) -> tuple[str, Any]:
+    label = unique("multi")
+    response = client.post("/v1/key", json={"label": label, "algorithm": "ED", "curveOid": "1.3.101.112",
+                                            "attributes": ATTRIBUTES})
+    assert response.status_code == 201, response.text
+    return label, serialization.load_der_public_key(base64.b64decode(response.json()["json"]["publicKey"]))
+
+
+def sign(client: httpx.Client, label: str, payload: bytes = b"payload") -> httpx.Response:
+    return client.post("/v1/synchronousSign", json={"signRequest": {
+        "payload": base64.b64encode(payload).decode(), "signKeyName": label, "signatureAlgorithm": "EDDSA"}})
+
+
+def test_a_key_created_on_one_instance_signs_on_the_other_at_once(two_instances: tuple[Instance, Instance]) -> None:
+    a, b = two_instances
+    with a.client() as on_a, b.client() as on_b:
+        attestation_a = on_a.get("/v1/key/attestation-key/attributes").json()["json"]["publicKey"]
+        assert on_b.get("/v1/key/attestation-key/attributes").json()["json"]["publicKey"] == attestation_a
+        assert sign(on_b, unique("not-yet")).status_code == 404  # a miss on B is not remembered
+        label, public = create_ed25519(on_a)
+        response = sign(on_b, label)
+        assert response.status_code == 200, response.text
+        public.verify(base64.b64decode(response.json()["signature"]), b"payload")
+        assert label in on_b.get("/v1/key").json()
+        assert on_b.get(f"/v1/key/{label}/attributes").json()["json"]["publicKey"] == \
+            on_a.get(f"/v1/key/{label}/attributes").json()["json"]["publicKey"]
+
+
+@needs_cache_invalidation
+def test_a_key_deleted_on_one_instance_is_refused_by_the_other_at_once(
+        two_instances: tuple[Instance, Instance]) -> None:
+    a, b = two_instances
+    with a.client() as on_a, b.client() as on_b:
+        label, _ = create_ed25519(on_a)
+        assert sign(on_b, label).status_code == 200  # B has unsealed and cached the key
+        assert on_a.delete(f"/v1/key/{label}").status_code == 200
+        response = sign(on_b, label)
+        assert response.status_code == 404, response.text
+        assert response.json()["errorCode"] == 650
+
+
+def _established_connections(pid: int, port: int) -> int:
+    """Sockets of ``pid`` that are established connections to local ``port``."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].split(":")[1], 16)
+        if local_port == port and fields[3] == "01" and fields[9] in inodes:
+            count += 1
+    return count
+
+
+def test_workers_share_one_address_and_a_dead_worker_is_replaced(tmp_path: Path) -> None:
+    env = {"HSMGATE_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
+    server = Instance(tmp_path, "workers", env, workers=2)
+    clients: list[httpx.Client] = []
+    try:
+        server.wait_ready()
+        workers = server.children()
+        assert len(workers) == 2, workers
+        with server.client() as client:
+            label, public = create_ed25519(client)
+        for _ in range(32):  # 32 keep-alive connections, kept open
+            connection = httpx.Client(base_url=server.url, timeout=30)
+            response = sign(connection, label)
+            assert response.status_code == 200
+            public.verify(base64.b64decode(response.json()["signature"]), b"payload")
+            clients.append(connection)
+        spread = [_established_connections(pid, server.port) for pid in workers]
+        assert sum(spread) == 32 and min(spread) >= 4, f"connections per worker: {spread}"
+
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            replaced = server.children()
+            if len(replaced) == 2 and workers[0] not in replaced:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"worker not replaced: {server.children()}")
+        ok = 0
+        for _ in range(20):  # new connections reach the replacement too (queued ones are not lost)
+            with server.client() as client:
+                response = sign(client, label)
+                ok += response.status_code == 200
+        assert ok == 20
+    finally:
+        for connection in clients:
+            connection.close()
+        server.stop()
+    assert server.proc.returncode == 0, server.log.read_text()[-3000:]
