@@ -18,6 +18,8 @@ from hsmgate.app import create_app
 from hsmgate.auth.mtls import uvicorn_tls_options
 from hsmgate.settings import Settings
 
+pytest_plugins = ["tests.softhsm_fixtures"]
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from hsmgate.domain import addresses, errors
 from hsmgate.domain.approvals import digest_name, parse_timestamp, verify_signature, verify_with_oid
-from hsmgate.domain.ska_guard import BLOCKED, USE_NEEDS_APPROVAL, SkaGuard, authorized, guard_bits
 from hsmgate.domain.policy import Policy
+from hsmgate.domain.ska_guard import BLOCKED, USE_NEEDS_APPROVAL, SkaGuard, authorized, guard_bits
 from hsmgate.hsm.base import KeyType
 
 

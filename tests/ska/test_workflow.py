@@ -646,3 +646,23 @@ def test_asynchronous_self_signed_certificate(http: httpx.Client, clock: ManualC
 def test_license_flags(http: httpx.Client) -> None:
     flags = http.get("/v1/licenseInfo").json()["clientFlags"]
     assert {"REST_API", "TSB_ENGINE", "KEY_AUTH"} <= set(flags)
+
+
+def test_asynchronous_unwrap_with_a_key_without_policy(http: httpx.Client) -> None:
+    """A key without policy: the asynchronous unwrap executes at once; its result is the new label."""
+    wrapping, target, unwrapped = unique("wrapping"), unique("target"), unique("unwrapped")
+    cipher = {"sign": False, "decrypt": True, "unwrap": True, "wrap": True, "encrypt": True}
+    assert http.post("/v1/key", json={"label": wrapping, "algorithm": "AES", "keySize": 256,
+                                      "attributes": cipher}).status_code == 201
+    assert http.post("/v1/key", json={"label": target, "algorithm": "AES", "keySize": 128, "attributes": {
+        **cipher, "extractable": True, "sensitive": False}}).status_code == 201
+    wrapped = http.post("/v1/wrap", json={"wrapKeyRequest": {"keyToBeWrapped": target, "wrapKeyName": wrapping,
+                                                             "wrapMethod": "AES_WRAP"}})
+    assert wrapped.status_code == 200, wrapped.text
+    created = http.post("/v1/unwrap", json={"unwrapKeyRequest": {
+        "wrappedKey": wrapped.json()["wrappedKey"], "label": unwrapped, "unwrapKeyName": wrapping,
+        "wrapMethod": "AES_WRAP", "attributes": {"sign": False, "decrypt": True, "unwrap": False}}})
+    assert created.status_code == 201 and set(created.json()) == {"unwrapRequestId"}, created.text
+    done = status(http, created.json()["unwrapRequestId"])
+    assert done["status"] == "EXECUTED" and done["result"] == unwrapped
+    assert unwrapped in http.get("/v1/key").json()

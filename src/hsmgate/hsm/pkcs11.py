@@ -24,6 +24,7 @@ requested ``CKK_SHAx_HMAC`` as generic secret, and the allowed mechanism both re
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import re
@@ -262,6 +263,7 @@ class _Plan:
     der: bool = False             # raw r||s -> DER SEQUENCE {r, s}
 
 
+@functools.lru_cache(maxsize=4096)
 def _plan(mechs: frozenset[int], key_type: KeyType, m: SignMechanism) -> _Plan | None:
     """The route for ``m`` on a token offering ``mechs``; None when it cannot run (so: the capability set)."""
     if _SCHEME_KEY.get(m.scheme) is not key_type or m.deterministic:
