@@ -506,7 +506,7 @@ def test_token_removed_then_back(softhsm_factory: Callable[[str], SoftHsmToken],
     mechanism = SignMechanism(SignScheme.ECDSA, HashAlg.SHA256)
     directory = token_directory(token)
     parked = directory.parent.parent / "parked"
-    monkeypatch.setattr(backend, "REINIT_INTERVAL", 0.0)
+    monkeypatch.setattr(backend.partition, "REINIT_INTERVAL", 0.0)
     shutil.move(directory, parked)
     try:
         for _ in range(2):

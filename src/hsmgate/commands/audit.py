@@ -181,13 +181,13 @@ def _read_export(path: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[str,
 
 
 def export_lines(repository: Any, names: list[str], after: int = 0) -> Iterator[str]:
-    """JSON lines: each partition's records in chain order (``type: record``, the hashed fields and
-    ``hash``), then its checkpoints (``type: checkpoint``)."""
-    from hsmgate.domain.audit import HASHED_FIELDS
+    """JSON lines: each partition's records in chain order (``type: record``, the hashed fields —
+    ``ska_request_id`` only when set — and ``hash``), then its checkpoints (``type: checkpoint``)."""
+    from hsmgate.domain.audit import hashed_values
 
     for name in names:
         for record in repository.records(name, after=after):
-            line = {"type": "record", **{f: record[f] for f in HASHED_FIELDS}, "hash": record["hash"]}
+            line = {"type": "record", **hashed_values(record), "hash": record["hash"]}
             yield json.dumps(line, ensure_ascii=False, separators=(",", ":"))
         for checkpoint in repository.checkpoints(name):
             if checkpoint["seq"] > after:

@@ -3,7 +3,10 @@ and the verification of both.
 
 Record. ``time, partition, principal, auth_method, operation, key_label, request_id, outcome,
 error_code`` — never payloads, signatures, secrets or key material. ``outcome`` is ``ok``,
-``error`` (with the TSB ``error_code``) or ``started`` (see ordering below).
+``error`` (with the TSB ``error_code``) or ``started`` (see ordering below). Records of SKA
+requests (creation, approval, rejection, cancellation, execution, expiry) also carry
+``ska_request_id``, the request's id, hashed only when present so older records keep their hash;
+the scheduler's records name the principal ``scheduler``.
 
 Chain. Each partition has its own chain. A record's ``hash`` is SHA-256 (hex) over the canonical
 JSON (keys sorted, no spaces, UTF-8) of its fields *including* ``seq`` and ``prev_hash``, the hash of
@@ -59,6 +62,8 @@ OK, ERROR, STARTED = "ok", "error", "started"
 #: The fields a record's hash covers, in the order of the export.
 HASHED_FIELDS = ("seq", "time", "partition", "principal", "auth_method", "operation", "key_label",
                  "request_id", "outcome", "error_code", "prev_hash")
+#: Fields a record's hash covers only when they are not null (added after the first records).
+OPTIONAL_HASHED_FIELDS = ("ska_request_id",)
 CHECKPOINT_TYPE = "hsmgate-audit-checkpoint"
 
 
@@ -75,9 +80,16 @@ def canonical_json(value: Mapping[str, Any]) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def hashed_values(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields a record's hash covers: :data:`HASHED_FIELDS`, and the optional ones when set."""
+    values = {name: record[name] for name in HASHED_FIELDS}
+    values.update({name: record[name] for name in OPTIONAL_HASHED_FIELDS if record.get(name) is not None})
+    return values
+
+
 def record_hash(record: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of the canonical JSON of the record's hashed fields."""
-    return hashlib.sha256(canonical_json({name: record[name] for name in HASHED_FIELDS})).hexdigest()
+    return hashlib.sha256(canonical_json(hashed_values(record))).hexdigest()
 
 
 def checkpoint_message(*, partition: str, seq: int, hash: str, time: str) -> bytes:
@@ -129,11 +141,11 @@ class AuditTrail:
         self._clock = clock
 
     def record(self, actor: Actor, operation: str, key_label: str | None, outcome: str,
-               error_code: int | None = None) -> None:
+               error_code: int | None = None, *, ska_request_id: str | None = None) -> None:
         """Append a record; raises AuditUnavailable when it cannot be written and fail-closed is on."""
         fields = {"principal": actor.principal, "auth_method": actor.auth_method, "operation": operation,
                   "key_label": key_label, "request_id": actor.request_id, "outcome": outcome,
-                  "error_code": error_code}
+                  "error_code": error_code, "ska_request_id": ska_request_id}
 
         def build(seq: int, prev_hash: str) -> tuple[dict[str, Any], str]:
             values = {**fields, "time": self._clock()}  # taken under the chain lock: times follow seq
@@ -199,27 +211,31 @@ class RequestAudit:
             raise OperationForbiddenForKey(f"key '{label}' is the attestation key: it signs attestations and "
                                            "audit checkpoints only")
 
-    def record(self, operation: str, key_label: str | None, outcome: str, error_code: int | None = None) -> None:
+    def record(self, operation: str, key_label: str | None, outcome: str, error_code: int | None = None, *,
+               ska_request_id: str | None = None) -> None:
         if self.trail is not None:
-            self.trail.record(self.actor, operation, key_label, outcome, error_code)
+            self.trail.record(self.actor, operation, key_label, outcome, error_code,
+                              ska_request_id=ska_request_id)
 
-    def run(self, operation: str, key_label: str | None, call: Callable[[], T]) -> T:
+    def run(self, operation: str, key_label: str | None, call: Callable[[], T], *,
+            ska_request_id: str | None = None) -> T:
         """Run a call that changes nothing; record its outcome before its result is returned."""
         try:
             result = call()
         except TsbError as exc:
-            self.record(operation, key_label, ERROR, exc.code)
+            self.record(operation, key_label, ERROR, exc.code, ska_request_id=ska_request_id)
             raise
         except Exception:
-            self.record(operation, key_label, ERROR, 1)
+            self.record(operation, key_label, ERROR, 1, ska_request_id=ska_request_id)
             raise
-        self.record(operation, key_label, OK)
+        self.record(operation, key_label, OK, ska_request_id=ska_request_id)
         return result
 
-    def mutating(self, operation: str, key_label: str | None, call: Callable[[], T]) -> T:
+    def mutating(self, operation: str, key_label: str | None, call: Callable[[], T], *,
+                 ska_request_id: str | None = None) -> T:
         """Record the intent (refusing the call if that fails), run it, record its outcome."""
-        self.record(operation, key_label, STARTED)
-        return self.run(operation, key_label, call)
+        self.record(operation, key_label, STARTED, ska_request_id=ska_request_id)
+        return self.run(operation, key_label, call, ska_request_id=ska_request_id)
 
 
 class AuditedKeys:

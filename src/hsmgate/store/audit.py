@@ -40,7 +40,7 @@ GENESIS_HASH = "0" * 64
 
 #: Column order of a record row as read by :meth:`AuditRepository.records`.
 RECORD_COLUMNS = ("partition", "seq", "time", "principal", "auth_method", "operation", "key_label",
-                  "request_id", "outcome", "error_code", "prev_hash", "hash")
+                  "request_id", "outcome", "error_code", "prev_hash", "hash", "ska_request_id")
 CHECKPOINT_COLUMNS = ("partition", "seq", "hash", "time", "key_name", "signature")
 
 

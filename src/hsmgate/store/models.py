@@ -111,6 +111,8 @@ class AuditRecordRow(Base):
     error_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    #: the SKA request a record is about (migration 0005); hashed only when set
+    ska_request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AuditChainHead(Base):

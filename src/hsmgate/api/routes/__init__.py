@@ -1,0 +1,29 @@
+"""One router per TSB tag. Every router is made by :func:`tsb_router`, so every route parses JSON
+bodies leniently (a trailing comma, as the TSB's Go client sends it: ``api/lenient_json.py``).
+
+Routes that answer nothing (deletions, approvals, …) answer 200 with an **empty body**, as the TSB
+does, never a JSON ``null``: decorate them with ``**empty_response()`` and return :func:`empty`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from hsmgate.api.lenient_json import TsbRoute
+
+
+def tsb_router(**kwargs: Any) -> APIRouter:
+    """An ``APIRouter`` whose routes are :class:`TsbRoute`\\ s."""
+    return APIRouter(route_class=TsbRoute, **kwargs)
+
+
+def empty_response(description: str = "Done; the answer has an empty body") -> dict[str, Any]:
+    """Decorator arguments of a route answering 200 without a body (OpenAPI: no content)."""
+    return {"response_class": Response, "responses": {200: {"description": description}}}
+
+
+def empty() -> Response:
+    """200 with an empty body."""
+    return Response(status_code=200)

@@ -13,9 +13,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import Response
 from fastapi.responses import JSONResponse
 
+from hsmgate.api.routes import empty, empty_response, tsb_router
 from hsmgate.api.routes.requests import SkaDep, status_dto
 from hsmgate.api.wire.common import ERROR_RESPONSES
 from hsmgate.api.wire.ska import (
@@ -32,7 +33,7 @@ from hsmgate.domain.requests import KINDS, SIGNED_FIELDS, TASK_FILTERS, SkaServi
 from hsmgate.domain.timestamp_key import TIMESTAMP_SIGNATURE_ALGORITHM
 from hsmgate.store.requests import SortOrder
 
-router = APIRouter(tags=["Approval Tasks"], responses=ERROR_RESPONSES)
+router = tsb_router(tags=["Approval Tasks"], responses=ERROR_RESPONSES)
 
 
 def _b64(value: bytes | None) -> str | None:

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Response
 
 from hsmgate.api.deps import ServicesDep, SettingsDep
 from hsmgate.api.errors import validation_message
+from hsmgate.api.lenient_json import TsbRoute
 from hsmgate.api.wire.batch import (
     InvalidItem,
     SynchronousSignBatchRequestDto,
@@ -31,7 +32,7 @@ from hsmgate.domain.algorithms import SignatureType
 from hsmgate.domain.errors import REASONS, TsbError
 
 log = logging.getLogger("hsmgate.api.batch")
-router = APIRouter(tags=["Synchronous Key Operations"], responses=ERROR_RESPONSES)
+router = APIRouter(route_class=TsbRoute, tags=["Synchronous Key Operations"], responses=ERROR_RESPONSES)
 
 
 def _json(content: dict[str, Any]) -> Response:

@@ -5,9 +5,10 @@ Every signature is made by the key inside the backend (``domain/certificates.py`
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path
+from fastapi import Path, Response
 
 from hsmgate.api.operations_deps import CertificatesDep
+from hsmgate.api.routes import empty, empty_response, tsb_router
 from hsmgate.api.wire.certificates import (
     CertificateImportDto,
     CertificateRequestResponseDto,
@@ -19,7 +20,7 @@ from hsmgate.api.wire.certificates import (
 from hsmgate.api.wire.common import ERROR_RESPONSES
 from hsmgate.domain.certificates import Profile, subject_name
 
-router = APIRouter(tags=["Certificate"], responses=ERROR_RESPONSES)
+router = tsb_router(tags=["Certificate"], responses=ERROR_RESPONSES)
 
 KeyNamePath = Path(min_length=1, max_length=256, description="The key's label")
 
@@ -82,6 +83,7 @@ def get_certificate(certificates: CertificatesDep, keyName: str = KeyNamePath) -
 
 
 @router.delete("/v1/certificate/{keyName}", operation_id="deleteCertificate",
-               summary="Remove the certificate of a key (the key stays)")
-def delete_certificate(certificates: CertificatesDep, keyName: str = KeyNamePath) -> None:
+               summary="Remove the certificate of a key (the key stays)", **empty_response())
+def delete_certificate(certificates: CertificatesDep, keyName: str = KeyNamePath) -> Response:
     certificates.delete(keyName)
+    return empty()

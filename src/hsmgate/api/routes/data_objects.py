@@ -5,14 +5,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import Path, Response, status
 
 from hsmgate.api.operations_deps import DataObjectsDep
+from hsmgate.api.routes import empty, empty_response, tsb_router
 from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
 from hsmgate.api.wire.data_objects import DataObjectAttributesOut, DataObjectDto, DataObjectResponseDto
 from hsmgate.domain.data_objects import DataObject
 
-router = APIRouter(tags=["Keys"], responses=ERROR_RESPONSES)
+router = tsb_router(tags=["Keys"], responses=ERROR_RESPONSES)
 
 NamePath = Path(min_length=1, max_length=256, description="The data object's name")
 
@@ -48,6 +49,8 @@ def get_data_object(data_objects: DataObjectsDep, name: str = NamePath) -> DataO
     return _response(data_objects.get(name))
 
 
-@router.delete("/v1/dataObject/{name}", operation_id="deleteDataObject", summary="Delete a destroyable data object")
-def delete_data_object(data_objects: DataObjectsDep, name: str = NamePath) -> None:
+@router.delete("/v1/dataObject/{name}", operation_id="deleteDataObject", summary="Delete a destroyable data object",
+               **empty_response())
+def delete_data_object(data_objects: DataObjectsDep, name: str = NamePath) -> Response:
     data_objects.delete(name)
+    return empty()

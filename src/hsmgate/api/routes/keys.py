@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, status
+from fastapi import Path, Response, status
 from pydantic import BaseModel, Field
 
 from hsmgate.api.deps import ServicesDep
 from hsmgate.api.operations_deps import KeyTransferDep
+from hsmgate.api.routes import empty, empty_response, tsb_router
 from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
 from hsmgate.api.wire.key_transfer import ChangeKeyPasswordDto, ImportAttributes, KeyExportDto, KeyImportDto
 from hsmgate.api.wire.keys import (
@@ -24,7 +25,7 @@ from hsmgate.domain.keys import NewKey, SignedKey
 from hsmgate.domain.policy import Policy
 from hsmgate.hsm.base import KeyAttributes
 
-router = APIRouter(tags=["Keys"], responses=ERROR_RESPONSES)
+router = tsb_router(tags=["Keys"], responses=ERROR_RESPONSES)
 
 KeyNamePath = Path(min_length=1, max_length=256, description="The key's label")
 
@@ -110,18 +111,22 @@ def key_attributes_by_path(services: ServicesDep, keyName: str = KeyNamePath) ->
     return key_response(services.keys.describe(keyName))
 
 
-@router.delete("/v1/key/{keyName}", operation_id="deleteKey", summary="Delete a destroyable key")
-def delete_key(services: ServicesDep, keyName: str = KeyNamePath) -> None:
+@router.delete("/v1/key/{keyName}", operation_id="deleteKey", summary="Delete a destroyable key",
+               **empty_response("Deleted; the answer has an empty body"))
+def delete_key(services: ServicesDep, keyName: str = KeyNamePath) -> Response:
     services.passwords.check(keyName, None, field="password")
     services.keys.delete(keyName)
     services.stores.certificates.remove(keyName)
+    return empty()
 
 
-@router.post("/v1/key/deleteKey", operation_id="deleteKeyWithPassword", summary="Delete a destroyable key")
-def delete_key_with_password(body: KeyLabelWithPasswordDto, services: ServicesDep) -> None:
+@router.post("/v1/key/deleteKey", operation_id="deleteKeyWithPassword", summary="Delete a destroyable key",
+             **empty_response("Deleted; the answer has an empty body"))
+def delete_key_with_password(body: KeyLabelWithPasswordDto, services: ServicesDep) -> Response:
     services.passwords.check(body.label, body.password, field="password")
     services.keys.delete(body.label)
     services.stores.certificates.remove(body.label)
+    return empty()
 
 
 @router.post("/v1/key/import/plain", operation_id="importPlainKey", response_model=SignedKeyAttributesDto,
@@ -152,9 +157,11 @@ def export_plain_key(body: KeyLabelWithPasswordDto, transfer: KeyTransferDep) ->
 
 
 @router.post("/v1/key/changePassword", operation_id="changeKeyPassword",
-             summary="Change (or with an empty newPassword remove) the password of a modifiable key")
-def change_key_password(body: ChangeKeyPasswordDto, services: ServicesDep) -> None:
+             summary="Change (or with an empty newPassword remove) the password of a modifiable key",
+             **empty_response())
+def change_key_password(body: ChangeKeyPasswordDto, services: ServicesDep) -> Response:
     services.passwords.change(body.label, body.password, body.newPassword)
+    return empty()
 
 
 class KeyAddressDto(BaseModel):

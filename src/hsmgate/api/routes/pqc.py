@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 
 from hsmgate.api.deps import ServicesDep
 from hsmgate.api.execution import run_operation
+from hsmgate.api.lenient_json import TsbRoute
 from hsmgate.api.routes.sync_ops import approved
 from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
 from hsmgate.api.wire.pqc import (
@@ -22,7 +23,7 @@ from hsmgate.api.wire.pqc import (
 from hsmgate.domain import errors
 from hsmgate.domain.kem import KemService
 
-router = APIRouter(tags=["Post-Quantum (ML-KEM)"], responses=ERROR_RESPONSES)
+router = APIRouter(route_class=TsbRoute, tags=["Post-Quantum (ML-KEM)"], responses=ERROR_RESPONSES)
 
 
 @router.post("/v1/encapsulate", operation_id="encapsulate", response_model=EncapsulateResponseDto,

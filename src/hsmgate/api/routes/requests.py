@@ -15,9 +15,10 @@ import base64
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, status
+from fastapi import Depends, Path, Response, status
 
 from hsmgate.api.deps import ServicesDep
+from hsmgate.api.routes import empty, empty_response, tsb_router
 from hsmgate.api.wire.common import ERROR_RESPONSES, WireModel
 from hsmgate.api.wire.ska import (
     BlockKeyRequestIdDto,
@@ -47,7 +48,7 @@ from hsmgate.domain.attestation import iso_z
 from hsmgate.domain.policy import Policy, binary_policy
 from hsmgate.domain.requests import KINDS, RequestKind, RequestView, SkaServices, Submission, block_payload
 
-router = APIRouter(responses=ERROR_RESPONSES)
+router = tsb_router(responses=ERROR_RESPONSES)
 REQUESTS = ["Requests"]
 SYNCHRONOUS = ["Synchronous Key Operations"]
 RequestIdPath = Path(min_length=1, max_length=64, description="The request id (UUID)")

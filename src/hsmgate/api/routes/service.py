@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -10,11 +9,12 @@ from pydantic import BaseModel, Field
 from hsmgate import __version__
 from hsmgate.api.deps import GatewayDep, ServicesDep, SettingsDep
 from hsmgate.api.errors import error_response
+from hsmgate.api.routes import tsb_router
 from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
 from hsmgate.domain import errors
 from hsmgate.domain.hsm_errors import translated
 
-router = APIRouter(tags=["Service Information"], responses=ERROR_RESPONSES)
+router = tsb_router(tags=["Service Information"], responses=ERROR_RESPONSES)
 
 #: Licence flags of the features this build implements (the TSB's ``clientFlags``).
 CLIENT_FLAGS = ["REST_API", "TSB_ENGINE", "KEY_AUTH"]  # TSB_ENGINE, KEY_AUTH: SKA (issue 5)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import Request, status
 
 from hsmgate.api.deps import ServicesDep
 from hsmgate.api.execution import run_operation
 from hsmgate.api.operations_deps import OperationsDep
+from hsmgate.api.routes import tsb_router
 from hsmgate.api.routes.keys import key_attributes, key_response
 from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
 from hsmgate.api.wire.keys import SignedKeyAttributesDto
@@ -35,7 +36,7 @@ from hsmgate.api.wire.signing import (
 from hsmgate.domain import errors
 from hsmgate.domain.algorithms import SignatureType
 
-router = APIRouter(tags=["Synchronous Key Operations"], responses=ERROR_RESPONSES)
+router = tsb_router(tags=["Synchronous Key Operations"], responses=ERROR_RESPONSES)
 
 
 @router.post("/v1/synchronousSign", operation_id="synchronousSign", response_model=SignatureResponseDto,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from hsmgate.api.operations_deps import RfcTimestampsDep
+from hsmgate.api.routes import tsb_router
 from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
 from hsmgate.api.wire.operations import CreateRfcTimestampDto, RfcTimestampResponseDto
 
-router = APIRouter(tags=["Synchronous Key Operations"], responses=ERROR_RESPONSES)
+router = tsb_router(tags=["Synchronous Key Operations"], responses=ERROR_RESPONSES)
 
 
 @router.post("/v1/createRfcTimestamp", operation_id="createRfcTimestamp", response_model=RfcTimestampResponseDto,

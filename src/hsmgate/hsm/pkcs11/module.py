@@ -1,0 +1,192 @@
+"""The process-wide PKCS#11 module: python-pkcs11's ``lib`` re-initialised with CKF_OS_LOCKING_OK through
+ctypes, a shared/exclusive gate for re-initialisation, and :func:`describe_module`."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
+from typing import Any, ClassVar
+
+import pkcs11
+from pkcs11.exceptions import PKCS11Error
+
+from hsmgate.hsm.base import (
+    BackendUnavailable,
+)
+from hsmgate.hsm.pkcs11.mechanisms import (
+    CKF_OS_LOCKING_OK,
+    CKR_CRYPTOKI_ALREADY_INITIALIZED,
+    CKR_OK,
+    _ckm_name,
+    _ckr_name,
+)
+
+# ---------------------------------------------------------------------------------------- process-wide module
+_FUNCTION_LIST = ("C_Initialize", "C_Finalize", "C_GetInfo", "C_GetFunctionList", "C_GetSlotList",
+                  "C_GetSlotInfo", "C_GetTokenInfo", "C_GetMechanismList", "C_GetMechanismInfo",
+                  "C_InitToken", "C_InitPIN", "C_SetPIN", "C_OpenSession", "C_CloseSession",
+                  "C_CloseAllSessions", "C_GetSessionInfo", "C_GetOperationState", "C_SetOperationState",
+                  "C_Login", "C_Logout")
+_PROTOTYPES = {"C_Initialize": (ctypes.c_void_p,), "C_Finalize": (ctypes.c_void_p,),
+               "C_Login": (ctypes.c_ulong, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_ulong),
+               "C_CloseAllSessions": (ctypes.c_ulong,)}
+
+
+class _CkFunctionList(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_ubyte), ("minor", ctypes.c_ubyte),
+                *((name, ctypes.c_void_p) for name in _FUNCTION_LIST)]
+
+
+class _CkInitializeArgs(ctypes.Structure):
+    _fields_ = [("create_mutex", ctypes.c_void_p), ("destroy_mutex", ctypes.c_void_p),
+                ("lock_mutex", ctypes.c_void_p), ("unlock_mutex", ctypes.c_void_p),
+                ("flags", ctypes.c_ulong), ("reserved", ctypes.c_void_p)]
+
+
+class _Module:
+    """One PKCS#11 module file in this process: python-pkcs11's ``lib``, the locking mode, and a gate that
+    lets calls run side by side (shared) but a re-initialisation only alone (exclusive)."""
+
+    _registry: ClassVar[dict[str, _Module]] = {}
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lib = pkcs11.lib(path)
+        dll = ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0) | getattr(os, "RTLD_NOW", 0))
+        pointer = ctypes.POINTER(_CkFunctionList)()
+        if dll.C_GetFunctionList(ctypes.byref(pointer)) != CKR_OK:
+            raise PKCS11Error("C_GetFunctionList failed")
+        functions = pointer.contents
+        self._functions = {name: ctypes.CFUNCTYPE(ctypes.c_ulong, *args)(getattr(functions, name))
+                           for name, args in _PROTOTYPES.items()}
+        self.generation, self.pid, self.os_locking = 0, os.getpid(), True
+        self._cond, self._readers, self._writer = threading.Condition(), 0, False
+        self.os_locking = self._switch_to_os_locking()
+        self.initialised_at = time.monotonic()
+
+    @classmethod
+    def load(cls, module_path: str) -> _Module:
+        """The module for ``module_path`` in this process, loaded on first use."""
+        path = os.path.realpath(module_path)
+        if not os.path.isfile(path):
+            raise BackendUnavailable(f"PKCS#11 module {module_path} does not exist.")
+        with cls._registry_lock:
+            module = cls._registry.get(path)
+            if module is None:
+                try:
+                    module = cls._registry[path] = cls(path)
+                except (PKCS11Error, OSError, AttributeError) as exc:
+                    message = f"PKCS#11 module {module_path} cannot be used ({exc})."
+                    raise BackendUnavailable(message) from None
+        module.ensure_process()
+        return module
+
+    def raw(self, function: str, *args: Any) -> int:
+        """Call ``function`` of the module's function list directly; returns the CK_RV."""
+        return int(self._functions[function](*args))
+
+    def _switch_to_os_locking(self) -> bool:
+        """Re-initialise with CKF_OS_LOCKING_OK; False when the module cannot lock (calls get serialised)."""
+        if self.raw("C_Finalize", None) != CKR_OK:
+            raise PKCS11Error("C_Finalize through the function list failed")
+        try:
+            self.lib.get_slots()
+        except PKCS11Error:
+            pass  # expected: python-pkcs11's instance is the one just finalised
+        else:
+            raise PKCS11Error("ctypes reached another instance of the module")
+        if self.raw("C_Initialize", ctypes.byref(_CkInitializeArgs(flags=CKF_OS_LOCKING_OK))) == CKR_OK:
+            return True
+        if self.raw("C_Initialize", None) != CKR_OK:
+            raise PKCS11Error("C_Initialize failed")
+        return False
+
+    def ensure_process(self) -> None:
+        """After a fork, the child initialises the module again before its first call."""
+        if self.pid != os.getpid():
+            self.pid = os.getpid()
+            self._cond, self._readers, self._writer = threading.Condition(), 0, False
+            self.reinitialize(self.generation, 0.0)
+
+    def enter_shared(self) -> None:
+        if not self.os_locking:
+            return self.enter_exclusive()
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._readers += 1
+
+    def leave_shared(self) -> None:
+        if not self.os_locking:
+            return self.leave_exclusive()
+        with self._cond:
+            self._readers -= 1
+            if not self._readers:
+                self._cond.notify_all()
+
+    def enter_exclusive(self) -> None:
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._writer = True
+            while self._readers:
+                self._cond.wait()
+
+    def leave_exclusive(self) -> None:
+        with self._cond:
+            self._writer = False
+            self._cond.notify_all()
+
+    def reinitialize(self, seen_generation: int, min_interval: float) -> bool:
+        """C_Finalize + C_Initialize, unless another thread did it since ``seen_generation`` or the last one
+        is younger than ``min_interval`` s. True when the module is now newer than the caller saw."""
+        self.enter_exclusive()
+        try:
+            if self.generation != seen_generation:
+                return True
+            if time.monotonic() - self.initialised_at < min_interval:
+                return False
+            self.raw("C_Finalize", None)
+            args = ctypes.byref(_CkInitializeArgs(flags=CKF_OS_LOCKING_OK)) if self.os_locking else None
+            rv = self.raw("C_Initialize", args)
+            self.generation, self.initialised_at = self.generation + 1, time.monotonic()
+            return rv in (CKR_OK, CKR_CRYPTOKI_ALREADY_INITIALIZED)
+        finally:
+            self.leave_exclusive()
+
+
+
+def _flag_names(flags: int, enum: Any) -> list[str]:
+    return [member.name for member in enum if member.value and flags & member.value == member.value]
+
+
+def describe_module(module_path: str) -> list[dict[str, Any]]:
+    """Slots, tokens (label, serial, flags) and mechanisms with key-size ranges of a module; no PIN needed."""
+    module = _Module.load(module_path)
+    module.enter_shared()
+    try:
+        slots = []
+        for slot in module.lib.get_slots():
+            entry: dict[str, Any] = {"slot_id": slot.slot_id, "description": slot.slot_description,
+                                     "manufacturer": slot.manufacturer_id, "token": None, "mechanisms": [],
+                                     "flags": _flag_names(slot.flags, pkcs11.SlotFlag)}
+            if slot.flags & pkcs11.SlotFlag.TOKEN_PRESENT:
+                token = slot.get_token()
+                entry["token"] = {"label": token.label, "serial": token.serial.decode(errors="replace"),
+                                  "manufacturer": token.manufacturer_id, "model": token.model,
+                                  "flags": _flag_names(token.flags, pkcs11.TokenFlag)}
+                for mech in sorted(slot.get_mechanisms(), key=int):
+                    info = slot.get_mechanism_info(mech)
+                    entry["mechanisms"].append({
+                        "name": _ckm_name(int(mech)), "min_key_size": info.min_key_length,
+                        "max_key_size": info.max_key_length,
+                        "flags": _flag_names(info.flags, pkcs11.MechanismFlag)})
+            slots.append(entry)
+        return slots
+    except PKCS11Error as exc:
+        raise BackendUnavailable(f"Listing PKCS#11 module {module_path} failed ({_ckr_name(exc)}).") from None
+    finally:
+        module.leave_shared()

@@ -1,0 +1,639 @@
+"""Pkcs11Partition: the session pool, recovery, key generation, listing and signing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pkcs11
+from asn1crypto.core import ObjectIdentifier
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from pkcs11 import Attribute, Mechanism, ObjectClass
+from pkcs11 import KeyType as CKK
+from pkcs11.exceptions import PKCS11Error
+
+from hsmgate.hsm import softcrypto
+from hsmgate.hsm.base import (
+    BackendUnavailable,
+    Capabilities,
+    HsmError,
+    InvalidInput,
+    KeyAttributes,
+    KeyExists,
+    KeyInfo,
+    KeyNotFound,
+    KeySpec,
+    KeyType,
+    OperationNotPermitted,
+    Partition,
+    SignMechanism,
+    UnsupportedByBackend,
+)
+from hsmgate.hsm.pkcs11.mechanisms import (
+    _AES_SIZES,
+    _CKR,
+    _CKR_CODES,
+    _DSA_SIZES,
+    _FIXED_SIZES,
+    _GENERATION,
+    _HISTORY,
+    _HMAC,
+    _KEY_TYPES,
+    _MAPPER,
+    _MODULE,
+    _OPTIONAL,
+    _PIN_REFUSED,
+    _PRIVATE_FLAGS,
+    _PUBLIC_FLAGS,
+    _RSA_SIZES,
+    _SCHEME_KEY,
+    _TEMPLATE_REFUSED,
+    _TOKEN,
+    _UNREPORTED,
+    CKR_OK,
+    CKR_USER_ALREADY_LOGGED_IN,
+    CKU_USER,
+    M,
+    T,
+    _all_mechanisms,
+    _ckm_name,
+    _ckr_name,
+    _Ctx,
+    _describe_mechanism,
+    _digest_info,
+    _emsa_pss,
+    _hash_of,
+    _hmac_type,
+    _plan,
+    _public_facts,
+    _refuse_context,
+    _translate,
+)
+from hsmgate.hsm.pkcs11.module import _Module
+from hsmgate.hsm.pkcs11.operations import Pkcs11Operations
+
+#: Minimum seconds between two run-time re-initialisations of a module (token missing).
+REINIT_INTERVAL = 1.0
+#: Token look-ups when a partition is created. SoftHSM2 processes sharing a token directory sometimes miss
+#: the token in C_Initialize while another process rewrites its files (measured: 2 of 50 starts).
+STARTUP_ATTEMPTS = 4
+#: Seconds a call waits for a free session before giving up.
+SESSION_WAIT = 30.0
+#: Signing keys remembered per session (each use re-reads CKA_LABEL and CKA_ID to confirm the handle).
+KEY_CACHE_SIZE = 256
+
+
+class _TokenMissing(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class _Lease:
+    """A session of the pool, stamped with the module generation and pool epoch it was opened in, and
+    the signing keys it has looked up: label -> (key object, CKA_ID)."""
+
+    session: Any  # pkcs11.Session
+    generation: int
+    epoch: int
+    keys: dict[str, tuple[Any, bytes]] = field(default_factory=dict)
+
+
+_OPEN_NEW = "open a new session"
+
+
+@dataclass(slots=True)
+class _Waiter:
+    granted: _Lease | str | None = None  # an idle session, or _OPEN_NEW
+
+
+@dataclass(slots=True)
+class _Pool:
+    """Sessions of one partition in one process; waiting threads are served first come, first served."""
+
+    pid: int = field(default_factory=os.getpid)
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    idle: list[_Lease] = field(default_factory=list)
+    waiters: deque[_Waiter] = field(default_factory=deque)
+    open: int = 0
+    epoch: int = 0
+
+
+# ------------------------------------------------------------------------------------------- the partition
+class Pkcs11Partition(Pkcs11Operations, Partition):
+    """A partition on one token of a PKCS#11 module, chosen by token label or by slot id."""
+
+    def __init__(self, name: str, *, module_path: str, token_label: str | None = None,
+                 slot_id: int | None = None, pin: str, pool_size: int = 4) -> None:
+        if (token_label is None) == (slot_id is None):
+            raise ValueError("give exactly one of token_label and slot_id")
+        if pool_size < 1:
+            raise ValueError("pool_size must be at least 1")
+        self.name = name
+        self._token_label, self._slot_id, self._pin, self._pool_size = token_label, slot_id, pin, pool_size
+        self._where = f"token '{token_label}'" if token_label is not None else f"slot {slot_id}"
+        self._closed, self._pool, self._generate_lock = False, _Pool(), threading.Lock()
+        self._pin_refused: str | None = None  # never retry a refused PIN: tokens lock it after a few tries
+        self._module, self._module_path = _Module.load(module_path), module_path
+        lease = self._checkout(startup=True)
+        try:
+            self._mechanisms, self._ranges = self._read_mechanisms(lease.session)
+        finally:
+            self._checkin(lease, healthy=True)
+        self._capabilities = self._derive_capabilities()
+        self._probed: Capabilities | None = None
+        self._probe_lock = threading.Lock()
+
+    # --------------------------------------------------------------------------------------------- public API
+    def capabilities(self) -> Capabilities:
+        """Key generation and signing from the mechanism list; the optional operations are added on first
+        use, after a round trip with throwaway session keys (see :meth:`_probe_operations`)."""
+        if self._probed is None:
+            with self._probe_lock:
+                if self._probed is None:
+                    operations = self._probe_operations()
+                    if operations is None:
+                        return self._capabilities  # the token is unreachable now; probe again next time
+                    self._probed = operations
+        return self._probed
+
+    def generate(self, label: str, spec: KeySpec, attributes: KeyAttributes,
+                 key_id: bytes | None = None) -> KeyInfo:
+        if not label:
+            raise InvalidInput("a key label must not be empty")
+        p11_type, gen_mechanism, pair, size = self._check_spec(spec)
+        private = {a: getattr(attributes, f) for f, a in _PRIVATE_FLAGS.items()} | {Attribute.PRIVATE: True}
+        public = {a: getattr(attributes, f) for f, a in _PUBLIC_FLAGS.items()}
+        public |= {Attribute.PRIVATE: False, Attribute.MODIFIABLE: attributes.modifiable}
+        common = {"id": key_id or secrets.token_bytes(16), "label": label, "store": True, "capabilities": 0}
+        if spec.key_type is not KeyType.DSA:  # DSA: python-pkcs11 makes domain parameters, then the pair
+            common["mechanism"] = gen_mechanism
+        if spec.curve_oid:
+            public[Attribute.EC_PARAMS] = ObjectIdentifier(spec.curve_oid).dump()
+
+        def run(lease: _Lease, ctx: _Ctx) -> KeyInfo:
+            session, ctx.mechanism = lease.session, _ckm_name(gen_mechanism)
+            self._refuse_taken(session, label)
+            private_t, secret_t = dict(private), public | private  # a secret key is CKA_PRIVATE
+            if spec.key_type in _HMAC:
+                secret_t[Attribute.ALLOWED_MECHANISMS] = [_HMAC[spec.key_type][1]]
+            while True:
+                try:
+                    if not pair:
+                        key = session.generate_key(p11_type, size, template=secret_t, **common)
+                        return self._describe(session, label, key, None)
+                    pub, priv = session.generate_keypair(p11_type, size, public_template=public,
+                                                         private_template=private_t, **common)
+                    return self._describe(session, label, priv, pub)
+                except _TEMPLATE_REFUSED:  # retry once without the attributes a 2.20 module may not know
+                    if not any(a in t for t in (private_t, secret_t) for a in _OPTIONAL):
+                        raise
+                    private_t, secret_t = ({a: v for a, v in t.items() if a not in _OPTIONAL}
+                                           for t in (private_t, secret_t))
+
+        with self._generate_lock:  # the label check and the creation belong together
+            return self._call("generation", label, run)
+
+    def list_labels(self) -> list[str]:
+        def run(lease: _Lease, ctx: _Ctx) -> list[str]:
+            labels = {obj[Attribute.LABEL] for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.SECRET_KEY,
+                                                       ObjectClass.PUBLIC_KEY)
+                      for obj in lease.session.get_objects({Attribute.CLASS: cls})}
+            return sorted(label for label in labels if label)
+        return self._call("listing keys", None, run)
+
+    def get(self, label: str) -> KeyInfo:
+        def run(lease: _Lease, ctx: _Ctx) -> KeyInfo:
+            return self._describe(lease.session, label, self._key_object(lease.session, label))
+        return self._call("reading", label, run)
+
+    def delete(self, label: str) -> None:
+        def run(lease: _Lease, ctx: _Ctx) -> None:
+            session = lease.session
+            key = self._key_object(session, label)
+            attrs = key.get_attributes([Attribute.CLASS, Attribute.DESTROYABLE, Attribute.ID,
+                                        Attribute.KEY_TYPE])
+            if attrs.get(Attribute.DESTROYABLE, True) is False:
+                raise OperationNotPermitted(f"key '{label}' is not destroyable (CKA_DESTROYABLE is false)")
+            private = attrs[Attribute.CLASS] == ObjectClass.PRIVATE_KEY
+            public = self._public_of(session, key, attrs) if private else None
+            key.destroy()
+            if public is not None:
+                public.destroy()
+        self._call("deletion", label, run)
+
+    def sign(self, label: str, mechanism: SignMechanism, data: bytes, *,
+             context: bytes | None = None) -> bytes:
+        alg = _hash_of(mechanism)
+        _refuse_context(mechanism, context)
+        if mechanism.deterministic:
+            raise UnsupportedByBackend(f"{_describe_mechanism(mechanism)}: a PKCS#11 token does not promise "
+                                       "RFC 6979 deterministic nonces")
+        if mechanism.prehashed and alg and len(data) != alg.digest_size:
+            raise InvalidInput(f"a prehashed {alg} payload must be {alg.digest_size} bytes, got {len(data)}")
+
+        def run(lease: _Lease, ctx: _Ctx) -> bytes:
+            key, attrs = self._signing_key(lease, label)
+            key_type = _KEY_TYPES.get(attrs[Attribute.KEY_TYPE])
+            plan = _plan(self._mechanisms, key_type, mechanism) if key_type else None
+            if plan is None:
+                raise UnsupportedByBackend(f"{_describe_mechanism(mechanism)} is not available for the "
+                                           f"{key_type or 'unknown'} key '{label}' on {self._where}")
+            if not attrs.get(Attribute.SIGN):
+                raise OperationNotPermitted(f"key '{label}' may not sign (CKA_SIGN is false)")
+            ctx.mechanism = _ckm_name(plan.mechanism)
+            payload = hashlib.new(alg.value, data).digest() if plan.hash_here and alg else data
+            if plan.mechanism in (M.RSA_PKCS, M.RSA_X_509):
+                bits = int.from_bytes(key[Attribute.MODULUS], "big").bit_length()
+                if plan.encode == "digest_info" and alg:
+                    payload = _digest_info(alg, payload)
+                elif plan.encode == "pss" and alg:
+                    payload = _emsa_pss(payload, alg, bits)
+                if plan.mechanism == M.RSA_PKCS and len(payload) > (bits + 7) // 8 - 11:
+                    raise InvalidInput(f"{len(payload)} bytes are too long for PKCS#1 v1.5 padding with the "
+                                       f"{bits}-bit key '{label}' (CKR_DATA_LEN_RANGE)")
+            signature = key.sign(payload, mechanism=plan.mechanism, mechanism_param=plan.param)
+            if not plan.der:
+                return bytes(signature)
+            half = len(signature) // 2  # r || s -> DER, as pkcs11.util.ec.encode_ecdsa_signature but in C
+            return encode_dss_signature(int.from_bytes(signature[:half], "big"),
+                                        int.from_bytes(signature[half:], "big"))
+        return self._call("signing", label, run)
+
+    def verify(self, label: str, mechanism: SignMechanism, data: bytes, signature: bytes,
+               *, context: bytes | None = None) -> bool:
+        """Checked with ``cryptography`` against the public key read from the token; accepts exactly the
+        mechanisms :meth:`sign` can produce."""
+        _refuse_context(mechanism, context)
+        info = self.get(label)
+        if not self._capabilities.can_sign(info.key_type, mechanism):
+            raise UnsupportedByBackend(f"{_describe_mechanism(mechanism)} is not available for the "
+                                       f"{info.key_type} key '{label}' on {self._where}")
+        if info.public_key is None:
+            raise UnsupportedByBackend(f"key '{label}' has no public key on {self._where}")
+        return softcrypto.verify(softcrypto.load_spki(info.public_key), mechanism, data, signature)
+
+    def generate_random(self, length: int) -> bytes:
+        if length < 0:
+            raise InvalidInput("the number of random bytes must not be negative")
+        if length == 0:
+            return b""
+        return self._call("random generation", None,
+                          lambda lease, ctx: lease.session.generate_random(length * 8))
+
+    def close(self) -> None:
+        self._closed = True
+        with self._pool.cond:
+            idle, self._pool.idle = self._pool.idle, []
+            self._pool.open -= len(idle)
+            self._pool.cond.notify_all()
+        self._close_stale(idle)
+
+    # ------------------------------------------------------------------------------------ sessions, recovery
+    def _call(self, action: str, label: str | None, run: Callable[[_Lease, _Ctx], T]) -> T:
+        """Run ``run(lease, ctx)`` on a pooled session; the one place python-pkcs11 errors are mapped."""
+        ctx, module, last = _Ctx(action, label), self._module, "CKR_SESSION_HANDLE_INVALID"
+        for _ in range(self._pool_size + 2):
+            lease = self._checkout()
+            healthy, recovery = True, None
+            module.enter_shared()
+            try:
+                if lease.generation != module.generation:  # opened before a re-initialisation
+                    healthy = False
+                    continue
+                return run(lease, ctx)
+            except PKCS11Error as exc:
+                last = _ckr_name(exc)
+                recovery = _CKR.get(last, (HsmError, "", None))[2]
+                if recovery is None:
+                    raise _translate(ctx, last) from None
+                if recovery == _TOKEN and self._token_answers(lease.session):
+                    raise _translate(ctx, last, token_answers=True) from None
+                healthy = False
+                if recovery == _TOKEN:
+                    with self._pool.cond:
+                        self._pool.epoch += 1  # every session of this partition is suspect now
+                    raise _translate(ctx, last) from None
+            finally:
+                module.leave_shared()
+                self._checkin(lease, healthy)
+                if recovery == _MODULE:
+                    module.reinitialize(lease.generation, 0.0)
+        raise _translate(ctx, last)
+
+    def _checkout(self, startup: bool = False) -> _Lease:
+        self._module.ensure_process()
+        if self._pool.pid != os.getpid():
+            self._pool = _Pool()  # a forked child: the parent's sessions are not ours
+        pool, stale = self._pool, list[_Lease]()
+        try:
+            with pool.cond:
+                granted = None if pool.waiters else self._grant(pool, stale)
+                if granted is None:
+                    waiter, deadline = _Waiter(), time.monotonic() + SESSION_WAIT
+                    pool.waiters.append(waiter)
+                    while waiter.granted is None and not self._closed:
+                        if not pool.cond.wait(deadline - time.monotonic()):
+                            break
+                    granted = waiter.granted
+                    if granted is None:
+                        pool.waiters.remove(waiter)
+                        raise BackendUnavailable(f"partition '{self.name}' is closed" if self._closed else
+                                                 f"no free session on {self._where} in {SESSION_WAIT:.0f} s")
+        finally:
+            self._close_stale(stale)
+        if isinstance(granted, _Lease):
+            return granted
+        try:
+            return self._open_lease(pool.epoch, startup)
+        except BaseException:
+            with pool.cond:
+                pool.open -= 1
+                self._hand_out(pool, stale)
+            self._close_stale(stale)
+            raise
+
+    def _checkin(self, lease: _Lease, healthy: bool) -> None:
+        pool, stale = self._pool, list[_Lease]()
+        with pool.cond:
+            if healthy and not self._closed and self._fresh(lease):
+                pool.idle.append(lease)
+            else:
+                pool.open -= 1
+                stale.append(lease)
+            self._hand_out(pool, stale)
+        self._close_stale(stale)
+
+    def _grant(self, pool: _Pool, stale: list[_Lease]) -> _Lease | str | None:
+        """A fresh idle session, or leave to open one, or None (caller holds ``pool.cond``)."""
+        if self._closed:
+            raise BackendUnavailable(f"partition '{self.name}' is closed")
+        while pool.idle:
+            lease = pool.idle.pop()
+            if self._fresh(lease):
+                return lease
+            pool.open -= 1
+            stale.append(lease)
+        if pool.open < self._pool_size:
+            pool.open += 1
+            return _OPEN_NEW
+        return None
+
+    def _hand_out(self, pool: _Pool, stale: list[_Lease]) -> None:
+        """Serve waiting threads in arrival order (caller holds ``pool.cond``)."""
+        while pool.waiters and not self._closed:
+            granted = self._grant(pool, stale)
+            if granted is None:
+                break
+            pool.waiters.popleft().granted = granted
+        pool.cond.notify_all()
+
+    def _close_stale(self, stale: list[_Lease]) -> None:
+        while stale:
+            self._close_lease(stale.pop())
+
+    def _fresh(self, lease: _Lease) -> bool:
+        return lease.generation == self._module.generation and lease.epoch == self._pool.epoch
+
+    @staticmethod
+    def _token_answers(session: Any) -> bool:
+        try:
+            session.token.slot.get_token()
+            return True
+        except PKCS11Error:
+            return False
+
+    def _close_lease(self, lease: _Lease) -> None:
+        """Best-effort C_CloseSession, never for a session of an earlier initialisation (handle reuse)."""
+        module = self._module
+        module.enter_shared()
+        try:
+            if lease.generation == module.generation:
+                lease.session.close()  # no C_Logout: pool sessions are opened without a PIN
+        except PKCS11Error:
+            pass
+        finally:
+            module.leave_shared()
+
+    def _open_lease(self, epoch: int, startup: bool) -> _Lease:
+        """Open a session and log in; re-initialise the module when the token cannot be reached: once at
+        run time, up to STARTUP_ATTEMPTS - 1 times (with short pauses) when the partition is created."""
+        module, failure = self._module, "CKR_TOKEN_NOT_PRESENT"
+        attempts = STARTUP_ATTEMPTS if startup else 2
+        if self._pin_refused:
+            raise BackendUnavailable(f"Login to {self._where} failed earlier: the token refused the PIN "
+                                     f"({self._pin_refused}); reconfigure the partition.")
+        for attempt in range(attempts):
+            generation = module.generation
+            module.enter_shared()
+            try:
+                session = self._find_token().open(rw=True, attribute_mapper=_MAPPER)
+                pin = self._pin.encode()
+                rv = module.raw("C_Login", session.handle, CKU_USER, pin, len(pin))
+                if rv in (CKR_OK, CKR_USER_ALREADY_LOGGED_IN):
+                    return _Lease(session, generation, epoch)
+                session.close()
+                failure = _CKR_CODES.get(rv, f"CKR_0x{rv:X}")
+                if failure in _PIN_REFUSED:
+                    self._pin_refused = failure
+                    raise BackendUnavailable(f"Login to {self._where} failed: the token refused the PIN "
+                                             f"({failure}).")
+            except _TokenMissing:
+                failure = "CKR_TOKEN_NOT_PRESENT"
+            except PKCS11Error as exc:
+                failure = _ckr_name(exc)
+            finally:
+                module.leave_shared()
+            if attempt == attempts - 1:
+                break
+            time.sleep(0.1 * attempt if startup else 0)
+            if not module.reinitialize(generation, 0.0 if startup else REINIT_INTERVAL):
+                break
+        if failure == "CKR_TOKEN_NOT_PRESENT":
+            raise BackendUnavailable(f"No {self._where} is present in PKCS#11 module {self._module_path}.")
+        raise BackendUnavailable(f"The {self._where} of PKCS#11 module {self._module_path} is not "
+                                 f"reachable ({failure}).")
+
+    def _find_token(self) -> Any:
+        tokens = []
+        for slot in self._module.lib.get_slots(token_present=True):
+            if self._slot_id is not None and slot.slot_id != self._slot_id:
+                continue
+            try:
+                token = slot.get_token()
+            except (pkcs11.exceptions.TokenNotPresent, pkcs11.exceptions.TokenNotRecognised):
+                continue
+            if self._token_label is None or token.label == self._token_label:
+                tokens.append(token)
+        if len(tokens) > 1:
+            raise BackendUnavailable(f"{len(tokens)} tokens are labelled '{self._token_label}'; set slot_id.")
+        if not tokens:
+            raise _TokenMissing
+        return tokens[0]
+
+    # -------------------------------------------------------------------------------------------- key objects
+    def _keys_labelled(self, session: Any, label: str) -> list[Any]:
+        return [obj for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.SECRET_KEY)
+                for obj in session.get_objects({Attribute.CLASS: cls, Attribute.LABEL: label})]
+
+    @staticmethod
+    def _public_only(session: Any, label: str) -> list[Any]:
+        """Public key objects labelled ``label`` (callers check that no private or secret key has it)."""
+        return list(session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.LABEL: label}))
+
+    def _key_object(self, session: Any, label: str, *, public_only: bool = True) -> Any:
+        """The private or secret key labelled ``label``; else, with ``public_only``, a public key object
+        that stands alone (an imported public key)."""
+        found = self._keys_labelled(session, label)
+        if not found and public_only:
+            found = self._public_only(session, label)
+        if not found:
+            session.token.slot.get_token()  # a lost token fails here; C_FindObjects just finds nothing
+            raise KeyNotFound(f"no key labelled '{label}' on {self._where}")
+        if len(found) > 1:
+            raise HsmError(f"{len(found)} keys are labelled '{label}' on {self._where}; labels must be "
+                           "unique")
+        return found[0]
+
+    def _signing_key(self, lease: _Lease, label: str) -> tuple[Any, dict[int, Any]]:
+        """The key labelled ``label`` and its CKA_KEY_TYPE / CKA_SIGN: a remembered handle when it still
+        carries the same label and CKA_ID, else a fresh C_FindObjects."""
+        wanted = [Attribute.LABEL, Attribute.ID, Attribute.KEY_TYPE, Attribute.SIGN]
+        remembered = lease.keys.pop(label, None)
+        if remembered is not None:
+            try:
+                attrs = remembered[0].get_attributes(wanted)
+            except PKCS11Error:
+                attrs = {}  # the handle is gone: look the label up again
+            if attrs.get(Attribute.LABEL) == label and attrs.get(Attribute.ID, b"") == remembered[1]:
+                lease.keys[label] = remembered
+                return remembered[0], attrs
+        key = self._key_object(lease.session, label)
+        attrs = key.get_attributes(wanted)
+        if len(lease.keys) >= KEY_CACHE_SIZE:
+            lease.keys.pop(next(iter(lease.keys)))
+        lease.keys[label] = (key, attrs.get(Attribute.ID, b""))
+        return key, attrs
+
+    @staticmethod
+    def _public_of(session: Any, key: Any, attrs: dict[int, Any]) -> Any | None:
+        """The public half of a private key: same CKA_ID (and label), else same label; same key type."""
+        label, key_id = key[Attribute.LABEL], attrs.get(Attribute.ID) or None
+        searches = [{Attribute.ID: key_id, Attribute.LABEL: label}, {Attribute.ID: key_id}] if key_id else []
+        for template in [*searches, {Attribute.LABEL: label}]:
+            for candidate in session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY, **template}):
+                if candidate[Attribute.KEY_TYPE] == attrs[Attribute.KEY_TYPE]:
+                    return candidate
+        return None
+
+    def _describe(self, session: Any, label: str, key: Any, public: Any | None = None) -> KeyInfo:
+        """KeyInfo read back from the token (secret values are never read)."""
+        attrs = key.get_attributes([Attribute.CLASS, Attribute.KEY_TYPE, Attribute.ID,
+                                    *_PRIVATE_FLAGS.values(), *_HISTORY.values()])
+        secret = attrs[Attribute.CLASS] == ObjectClass.SECRET_KEY
+        if attrs[Attribute.CLASS] == ObjectClass.PUBLIC_KEY:  # a public key alone: no private-key rights
+            attrs = {a: v for a, v in attrs.items() if a not in (Attribute.SENSITIVE, Attribute.EXTRACTABLE)}
+            public = key
+            attrs |= {Attribute.SIGN: False, Attribute.DECRYPT: False, Attribute.UNWRAP: False,
+                      Attribute.DERIVE: False, Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: False}
+        if secret:
+            attrs |= key.get_attributes([*_PUBLIC_FLAGS.values(), Attribute.VALUE_LEN,
+                                         Attribute.ALLOWED_MECHANISMS])
+            public_attrs = attrs
+        else:
+            public = public or self._public_of(session, key, attrs)
+            public_attrs = public.get_attributes(list(_PUBLIC_FLAGS.values())) if public is not None else {}
+        flags = {f: bool(attrs.get(a, _UNREPORTED.get(f, False)))
+                 for f, a in (_PRIVATE_FLAGS | _HISTORY).items()}
+        flags |= {f: bool(public_attrs.get(a, False)) for f, a in _PUBLIC_FLAGS.items()}
+        ckk = attrs[Attribute.KEY_TYPE]
+        key_type = _hmac_type(attrs) if ckk == CKK.GENERIC_SECRET else _KEY_TYPES.get(ckk)
+        if key_type is None:
+            raise UnsupportedByBackend(f"key '{label}' on {self._where} has an unsupported key type "
+                                       f"(0x{ckk:X})")
+        if secret:
+            size = (attrs.get(Attribute.VALUE_LEN, 0) * 8 or _FIXED_SIZES.get(key_type)
+                    or self._measure_secret(session, key, attrs))
+            curve, spki = None, None
+        else:
+            size, curve, spki = _public_facts(key_type, key, public)
+        return KeyInfo(label=label, key_type=key_type, attributes=KeyAttributes(**flags), size=size,
+                       curve_oid=curve, key_id=attrs.get(Attribute.ID) or None, public_key=spki,
+                       created_at=None)
+
+    # ------------------------------------------------------------------------------------------- capabilities
+    def _read_mechanisms(self, session: Any) -> tuple[frozenset[int], dict[int, tuple[int, int]]]:
+        """The slot's mechanisms, and (min, max) key sizes of those generation and HMAC ones we use."""
+        module = self._module
+        module.enter_shared()
+        try:
+            slot = session.token.slot
+            mechs = frozenset(int(m) for m in slot.get_mechanisms())
+            wanted = {g for _, g, _ in _GENERATION.values()} | {h for _, h, _ in _HMAC.values()}
+            infos = {m: slot.get_mechanism_info(m) for m in wanted & mechs}
+            return mechs, {m: (i.min_key_length or 0, i.max_key_length or 0) for m, i in infos.items()}
+        except PKCS11Error as exc:
+            message = f"Reading the mechanisms of {self._where} failed ({_ckr_name(exc)})."
+            raise BackendUnavailable(message) from None
+        finally:
+            module.leave_shared()
+
+    def _fits(self, mechanism: int, size: int) -> bool:
+        """``mechanism`` is offered and ``size`` (in its unit) is within its range (max 0: unbounded)."""
+        low, high = self._ranges.get(mechanism, (0, 0))
+        return mechanism in self._mechanisms and low <= size and (high == 0 or size <= high)
+
+    def _derive_capabilities(self) -> Capabilities:
+        dsa_params = M.DSA_PARAMETER_GEN in self._mechanisms
+        specs: dict[KeyType, set[int | str]] = {
+            KeyType.RSA: {s for s in _RSA_SIZES if self._fits(M.RSA_PKCS_KEY_PAIR_GEN, s)},
+            KeyType.DSA: {s for s in _DSA_SIZES if dsa_params and self._fits(M.DSA_KEY_PAIR_GEN, s)},
+            KeyType.EC: {oid for oid, (_, bits) in softcrypto.EC_CURVES.items()
+                         if self._fits(M.EC_KEY_PAIR_GEN, bits)},
+            KeyType.ED: set(softcrypto.ED_CURVES) if M.EC_EDWARDS_KEY_PAIR_GEN in self._mechanisms else set(),
+            KeyType.AES: {s for s in _AES_SIZES if self._fits(M.AES_KEY_GEN, s // 8)},  # AES sizes in bytes
+            KeyType.TDEA: {192} if M.DES3_KEY_GEN in self._mechanisms else set(),
+            KeyType.CAMELLIA: {s for s in _AES_SIZES if self._fits(M(0x550), s // 8)},
+        }
+        for key_type, (alg, hmac, _) in _HMAC.items():
+            if M.GENERIC_SECRET_KEY_GEN in self._mechanisms and self._fits(hmac, alg.digest_size):
+                specs[key_type] = {alg.digest_size * 8}
+        sign = frozenset((key_type, m) for scheme, key_type in _SCHEME_KEY.items()
+                         for m in _all_mechanisms(scheme) if _plan(self._mechanisms, key_type, m) is not None)
+        return Capabilities(backend="pkcs11", key_specs={t: frozenset(s) for t, s in specs.items() if s},
+                            sign=sign)
+
+    def _check_spec(self, spec: KeySpec) -> tuple[int, Mechanism, bool, int | None]:
+        """(PKCS#11 key type, generation mechanism, pair?, size) for ``spec``, else UnsupportedByBackend.
+        RSA takes any size in the token's range; EC/ED only the curves of the capability table."""
+        if spec.key_type not in _GENERATION:
+            raise UnsupportedByBackend(f"{spec.key_type} keys cannot be generated on {self._where}")
+        p11_type, mechanism, pair = _GENERATION[spec.key_type]
+        size = spec.size or 0
+        if spec.key_type in (KeyType.EC, KeyType.ED):
+            curves = softcrypto.EC_CURVES if spec.key_type is KeyType.EC else softcrypto.ED_CURVES
+            ok, size = spec.curve_oid in curves and mechanism in self._mechanisms, 0
+        elif spec.key_type in _HMAC:
+            alg, hmac, _ = _HMAC[spec.key_type]
+            size = size or alg.digest_size * 8
+            ok = size % 8 == 0 and self._fits(hmac, size // 8) and mechanism in self._mechanisms
+        elif spec.key_type in (KeyType.AES, KeyType.CAMELLIA):
+            ok = size in _AES_SIZES and self._fits(mechanism, size // 8)
+        elif spec.key_type is KeyType.TDEA:
+            ok, size = size in (0, 192) and mechanism in self._mechanisms, 0
+        else:
+            ok = self._fits(mechanism, size) and (spec.key_type is KeyType.RSA or M.DSA_PARAMETER_GEN in
+                                                  self._mechanisms)
+        if not ok:
+            what = f"curve {spec.curve_oid}" if spec.curve_oid else f"size {spec.size}"
+            raise UnsupportedByBackend(f"{spec.key_type} keys with {what} cannot be generated on "
+                                       f"{self._where}")
+        return p11_type, mechanism, pair, size or None
+
+
