@@ -15,8 +15,6 @@ from hsmgate.api.deps import authorize
 from hsmgate.api.errors import install_error_handlers
 from hsmgate.api.execution import inline_operations
 from hsmgate.api.request_id import RequestIdMiddleware
-from hsmgate.auth.authenticator import Authenticator
-from hsmgate.domain.audit import AttestationSigner, AuditTrail
 from hsmgate.api.routes import (
     approvals,
     batch,
@@ -29,20 +27,22 @@ from hsmgate.api.routes import (
     sync_ops,
     timestamps,
 )
+from hsmgate.auth.authenticator import Authenticator
+from hsmgate.domain.audit import AttestationSigner, AuditTrail
+from hsmgate.domain.clock import Clock, SystemClock
 from hsmgate.domain.gateway import Gateway, OperationStores, PartitionServices
 from hsmgate.domain.keys import KeyService
 from hsmgate.domain.partitions import PartitionConfig, PartitionError, PartitionRegistry
 from hsmgate.domain.passwords import PasswordService
 from hsmgate.domain.signing import SigningService
-from hsmgate.ska import build_ska
-from hsmgate.domain.clock import Clock, SystemClock
 from hsmgate.domain.ska_guard import SkaGuard
-from hsmgate.hsm.base import Partition
+from hsmgate.hsm.base import HsmError, Partition
 from hsmgate.settings import ConfigError, Settings
+from hsmgate.ska import build_ska
 from hsmgate.store.audit import AuditRepository
 from hsmgate.store.certificates import CertificateRepository
-from hsmgate.store.database import Database
 from hsmgate.store.data_objects import DataObjectRepository
+from hsmgate.store.database import Database
 from hsmgate.store.key_metadata import KeyMetadataRepository
 from hsmgate.store.partitions import PartitionRepository
 from hsmgate.store.soft_keys import SoftKeyRepository
@@ -105,12 +105,32 @@ def operation_stores(settings: Settings, db: Database, partition: str) -> Operat
     )
 
 
+def check_master_key(settings: Settings, backend: Partition) -> None:
+    """A soft partition whose keys do not unseal with the configured master key is refused with
+    one line (ConfigError): served, it would answer UP and seal new keys under the wrong key."""
+    check = getattr(backend, "check_master_key", None)
+    if check is None:  # PKCS#11: the token holds its keys
+        return
+    try:
+        check(settings.attestation_key_name)
+    except HsmError:
+        source = "HSMGATE_MASTER_KEY" if settings.master_key is not None else settings.data_dir / "master.key"
+        raise ConfigError(f"the master key ({source}) does not unseal the keys of partition "
+                          f"'{settings.partition}': it is not the key they were sealed with") from None
+
+
 def build_gateway(settings: Settings, db: Database) -> Gateway:
     gateway = Gateway()
     try:
         for served in served_partitions(settings, db):
+            backend = open_partition(served, db)
+            try:
+                check_master_key(served, backend)
+            except ConfigError:
+                backend.close()
+                raise
             # SKA policies are enforced on every use of a key (domain/ska_guard.py)
-            partition = SkaGuard(open_partition(served, db), KeyMetadataRepository(db, served.partition).policy_guard)
+            partition = SkaGuard(backend, KeyMetadataRepository(db, served.partition).policy_guard)
             key_service = KeyService(partition, KeyMetadataRepository(db, partition.name),
                                      attestation_key_name=settings.attestation_key_name)
             gateway.add(PartitionServices(
@@ -145,7 +165,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     db.migrate()
     gateway = build_gateway(settings, db)
     audit = build_audit(settings, db, gateway) if settings.audit_enabled else None
-    ska_scheduler = build_ska(settings, db, gateway, clock or SystemClock())
+    ska_scheduler = build_ska(settings, db, gateway, clock or SystemClock(), audit)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 
 from hsmgate.domain import errors
 from hsmgate.domain.approvals import ApprovalService
+from hsmgate.domain.audit import Actor, AuditTrail, RequestAudit
 from hsmgate.domain.certificates import CertificateService, Profile, subject_name
 from hsmgate.domain.clock import Clock
 from hsmgate.domain.gateway import Gateway, PartitionServices
@@ -110,8 +111,16 @@ def register_operations(requests: RequestService, services: PartitionServices) -
     requests.register(RequestKind.CERTIFICATE_SELF_SIGN, certificate_self_sign)
 
 
-def build_partition_ska(settings: Settings, db: Database, gateway: Gateway, name: str, clock: Clock) -> SkaServices:
-    """The SKA services of one served partition; creates its timestamp key when absent."""
+#: The audit principal (and authentication method) of what the SKA scheduler does on its own.
+SCHEDULER_PRINCIPAL = "scheduler"
+SCHEDULER_AUTH_METHOD = "internal"
+
+
+def build_partition_ska(settings: Settings, db: Database, gateway: Gateway, name: str, clock: Clock,
+                        audit: AuditTrail | None = None) -> SkaServices:
+    """The SKA services of one served partition; creates its timestamp key when absent. With
+    ``audit``, the scheduler's executions and expiries are recorded as the principal ``scheduler``
+    (each record's ``request_id`` and ``ska_request_id``: the SKA request's id)."""
     services = gateway.services(name)
     metadata = KeyMetadataRepository(db, name)
     timestamps = TimestampService(services.partition, metadata, settings.timestamp_key_name)
@@ -124,16 +133,26 @@ def build_partition_ska(settings: Settings, db: Database, gateway: Gateway, name
         timestamp_signers=load_certificates(settings.timestamp_signing_certificates),
     )
     register_operations(requests, services)
+    if audit is not None:
+        attestation_key_name = services.keys.attestation_key_name
+
+        def scheduler_audit(request_id: str) -> RequestAudit:
+            actor = Actor(principal=SCHEDULER_PRINCIPAL, auth_method=SCHEDULER_AUTH_METHOD, partition=name,
+                          request_id=request_id)
+            return RequestAudit(audit, actor, attestation_key_name)
+
+        requests.scheduler_audit = scheduler_audit
     services.keys.on_delete.append(requests.cancel_for_key)
     ska = SkaServices(requests=requests, approvals=approvals, timestamps=timestamps)
     services.ska = ska
     return ska
 
 
-def build_ska(settings: Settings, db: Database, gateway: Gateway, clock: Clock) -> RequestScheduler:
+def build_ska(settings: Settings, db: Database, gateway: Gateway, clock: Clock,
+              audit: AuditTrail | None = None) -> RequestScheduler:
     """SKA services for every served partition, and this process's (not yet started) scheduler."""
     for name in gateway.names():
-        build_partition_ska(settings, db, gateway, name, clock)
+        build_partition_ska(settings, db, gateway, name, clock, audit)
 
     def request_services() -> list[RequestService]:
         out = []

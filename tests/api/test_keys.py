@@ -17,8 +17,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 
+from hsmgate.app import create_app
 from hsmgate.domain.algorithms import CURVES
+from hsmgate.hsm.base import KeyAttributes, KeySpec, KeyType
+from hsmgate.hsm.soft import SoftPartition
 from hsmgate.hsm.softcrypto import EC_CURVES
+from hsmgate.settings import ConfigError
+from hsmgate.store.database import Database
+from hsmgate.store.soft_keys import SoftKeyRepository
 from tests.conftest import LiveServer, soft_settings, unique
 
 SIGN = {"sign": True, "decrypt": False, "unwrap": False, "destroyable": True}
@@ -530,23 +536,31 @@ def test_keys_survive_a_restart(tmp_path: Path) -> None:
 
 
 def test_other_master_key_cannot_use_the_keys(tmp_path: Path) -> None:
-    """Keys sealed under one master key are unusable under another: a clean TSB error, not a 500."""
+    """Keys sealed under one master key are unusable under another: hsmgate does not start under it
+    (tests/unit/test_master_key.py), and a key sealed under another master key (copied in from
+    elsewhere) is described and deleted from its record, while its use is a clean TSB error, not a 500."""
     settings = soft_settings(tmp_path / "data", master_key=base64.b64encode(secrets.token_bytes(32)).decode())
     with LiveServer(settings) as first, first.client() as http:
         label = create(http, algorithm="EC", curveOid="1.2.840.10045.3.1.7").json()["json"]["label"]
 
-    other = soft_settings(tmp_path / "data", master_key=base64.b64encode(secrets.token_bytes(32)).decode())
-    with LiveServer(other) as second, second.client() as http:
-        assert label in http.get("/v1/key").json()
-        for response in (
-            _sign(http, label, "SHA256_WITH_ECDSA", b"payload"),
-            http.get(f"/v1/key/{label}/attributes"),
-            http.get("/v1/key/attestation-key/attributes"),
-        ):
-            assert response.status_code != 500, response.text
-            assert response.status_code == 503, response.text
-            body = response.json()
-            assert set(body) == ERROR_KEYS
-            assert body["errorCode"] == 701
-            assert "master key" in body["message"]
-            assert "Traceback" not in response.text
+    other_key = secrets.token_bytes(32)
+    other = soft_settings(tmp_path / "data", master_key=base64.b64encode(other_key).decode())
+    with pytest.raises(ConfigError, match="master key"):
+        create_app(other)
+
+    db = Database(settings.resolved_database_url)
+    foreign = SoftPartition("default", repository=SoftKeyRepository(db, "default"), master_key=other_key)
+    foreign.generate("foreign-key", KeySpec(KeyType.EC, curve_oid="1.2.840.10045.3.1.7"),
+                     KeyAttributes(sign=True, destroyable=True))
+    db.dispose()
+    with LiveServer(settings) as second, second.client() as http:
+        assert {label, "foreign-key"} <= set(http.get("/v1/key").json())
+        response = _sign(http, "foreign-key", "SHA256_WITH_ECDSA", b"payload")
+        assert response.status_code == 503, response.text
+        body = response.json()
+        assert set(body) == ERROR_KEYS and body["errorCode"] == 701 and "master key" in body["message"]
+        assert "Traceback" not in response.text
+        assert http.get("/v1/key/foreign-key/attributes").status_code == 200
+        assert http.delete("/v1/key/foreign-key").status_code == 200
+        assert "foreign-key" not in http.get("/v1/key").json()
+        assert _sign(http, label, "SHA256_WITH_ECDSA", b"payload").status_code == 200

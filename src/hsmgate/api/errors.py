@@ -50,8 +50,7 @@ def validation_message(error: dict[str, Any]) -> tuple[int, str]:
     if kind in ("model_attributes_type", "dict_type") and field == "body":
         return 600, "request body must be a JSON object"
     msg = str(error.get("msg", "is invalid"))
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+    msg = msg.removeprefix("Value error, ")
     return 600, f"'{field}' {msg[0].lower() + msg[1:] if msg else 'is invalid'}"
 
 

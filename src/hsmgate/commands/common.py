@@ -15,7 +15,7 @@ err = Console(stderr=True)
 
 def fail(message: str) -> NoReturn:
     """Print one line and exit with status 2 (no traceback)."""
-    err.print(f"[bold red]hsmgate:[/] {message}", highlight=False)
+    err.print(f"[bold red]hsmgate:[/] {message}", highlight=False, soft_wrap=True)  # one line, however long
     raise typer.Exit(2)
 
 

@@ -139,9 +139,8 @@ def remove(
     settings = _settings(config, data_dir)
     registry, db = _registry(settings, master_key=False)
     try:
-        internal = {getattr(settings, "timestamp_key_name", None)} - {None}
         purged = registry.remove(name, purge=purge, attestation_key_name=settings.attestation_key_name,
-                                 internal_labels=internal)  # type: ignore[arg-type]
+                                 timestamp_key_name=settings.timestamp_key_name)
     except PartitionError as exc:
         fail(str(exc))
     finally:

@@ -50,7 +50,7 @@ from hsmgate.domain.approval_token import (
 )
 from hsmgate.domain.clock import Clock
 from hsmgate.domain.policy import EvaluationStatus, Rule, evaluate
-from hsmgate.domain.requests import KINDS, RequestKind, RequestService, utc
+from hsmgate.domain.requests import KINDS, RequestKind, RequestService, SkaAudit, run_audited, utc
 from hsmgate.domain.ska_guard import authorized
 from hsmgate.store.models import SkaRequestRow, SkaTaskRow
 from hsmgate.store.requests import LIVE, SortOrder, TaskState
@@ -300,9 +300,27 @@ class ApprovalService:
         self.repository.touch([item.task.id for item in items], now)
         return items
 
+    def _request_of_task(self, task_id: str) -> tuple[str | None, str | None]:
+        """(request id, key label) of a task, for its audit record; Nones when unknown."""
+        task = self.repository.task(task_id)
+        if task is None:
+            return None, None
+        request = self.repository.get(task.request_id)
+        return task.request_id, request.key_label if request is not None else None
+
     def approve(self, *, task_id: str, token: bytes, signature: bytes, digest_algorithm: str | None,
-                approver_public_key: bytes | None, approver_certificate: bytes | None) -> None:
-        """``POST /v1/approval``: verify and record one approver's approval, then evaluate."""
+                approver_public_key: bytes | None, approver_certificate: bytes | None,
+                audit: SkaAudit | None = None) -> None:
+        """``POST /v1/approval``: verify and record one approver's approval, then evaluate;
+        recorded in ``audit`` as ``approveTask`` (and an execution it causes as ``execute<Kind>``)."""
+        request_id, label = self._request_of_task(task_id)
+        run_audited(audit, "approveTask", label, request_id, lambda: self._approve(
+            task_id=task_id, token=token, signature=signature, digest_algorithm=digest_algorithm,
+            approver_public_key=approver_public_key, approver_certificate=approver_certificate, audit=audit))
+
+    def _approve(self, *, task_id: str, token: bytes, signature: bytes, digest_algorithm: str | None,
+                 approver_public_key: bytes | None, approver_certificate: bytes | None,
+                 audit: SkaAudit | None) -> None:
         task = self.repository.task(task_id)
         if task is None:
             raise _task_gone(f"task '{task_id}' does not exist")
@@ -326,26 +344,36 @@ class ApprovalService:
         now = self.requests.now()
         expires = utc(request.expires_at)
         if expires is not None and now > expires:
-            self.requests.advance(request.id)
+            self.requests.advance(request.id, audit)
             raise _task_gone(f"task '{task_id}' does not exist any more: its request expired")
         if not self.repository.decide(task_id, TaskState.APPROVED, now, signature_with_algorithm(signature, oid)):
             raise errors.TsbError(f"task '{task_id}' is decided already; an approver counts once", code=615)
-        self.requests.advance(request.id)
+        self.requests.advance(request.id, audit)
 
-    def reject(self, caller: Caller, task_id: str) -> None:
-        """``/v1/task``: the approver deletes (rejects) an open task; the request is re-evaluated."""
+    def reject(self, caller: Caller | Authentication, task_id: str, audit: SkaAudit | None = None) -> None:
+        """``/v1/task``: the approver deletes (rejects) an open task; the request is re-evaluated.
+        Recorded in ``audit`` as ``rejectTask`` — with a failed authentication when ``caller`` is the
+        request's :class:`Authentication`."""
+        request_id, label = self._request_of_task(task_id)
+
+        def call() -> None:
+            self._reject(caller if isinstance(caller, Caller) else self.authenticate(caller), task_id, audit)
+
+        run_audited(audit, "rejectTask", label, request_id, call)
+
+    def _reject(self, caller: Caller, task_id: str, audit: SkaAudit | None) -> None:
         task = self.repository.task(task_id)
         if task is None:
             raise _task_gone(f"task '{task_id}' does not exist")
-        if caller.approver is not None and caller.approver != task.approver or \
-                caller.approver is None and not caller.timestamp_signer:
+        if (caller.approver is not None and caller.approver != task.approver) or \
+                (caller.approver is None and not caller.timestamp_signer):
             raise _not_allowed("the caller is not the approver of this task")
         request = self.repository.get(task.request_id)
         if request is None or request.status not in LIVE or task.state != TaskState.OPEN.value:
             raise _task_gone(f"task '{task_id}' is not open any more")
         if not self.repository.decide(task_id, TaskState.REJECTED, self.requests.now()):
             raise _task_gone(f"task '{task_id}' is not open any more")
-        self.requests.advance(request.id)
+        self.requests.advance(request.id, audit)
 
     # -- synchronous operations with signedApprovals (§6.8) -----------------------------------------
 

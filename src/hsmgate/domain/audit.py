@@ -199,17 +199,23 @@ class RequestAudit:
     """The audit of one request: runs domain calls and records each one (nothing is recorded
     when the trail is None, i.e. HSMGATE_AUDIT_ENABLED=false)."""
 
-    def __init__(self, trail: AuditTrail | None, actor: Actor, attestation_key_name: str) -> None:
+    def __init__(self, trail: AuditTrail | None, actor: Actor, attestation_key_name: str, *,
+                 timestamp_key_name: str | None = None) -> None:
         self.trail = trail
         self.actor = actor
         self.attestation_key_name = attestation_key_name
+        self.timestamp_key_name = timestamp_key_name
 
     def refuse_attestation_key(self, label: str | None) -> None:
         """The attestation key signs attestations and audit checkpoints only: a caller able to make
-        it sign a payload of their choice could forge both."""
+        it sign a payload of their choice could forge both. Likewise the SKA timestamp key signs
+        HSM timestamps only: a caller could otherwise back-date one and cut a timelock short."""
         if label == self.attestation_key_name:
             raise OperationForbiddenForKey(f"key '{label}' is the attestation key: it signs attestations and "
                                            "audit checkpoints only")
+        if label is not None and label == self.timestamp_key_name:
+            raise OperationForbiddenForKey(f"key '{label}' is the SKA timestamp key: it signs HSM timestamps "
+                                           "only")
 
     def record(self, operation: str, key_label: str | None, outcome: str, error_code: int | None = None, *,
                ska_request_id: str | None = None) -> None:
@@ -357,7 +363,9 @@ class AuditedPasswords:
 def audited(services: PartitionServices, trail: AuditTrail | None, actor: Actor) -> PartitionServices:
     """The services of one request, each call appending an audit record for ``actor`` (when
     ``trail`` is not None), and the attestation key kept from signing caller-chosen data."""
-    audit = RequestAudit(trail, actor, services.keys.attestation_key_name)
+    ska = getattr(services, "ska", None)
+    audit = RequestAudit(trail, actor, services.keys.attestation_key_name,
+                         timestamp_key_name=ska.timestamps.key_name if ska is not None else None)
     wrapped: dict[str, Any] = {"partition": AuditedPartition(services.partition, audit),
                                "keys": AuditedKeys(services.keys, audit),
                                "signing": AuditedSigning(services.signing, audit)}

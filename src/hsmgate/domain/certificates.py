@@ -32,6 +32,7 @@ from hsmgate.domain import errors
 from hsmgate.domain.algorithms import CERTIFICATE_SIGNATURE_ALGORITHMS, SIGNATURE_ALGORITHMS
 from hsmgate.domain.hsm_errors import translated
 from hsmgate.domain.key_transfer import InvalidCertificate, der_of, load_certificate
+from hsmgate.domain.keys import key_info
 from hsmgate.domain.passwords import PasswordService
 from hsmgate.hsm.base import HashAlg, KeyInfo, Partition, SignMechanism, SignScheme
 from hsmgate.store.certificates import CertificateRepository
@@ -280,16 +281,14 @@ class CertificateService:
     def import_certificate(self, label: str, data: bytes) -> str:
         """Attach a certificate to a key; its public key must be the key's (402 otherwise)."""
         certificate = load_certificate(data)
-        with translated():
-            info = self.partition.get(label)
+        info = key_info(self.partition, label)
         if not _matches(certificate, info):
             raise InvalidCertificate(f"the certificate's public key is not that of key '{label}'")
         self._store(label, certificate)
         return certificate_pem(certificate)
 
     def get(self, label: str) -> str:
-        with translated():
-            info = self.partition.get(label)
+        info = key_info(self.partition, label)
         certificate = self.certificate_of(info)
         if certificate is None:
             raise errors.KeyNotFound(f"key '{label}' has no certificate")
@@ -326,8 +325,7 @@ class CertificateService:
         if algorithm not in CERTIFICATE_SIGNATURE_ALGORITHMS:
             raise errors.ValidationFailed(f"Value '{algorithm}' is not valid for field 'signatureAlgorithm'")
         row = SIGNATURE_ALGORITHMS[algorithm]
-        with translated():
-            info = self.partition.get(label)
+        info = key_info(self.partition, label)
         if info.key_type is not row.key_type:
             raise errors.AlgorithmNotSupportedByKey(
                 f"signatureAlgorithm {algorithm} is not supported by key '{label}' ({info.key_type})"

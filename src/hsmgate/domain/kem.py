@@ -11,6 +11,7 @@ from __future__ import annotations
 from hsmgate.domain import errors
 from hsmgate.domain.algorithms import KEY_ALGORITHM_BY_OID, ML_KEM_KEY_TYPES
 from hsmgate.domain.hsm_errors import translated
+from hsmgate.domain.keys import key_info
 from hsmgate.hsm import softpq
 from hsmgate.hsm.base import InvalidInput, KeyType, Partition
 
@@ -59,8 +60,7 @@ class KemService:
         if (public_key is None) == (label is None):
             raise errors.ValidationFailed("exactly one of 'publicKey' and 'keyName' must be given")
         if label is not None:
-            with translated():
-                info = self.partition.get(label)
+            info = key_info(self.partition, label)
             if info.key_type not in ML_KEM_KEY_TYPES or info.public_key is None:
                 raise errors.AlgorithmNotSupportedByKey(
                     f"ML-KEM encapsulation is not supported by key '{label}' ({info.key_type})")
@@ -82,8 +82,7 @@ class KemService:
 
     def decapsulate(self, *, label: str, ciphertext: bytes) -> bytes:
         """The shared secret of ``ciphertext``, decapsulated by the backend with key ``label``."""
-        with translated():
-            info = self.partition.get(label)
+        info = key_info(self.partition, label)
         if info.key_type not in ML_KEM_KEY_TYPES:
             raise errors.AlgorithmNotSupportedByKey(
                 f"ML-KEM decapsulation is not supported by key '{label}' ({info.key_type})")

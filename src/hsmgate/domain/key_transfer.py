@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from hsmgate.domain import errors
 from hsmgate.domain.algorithms import CURVES
 from hsmgate.domain.hsm_errors import KEY_FUNCTION_NOT_PERMITTED, translated
-from hsmgate.domain.keys import KeyService, SignedKey, check_label, resolve_algorithm
+from hsmgate.domain.keys import KeyService, SignedKey, check_label, key_info, resolve_algorithm
 from hsmgate.domain.passwords import PasswordService
 from hsmgate.hsm.base import ExportedKey, KeyAttributes, KeyNotFound, KeyType, Partition
 from hsmgate.store.certificates import CertificateRepository
@@ -179,8 +179,7 @@ class KeyTransferService:
 
     def export_plain(self, label: str, password: str | None) -> ExportedKey:
         self._passwords.check(label, password, field="password")
-        with translated():
-            info = self.partition.get(label)
+        info = key_info(self.partition, label)
         _origin, public_only = self._metadata.origin(label)
         attributes = info.attributes
         if not public_only and (not attributes.extractable or attributes.sensitive):

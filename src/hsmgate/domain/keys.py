@@ -70,6 +70,24 @@ def check_label(label: str, field: str = "label") -> None:
         )
 
 
+def check_key_name(label: str) -> None:
+    """A key name an operation refers to: a name no key can have is refused as at creation (610),
+    not looked up (650). ``/`` is where a derivation path would start (``key/0/1``): hsmgate does
+    not derive keys."""
+    if len(label) > MAX_LABEL_LENGTH or _LABEL_FORBIDDEN.search(label):
+        raise errors.InvalidKeyName(
+            "key names have at most 256 characters and no '/' or control characters: derivation paths are "
+            "not supported")
+
+
+def key_info(partition: Partition, label: str) -> KeyInfo:
+    """The key named by an operation: 610 for an impossible name (:func:`check_key_name`), 650
+    when it does not exist."""
+    check_key_name(label)
+    with translated():
+        return partition.get(label)
+
+
 def resolve_algorithm(algorithm: str | None, algorithm_oid: str | None) -> KeyAlgorithm:
     """The registry row named by ``algorithm`` (preferred) or ``algorithmOid``."""
     if algorithm:
@@ -116,9 +134,9 @@ class KeyService:
                                        modifiable=False, destroyable=False)
             try:
                 self.partition.generate(self.attestation_key_name, KeySpec(KeyType.RSA, size), attributes)
-            except Exception as exc:  # another process may have won the race
+            except Exception:  # another process may have won the race
                 if self.attestation_key_name not in self.partition.list_labels():
-                    raise exc
+                    raise
         self._metadata.record_creation(self.attestation_key_name, self._now())
 
     def create(self, request: NewKey) -> SignedKey:

@@ -25,7 +25,7 @@ from hsmgate.domain.algorithms import (
     WrapMethod,
 )
 from hsmgate.domain.hsm_errors import KEY_FUNCTION_NOT_PERMITTED, translated
-from hsmgate.domain.keys import KeyService, SignedKey, check_label, resolve_algorithm
+from hsmgate.domain.keys import KeyService, SignedKey, check_label, key_info, resolve_algorithm
 from hsmgate.domain.passwords import PasswordService
 from hsmgate.hsm.base import CipherMechanism, KeyAttributes, KeyInfo, KeySpec, KeyType, Partition
 from hsmgate.store.key_metadata import KeyMetadataRepository
@@ -210,8 +210,7 @@ class OperationsService:
     # -- helpers --------------------------------------------------------------------------------
 
     def _key(self, label: str) -> KeyInfo:
-        with translated():
-            return self.partition.get(label)
+        return key_info(self.partition, label)
 
     def _now(self) -> datetime:
         return self._clock().replace(microsecond=0)

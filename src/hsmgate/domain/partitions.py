@@ -20,6 +20,7 @@ from typing import Literal
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from hsmgate.domain.data_objects import DATA_OBJECT_KEY
 from hsmgate.store.models import PartitionRecord
 from hsmgate.store.partitions import DuplicatePartition, PartitionRepository
 
@@ -117,25 +118,34 @@ class PartitionRegistry:
         return [self._config(record, with_pin=True) for record in self._repository.all()]
 
     def remove(self, name: str, *, purge: bool = False, attestation_key_name: str = "attestation-key",
-               internal_labels: Iterable[str] = ()) -> int:
-        """Forget a partition. Soft-token keys other than hsmgate's own (the attestation key and
-        ``internal_labels`` such as the timestamp key) make this fail unless ``purge`` deletes them
-        (else a partition added later under the same name would get them back). The attestation key
-        is always kept: the partition's audit checkpoints stay verifiable, and a partition added
-        again under the name continues its chain with it. Keys on a PKCS#11 token stay there.
-        Audit records are kept. Returns the number of keys purged."""
+               timestamp_key_name: str = "timestamp-key", internal_labels: Iterable[str] = ()) -> int:
+        """Forget a partition. Soft-token keys other than hsmgate's own service keys (the
+        attestation key, the SKA timestamp key — HSMGATE_ATTESTATION_KEY_NAME and
+        HSMGATE_TIMESTAMP_KEY_NAME —, the data-object key and ``internal_labels``), and data
+        objects, make this fail unless ``purge`` deletes them with the partition's certificates,
+        wrapped-key records and SKA requests (else a partition added later under the same name
+        would get them back). The attestation key is always kept: the partition's audit checkpoints
+        stay verifiable, and a partition added again under the name continues its chain with it.
+        Keys on a PKCS#11 token stay there. Audit records are kept. Returns the number of keys
+        purged (service keys not counted)."""
         record = self._repository.get(name)
         if record is None:
             raise PartitionError(f"no partition '{name}' in the database")
         purged = 0
         if record.backend == "soft":
-            internal = {attestation_key_name, *internal_labels}
+            internal = {attestation_key_name, timestamp_key_name, DATA_OBJECT_KEY, *internal_labels}
             labels = [label for label in self._repository.soft_key_labels(name) if label not in internal]
             if labels and not purge:
                 shown = ", ".join(labels[:5]) + (", …" if len(labels) > 5 else "")
                 raise PartitionError(f"partition '{name}' still holds {len(labels)} key(s) ({shown}); delete them "
                                      "first or pass --purge to destroy them with the partition")
-            purged = self._repository.purge_keys(name, keep=attestation_key_name)
+            objects = self._repository.data_object_count(name)
+            if objects and not purge:
+                raise PartitionError(f"partition '{name}' still holds {objects} data object(s); delete them "
+                                     "first or pass --purge to destroy them with the partition")
+            # hsmgate's own leftovers (the timestamp key, records of deleted keys) go in any case
+            self._repository.purge_keys(name, keep=attestation_key_name)
+            purged = len(labels)
         self._repository.remove(name)
         return purged
 

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 
 from hsmgate.domain import errors
 from hsmgate.domain.hsm_errors import KEY_FUNCTION_NOT_PERMITTED, translated
+from hsmgate.domain.keys import check_key_name, key_info
 from hsmgate.hsm.base import Partition
 from hsmgate.store.key_metadata import KeyMetadataRepository
 
@@ -84,7 +85,9 @@ class PasswordService:
 
     def check(self, label: str, password: str | None, *, field: str = "keyPassword") -> None:
         """Raise 620 unless ``password`` is the key's password (or both are absent). A password
-        given for a key that does not exist is 650, as the operation itself would answer."""
+        given for a key that does not exist is 650, as the operation itself would answer; a name
+        no key can have (a derivation path) 610, as the operation would answer too."""
+        check_key_name(label)
         stored = self._metadata.password_hash(label)
         if stored is None:
             if password:
@@ -119,8 +122,7 @@ class PasswordService:
     def change(self, label: str, password: str | None, new_password: str | None) -> None:
         """``POST /v1/key/changePassword``: the key must be ``modifiable``; the old password must
         match; an empty new password removes the password."""
-        with translated():
-            info = self.partition.get(label)
+        info = key_info(self.partition, label)
         if not info.attributes.modifiable:
             raise errors.TsbError(f"{KEY_FUNCTION_NOT_PERMITTED}: key '{label}' is not modifiable",
                                   code=701, status=400)

@@ -27,6 +27,16 @@ Lifecycle (reference §6.2)::
   ``stale_after`` seconds the scheduler marks it FAILED (it cannot know whether the HSM ran it, so
   it never runs it twice).
 
+Audit (issue 6). Every creation (``request<Kind>``), execution (``execute<Kind>``), cancellation
+(``cancelRequest``), approval and rejection (``approveTask`` / ``rejectTask``, ``domain/approvals.py``)
+is recorded as a mutating operation — a ``started`` record first (refused when it cannot be
+written), then the outcome — and every expiry (``expireRequest``), final rejection
+(``rejectRequest``) and abandoned execution (``failRequest``) as it happens, each with the request's
+id (``ska_request_id``), never a payload. The caller passes where to record (:class:`SkaAudit`: the
+HTTP request's :class:`hsmgate.domain.audit.RequestAudit`); the scheduler records through
+:attr:`RequestService.scheduler_audit` as the principal ``scheduler``. A result is stored (and so
+handed out) only after its execution was recorded.
+
 GAP decisions: the token payload (EkaSignPayload) of a block/unblock request is the UTF-8 key
 label (no public sample); decrypt and unwrap carry ``encryptedPayload`` / ``wrappedKey``; the
 certificate operations carry the re-serialised request JSON. A request evaluates the rule of the
@@ -36,6 +46,7 @@ policy the key had when the request was made (a later modify does not change pen
 from __future__ import annotations
 
 import base64
+import contextlib
 import enum
 import json
 import logging
@@ -44,7 +55,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from hsmgate.domain import errors
 from hsmgate.domain.algorithms import SignatureType
@@ -61,6 +72,7 @@ from hsmgate.store.models import SkaRequestRow, SkaTaskRow
 from hsmgate.store.requests import LIVE, RequestRepository, TaskState
 
 log = logging.getLogger("hsmgate.ska")
+T = TypeVar("T")
 
 MAX_TOKEN_PAYLOAD = 60_000
 """Largest operation payload of an SKA request: it travels in u16-length TLVs (approval token and
@@ -125,6 +137,41 @@ TASK_FILTERS = ("Sign", "Decrypt", "UnwrapKey", "BlockKey", "UnblockKey", "Modif
 def kinds_of_filter(name: str) -> list[str]:
     """The request kinds ``/v1/filtered<name>ApprovalTask`` lists."""
     return [kind.value for kind, spec in KINDS.items() if name in spec.filters]
+
+
+class SkaAudit(Protocol):
+    """Where SKA request events are recorded: :class:`hsmgate.domain.audit.RequestAudit` (of the HTTP
+    request, or the scheduler's). ``None`` in its place records nothing."""
+
+    def record(self, operation: str, key_label: str | None, outcome: str, error_code: int | None = None, *,
+               ska_request_id: str | None = None) -> None: ...
+
+    def mutating(self, operation: str, key_label: str | None, call: Callable[[], T], *,
+                 ska_request_id: str | None = None) -> T: ...
+
+
+def audit_name(kind: RequestKind) -> str:
+    """``SIGN`` → ``Sign``, ``CERTIFICATE_SELF_SIGN`` → ``CertificateSelfSign`` (in ``request<Kind>``,
+    ``execute<Kind>``)."""
+    return "".join(part.title() for part in kind.value.split("_"))
+
+
+def run_audited(audit: SkaAudit | None, operation: str, label: str | None, request_id: str | None,
+                call: Callable[[], T]) -> T:
+    """Run a state change of an SKA request: ``started`` record, the call, its outcome record."""
+    if audit is None:
+        return call()
+    return audit.mutating(operation, label, call, ska_request_id=request_id)
+
+
+def note(audit: SkaAudit | None, operation: str, label: str | None, request_id: str, outcome: str = "ok",
+         error_code: int | None = None) -> None:
+    """Record a transition that has happened (expiry, final rejection, abandoned execution). It
+    cannot be undone, so a record that cannot be written is only logged (by the audit trail)."""
+    if audit is None:
+        return
+    with contextlib.suppress(TsbError):
+        audit.record(operation, label, outcome, error_code, ska_request_id=request_id)
 
 
 class RequestStatus(enum.StrEnum):
@@ -235,6 +282,8 @@ class RequestService:
             RequestKind.MODIFY: self._execute_modify,
         }
         self.validators: dict[RequestKind, Validator] = {RequestKind.SIGN: self._validate_sign}
+        #: the scheduler's audit of one request (by id); set by the wiring when the audit log is on
+        self.scheduler_audit: Callable[[str], SkaAudit | None] = lambda _request_id: None
 
     def register(self, kind: RequestKind, executor: Executor, validator: Validator | None = None) -> None:
         """Add the operation of a request kind (decrypt, unwrap, certificates …)."""
@@ -250,12 +299,22 @@ class RequestService:
 
     # -- creation -----------------------------------------------------------------------------------
 
-    def submit(self, submission: Submission) -> RequestView:
+    def submit(self, submission: Submission, audit: SkaAudit | None = None) -> RequestView:
+        """Create a request (or run it at once); recorded in ``audit`` as ``request<Kind>``."""
+        request_id = str(uuid.uuid4())
+        return run_audited(audit, f"request{audit_name(submission.kind)}", submission.label, request_id,
+                           lambda: self._submit(submission, request_id, audit))
+
+    def _submit(self, submission: Submission, request_id: str, audit: SkaAudit | None) -> RequestView:
         kind, label = submission.kind, submission.label
         spec = KINDS[kind]
         if kind not in self.executors:
             raise errors.UnsupportedOperation(f"asynchronous {spec.envelope} is not supported by this hsmgate version")
         check_label(label, f"{spec.envelope}.{spec.key_field}")
+        if label in (self.keys.attestation_key_name, self.timestamps.key_name):
+            raise errors.OperationForbiddenForKey(
+                f"key '{label}' is hsmgate's own (attestations, audit checkpoints, HSM timestamps): it signs "
+                "nothing else")
         if len(submission.payload) > MAX_TOKEN_PAYLOAD:
             raise errors.InvalidPayload(f"the payload of an SKA request must be at most {MAX_TOKEN_PAYLOAD} bytes")
         with translated():
@@ -268,20 +327,20 @@ class RequestService:
             if spec.operation is not Operation.USE:
                 raise errors.OperationForbiddenForKey(
                     f"key '{label}' has no policy (not an SKA key): it cannot be blocked, unblocked or modified")
-            return self._run_now(submission, None)
+            return self._run_now(submission, None, request_id, audit)
         if spec.operation is Operation.USE and policy.blocked:
             raise errors.OperationForbiddenForKey(f"key '{label}' is blocked; unblock it first (/v1/unblock)")
         rule = policy.rule_for(spec.operation)
         now = self.now().replace(microsecond=0)
         evaluation = evaluate(rule, frozenset(), frozenset(), now, now)
         if evaluation.status is EvaluationStatus.FULFILLED:
-            return self._run_now(submission, policy)
+            return self._run_now(submission, policy, request_id, audit)
         token = self._token(spec.operation, label, submission.payload, rule, now)
         status = RequestStatus.PENDING
         if evaluation.status is EvaluationStatus.APPROVED_WAITING_TIMELOCK:  # a token without groups
             status = RequestStatus.APPROVED
         row = SkaRequestRow(
-            id=str(uuid.uuid4()), kind=kind.value, key_label=label, status=status.value,
+            id=request_id, kind=kind.value, key_label=label, status=status.value,
             operation=int(spec.operation), policy=policy_json(policy), request=_dump(submission.envelope),
             token=token, created_at=now, ready_at=evaluation.ready_at, expires_at=evaluation.expires_at,
         )
@@ -300,13 +359,15 @@ class RequestService:
         stamp, signature = self.timestamps.stamp(now, payload, operation.payload_tag)
         return ApprovalToBeSigned.timed(operation, label, stamp, signature).encode()
 
-    def _run_now(self, submission: Submission, policy: Policy | None) -> RequestView:
+    def _run_now(self, submission: Submission, policy: Policy | None, request_id: str,
+                 audit: SkaAudit | None) -> RequestView:
         """Execute a request that needs no approval; store it EXECUTED. Errors are raised."""
         spec = KINDS[submission.kind]
-        result = self._invoke(submission.kind, submission.label, submission.inner)
+        result = run_audited(audit, f"execute{audit_name(submission.kind)}", submission.label, request_id,
+                             lambda: self._invoke(submission.kind, submission.label, submission.inner))
         now = self.now().replace(microsecond=0)
         row = SkaRequestRow(
-            id=str(uuid.uuid4()), kind=submission.kind.value, key_label=submission.label,
+            id=request_id, kind=submission.kind.value, key_label=submission.label,
             status=RequestStatus.EXECUTED.value, operation=int(spec.operation),
             policy=None if policy is None else policy_json(policy), request=_dump(submission.envelope),
             token=None, created_at=now, executed_at=now, result=result,
@@ -321,8 +382,9 @@ class RequestService:
             return None
         return load_policy(row.policy).rule_for(Operation(row.operation))
 
-    def advance(self, request_id: str) -> bool:
-        """Evaluate a live request and move it on; True when this call executed it."""
+    def advance(self, request_id: str, audit: SkaAudit | None = None) -> bool:
+        """Evaluate a live request and move it on; True when this call executed it. An execution,
+        expiry or final rejection is recorded in ``audit``."""
         row = self.repository.get(request_id)
         if row is None or row.status not in LIVE:
             return False
@@ -334,7 +396,7 @@ class RequestService:
         evaluation = evaluate(self.rule_of(row), approved, rejected, created, self.now())
         status = evaluation.status
         if status is EvaluationStatus.FULFILLED:
-            return self._execute(row)
+            return self._execute(row, audit)
         if status is EvaluationStatus.APPROVED_WAITING_TIMELOCK:
             if self.repository.transition(request_id, LIVE, RequestStatus.APPROVED.value,
                                           ready_at=evaluation.ready_at, expires_at=evaluation.expires_at) \
@@ -346,10 +408,14 @@ class RequestService:
             final = RequestStatus.EXPIRED if status is EvaluationStatus.EXPIRED else RequestStatus.REJECTED
             if self.repository.transition(request_id, LIVE, final.value):
                 log.info("SKA request %s: %s", request_id, final.value)
+                operation = "expireRequest" if final is RequestStatus.EXPIRED else "rejectRequest"
+                note(audit, operation, row.key_label, request_id)
         return False
 
-    def _execute(self, row: SkaRequestRow) -> bool:
-        """Claim and run a fulfilled request; False when another caller claimed it first."""
+    def _execute(self, row: SkaRequestRow, audit: SkaAudit | None = None) -> bool:
+        """Claim and run a fulfilled request; False when another caller claimed it first. The
+        execution is recorded before its result is stored: a record that cannot be written (with
+        fail-closed on) leaves the request FAILED with 703 and the result discarded."""
         if not self.repository.transition(row.id, LIVE, RequestStatus.EXECUTING.value,
                                           claimed_at=datetime.now(UTC)):
             return False
@@ -357,7 +423,8 @@ class RequestService:
         inner = dict(json.loads(row.request).get(KINDS[kind].envelope) or {})
         executed = self.now().replace(microsecond=0)
         try:
-            result = self._invoke(kind, row.key_label, inner)
+            result = run_audited(audit, f"execute{audit_name(kind)}", row.key_label, row.id,
+                                 lambda: self._invoke(kind, row.key_label, inner))
         except TsbError as exc:
             log.warning("SKA request %s failed: %s %s", row.id, exc.code, exc.message)
             self.repository.transition(row.id, (RequestStatus.EXECUTING.value,), RequestStatus.FAILED.value,
@@ -392,7 +459,7 @@ class RequestService:
         executed = 0
         for request_id in self.repository.due(self.now()):
             try:
-                executed += self.advance(request_id)
+                executed += self.advance(request_id, self.scheduler_audit(request_id))
             except Exception:  # one bad request must not stop the others
                 log.exception("SKA scheduler: request %s", request_id)
         stale = datetime.now(UTC) - timedelta(seconds=self.stale_after)
@@ -400,6 +467,9 @@ class RequestService:
             if self.repository.transition(request_id, (RequestStatus.EXECUTING.value,), RequestStatus.FAILED.value,
                                           error_code=1, error_message="execution was interrupted"):
                 log.warning("SKA request %s: execution interrupted (process died?); marked FAILED", request_id)
+                row = self.repository.get(request_id)
+                note(self.scheduler_audit(request_id), "failRequest", row.key_label if row else None,
+                     request_id, "error", 1)
         return executed
 
     # -- queries and cancellation -------------------------------------------------------------------
@@ -433,8 +503,14 @@ class RequestService:
             token=row.token, request_json=row.request, error_code=row.error_code, error_message=row.error_message,
         )
 
-    def cancel(self, request_id: str) -> None:
-        """``DELETE /v1/request/{id}``: PENDING/APPROVED → CANCELLED (idempotent when cancelled)."""
+    def cancel(self, request_id: str, audit: SkaAudit | None = None) -> None:
+        """``DELETE /v1/request/{id}``: PENDING/APPROVED → CANCELLED (idempotent when cancelled);
+        recorded in ``audit`` as ``cancelRequest``."""
+        row = self.repository.get(request_id)
+        run_audited(audit, "cancelRequest", row.key_label if row else None, request_id,
+                    lambda: self._cancel(request_id))
+
+    def _cancel(self, request_id: str) -> None:
         row = self.repository.get(request_id)
         if row is None:
             raise errors.TsbError(f"request '{request_id}' does not exist", code=651)

@@ -25,6 +25,7 @@ from hsmgate.domain.algorithms import (
     SignatureType,
 )
 from hsmgate.domain.hsm_errors import translated
+from hsmgate.domain.keys import key_info
 from hsmgate.hsm.base import KeyInfo, KeyType, Partition, SignMechanism, SignScheme
 
 #: Longest FIPS 204 / 205 context string.
@@ -76,8 +77,7 @@ class SigningService:
 
     def _prepare(self, label: str, row: SignatureAlgorithm, payload: bytes,
                  context: bytes | None = None) -> tuple[KeyInfo, SignMechanism, bytes]:
-        with translated():
-            info = self.partition.get(label)
+        info = key_info(self.partition, label)  # 610 for a derivation path, 650 for a missing key
         if not row.accepts(info.key_type):
             raise errors.AlgorithmNotSupportedByKey(
                 f"signatureAlgorithm {row.wire_name} is not supported by key '{label}' ({info.key_type})"

@@ -155,7 +155,15 @@ class SoftPartition(Partition):
         return self._repo.labels()
 
     def get(self, label: str) -> KeyInfo:
-        return self._load(label).info
+        """The key's description from its record, without unsealing it: only the operations that
+        use the key unseal (a key sealed under another master key is still described and deleted)."""
+        cached = self._cache.get(label)
+        if cached is not None:
+            return cached.info
+        record = self._repo.get(label)
+        if record is None:
+            raise KeyNotFound(f"key '{label}' not found")
+        return self._info(record)
 
     def delete(self, label: str) -> None:
         info = self.get(label)
@@ -417,6 +425,18 @@ class SoftPartition(Partition):
 
     def generate_random(self, length: int) -> bytes:
         return secrets.token_bytes(length)
+
+    def check_master_key(self, label: str) -> None:
+        """Raise :class:`BackendUnavailable` when the master key does not unseal key ``label`` (or,
+        without it, any key of the partition); an empty partition has nothing to check. Called at
+        start-up: serving with a wrong master key would seal new keys under it."""
+        labels = self._repo.labels()
+        if not labels:
+            return
+        probe = label if label in labels else labels[0]
+        record = self._repo.get(probe)
+        if record is not None:
+            self._sealer.open(self.name, probe, record.nonce, record.sealed_material)
 
     def close(self) -> None:
         with self._lock:

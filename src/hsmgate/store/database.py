@@ -89,11 +89,12 @@ class Database:
             sql = sql.replace("?", "%s")
         with self._quick_lock:
             for attempt in (1, 2):
-                connection = self._quick_connection()
+                # the driver's own connection.execute (sqlite3, psycopg 3): no pool-proxy cursor,
+                # and the driver's statement cache / automatic prepare
+                driver = self._quick_connection().driver_connection  # type: ignore[attr-defined]
                 try:
-                    cursor = connection.cursor()  # type: ignore[attr-defined]
+                    cursor = driver.execute(sql, params)
                     try:
-                        cursor.execute(sql, params)
                         row = cursor.fetchone()
                     finally:
                         cursor.close()

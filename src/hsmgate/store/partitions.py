@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from hsmgate.store.database import Database
-from hsmgate.store.models import KeyMetadata, PartitionRecord, SoftKeyRecord
+from hsmgate.store.models import (
+    CertificateRecord,
+    DataObjectRecord,
+    KeyMetadata,
+    PartitionRecord,
+    SkaRequestRow,
+    SkaTaskRow,
+    SoftKeyRecord,
+    WrappedKeyRecord,
+)
 
 
 class DuplicatePartition(Exception):
@@ -44,12 +53,26 @@ class PartitionRepository:
             return list(session.scalars(select(SoftKeyRecord.label).where(SoftKeyRecord.partition == name)
                                         .order_by(SoftKeyRecord.label)))
 
+    def data_object_count(self, name: str) -> int:
+        """Data objects stored for partition ``name``."""
+        with self._db.session() as session:
+            return int(session.scalar(select(func.count()).select_from(DataObjectRecord)
+                                      .where(DataObjectRecord.partition == name)) or 0)
+
     def purge_keys(self, name: str, *, keep: str | None = None) -> int:
-        """Delete the soft-token keys and key metadata of partition ``name`` except the key labelled
-        ``keep``; returns the number of keys deleted."""
+        """Delete, in one transaction, the soft-token keys, key metadata and certificates of
+        partition ``name`` except those of the key labelled ``keep``, and all its data objects,
+        wrapped-key records and SKA requests with their tasks; returns the number of keys deleted."""
+        kept = keep or ""
         with self._db.session() as session:
             count = session.execute(delete(SoftKeyRecord).where(SoftKeyRecord.partition == name,
-                                                                SoftKeyRecord.label != (keep or ""))).rowcount
+                                                                SoftKeyRecord.label != kept)).rowcount
             session.execute(delete(KeyMetadata).where(KeyMetadata.partition == name,
-                                                      KeyMetadata.label != (keep or "")))
+                                                      KeyMetadata.label != kept))
+            session.execute(delete(CertificateRecord).where(CertificateRecord.partition == name,
+                                                            CertificateRecord.label != kept))
+            session.execute(delete(DataObjectRecord).where(DataObjectRecord.partition == name))
+            session.execute(delete(WrappedKeyRecord).where(WrappedKeyRecord.partition == name))
+            session.execute(delete(SkaTaskRow).where(SkaTaskRow.partition == name))
+            session.execute(delete(SkaRequestRow).where(SkaRequestRow.partition == name))
         return int(count or 0)

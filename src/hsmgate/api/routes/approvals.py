@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import Response
 from fastapi.responses import JSONResponse
 
+from hsmgate.api.deps import ServicesDep
 from hsmgate.api.routes import empty, empty_response, tsb_router
 from hsmgate.api.routes.requests import SkaDep, status_dto
 from hsmgate.api.wire.common import ERROR_RESPONSES
@@ -94,14 +95,21 @@ def render_task(item: TaskItem, level: int, ska: SkaServices) -> dict[str, Any]:
 def _task_list(name: str) -> Callable[..., JSONResponse]:
     kinds = kinds_of_filter(name)
 
-    def handler(body: FilteredTasksRequestDto, ska: SkaDep) -> JSONResponse:
-        caller = ska.approvals.authenticate(authentication(body))
-        paging = None
-        if body.paging is not None:
-            paging = Paging(body.paging.pageNumber, body.paging.pageSize, SortOrder(str(body.paging.sortOrder)))
-        items = ska.approvals.tasks(caller, kinds, task_id=body.id, request_id=body.requestId, paging=paging)
-        level = int(str(body.detailLevel.value)[-1])
-        return JSONResponse({"tasks": [render_task(item, level, ska) for item in items]})
+    def handler(body: FilteredTasksRequestDto, ska: SkaDep, services: ServicesDep) -> JSONResponse:
+        def tasks() -> list[dict[str, Any]]:
+            caller = ska.approvals.authenticate(authentication(body))
+            paging, page = None, body.paging
+            if page is not None:
+                paging = Paging(page.pageNumber, page.pageSize, SortOrder(str(page.sortOrder)))
+            items = ska.approvals.tasks(caller, kinds, task_id=body.id, request_id=body.requestId,
+                                        paging=paging)
+            level = int(str(body.detailLevel.value)[-1])
+            return [render_task(item, level, ska) for item in items]
+
+        # recorded (with the request id asked for, if it can be one) before the tasks are handed out
+        asked = body.requestId if body.requestId and len(body.requestId) <= 64 else None
+        listed = services.audit.run(f"filter{name}Tasks", None, tasks, ska_request_id=asked)
+        return JSONResponse({"tasks": listed})
 
     handler.__name__ = f"filtered_{name.lower()}_approval_tasks"
     return handler
@@ -116,25 +124,29 @@ for _name in TASK_FILTERS:
 
 
 @router.post("/v1/approval", operation_id="approveTask",
-             summary="Approve a task: the approver's signature over the decoded approvalToBeSigned")
-def approve(body: SendApprovalDto, ska: SkaDep) -> None:
+             summary="Approve a task: the approver's signature over the decoded approvalToBeSigned",
+             **empty_response())
+def approve(body: SendApprovalDto, ska: SkaDep, services: ServicesDep) -> Response:
     ska.approvals.approve(
         task_id=body.id, token=body.approvalToBeSigned, signature=body.signature,
         digest_algorithm=body.approvalDigestAlgorithm, approver_public_key=body.approverPublicKey,
-        approver_certificate=body.approverCertificate,
+        approver_certificate=body.approverCertificate, audit=services.audit,
     )
+    return empty()
 
 
-def _reject(body: DeleteTaskRequestDto, ska: SkaServices) -> None:
-    caller = ska.approvals.authenticate(authentication(body))
-    ska.approvals.reject(caller, body.id)
+def _reject(body: DeleteTaskRequestDto, ska: SkaServices, services: Any) -> Response:
+    ska.approvals.reject(authentication(body), body.id, services.audit)
+    return empty()
 
 
-@router.delete("/v1/task", operation_id="deleteTask", summary="Reject (delete) a task; JSON body as POST")
-def delete_task(body: DeleteTaskRequestDto, ska: SkaDep) -> None:
-    _reject(body, ska)
+@router.delete("/v1/task", operation_id="deleteTask", summary="Reject (delete) a task; JSON body as POST",
+               **empty_response())
+def delete_task(body: DeleteTaskRequestDto, ska: SkaDep, services: ServicesDep) -> Response:
+    return _reject(body, ska, services)
 
 
-@router.post("/v1/task", operation_id="deleteTaskByPost", summary="Reject (delete) a task")
-def delete_task_by_post(body: DeleteTaskRequestDto, ska: SkaDep) -> None:
-    _reject(body, ska)
+@router.post("/v1/task", operation_id="deleteTaskByPost", summary="Reject (delete) a task",
+             **empty_response())
+def delete_task_by_post(body: DeleteTaskRequestDto, ska: SkaDep, services: ServicesDep) -> Response:
+    return _reject(body, ska, services)

@@ -49,8 +49,8 @@ def get_data_object(data_objects: DataObjectsDep, name: str = NamePath) -> DataO
     return _response(data_objects.get(name))
 
 
-@router.delete("/v1/dataObject/{name}", operation_id="deleteDataObject", summary="Delete a destroyable data object",
-               **empty_response())
+@router.delete("/v1/dataObject/{name}", operation_id="deleteDataObject",
+               summary="Delete a destroyable data object", **empty_response())
 def delete_data_object(data_objects: DataObjectsDep, name: str = NamePath) -> Response:
     data_objects.delete(name)
     return empty()

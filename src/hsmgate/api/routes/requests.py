@@ -84,7 +84,7 @@ def _envelope(body: WireModel) -> dict[str, Any]:
 
 def _submit(ska: SkaServices, services: Any, kind: RequestKind, label: str, payload: bytes | None,
             body: WireModel, password_field: str = "keyPassword") -> str:
-    """Check the key password now (620), store the request without it, submit."""
+    """Check the key password now (620), store the request without it, submit (audited)."""
     spec = KINDS[kind]
     envelope = _envelope(body)
     inner = envelope[spec.envelope]
@@ -92,7 +92,7 @@ def _submit(ska: SkaServices, services: Any, kind: RequestKind, label: str, payl
     inner[password_field] = None  # verified here; hsmgate never stores key passwords
     if payload is None:  # certificate requests (GAP decision): the inner request's JSON
         payload = json.dumps(inner, separators=(",", ":"), sort_keys=True).encode()
-    return ska.requests.submit(Submission(kind, label, payload, envelope)).id
+    return ska.requests.submit(Submission(kind, label, payload, envelope), services.audit).id
 
 
 @router.post("/v1/sign", tags=REQUESTS, status_code=status.HTTP_201_CREATED, operation_id="sign",
@@ -174,52 +174,64 @@ def certificate_self_sign(body: SignedSelfSignCertificateRequestDto, ska: SkaDep
 
 @router.get("/v1/request/{id}", tags=REQUESTS, operation_id="getRequestStatus", response_model=RequestStatusDto,
             summary="Status and result of an asynchronous request")
-def get_request(ska: SkaDep, id: str = RequestIdPath) -> RequestStatusDto:
-    return status_dto(ska.requests.view(id))
+def get_request(ska: SkaDep, services: ServicesDep, id: str = RequestIdPath) -> RequestStatusDto:
+    view = services.audit.run("getRequestStatus", None, lambda: ska.requests.view(id), ska_request_id=id)
+    return status_dto(view)
 
 
 @router.delete("/v1/request/{id}", tags=REQUESTS, operation_id="cancelRequest",
-               summary="Cancel a PENDING or APPROVED request (status CANCELLED)")
-def cancel_request(ska: SkaDep, id: str = RequestIdPath) -> None:
-    ska.requests.cancel(id)
+               summary="Cancel a PENDING or APPROVED request (status CANCELLED)", **empty_response())
+def cancel_request(ska: SkaDep, services: ServicesDep, id: str = RequestIdPath) -> Response:
+    ska.requests.cancel(id, services.audit)
+    return empty()
 
 
 @router.post("/v1/filteredRequests", tags=REQUESTS, operation_id="filteredRequests",
              response_model=RequestsResponseDto, summary="Requests of the partition, by status")
-def filtered_requests(ska: SkaDep, body: FilteredRequestsDto | None = None) -> RequestsResponseDto:
+def filtered_requests(ska: SkaDep, services: ServicesDep,
+                      body: FilteredRequestsDto | None = None) -> RequestsResponseDto:
     statuses = None if body is None or not body.requestStatusList else [str(s) for s in body.requestStatusList]
-    return RequestsResponseDto(requests=[status_dto(view) for view in ska.requests.find(statuses)])
+    views = services.audit.run("filteredRequests", None, lambda: ska.requests.find(statuses))
+    return RequestsResponseDto(requests=[status_dto(view) for view in views])
 
 
 # -- synchronous block / unblock / modify ---------------------------------------------------------------
 
 
 @router.post("/v1/synchronousBlock", tags=SYNCHRONOUS, operation_id="synchronousBlock",
-             summary="Block an SKA key now, with the approvals of its ruleBlock")
-def synchronous_block(body: SignedSynchronousBlockKeyRequestDto, ska: SkaDep, services: ServicesDep) -> None:
+             summary="Block an SKA key now, with the approvals of its ruleBlock", **empty_response())
+def synchronous_block(body: SignedSynchronousBlockKeyRequestDto, ska: SkaDep,
+                      services: ServicesDep) -> Response:
     request = body.blockRequest
     label = request.blockKeyName
     services.passwords.check(label, request.keyPassword, field="blockRequest.keyPassword")
-    ska.approvals.synchronous_management(RequestKind.BLOCK, label, block_payload(label), {},
-                                         request.signedApprovals or [])
+    services.audit.mutating("synchronousBlock", label, lambda: ska.approvals.synchronous_management(
+        RequestKind.BLOCK, label, block_payload(label), {}, request.signedApprovals or []))
+    return empty()
 
 
 @router.post("/v1/synchronousUnblock", tags=SYNCHRONOUS, operation_id="synchronousUnblock",
-             summary="Unblock an SKA key now, with the approvals of its ruleUnblock")
+             summary="Unblock an SKA key now, with the approvals of its ruleUnblock", **empty_response())
 def synchronous_unblock(body: SignedSynchronousUnblockKeyRequestDto, ska: SkaDep,
-                        services: ServicesDep) -> None:
+                        services: ServicesDep) -> Response:
     request = body.unblockRequest
     label = request.unblockKeyName
     services.passwords.check(label, request.keyPassword, field="unblockRequest.keyPassword")
-    ska.approvals.synchronous_management(RequestKind.UNBLOCK, label, block_payload(label), {},
-                                         request.signedApprovals or [])
+    services.audit.mutating("synchronousUnblock", label, lambda: ska.approvals.synchronous_management(
+        RequestKind.UNBLOCK, label, block_payload(label), {}, request.signedApprovals or []))
+    return empty()
 
 
 @router.post("/v1/synchronousModify", tags=SYNCHRONOUS, operation_id="synchronousModify",
-             summary="Replace the policy of an SKA key now, with the approvals of its ruleModify")
-def synchronous_modify(body: SignedSynchronousModifyKeyRequestDto, ska: SkaDep, services: ServicesDep) -> None:
+             summary="Replace the policy of an SKA key now, with the approvals of its ruleModify",
+             **empty_response())
+def synchronous_modify(body: SignedSynchronousModifyKeyRequestDto, ska: SkaDep,
+                       services: ServicesDep) -> Response:
     request = body.modifyRequest
-    services.passwords.check(request.modifyKeyName, request.keyPassword, field="modifyRequest.keyPassword")
+    label = request.modifyKeyName
+    services.passwords.check(label, request.keyPassword, field="modifyRequest.keyPassword")
     policy = Policy.from_wire(request.policy, field="modifyRequest.policy", key_status=False)
-    ska.approvals.synchronous_management(RequestKind.MODIFY, request.modifyKeyName, binary_policy(policy),
-                                         {"policy": request.policy}, request.signedApprovals or [])
+    services.audit.mutating("synchronousModify", label, lambda: ska.approvals.synchronous_management(
+        RequestKind.MODIFY, label, binary_policy(policy), {"policy": request.policy},
+        request.signedApprovals or []))
+    return empty()

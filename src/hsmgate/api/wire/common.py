@@ -11,6 +11,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 
 _B64_RE = re.compile(r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")
 _PEM_ARMOUR = re.compile(r"-----(BEGIN|END) [A-Z0-9 ]+-----")
+_WHITESPACE = re.compile(r"\s+")
 B64_PATTERN = _B64_RE.pattern
 
 
@@ -21,9 +22,11 @@ def decode_base64(value: Any) -> bytes:
         value = value.decode("ascii", "replace")
     if not isinstance(value, str):
         raise ValueError("must be a base64 string")
-    text = re.sub(r"\s+", "", _PEM_ARMOUR.sub("", value))
-    if not _B64_RE.match(text):
-        raise ValueError("must be standard base64 with padding")
+    text = value
+    if not _B64_RE.fullmatch(text):  # slow path only for PEM armour and line breaks (hot path: one C match)
+        text = _WHITESPACE.sub("", _PEM_ARMOUR.sub("", value))
+        if not _B64_RE.match(text):
+            raise ValueError("must be standard base64 with padding")
     try:
         return base64.b64decode(text, validate=True)
     except binascii.Error:

@@ -19,6 +19,10 @@ in ``C_Initialize``; other partitions of the module in this process lose their s
 
 HMAC keys are ``CKK_GENERIC_SECRET`` with ``CKA_ALLOWED_MECHANISMS = [CKM_SHAx_HMAC]``: SoftHSM2 stores a
 requested ``CKK_SHAx_HMAC`` as generic secret, and the allowed mechanism both records and enforces the hash.
+
+Modules: ``mechanisms`` (CKR and algorithm tables, sign routes, key-object helpers), ``module`` (the process-wide
+module and :func:`describe_module`), ``partition`` (:class:`Pkcs11Partition`: sessions, recovery, keys, signing)
+and ``operations`` (encrypt/decrypt, wrap/unwrap, HMAC, import/export, and the capability probe).
 """
 
 from hsmgate.hsm.pkcs11 import partition

@@ -369,6 +369,8 @@ def _public_facts(key_type: KeyType, key: Any, public: Any | None) -> tuple[int 
         ed_key = _ED_KEYS[oid].from_public_bytes(point)  # type: ignore[attr-defined]
         return softcrypto.ED_CURVES[oid], oid, softcrypto.spki_der(ed_key)
     size = softcrypto.EC_CURVES[oid][1] if oid in softcrypto.EC_CURVES else None
+    if not point:  # a private key without its public object (made by C_UnwrapKey)
+        return size, oid, None
     encoded = {Attribute.EC_PARAMS: params, Attribute.EC_POINT: OctetString(point).dump()}
     spki = encode_ec_public_key(encoded)  # type: ignore[arg-type]  # it only indexes the two attributes
     return size, oid, spki if point else None

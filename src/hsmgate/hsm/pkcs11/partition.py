@@ -26,7 +26,6 @@ from hsmgate.hsm.base import (
     HsmError,
     InvalidInput,
     KeyAttributes,
-    KeyExists,
     KeyInfo,
     KeyNotFound,
     KeySpec,

@@ -1,0 +1,156 @@
+"""Wire details over real HTTP: bodies with a trailing comma (the TSB Go client) are accepted on every
+route, while other broken JSON stays 400 / 621; routes that answer nothing answer 200 with an empty
+body (not ``null``); a key name holding a derivation path (``key/0/1``) is 610 on every operation,
+as at creation, never 650."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi.routing import APIRoute
+
+import hsmgate.api.routes as routes_package
+from hsmgate.api.lenient_json import TsbRoute
+from tests.conftest import LiveServer, unique
+
+PAYLOAD = base64.b64encode(b"Payload").decode()
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def http(soft_server: LiveServer) -> Iterator[httpx.Client]:
+    with soft_server.client() as client:
+        yield client
+
+
+def ec_key(http: httpx.Client, label: str) -> None:
+    response = http.post("/v1/key", json={"label": label, "algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7",
+                                          "attributes": {"sign": True, "decrypt": False, "unwrap": False,
+                                                         "destroyable": True, "modifiable": True}})
+    assert response.status_code == 201, response.text
+
+
+def assert_error(response: httpx.Response, status: int, code: int) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["errorCode"] == code, body
+    return dict(body)
+
+
+# -- lenient JSON ------------------------------------------------------------------------------
+
+
+def test_every_route_parses_json_leniently() -> None:
+    """Every route of every router in ``api/routes`` (all of ``/v1``) is a :class:`TsbRoute`."""
+    package = Path(routes_package.__file__).parent
+    routers = 0
+    for module_file in sorted(package.glob("*.py")):
+        module = importlib.import_module(f"hsmgate.api.routes.{module_file.stem}")
+        router = getattr(module, "router", None)
+        if router is None:
+            continue
+        routers += 1
+        routes = [r for r in router.routes if isinstance(r, APIRoute)]
+        assert routes and all(isinstance(r, TsbRoute) for r in routes), module.__name__
+    assert routers >= 10
+
+
+def test_import_with_a_trailing_comma_succeeds(http: httpx.Client) -> None:
+    """The Go client's import body ends with ``,\\n }``."""
+    public = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    label = unique("lenient")
+    body = (f'{{"label": "{label}", "algorithm": "EC", "publicKey": "{base64.b64encode(public).decode()}",\n'
+            ' "attributes": {"sign": false, "decrypt": false, "unwrap": false, "destroyable": true,},\n }')
+    response = http.post("/v1/key/import/plain", content=body, headers=JSON)
+    assert response.status_code == 200, response.text
+    assert response.json()["json"]["label"] == label
+
+
+@pytest.mark.parametrize("path", ["/v1/key/import/plain", "/v1/synchronousSign", "/v1/sign", "/v1/approval"])
+def test_other_broken_json_stays_621(http: httpx.Client, path: str) -> None:
+    assert_error(http.post(path, content=b"{bad", headers=JSON), 400, 621)
+    assert_error(http.post(path, content=b'{"a": 1,,}', headers=JSON), 400, 621)
+
+
+# -- empty answers -----------------------------------------------------------------------------
+
+
+def test_deleting_a_key_answers_an_empty_body(http: httpx.Client) -> None:
+    by_path, by_body = unique("empty-delete"), unique("empty-delete")
+    ec_key(http, by_path)
+    ec_key(http, by_body)
+    for response in (http.delete(f"/v1/key/{by_path}"), http.post("/v1/key/deleteKey", json={"label": by_body})):
+        assert response.status_code == 200 and response.content == b"", response.content
+        assert "content-type" not in response.headers
+    assert by_path not in http.get("/v1/key").json() and by_body not in http.get("/v1/key").json()
+
+
+def test_no_route_answers_a_json_null(soft_server: LiveServer) -> None:
+    """Every 200 answer in the OpenAPI document has content or is documented as empty."""
+    document = soft_server.app.openapi()
+    empty = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            ok = operation["responses"].get("200") or operation["responses"].get("201")
+            assert ok is not None, (method, path)
+            schema = ok.get("content", {}).get("application/json", {}).get("schema")
+            assert schema != {}, f"{method.upper()} {path} documents an untyped JSON answer (a null?)"
+            if "content" not in ok:
+                empty.append(f"{method.upper()} {path}")
+    assert {"DELETE /v1/key/{keyName}", "POST /v1/key/deleteKey", "POST /v1/approval", "DELETE /v1/request/{id}",
+            "POST /v1/key/changePassword", "DELETE /v1/dataObject/{name}"} <= set(empty)
+
+
+def test_change_password_and_data_object_delete_answer_empty(http: httpx.Client) -> None:
+    label = unique("empty-password")
+    ec_key(http, label)
+    changed = http.post("/v1/key/changePassword", json={"label": label, "newPassword": "a-new-password-1"})
+    assert changed.status_code == 200 and changed.content == b"", changed.text
+    name = unique("empty-object")
+    assert http.post("/v1/dataObject", json={"name": name, "value": PAYLOAD}).status_code == 201
+    deleted = http.delete(f"/v1/dataObject/{name}")
+    assert deleted.status_code == 200 and deleted.content == b""
+
+
+# -- derivation paths ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/synchronousSign", {"signRequest": {"payload": PAYLOAD, "signKeyName": "{k}/0/1",
+                                             "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+    ("/v1/synchronousSign", {"signRequest": {"payload": PAYLOAD, "signKeyName": "{k}/0/1", "keyPassword": "pw",
+                                             "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+    ("/v1/verify", {"verifySignatureRequest": {"payload": PAYLOAD, "signKeyName": "{k}/0/1",
+                                               "signature": PAYLOAD, "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+    ("/v1/sign", {"signRequest": {"payload": PAYLOAD, "signKeyName": "{k}/0/1",
+                                  "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+    ("/v1/encrypt", {"encryptRequest": {"payload": PAYLOAD, "encryptKeyName": "{k}/0", "cipherAlgorithm": "AES_GCM"}}),
+    ("/v1/synchronousHmac", {"hmacRequest": {"keyName": "{k}/0", "payload": PAYLOAD}}),
+    ("/v1/key/attributes", {"label": "{k}/0"}),
+    ("/v1/key/deleteKey", {"label": "{k}/0"}),
+    ("/v1/key/export/plain", {"label": "{k}/0"}),
+    ("/v1/key/changePassword", {"label": "{k}/0", "newPassword": "a-new-password-1"}),
+    ("/v1/certificate/synchronous/selfsign", {"signKeyName": "{k}/0", "commonName": "x",
+                                              "signatureAlgorithm": "SHA256_WITH_ECDSA", "validity": 1}),
+    ("/v1/key", {"label": "{k}/0", "algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7",
+                 "attributes": {"sign": True, "decrypt": False, "unwrap": False}}),
+])
+def test_a_derivation_path_is_610_everywhere(http: httpx.Client, path: str, body: dict[str, object]) -> None:
+    label = unique("derived")
+    ec_key(http, label)  # the key exists: only the path after it is refused
+
+    def fill(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        return value.replace("{k}", label) if isinstance(value, str) else value
+
+    error = assert_error(http.post(path, json=fill(body)), 400, 610)
+    assert "derivation paths are not supported" in str(error["message"])
