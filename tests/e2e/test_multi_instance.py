@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives import serialization
 
 from tests.conftest import free_port, unique
 from tests.postgres import fresh_database
-from tests.store.test_soft_token_persistence import needs_cache_invalidation
 
 ATTRIBUTES = {"sign": True, "decrypt": False, "unwrap": False, "extractable": False, "sensitive": True,
               "modifiable": True, "destroyable": True}
@@ -136,7 +135,6 @@ def test_a_key_created_on_one_instance_signs_on_the_other_at_once(two_instances:
             on_a.get(f"/v1/key/{label}/attributes").json()["json"]["publicKey"]
 
 
-@needs_cache_invalidation
 def test_a_key_deleted_on_one_instance_is_refused_by_the_other_at_once(
         two_instances: tuple[Instance, Instance]) -> None:
     a, b = two_instances

@@ -33,13 +33,6 @@ P256 = KeySpec(KeyType.EC, curve_oid="1.2.840.10045.3.1.7")
 ED25519 = KeySpec(KeyType.ED, curve_oid="1.3.101.112")
 EDDSA = SignMechanism(SignScheme.EDDSA, None)
 
-#: The soft token caches unsealed keys per process; until it re-checks the stored record, a key
-#: deleted by another process stays usable here (issue 7: the fix compares the record's nonce).
-_HAS_CACHE_INVALIDATION = "nonce" in getattr(soft._LoadedKey, "__dataclass_fields__", {})
-needs_cache_invalidation = pytest.mark.xfail(
-    not _HAS_CACHE_INVALIDATION, strict=True,
-    reason="hsm/soft.py does not yet re-check cached keys against the database (issue 7 report)",
-)
 
 
 def _token(db: Database, master: bytes, partition: str = "p") -> SoftPartition:
@@ -110,7 +103,6 @@ def test_a_key_created_by_one_process_signs_in_another_at_once(database: Databas
     assert a.verify("k", EDDSA, b"m", b.sign("k", EDDSA, b"m"))
 
 
-@needs_cache_invalidation
 def test_a_key_deleted_by_one_process_is_refused_by_another_at_once(database: Database,
                                                                    second_process: Database) -> None:
     master = secrets.token_bytes(32)
@@ -122,7 +114,6 @@ def test_a_key_deleted_by_one_process_is_refused_by_another_at_once(database: Da
         b.sign("k", EDDSA, b"m")
 
 
-@needs_cache_invalidation
 def test_a_key_replaced_under_the_same_label_is_reloaded(database: Database, second_process: Database) -> None:
     master = secrets.token_bytes(32)
     a, b = _token(database, master), _token(second_process, master)

@@ -93,6 +93,7 @@ class Sealer:
 @dataclass(slots=True)
 class _LoadedKey:
     info: KeyInfo
+    nonce: bytes  # sealing nonce of the record this key was unsealed from: identifies that version
     private: softcrypto.PrivateKey | None = None
     secret: bytes | None = None
     raw_rsa: object | None = None  # pycryptodome key for the raw RSA operation, built lazily
@@ -157,7 +158,7 @@ class SoftPartition(Partition):
     def get(self, label: str) -> KeyInfo:
         """The key's description from its record, without unsealing it: only the operations that
         use the key unseal (a key sealed under another master key is still described and deleted)."""
-        cached = self._cache.get(label)
+        cached = self._cached(label)
         if cached is not None:
             return cached.info
         record = self._repo.get(label)
@@ -456,8 +457,21 @@ class SoftPartition(Partition):
             public_key=record.public_key, created_at=created,
         )
 
-    def _load(self, label: str) -> _LoadedKey:
+    def _cached(self, label: str) -> _LoadedKey | None:
+        """The cached key if its record is still the one it was unsealed from. Another process
+        sharing the database may have deleted or replaced it: one indexed lookup of the nonce."""
         cached = self._cache.get(label)
+        if cached is None:
+            return None
+        if self._repo.record_nonce(label) == cached.nonce:
+            return cached
+        with self._lock:
+            if self._cache.get(label) is cached:
+                del self._cache[label]
+        return None
+
+    def _load(self, label: str) -> _LoadedKey:
+        cached = self._cached(label)
         if cached is not None:
             return cached
         record = self._repo.get(label)
@@ -466,14 +480,14 @@ class SoftPartition(Partition):
         material = self._sealer.open(self.name, label, record.nonce, record.sealed_material)
         info = self._info(record)
         if info.key_type.is_asymmetric and not material:  # an imported public key without its private key
-            loaded = _LoadedKey(info)
+            loaded = _LoadedKey(info, record.nonce)
         elif info.key_type.is_post_quantum:
-            loaded = _LoadedKey(info, pq=softpq.load(info.key_type, material))
+            loaded = _LoadedKey(info, record.nonce, pq=softpq.load(info.key_type, material))
         elif info.key_type.is_asymmetric:
             private = serialization.load_der_private_key(material, password=None)
-            loaded = _LoadedKey(info, private=private)  # type: ignore[arg-type]
+            loaded = _LoadedKey(info, record.nonce, private=private)  # type: ignore[arg-type]
         else:
-            loaded = _LoadedKey(info, secret=material)
+            loaded = _LoadedKey(info, record.nonce, secret=material)
         with self._lock:
             self._cache[label] = loaded
         return loaded
