@@ -47,7 +47,7 @@ def sign_loop(partition: Pkcs11Partition, label: str, mechanism: SignMechanism, 
 def raw_python_pkcs11(partition: Pkcs11Partition, label: str, mechanism: SignMechanism,
                       seconds: float) -> float:
     """One thread signing through python-pkcs11 directly, with the partition's planned mechanism."""
-    from hsmgate.hsm import pkcs11 as backend
+    from hsmgate.hsm.pkcs11 import mechanisms as backend
 
     lease = partition._checkout()
     try:
