@@ -49,7 +49,6 @@ from hsmgate.store.soft_keys import SoftKeyRepository
 from hsmgate.store.wrapped_keys import WrappedKeyRepository
 
 log = logging.getLogger("hsmgate")
-logging.getLogger("alembic").setLevel(logging.WARNING)
 
 DESCRIPTION = """REST gateway to hardware security modules, wire-compatible with the Securosys REST API /
 Transaction Security Broker. Keys never leave the partition behind it."""
