@@ -5,6 +5,10 @@ process *and* across processes sharing the database. :meth:`AuditRepository.appe
 holds the database's write lock for the partition's chain head from reading the head to
 committing the new record:
 
+Within a process, appends are group-committed: records queued while a transaction is running are
+written together by the next one (one commit for many requests; each caller returns after its own
+record is committed, so nothing acknowledged is lost on a crash).
+
 * SQLite: ``BEGIN IMMEDIATE`` takes the database write lock before the head is read (a deferred
   transaction could read a head another process is about to replace). Appenders first queue on a
   thread lock and an ``flock`` on ``<database>.audit.lock``: SQLite's busy handler *sleeps* (up to
@@ -50,13 +54,37 @@ class Head:
     hash: str
 
 
+class _Pending:
+    """One caller's record waiting for the group commit that writes it."""
+
+    __slots__ = ("build", "done", "_row", "_error")
+
+    def __init__(self, build: Callable[[int, str], tuple[dict[str, Any], str]]) -> None:
+        self.build = build
+        self.done = False
+        self._row: dict[str, Any] | None = None
+        self._error: BaseException | None = None
+
+    def finish(self, *, row: dict[str, Any] | None = None, error: BaseException | None = None) -> None:
+        self._row, self._error, self.done = row, error, True
+
+    def result(self) -> dict[str, Any]:
+        if self._error is not None:
+            raise self._error
+        if self._row is None:
+            raise RuntimeError("audit record was not written")
+        return self._row
+
+
 class AuditRepository:
     """The audit tables of one database."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._sqlite = db.engine.dialect.name == "sqlite"
-        self._process_lock = threading.Lock()
+        self._writer_lock = threading.Lock()  # one transaction at a time from this process
+        self._queue_lock = threading.Lock()
+        self._queues: dict[str, list[_Pending]] = {}
         self._lock_path: str | None = None
         path = db.engine.url.database if self._sqlite else None
         if path and path != ":memory:" and not path.startswith("file:"):
@@ -68,43 +96,71 @@ class AuditRepository:
 
     def append(self, partition: str, build: Callable[[int, str], tuple[dict[str, Any], str]]) -> dict[str, Any]:
         """Append one record to ``partition``'s chain. ``build(seq, prev_hash)`` returns the
-        record's column values (without seq/prev_hash/hash) and its hash. Returns the stored row."""
+        record's column values (without seq/prev_hash/hash) and its hash. Returns the stored row
+        once it is committed.
+
+        Group commit: callers queue their record; whoever holds the writer lock writes every queued
+        record of the partition in one transaction, so under load one commit (one fsync) covers many
+        requests, and each caller still returns only after its own record is durable."""
+        pending = _Pending(build)
+        with self._queue_lock:
+            self._queues.setdefault(partition, []).append(pending)
+        with self._writer_lock:
+            if not pending.done:
+                with self._queue_lock:
+                    batch, self._queues[partition] = self._queues[partition], []
+                try:
+                    rows = self._locked_append(partition, [p.build for p in batch])
+                except Exception as exc:  # every record of the failed transaction is unwritten
+                    for item in batch:
+                        item.finish(error=exc)
+                else:
+                    for item, row in zip(batch, rows, strict=True):
+                        item.finish(row=row)
+        return pending.result()
+
+    def _locked_append(self, partition: str,
+                       builds: list[Callable[[int, str], tuple[dict[str, Any], str]]]) -> list[dict[str, Any]]:
         if not self._sqlite:
-            return self._append(partition, build)
-        with self._process_lock:
-            fd = self._file_lock()
-            if fd is None:
-                return self._append(partition, build)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                return self._append(partition, build)
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+            return self._append(partition, builds)
+        fd = self._file_lock()
+        if fd is None:
+            return self._append(partition, builds)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            return self._append(partition, builds)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _file_lock(self) -> int | None:
-        """The lock file's descriptor (opened once; called under the thread lock)."""
+        """The lock file's descriptor (opened once; called under the writer lock)."""
         if self._lock_path is not None and self._lock_fd is None:
             self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         return self._lock_fd
 
     def close(self) -> None:
-        with self._process_lock:
+        with self._writer_lock:
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
 
-    def _append(self, partition: str, build: Callable[[int, str], tuple[dict[str, Any], str]]) -> dict[str, Any]:
+    def _append(self, partition: str,
+                builds: list[Callable[[int, str], tuple[dict[str, Any], str]]]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
         with self._db.engine.connect() as conn:
             head = self._lock_head(conn, partition)
-            seq = head.seq + 1
-            values, digest = build(seq, head.hash)
-            row = {**values, "partition": partition, "seq": seq, "prev_hash": head.hash, "hash": digest}
-            conn.execute(insert(AuditRecordRow).values(**row))
+            seq, prev = head.seq, head.hash
+            for build in builds:
+                seq += 1
+                values, digest = build(seq, prev)
+                rows.append({**values, "partition": partition, "seq": seq, "prev_hash": prev, "hash": digest})
+                prev = digest
+            conn.execute(insert(AuditRecordRow), rows)
             conn.execute(update(AuditChainHead).where(AuditChainHead.partition == partition)
-                         .values(seq=seq, hash=digest))
+                         .values(seq=seq, hash=prev))
             conn.commit()
         self._heads_known.add(partition)
-        return row
+        return rows
 
     def _lock_head(self, conn: Connection, partition: str) -> Head:
         table = AuditChainHead.__table__
