@@ -45,6 +45,7 @@ from hsmgate.api.wire.ska import (
 )
 from hsmgate.domain import errors
 from hsmgate.domain.attestation import iso_z
+from hsmgate.domain.gateway import PartitionServices
 from hsmgate.domain.policy import Policy, binary_policy
 from hsmgate.domain.requests import KINDS, RequestKind, RequestView, SkaServices, Submission, block_payload
 
@@ -198,16 +199,24 @@ def filtered_requests(ska: SkaDep, services: ServicesDep,
 # -- synchronous block / unblock / modify ---------------------------------------------------------------
 
 
+def _block_or_unblock(kind: RequestKind, operation: str, envelope: str, label: str, password: str | None,
+                      approvals: list[bytes] | None, ska: SkaServices,
+                      services: PartitionServices) -> Response:
+    """Synchronous block or unblock: check the key password, then apply the change with the
+    signed approvals of the key's ruleBlock / ruleUnblock, audited as one mutating operation."""
+    services.passwords.check(label, password, field=f"{envelope}.keyPassword")
+    services.audit.mutating(operation, label, lambda: ska.approvals.synchronous_management(
+        kind, label, block_payload(label), {}, approvals or []))
+    return empty()
+
+
 @router.post("/v1/synchronousBlock", tags=SYNCHRONOUS, operation_id="synchronousBlock",
              summary="Block an SKA key now, with the approvals of its ruleBlock", **empty_response())
 def synchronous_block(body: SignedSynchronousBlockKeyRequestDto, ska: SkaDep,
                       services: ServicesDep) -> Response:
     request = body.blockRequest
-    label = request.blockKeyName
-    services.passwords.check(label, request.keyPassword, field="blockRequest.keyPassword")
-    services.audit.mutating("synchronousBlock", label, lambda: ska.approvals.synchronous_management(
-        RequestKind.BLOCK, label, block_payload(label), {}, request.signedApprovals or []))
-    return empty()
+    return _block_or_unblock(RequestKind.BLOCK, "synchronousBlock", "blockRequest", request.blockKeyName,
+                             request.keyPassword, request.signedApprovals, ska, services)
 
 
 @router.post("/v1/synchronousUnblock", tags=SYNCHRONOUS, operation_id="synchronousUnblock",
@@ -215,11 +224,8 @@ def synchronous_block(body: SignedSynchronousBlockKeyRequestDto, ska: SkaDep,
 def synchronous_unblock(body: SignedSynchronousUnblockKeyRequestDto, ska: SkaDep,
                         services: ServicesDep) -> Response:
     request = body.unblockRequest
-    label = request.unblockKeyName
-    services.passwords.check(label, request.keyPassword, field="unblockRequest.keyPassword")
-    services.audit.mutating("synchronousUnblock", label, lambda: ska.approvals.synchronous_management(
-        RequestKind.UNBLOCK, label, block_payload(label), {}, request.signedApprovals or []))
-    return empty()
+    return _block_or_unblock(RequestKind.UNBLOCK, "synchronousUnblock", "unblockRequest", request.unblockKeyName,
+                             request.keyPassword, request.signedApprovals, ska, services)
 
 
 @router.post("/v1/synchronousModify", tags=SYNCHRONOUS, operation_id="synchronousModify",

@@ -243,12 +243,7 @@ class Pkcs11Operations:
             raise UnsupportedByBackend(f"key '{label}' ({key_type or 'unknown type'}) cannot be used with "
                                        f"{mechanism.mode} on {self._where}")
         if key_type is KeyType.RSA:
-            if decrypt and attrs[Attribute.CLASS] != ObjectClass.PRIVATE_KEY:
-                raise OperationNotPermitted(f"key '{label}' is a public key without its private key")
-            if not decrypt and attrs[Attribute.CLASS] == ObjectClass.PRIVATE_KEY:
-                key = self._public_of(session, key, attrs)
-                if key is None:
-                    raise UnsupportedByBackend(f"key '{label}' has no public key object on {self._where}")
+            key = self._rsa_half(session, key, attrs, label, private=decrypt)
         flag, name = (Attribute.DECRYPT, "decrypt") if decrypt else (Attribute.ENCRYPT, "encrypt")
         if not key.get_attributes([flag]).get(flag):
             raise OperationNotPermitted(f"key '{label}' may not {name} (CKA_{name.upper()} is false)")
@@ -373,6 +368,19 @@ class Pkcs11Operations:
         with self._generate_lock:
             return self._call("unwrapping", label, run)  # type: ignore[no-any-return]
 
+    def _rsa_half(self, session: Any, key: Any, attrs: dict[Any, Any], label: str, *, private: bool) -> Any:
+        """The RSA object an operation runs on: the private key (decrypt, unwrap) or the public key
+        (encrypt, wrap), which a key pair found by its private half supplies through its CKA_ID."""
+        is_private = attrs[Attribute.CLASS] == ObjectClass.PRIVATE_KEY
+        if private and not is_private:
+            raise OperationNotPermitted(f"key '{label}' is a public key without its private key")
+        if private or not is_private:
+            return key
+        public = self._public_of(session, key, attrs)
+        if public is None:
+            raise UnsupportedByBackend(f"key '{label}' has no public key object on {self._where}")
+        return public
+
     def _wrapping_key(self, session: Any, label: str, mechanism: WrapMechanism, *, unwrap: bool) -> tuple[Any, int, Any]:
         key = self._key_object(session, label)
         attrs = key.get_attributes([Attribute.CLASS, Attribute.KEY_TYPE, Attribute.ID])
@@ -381,12 +389,7 @@ class Pkcs11Operations:
             raise UnsupportedByBackend(f"key '{label}' ({key_type or 'unknown type'}) cannot "
                                        f"{'unwrap' if unwrap else 'wrap'} with {mechanism.mode} on {self._where}")
         if key_type is KeyType.RSA:
-            if unwrap and attrs[Attribute.CLASS] != ObjectClass.PRIVATE_KEY:
-                raise OperationNotPermitted(f"key '{label}' is a public key without its private key")
-            if not unwrap and attrs[Attribute.CLASS] == ObjectClass.PRIVATE_KEY:
-                key = self._public_of(session, key, attrs)
-                if key is None:
-                    raise UnsupportedByBackend(f"key '{label}' has no public key object on {self._where}")
+            key = self._rsa_half(session, key, attrs, label, private=unwrap)
             ckm = _RSA_WRAPS[mechanism.mode]
             param = _oaep_param(mechanism.hash or HashAlg.SHA1) if mechanism.mode is WrapMode.RSA_OAEP else None
         else:
