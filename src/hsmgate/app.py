@@ -14,6 +14,7 @@ from hsmgate import __version__
 from hsmgate.api.deps import authorize
 from hsmgate.api.errors import install_error_handlers
 from hsmgate.api.execution import inline_operations
+from hsmgate.api.hot_dispatch import GatewayApp
 from hsmgate.api.request_id import RequestIdMiddleware
 from hsmgate.api.routes import (
     approvals,
@@ -178,7 +179,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         gateway.close()
         db.dispose()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="hsmgate", version=__version__, description=DESCRIPTION, lifespan=lifespan,
         docs_url="/swagger-ui/index.html", openapi_url="/v3/api-docs", redoc_url=None,
         dependencies=[Depends(authorize)],  # every route: authentication + role check (auth/roles.py)
@@ -192,8 +193,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.ska_scheduler = ska_scheduler
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
-    for module in (keys, data_objects, sync_ops, timestamps, certificates, batch, pqc, requests, approvals,
-                   service):
+    for hot in (sync_ops.hot_router, batch.router):  # sign, verify, batches: api/hot_dispatch.py
+        app.include_hot_router(hot)
+    for module in (keys, data_objects, sync_ops, timestamps, certificates, pqc, requests, approvals, service):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

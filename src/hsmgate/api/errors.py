@@ -47,7 +47,7 @@ def validation_message(error: dict[str, Any]) -> tuple[int, str]:
         return 600, f"'{field}' must not be null"
     if kind == "enum":
         return 600, f"Value '{error.get('input')}' is not valid for field '{field}'"
-    if kind in ("model_attributes_type", "dict_type") and field == "body":
+    if kind in ("model_attributes_type", "model_type", "dict_type") and field == "body":
         return 600, "request body must be a JSON object"
     msg = str(error.get("msg", "is invalid"))
     msg = msg.removeprefix("Value error, ")

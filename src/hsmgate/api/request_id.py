@@ -17,6 +17,14 @@ def request_id(scope: Scope) -> str:
     return (scope.get("state") or {}).get("request_id", "-")
 
 
+def assign(scope: Scope) -> bytes:
+    """Give the request in ``scope`` its id (see the module doc); returns it for the response header."""
+    given = next((value for name, value in scope["headers"] if name == HEADER), None)
+    rid = given.decode() if given is not None and _SANE.match(given) else uuid.uuid4().hex
+    scope.setdefault("state", {})["request_id"] = rid
+    return rid.encode()
+
+
 class RequestIdMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -25,10 +33,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = next((value for name, value in scope["headers"] if name == HEADER), None)
-        rid = given.decode() if given is not None and _SANE.match(given) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = rid
-        encoded = rid.encode()
+        encoded = assign(scope)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -15,8 +15,10 @@ from hsmgate.api.lenient_json import TsbRoute
 
 
 def tsb_router(**kwargs: Any) -> APIRouter:
-    """An ``APIRouter`` whose routes are :class:`TsbRoute`\\ s."""
-    return APIRouter(route_class=TsbRoute, **kwargs)
+    """An ``APIRouter`` whose routes are :class:`TsbRoute`\\ s (or ``route_class``, a subclass:
+    :class:`hsmgate.api.hot_route.HotRoute` for the hot synchronous endpoints)."""
+    kwargs.setdefault("route_class", TsbRoute)
+    return APIRouter(**kwargs)
 
 
 def empty_response(description: str = "Done; the answer has an empty body") -> dict[str, Any]:

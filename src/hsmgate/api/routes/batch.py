@@ -13,11 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Response
+from fastapi import Request, Response
 
 from hsmgate.api.deps import ServicesDep, SettingsDep
 from hsmgate.api.errors import validation_message
-from hsmgate.api.lenient_json import TsbRoute
+from hsmgate.api.execution import run_operation
+from hsmgate.api.hot_route import HotRoute
+from hsmgate.api.routes import tsb_router
 from hsmgate.api.wire.batch import (
     InvalidItem,
     SynchronousSignBatchRequestDto,
@@ -32,7 +34,7 @@ from hsmgate.domain.algorithms import SignatureType
 from hsmgate.domain.errors import REASONS, TsbError
 
 log = logging.getLogger("hsmgate.api.batch")
-router = APIRouter(route_class=TsbRoute, tags=["Synchronous Key Operations"], responses=ERROR_RESPONSES)
+router = tsb_router(route_class=HotRoute, tags=["Synchronous Key Operations"], responses=ERROR_RESPONSES)
 
 
 def _json(content: dict[str, Any]) -> Response:
@@ -48,6 +50,20 @@ def _check_size(field: str, items: list[Any], maximum: int) -> None:
         raise errors.ValidationFailed(f"'{field}' must not be empty")
     if len(items) > maximum:
         raise errors.ValidationFailed(f"'{field}' must hold at most {maximum} items, got {len(items)}")
+
+
+def _password_checker(services: Any) -> Callable[[str, str | None, str], None]:
+    """``services.passwords.check`` that checks each (key, password) pair of one batch once: a batch
+    of 1000 items for one key costs one hash verification (scrypt), not 1000. A refusal is
+    re-raised, with its own item's field name, for every item with the same pair."""
+    passed: set[tuple[str, str | None]] = set()
+
+    def check(label: str, password: str | None, where: str) -> None:
+        if (label, password) not in passed:
+            services.passwords.check(label, password, field=where)
+            passed.add((label, password))
+
+    return check
 
 
 def _run(field: str, items: list[Any], operation: Callable[[Any, str], dict[str, Any]]) -> list[dict[str, Any]]:
@@ -73,13 +89,14 @@ def _run(field: str, items: list[Any], operation: Callable[[Any, str], dict[str,
 @router.post("/v1/synchronousSignBatch", operation_id="synchronousSignBatch",
              response_model=SynchronousSignBatchResponseDto,
              summary="Sign several payloads in one request; one result per item, in request order")
-def synchronous_sign_batch(body: SynchronousSignBatchRequestDto, services: ServicesDep,
-                           settings: SettingsDep) -> Response:
+async def synchronous_sign_batch(body: SynchronousSignBatchRequestDto, services: ServicesDep,
+                                 settings: SettingsDep, http: Request) -> Response:
     _check_size("signRequests", body.signRequests, settings.max_batch)
     signing = services.signing
+    check_password = _password_checker(services)
 
     def sign(request: SynchronousSignRequestDto, where: str) -> dict[str, Any]:
-        services.passwords.check(request.signKeyName, request.keyPassword, field=f"{where}.keyPassword")
+        check_password(request.signKeyName, request.keyPassword, f"{where}.keyPassword")
         if request.signedApprovals:
             raise errors.UnsupportedOperation(f"'{where}.signedApprovals': Smart Key Attributes are not supported by this hsmgate version")
         signature = signing.sign(
@@ -89,19 +106,21 @@ def synchronous_sign_batch(body: SynchronousSignBatchRequestDto, services: Servi
         )
         return {"signature": encode_base64(signature)}
 
-    return _json({"results": _run("signRequests", body.signRequests, sign)})
+    return _json({"results": await run_operation(http, lambda: _run("signRequests", body.signRequests, sign))})
 
 
 @router.post("/v1/verifyBatch", operation_id="verifyBatch", response_model=VerifyBatchResponseDto,
              summary="Verify several signatures in one request; one result per item, in request order")
-def verify_batch(body: VerifyBatchRequestDto, services: ServicesDep, settings: SettingsDep) -> Response:
+async def verify_batch(body: VerifyBatchRequestDto, services: ServicesDep, settings: SettingsDep,
+                       http: Request) -> Response:
     _check_size("verifyRequests", body.verifyRequests, settings.max_batch)
     signing = services.signing
+    check_password = _password_checker(services)
 
     def verify(request: VerifySignatureRequestDto, where: str) -> dict[str, Any]:
-        services.passwords.check(request.signKeyName, request.masterKeyPassword, field=f"{where}.masterKeyPassword")
+        check_password(request.signKeyName, request.masterKeyPassword, f"{where}.masterKeyPassword")
         valid = signing.verify(label=request.signKeyName, algorithm=str(request.signatureAlgorithm),
                                payload=request.payload, signature=request.signature, context=request.context)
         return {"signatureValid": bool(valid)}
 
-    return _json({"results": _run("verifyRequests", body.verifyRequests, verify)})
+    return _json({"results": await run_operation(http, lambda: _run("verifyRequests", body.verifyRequests, verify))})

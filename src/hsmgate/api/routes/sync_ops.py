@@ -9,7 +9,8 @@ from fastapi import Request, status
 
 from hsmgate.api.deps import ServicesDep
 from hsmgate.api.execution import run_operation
-from hsmgate.api.operations_deps import OperationsDep
+from hsmgate.api.hot_route import HotRoute
+from hsmgate.api.operations_deps import OperationsDep, operations_service
 from hsmgate.api.routes import tsb_router
 from hsmgate.api.routes.keys import key_attributes, key_response
 from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
@@ -37,9 +38,11 @@ from hsmgate.domain import errors
 from hsmgate.domain.algorithms import SignatureType
 
 router = tsb_router(tags=["Synchronous Key Operations"], responses=ERROR_RESPONSES)
+#: sign and verify: the hot path (api/hot_route.py)
+hot_router = tsb_router(tags=["Synchronous Key Operations"], responses=ERROR_RESPONSES, route_class=HotRoute)
 
 
-@router.post("/v1/synchronousSign", operation_id="synchronousSign", response_model=SignatureResponseDto,
+@hot_router.post("/v1/synchronousSign", operation_id="synchronousSign", response_model=SignatureResponseDto,
              summary="Sign a payload with a key of the partition")
 async def synchronous_sign(body: SignedSynchronousSignRequestDto, services: ServicesDep,
                            http: Request) -> SignatureResponseDto:
@@ -57,21 +60,26 @@ async def synchronous_sign(body: SignedSynchronousSignRequestDto, services: Serv
     return SignatureResponseDto(signature=encode_base64(await run_operation(http, sign)))  # api/execution.py
 
 
-@router.post("/v1/verify", operation_id="verifySignature", response_model=VerifySignatureResponseDto,
-             summary="Verify a signature with a key of the partition")
-def verify_signature(body: SignedVerifyRequestDto, services: ServicesDep,
-                     operations: OperationsDep) -> VerifySignatureResponseDto:
+@hot_router.post("/v1/verify", operation_id="verifySignature", response_model=VerifySignatureResponseDto,
+                 summary="Verify a signature with a key of the partition")
+async def verify_signature(body: SignedVerifyRequestDto, services: ServicesDep,
+                           http: Request) -> VerifySignatureResponseDto:
     if body.verifySignatureRequest is None and body.verifyHmacRequest is not None:
-        return _verify_hmac(body.verifyHmacRequest, operations)  # the DOCS post HMAC checks here too
+        hmac_request = body.verifyHmacRequest  # the DOCS post HMAC checks here too
+        operations = operations_service(services)
+        return await run_operation(http, lambda: _verify_hmac(hmac_request, operations))
     request = body.verifySignatureRequest
     if request is None:
         raise errors.ValidationFailed("'verifySignatureRequest' must not be null")
-    services.passwords.check(request.signKeyName, request.masterKeyPassword, field="masterKeyPassword")
-    valid = services.signing.verify(
-        label=request.signKeyName, algorithm=str(request.signatureAlgorithm), payload=request.payload,
-        signature=request.signature, context=request.context,
-    )
-    return VerifySignatureResponseDto(signatureValid=valid)
+
+    def verify() -> bool:
+        services.passwords.check(request.signKeyName, request.masterKeyPassword, field="masterKeyPassword")
+        return services.signing.verify(
+            label=request.signKeyName, algorithm=str(request.signatureAlgorithm), payload=request.payload,
+            signature=request.signature, context=request.context,
+        )
+
+    return VerifySignatureResponseDto(signatureValid=await run_operation(http, verify))
 
 
 # -- encrypt / decrypt (§5.4) ------------------------------------------------------------------
