@@ -120,6 +120,9 @@ def check_master_key(settings: Settings, backend: Partition) -> None:
 
 
 def build_gateway(settings: Settings, db: Database) -> Gateway:
+    # follow key changes from now on (store/key_generation.py; on PostgreSQL this starts the
+    # listener, so it is in sync by the first request and key caches pay off at once)
+    db.key_generation.current()
     gateway = Gateway()
     try:
         for served in served_partitions(settings, db):
@@ -129,13 +132,14 @@ def build_gateway(settings: Settings, db: Database) -> Gateway:
             except ConfigError:
                 backend.close()
                 raise
-            # SKA policies are enforced on every use of a key (domain/ska_guard.py)
-            partition = SkaGuard(backend, KeyMetadataRepository(db, served.partition).policy_guard)
-            key_service = KeyService(partition, KeyMetadataRepository(db, partition.name),
-                                     attestation_key_name=settings.attestation_key_name)
+            # SKA policies are enforced on every use of a key (domain/ska_guard.py); one metadata
+            # repository for the hot reads, so guard and password checks share its cache
+            metadata = KeyMetadataRepository(db, served.partition)
+            partition = SkaGuard(backend, metadata.policy_guard)
+            key_service = KeyService(partition, metadata, attestation_key_name=settings.attestation_key_name)
             gateway.add(PartitionServices(
                 partition=partition, keys=key_service, signing=SigningService(partition),
-                passwords=PasswordService(partition, KeyMetadataRepository(db, partition.name)),
+                passwords=PasswordService(partition, metadata),
                 stores=operation_stores(served, db, partition.name)))
             key_service.ensure_attestation_key(settings.attestation_key_size)
     except BaseException:
@@ -183,6 +187,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         title="hsmgate", version=__version__, description=DESCRIPTION, lifespan=lifespan,
         docs_url="/swagger-ui/index.html", openapi_url="/v3/api-docs", redoc_url=None,
         dependencies=[Depends(authorize)],  # every route: authentication + role check (auth/roles.py)
+        telemetry=None if settings.otel else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.gateway = gateway

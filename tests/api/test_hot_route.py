@@ -117,3 +117,12 @@ def test_a_hot_route_refuses_parameters_it_cannot_supply() -> None:
 
     with pytest.raises(TypeError, match="must be async"):
         app.router.add_api_route("/z", not_async, methods=["POST"], route_class_override=HotRoute)
+
+
+@pytest.mark.parametrize("otel", [False, True])
+def test_fastapi_telemetry_follows_the_otel_setting(tmp_path: Path, otel: bool) -> None:
+    from hsmgate.app import create_app
+
+    app = create_app(soft_settings(tmp_path, otel=otel))
+    config = app._telemetry  # FastAPI's TelemetryConfig: what its per-request check reads
+    assert (config["tracing"], config["metrics"], config["logs"]) == (otel, otel, otel)

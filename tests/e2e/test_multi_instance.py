@@ -135,16 +135,53 @@ def test_a_key_created_on_one_instance_signs_on_the_other_at_once(two_instances:
             on_a.get(f"/v1/key/{label}/attributes").json()["json"]["publicKey"]
 
 
+def refused_on(client: httpx.Client, label: str, status: int, *, postgresql: bool,
+               password: str | None = None) -> httpx.Response:
+    """The first sign of ``label`` answered with ``status``: the very next request on SQLite; on
+    PostgreSQL within 2 s (another instance learns of a key change by notification)."""
+    deadline = time.monotonic() + (2 if postgresql else 0)
+    while True:
+        response = client.post("/v1/synchronousSign", json={"signRequest": {
+            "payload": base64.b64encode(b"payload").decode(), "signKeyName": label, "signatureAlgorithm": "EDDSA",
+            "keyPassword": password}})
+        if response.status_code == status or time.monotonic() >= deadline:
+            return response
+        time.sleep(0.005)
+
+
+def warm(client: httpx.Client, label: str) -> None:
+    """Sign twice, 0.3 s apart: the instance has cached the key and its metadata, trusted on its
+    key generation token (on PostgreSQL its listener is in sync by then)."""
+    assert sign(client, label).status_code == 200
+    time.sleep(0.3)
+    assert sign(client, label).status_code == 200
+
+
 def test_a_key_deleted_on_one_instance_is_refused_by_the_other_at_once(
-        two_instances: tuple[Instance, Instance]) -> None:
+        two_instances: tuple[Instance, Instance], shared_env: dict[str, str]) -> None:
     a, b = two_instances
+    postgresql = shared_env["HSMGATE_DATABASE_URL"].startswith("postgresql")
     with a.client() as on_a, b.client() as on_b:
         label, _ = create_ed25519(on_a)
-        assert sign(on_b, label).status_code == 200  # B has unsealed and cached the key
+        warm(on_b, label)  # B has unsealed and cached the key
         assert on_a.delete(f"/v1/key/{label}").status_code == 200
-        response = sign(on_b, label)
+        response = refused_on(on_b, label, 404, postgresql=postgresql)
         assert response.status_code == 404, response.text
         assert response.json()["errorCode"] == 650
+
+
+def test_a_password_set_on_one_instance_is_required_by_the_other(
+        two_instances: tuple[Instance, Instance], shared_env: dict[str, str]) -> None:
+    a, b = two_instances
+    postgresql = shared_env["HSMGATE_DATABASE_URL"].startswith("postgresql")
+    with a.client() as on_a, b.client() as on_b:
+        label, _ = create_ed25519(on_a)
+        warm(on_b, label)  # B remembers that the key has no password
+        changed = on_a.post("/v1/key/changePassword", json={"label": label, "newPassword": "pw-on-a"})
+        assert changed.status_code == 200, changed.text
+        response = refused_on(on_b, label, 400, postgresql=postgresql)
+        assert response.status_code == 400 and response.json()["errorCode"] == 620, response.text
+        assert refused_on(on_b, label, 200, postgresql=False, password="pw-on-a").status_code == 200
 
 
 def _established_connections(pid: int, port: int) -> int:

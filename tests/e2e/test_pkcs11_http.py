@@ -14,12 +14,14 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from hsmgate.hsm.pkcs11.partition import REINIT_INTERVAL
 from tests.conftest import LiveServer, free_port, soft_settings, unique
 from tests.softhsm import SoftHsmToken, token_directory
 
@@ -148,6 +150,17 @@ def test_token_disappearing_gives_503_and_recovers(server: LiveServer, http: htt
         assert set(response.json()) == {"errorCode", "reason", "message"}
     finally:
         shutil.move(str(parked), directory)
+    # the module is re-initialised at most once per REINIT_INTERVAL: the token is usable again
+    # within that (and answers 503 / 701 until then, never anything else)
+    deadline = time.monotonic() + REINIT_INTERVAL + 5
+    while True:
+        response = http.post("/v1/synchronousSign", json={"signRequest": {
+            "payload": "AA==", "signKeyName": label, "signatureAlgorithm": "SHA256_WITH_ECDSA"}})
+        if response.status_code == 200:
+            break
+        assert response.status_code == 503 and response.json()["errorCode"] == 701, response.text
+        assert time.monotonic() < deadline, "the token did not come back"
+        time.sleep(0.1)
     sign(http, label, "SHA256_WITH_ECDSA", b"back again")
 
 

@@ -17,7 +17,9 @@ exception handlers. Only its handler differs; it does, in a fixed order, what Fa
 3. call the endpoint with the arguments its signature asks for, by type: the body model,
    :data:`ServicesDep`, :data:`SettingsDep`, :class:`Request` — any other parameter is refused when
    the route is declared, never silently left out;
-4. serialise a returned model with its own pydantic-core serializer (a returned ``Response`` is
+4. read the key generation once for the whole operation (a batch of 1000 signatures included), so
+   cached key state costs no database access per lookup (``store/key_generation.py``);
+5. serialise a returned model with its own pydantic-core serializer (a returned ``Response`` is
    sent as it is).
 """
 
@@ -27,6 +29,7 @@ import inspect
 import json
 import typing
 from collections.abc import Callable, Coroutine
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from fastapi import Request, Response
@@ -81,6 +84,13 @@ def parse_body(model: type[BaseModel], raw: bytes, content_type: str | None) -> 
                                       for e in exc.errors(include_url=False)]) from None
 
 
+def key_state_pinned(request: Request) -> AbstractContextManager[None]:
+    """One key-generation check for the whole operation instead of one per cache lookup
+    (``store/key_generation.py``: :meth:`KeyGeneration.pinned`)."""
+    db = getattr(request.app.state, "db", None)
+    return db.key_generation.pinned() if db is not None else nullcontext()
+
+
 def _json_invalid(position: int, reason: str) -> RequestValidationError:
     return RequestValidationError([{"type": "json_invalid", "loc": ("body", position), "msg": "JSON decode error",
                                     "input": {}, "ctx": {"error": reason}}])
@@ -129,7 +139,8 @@ class HotRoute(TsbRoute):
                 services = await partition_services(request, request.app.state.gateway, caller)
             values = {"body": body, "services": services, "settings": request.app.state.settings,
                       "request": request}
-            result = await endpoint(**{name: values[kind] for name, kind in kinds.items()})
+            with key_state_pinned(request):
+                result = await endpoint(**{name: values[kind] for name, kind in kinds.items()})
             if isinstance(result, Response):
                 return result
             if not isinstance(result, BaseModel):

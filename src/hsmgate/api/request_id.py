@@ -1,10 +1,10 @@
-"""Every request gets an id: the caller's ``X-Request-ID`` when it is a sane token, else a new
-UUID. It is written to the audit record and returned in the ``X-Request-ID`` response header."""
+"""Every request gets an id: the caller's ``X-Request-ID`` when it is a sane token, else 128
+random bits in hex. It is written to the audit record and returned in the ``X-Request-ID`` response header."""
 
 from __future__ import annotations
 
 import re
-import uuid
+import os
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,7 +20,7 @@ def request_id(scope: Scope) -> str:
 def assign(scope: Scope) -> bytes:
     """Give the request in ``scope`` its id (see the module doc); returns it for the response header."""
     given = next((value for name, value in scope["headers"] if name == HEADER), None)
-    rid = given.decode() if given is not None and _SANE.match(given) else uuid.uuid4().hex
+    rid = given.decode() if given is not None and _SANE.match(given) else os.urandom(16).hex()
     scope.setdefault("state", {})["request_id"] = rid
     return rid.encode()
 

@@ -13,8 +13,10 @@ key use (sign, decrypt, unwrap, decapsulate) and on export/wrap of a key, the ke
   synchronous endpoints open.
 
 SKA keys are never extractable: exporting or wrapping any key that has a policy is refused (614).
-The guard bits are one indexed lookup per use (``key_metadata.policy_guard``), so a block made by
-one hsmgate process holds at once in every other process sharing the database.
+The guard bits (``key_metadata.policy_guard``) are read on every use, from the metadata repository's
+cache while the database's key generation is unchanged (``store/key_generation.py``), so a block made
+by one hsmgate process holds in every other process sharing the database: at once on SQLite, once
+the change notification has arrived on PostgreSQL (typically well under a millisecond).
 
 Whatever calls the partition — the synchronous routes, batch, certificates, decrypt/unwrap — goes
 through the guard, because the gateway only ever hands out the guarded partition.

@@ -3,7 +3,9 @@
 Every private or secret key is stored as one database record whose material is encrypted with
 AES-256-GCM under the master key: a fresh 96-bit nonce per record, and associated data that binds
 the record to its partition and label, so a sealed blob copied to another label or partition fails
-to open. Decrypted keys are cached in memory per process.
+to open. Decrypted keys are cached in memory per process; an entry is trusted without a query while
+the database's key generation token is the one it was last checked at (``store/key_generation.py``),
+and checked again by its record's nonce (one indexed lookup) when the token moved.
 
 This token is for a zero-install start and for development; it gives no hardware protection.
 """
@@ -94,6 +96,7 @@ class Sealer:
 class _LoadedKey:
     info: KeyInfo
     nonce: bytes  # sealing nonce of the record this key was unsealed from: identifies that version
+    token: object | None = None  # key generation token at which the record was last seen unchanged
     private: softcrypto.PrivateKey | None = None
     secret: bytes | None = None
     raw_rsa: object | None = None  # pycryptodome key for the raw RSA operation, built lazily
@@ -459,11 +462,17 @@ class SoftPartition(Partition):
 
     def _cached(self, label: str) -> _LoadedKey | None:
         """The cached key if its record is still the one it was unsealed from. Another process
-        sharing the database may have deleted or replaced it: one indexed lookup of the nonce."""
+        sharing the database may have deleted or replaced it: unless the key generation token is
+        the one the entry was checked at, one indexed lookup of the nonce (the token is read first,
+        so it is never newer than what the lookup saw)."""
         cached = self._cache.get(label)
         if cached is None:
             return None
+        token = self._repo.key_generation.current()
+        if token is not None and token == cached.token:
+            return cached
         if self._repo.record_nonce(label) == cached.nonce:
+            cached.token = token
             return cached
         with self._lock:
             if self._cache.get(label) is cached:
@@ -474,6 +483,7 @@ class SoftPartition(Partition):
         cached = self._cached(label)
         if cached is not None:
             return cached
+        token = self._repo.key_generation.current()  # before the read, as in _cached
         record = self._repo.get(label)
         if record is None:
             raise KeyNotFound(f"key '{label}' not found")
@@ -488,6 +498,7 @@ class SoftPartition(Partition):
             loaded = _LoadedKey(info, record.nonce, private=private)  # type: ignore[arg-type]
         else:
             loaded = _LoadedKey(info, record.nonce, secret=material)
+        loaded.token = token
         with self._lock:
             self._cache[label] = loaded
         return loaded

@@ -5,15 +5,20 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
+
+from hsmgate.store.key_generation import BUMPED, KeyGeneration, open_key_generation
+
+T = TypeVar("T")
 
 _MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 #: Key of the PostgreSQL advisory lock that serialises schema migrations of concurrent starts
@@ -39,12 +44,30 @@ class Database:
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         self._quick_engine: Engine | None = None
         self._quick_conn: object | None = None
+        self._quick_number = 0  # how many quick connections were opened: tells a reconnection
         self._quick_lock = threading.Lock()
+        self._generation: KeyGeneration | None = None
+        self._generation_lock = threading.Lock()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._factory() as session, session.begin():
-            yield session
+        with self._factory() as session:
+            with session.begin():
+                yield session
+            if session.info.pop(BUMPED, False) and self._generation is not None:
+                self._generation.note_local_commit()  # this process's caches: invalid at once
+
+    @property
+    def key_generation(self) -> KeyGeneration:
+        """The reader of this database's key generation (``store/key_generation.py``), made on
+        first use (on PostgreSQL that starts its listener thread); stopped by :meth:`dispose`."""
+        generation = self._generation
+        if generation is None:
+            with self._generation_lock:
+                if self._generation is None:
+                    self._generation = open_key_generation(self)
+                generation = self._generation
+        return generation
 
     @property
     def dialect(self) -> str:
@@ -78,7 +101,13 @@ class Database:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def quick_scalar(self, sql: str, params: tuple[object, ...]) -> object | None:
-        """First column of the first row of a read-only ``sql`` (``?`` placeholders), or None.
+        """First column of the first row of a read-only ``sql`` (``?`` placeholders), or None
+        (see :meth:`quick_row`)."""
+        row = self.quick_row(sql, params)
+        return row[0] if row else None
+
+    def quick_row(self, sql: str, params: tuple[object, ...]) -> tuple[Any, ...] | None:
+        """The first row of a read-only ``sql`` (``?`` placeholders), or None.
 
         For per-request checks on the hot path: one statement on a dedicated autocommit DBAPI
         connection kept by this process (serialised by a lock), without the ORM or the pool. That
@@ -98,12 +127,25 @@ class Database:
                         row = cursor.fetchone()
                     finally:
                         cursor.close()
-                    return row[0] if row else None
+                    return None if row is None else tuple(row)
                 except Exception:
                     self._close_quick()
                     if attempt == 2:
                         raise
         return None  # pragma: no cover
+
+    def quick_call(self, work: Callable[[Any, int], T]) -> T:
+        """``work(driver connection, connection number)`` on the quick connection, under its lock.
+        The number changes whenever the connection was replaced (per-connection state such as
+        SQLite's ``PRAGMA data_version`` then means nothing). An exception closes the connection
+        and propagates; there is no retry."""
+        with self._quick_lock:
+            driver = self._quick_connection().driver_connection  # type: ignore[attr-defined]
+            try:
+                return work(driver, self._quick_number)
+            except Exception:
+                self._close_quick()
+                raise
 
     def _quick_connection(self) -> object:
         if self._quick_conn is None:
@@ -117,6 +159,7 @@ class Database:
                 if self.dialect == "sqlite":
                     event.listen(self._quick_engine, "connect", _sqlite_pragmas)
             self._quick_conn = self._quick_engine.raw_connection()  # closed with the pool proxy
+            self._quick_number += 1
         return self._quick_conn
 
     def _close_quick(self) -> None:
@@ -126,6 +169,10 @@ class Database:
             self._quick_conn = None
 
     def dispose(self) -> None:
+        """Close every connection and stop the key generation listener."""
+        with self._generation_lock:
+            if self._generation is not None:
+                self._generation.close()
         with self._quick_lock:
             self._close_quick()
             if self._quick_engine is not None:

@@ -1,14 +1,28 @@
-"""Repository of hsmgate's own per-key metadata (creation time; later policy and password)."""
+"""Repository of hsmgate's own per-key metadata (creation time, password hash, origin, SKA policy).
+
+Every write advances the key generation in its transaction (``store/key_generation.py``). The two
+columns read on every use of a key — the password hash and the SKA guard bits — are kept in a small
+per-repository cache valid for one key generation token: while nothing changed key state anywhere,
+a use costs no query (see :meth:`KeyMetadataRepository.password_hash`).
+"""
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hsmgate.store.database import Database
+from hsmgate.store.key_generation import bump
 from hsmgate.store.models import KeyMetadata
+
+#: Labels whose (password hash, guard bits) one repository remembers; when full, it starts over.
+HOT_CACHE_SIZE = 8192
+
+_HOT_SQL = "SELECT password_hash, policy_guard FROM key_metadata WHERE partition = ? AND label = ?"
+_NO_ROW: tuple[str | None, int | None] = (None, None)
 
 
 class KeyMetadataRepository:
@@ -17,6 +31,10 @@ class KeyMetadataRepository:
     def __init__(self, db: Database, partition: str) -> None:
         self._db = db
         self._partition = partition
+        # (key generation token, label -> (password hash, guard bits)); replaced, never mutated
+        # across tokens, so a reader holding the tuple sees one token's entries only
+        self._hot: tuple[object | None, dict[str, tuple[str | None, int | None]]] = (None, {})
+        self._hot_lock = threading.Lock()
 
     def created_at(self, label: str) -> datetime | None:
         with self._db.session() as session:
@@ -30,6 +48,7 @@ class KeyMetadataRepository:
         """Remember when a key was first seen; keeps the earlier time if one is stored."""
         try:
             with self._db.session() as session:
+                bump(session)
                 session.add(KeyMetadata(partition=self._partition, label=label, created_at=when))
             return when
         except IntegrityError:
@@ -37,35 +56,26 @@ class KeyMetadataRepository:
 
     def forget(self, label: str) -> None:
         with self._db.session() as session:
+            bump(session)
             session.execute(
                 delete(KeyMetadata).where(KeyMetadata.partition == self._partition, KeyMetadata.label == label)
             )
 
     # -- key passwords and origin (domain/passwords.py, domain/key_transfer.py) ------------------
 
-    _PASSWORD_SQL = "SELECT password_hash FROM key_metadata WHERE partition = ? AND label = ?"
-
     def password_hash(self, label: str) -> str | None:
         """The stored password hash of a key, or None when it has no password (or no row).
 
-        Read on every key operation, so through :meth:`Database.quick_scalar` where the database
-        offers it (one indexed lookup, no ORM)."""
-        quick = getattr(self._db, "quick_scalar", None)
-        if quick is not None:
-            value = quick(self._PASSWORD_SQL, (self._partition, label))
-            return None if value is None else str(value)
-        with self._db.session() as session:
-            return session.scalar(
-                select(KeyMetadata.password_hash).where(
-                    KeyMetadata.partition == self._partition, KeyMetadata.label == label
-                )
-            )
+        Read on every key operation: from the hot cache while the key generation is unchanged,
+        else one indexed lookup of both hot columns (:meth:`Database.quick_row`, no ORM)."""
+        return self._hot_row(label)[0]
 
     def reserve(self, label: str, when: datetime, *, password_hash: str | None) -> bool:
         """Insert the row of a key about to be created, with its password hash, so the key is
         never usable without its password; False when a row for ``label`` exists already."""
         try:
             with self._db.session() as session:
+                bump(session)
                 session.add(KeyMetadata(partition=self._partition, label=label, created_at=when,
                                         password_hash=password_hash))
             return True
@@ -83,6 +93,7 @@ class KeyMetadataRepository:
         if not self._update(label, origin=origin, public_only=public_only):
             try:
                 with self._db.session() as session:
+                    bump(session)
                     session.add(KeyMetadata(partition=self._partition, label=label, created_at=when,
                                             origin=origin, public_only=public_only))
             except IntegrityError:
@@ -102,6 +113,7 @@ class KeyMetadataRepository:
 
     def _update(self, label: str, **values: object) -> bool:
         with self._db.session() as session:
+            bump(session)
             result = session.execute(
                 update(KeyMetadata)
                 .where(KeyMetadata.partition == self._partition, KeyMetadata.label == label)
@@ -111,21 +123,33 @@ class KeyMetadataRepository:
 
     # -- SKA policy and address (domain/keys.py, domain/ska_guard.py) ----------------------------
 
-    _GUARD_SQL = "SELECT policy_guard FROM key_metadata WHERE partition = ? AND label = ?"
-
     def policy_guard(self, label: str) -> int | None:
         """The SKA guard bits of a key (None: no policy). Read on every use of every key, so
-        through :meth:`Database.quick_scalar` where the database offers it."""
-        quick = getattr(self._db, "quick_scalar", None)
-        if quick is not None:
-            value = quick(self._GUARD_SQL, (self._partition, label))
-            return None if value is None else int(value)  # type: ignore[call-overload]
-        with self._db.session() as session:
-            return session.scalar(
-                select(KeyMetadata.policy_guard).where(
-                    KeyMetadata.partition == self._partition, KeyMetadata.label == label
-                )
-            )
+        from the hot cache like :meth:`password_hash`."""
+        return self._hot_row(label)[1]
+
+    def _hot_row(self, label: str) -> tuple[str | None, int | None]:
+        """(password hash, guard bits) of ``label``; (None, None) without a row — remembered too,
+        since most keys have none. The token is read *before* the query, so an entry is never
+        older than the token it is filed under."""
+        token = self._db.key_generation.current()
+        if token is not None:
+            hot_token, entries = self._hot
+            if hot_token == token:
+                hit = entries.get(label)
+                if hit is not None:
+                    return hit
+        row = self._db.quick_row(_HOT_SQL, (self._partition, label))
+        value = _NO_ROW if row is None else (
+            None if row[0] is None else str(row[0]), None if row[1] is None else int(row[1]))
+        if token is not None:
+            with self._hot_lock:
+                hot_token, entries = self._hot
+                if hot_token != token or len(entries) >= HOT_CACHE_SIZE:
+                    entries = {}
+                    self._hot = (token, entries)
+                entries[label] = value
+        return value
 
     def ska(self, label: str) -> tuple[str | None, str | None]:
         """(policy JSON, address format) of a key; (None, None) without policy or row."""
@@ -143,6 +167,7 @@ class KeyMetadataRepository:
         never usable without its policy; False when a row for ``label`` exists already."""
         try:
             with self._db.session() as session:
+                bump(session)
                 session.add(KeyMetadata(partition=self._partition, label=label, created_at=when, policy=policy,
                                         policy_guard=guard, address_format=address_format))
             return True

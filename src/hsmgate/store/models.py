@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -70,6 +71,16 @@ class KeyMetadata(Base):
     policy_guard: Mapped[int | None] = mapped_column(Integer, nullable=True)
     #: ``addressFormat.format`` of an SKA key (``ETH``, ``BTC``); None without
     address_format: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class KeyGenerationRow(Base):
+    """The single row (``id`` 1) of the key generation: ``value`` goes up by one in every transaction
+    that changes ``soft_keys`` or ``key_metadata`` (``store/key_generation.py``)."""
+
+    __tablename__ = "key_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 class PartitionRecord(Base):

@@ -6,6 +6,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from hsmgate.store.database import Database
+from hsmgate.store.key_generation import bump
 from hsmgate.store.models import (
     CertificateRecord,
     DataObjectRecord,
@@ -65,6 +66,7 @@ class PartitionRepository:
         wrapped-key records and SKA requests with their tasks; returns the number of keys deleted."""
         kept = keep or ""
         with self._db.session() as session:
+            bump(session)  # key state changes: every process's key caches must notice
             count = session.execute(delete(SoftKeyRecord).where(SoftKeyRecord.partition == name,
                                                                 SoftKeyRecord.label != kept)).rowcount
             session.execute(delete(KeyMetadata).where(KeyMetadata.partition == name,

@@ -1,4 +1,7 @@
-"""Repository of the software token's sealed key records."""
+"""Repository of the software token's sealed key records.
+
+Every write advances the key generation in its transaction (``store/key_generation.py``), so the
+soft token's cache of unsealed keys (``hsm/soft.py``) learns of it in every process."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from hsmgate.store.database import Database
+from hsmgate.store.key_generation import KeyGeneration, bump
 from hsmgate.store.models import SoftKeyRecord
 
 _NONCE_SQL = "SELECT nonce FROM soft_keys WHERE partition = ? AND label = ?"
@@ -27,9 +31,15 @@ class SoftKeyRepository:
         record.partition = self._partition
         try:
             with self._db.session() as session:
+                bump(session)
                 session.add(record)
         except IntegrityError as exc:
             raise DuplicateLabel(record.label) from exc
+
+    @property
+    def key_generation(self) -> KeyGeneration:
+        """The reader of the key generation of this repository's database."""
+        return self._db.key_generation
 
     def get(self, label: str) -> SoftKeyRecord | None:
         with self._db.session() as session:
@@ -62,6 +72,7 @@ class SoftKeyRepository:
     def remove(self, label: str) -> bool:
         """Delete a record; True when one existed."""
         with self._db.session() as session:
+            bump(session)
             result = session.execute(
                 delete(SoftKeyRecord).where(
                     SoftKeyRecord.partition == self._partition, SoftKeyRecord.label == label
