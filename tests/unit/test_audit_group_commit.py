@@ -7,8 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-
 from hsmgate.domain.audit import record_hash
 from hsmgate.store.audit import AuditRepository
 from hsmgate.store.database import Database
@@ -28,8 +26,8 @@ def test_records_queued_behind_a_transaction_are_written_in_one_commit(tmp_path:
     db.migrate()
     repository = AuditRepository(db)
     repository.append("g", _build(0))  # creates the chain head
-    commits: list[int] = []
-    event.listen(db.engine, "commit", lambda _conn: commits.append(1))
+    groups: list[int] = []  # records per committed transaction
+    repository.add_listener(lambda _partition, rows: groups.append(len(rows)))
     results: list[dict[str, Any]] = []
     with repository._writer_lock:  # a transaction "in progress": five callers queue behind it
         threads = [threading.Thread(target=lambda n=n: results.append(repository.append("g", _build(n))))
@@ -37,11 +35,11 @@ def test_records_queued_behind_a_transaction_are_written_in_one_commit(tmp_path:
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + 10
-        while len(repository._queues.get("g", [])) < 5 and time.monotonic() < deadline:
+        while len(repository._queue) < 5 and time.monotonic() < deadline:
             time.sleep(0.01)
     for thread in threads:
         thread.join(timeout=10)
-    assert len(commits) == 1
+    assert groups == [5]
     assert sorted(row["seq"] for row in results) == [2, 3, 4, 5, 6]
     chain = list(repository.records("g"))
     assert [row["seq"] for row in chain] == [1, 2, 3, 4, 5, 6]

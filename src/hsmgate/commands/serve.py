@@ -56,6 +56,9 @@ def serve(
         fail(str(exc))
     import uvicorn
 
+    from hsmgate.serving import settle_heap
+
+    settle_heap()
     err.print(f"hsmgate {__version__}: backend={settings.backend} partition={settings.partition} "
               f"on {_scheme(settings)}://{settings.host}:{settings.port}  (Swagger UI: /swagger-ui/index.html)",
               highlight=False)

@@ -29,6 +29,13 @@ Ordering and fail-closed (HSMGATE_AUDIT_FAIL_CLOSED, default on):
   rare administrative calls only.
 
 With fail-closed off, a failed write is logged and the operation proceeds.
+
+Waiting. "Written" means committed: :meth:`AuditTrail.record` returns once its record is durable.
+Inside :func:`deferred_records` (``api/execution.py`` runs async routes' operations in one) the
+outcome records are only submitted; the block's owner waits for them (an event loop without
+holding a thread) before it returns the result, and the block's end waits for whatever it did not.
+Records are group-committed by the store (``store/audit.py``); a record's ``time`` is taken when
+its place in the chain is, so times follow ``seq``.
 """
 
 from __future__ import annotations
@@ -37,7 +44,9 @@ import base64
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -139,28 +148,36 @@ class AuditTrail:
         self.checkpoint_interval = checkpoint_interval
         self.signers: dict[str, AttestationSigner] = {}
         self._clock = clock
+        repository.add_listener(self._checkpoint_due)
 
     def record(self, actor: Actor, operation: str, key_label: str | None, outcome: str,
                error_code: int | None = None, *, ska_request_id: str | None = None) -> None:
-        """Append a record; raises AuditUnavailable when it cannot be written and fail-closed is on."""
+        """Append a record and wait until it is committed; raises AuditUnavailable when it cannot
+        be written and fail-closed is on."""
+        pending = self.submit(actor, operation, key_label, outcome, error_code, ska_request_id=ska_request_id)
+        self.repository.wait(pending.future)
+        pending.check()
+
+    def submit(self, actor: Actor, operation: str, key_label: str | None, outcome: str,
+               error_code: int | None = None, *, ska_request_id: str | None = None) -> PendingRecord:
+        """Queue a record without waiting for it (see :func:`deferred_records`)."""
         fields = {"principal": actor.principal, "auth_method": actor.auth_method, "operation": operation,
                   "key_label": key_label, "request_id": actor.request_id, "outcome": outcome,
                   "error_code": error_code, "ska_request_id": ska_request_id}
+        partition = actor.partition
 
         def build(seq: int, prev_hash: str) -> tuple[dict[str, Any], str]:
             values = {**fields, "time": self._clock()}  # taken under the chain lock: times follow seq
-            return values, record_hash({**values, "partition": actor.partition, "seq": seq, "prev_hash": prev_hash})
+            return values, record_hash({**values, "partition": partition, "seq": seq, "prev_hash": prev_hash})
 
-        try:
-            row = self.repository.append(actor.partition, build)
-        except Exception as exc:  # noqa: BLE001 - whatever failed, the record is not written
-            log.error("audit record not written (%s %s in %s, request %s): %s", operation, key_label,
-                      actor.partition, actor.request_id, exc)
-            if self.fail_closed:
-                raise AuditUnavailable() from None
-            return
-        if row["seq"] % self.checkpoint_interval == 0:
-            self.checkpoint(actor.partition, Head(row["seq"], row["hash"]))
+        what = f"{operation} {key_label} in {partition}, request {actor.request_id}"
+        return PendingRecord(self, self.repository.submit(partition, build), what)
+
+    def _checkpoint_due(self, partition: str, rows: list[dict[str, Any]]) -> None:
+        """After a committed group: sign each of its records that ends a checkpoint interval."""
+        for row in rows:
+            if row["seq"] % self.checkpoint_interval == 0:
+                self.checkpoint(partition, Head(row["seq"], row["hash"]))
 
     def checkpoint(self, partition: str, head: Head | None = None) -> dict[str, Any] | None:
         """Sign ``head`` (default: the chain's current head) with the partition's attestation key.
@@ -192,6 +209,106 @@ class AuditTrail:
         return self.checkpoint(partition, head)
 
 
+@dataclass(frozen=True, slots=True)
+class PendingRecord:
+    """A submitted record and the future of its commit."""
+
+    trail: AuditTrail
+    future: Future[dict[str, Any]]
+    what: str
+
+    def check(self) -> None:
+        """After the future is settled: nothing if the record is written; else log, and raise
+        AuditUnavailable when fail-closed is on."""
+        error = self.future.exception(timeout=0)
+        if error is None:
+            return
+        log.error("audit record not written (%s): %s", self.what, error)
+        if self.trail.fail_closed:
+            raise AuditUnavailable() from None
+
+
+class PendingRecords:
+    """The outcome records of one operation run inside :func:`deferred_records`: submitted, not
+    yet known to be committed. Whoever returns the operation's result must first have them
+    written and settled: :meth:`wait` (blocking), or :meth:`write` / :meth:`write_soon` then wait
+    for :attr:`futures` and call :meth:`check` (``api/execution.py`` awaits them)."""
+
+    def __init__(self) -> None:
+        self._records: list[PendingRecord] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._records)
+
+    def add(self, record: PendingRecord) -> None:
+        self._records.append(record)
+
+    @property
+    def futures(self) -> list[Future[dict[str, Any]]]:
+        return [record.future for record in self._records]
+
+    def _repositories(self) -> list[AuditRepository]:
+        return list({id(r.trail.repository): r.trail.repository for r in self._records}.values())
+
+    @property
+    def local(self) -> bool:
+        """True when every record goes to a local database (SQLite), whose writes are short
+        enough for :meth:`write` on an event loop."""
+        return all(r.trail.repository.local for r in self._records)
+
+    def write(self) -> None:
+        """Write every queued record now, in this thread."""
+        for repository in self._repositories():
+            repository.write()
+
+    def write_soon(self) -> None:
+        """Have the repositories' writer threads write them (for callers that must not block)."""
+        for repository in self._repositories():
+            repository.write_soon()
+
+    def wait(self) -> None:
+        """Block until every record is settled, then :meth:`check`."""
+        for record in self._records:
+            record.trail.repository.wait(record.future)
+        self.check()
+
+    def check(self) -> None:
+        """After every future is settled: raise AuditUnavailable if a fail-closed record is not
+        written (each failure logged). The records are settled afterwards either way."""
+        records, self._records = self._records, []
+        failure: AuditUnavailable | None = None
+        for record in records:
+            try:
+                record.check()
+            except AuditUnavailable as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+
+_deferred: ContextVar[PendingRecords | None] = ContextVar("hsmgate_audit_deferred", default=None)
+
+
+class deferred_records:  # noqa: N801 - used as a function: ``with deferred_records() as pending``
+    """Within the block, the outcome records of :meth:`RequestAudit.run` (and of refused key
+    passwords) are submitted without waiting for their commit and collected in the yielded
+    :class:`PendingRecords`, so that a caller on an event loop can wait for them without holding a
+    thread. ``started`` records are still waited for. Whatever is unsettled at the end of the block
+    is waited for there (blocking), so no result leaves before its record is committed."""
+
+    __slots__ = ("_pending", "_token")
+
+    def __enter__(self) -> PendingRecords:
+        self._pending = PendingRecords()
+        self._token = _deferred.set(self._pending)
+        return self._pending
+
+    def __exit__(self, *_: object) -> None:
+        _deferred.reset(self._token)
+        if self._pending:
+            self._pending.wait()
+
+
 # -- wiring: the services a request may reach, each call recorded ---------------------------------
 
 
@@ -219,9 +336,21 @@ class RequestAudit:
 
     def record(self, operation: str, key_label: str | None, outcome: str, error_code: int | None = None, *,
                ska_request_id: str | None = None) -> None:
+        """Append a record and wait until it is committed."""
         if self.trail is not None:
             self.trail.record(self.actor, operation, key_label, outcome, error_code,
                               ska_request_id=ska_request_id)
+
+    def record_outcome(self, operation: str, key_label: str | None, outcome: str, error_code: int | None = None, *,
+                       ska_request_id: str | None = None) -> None:
+        """Append the record of an outcome about to be returned: inside :func:`deferred_records`
+        it is only submitted (the block's owner waits for it), elsewhere as :meth:`record`."""
+        pending = _deferred.get()
+        if pending is None:
+            self.record(operation, key_label, outcome, error_code, ska_request_id=ska_request_id)
+        elif self.trail is not None:
+            pending.add(self.trail.submit(self.actor, operation, key_label, outcome, error_code,
+                                          ska_request_id=ska_request_id))
 
     def run(self, operation: str, key_label: str | None, call: Callable[[], T], *,
             ska_request_id: str | None = None) -> T:
@@ -229,12 +358,12 @@ class RequestAudit:
         try:
             result = call()
         except TsbError as exc:
-            self.record(operation, key_label, ERROR, exc.code, ska_request_id=ska_request_id)
+            self.record_outcome(operation, key_label, ERROR, exc.code, ska_request_id=ska_request_id)
             raise
         except Exception:
-            self.record(operation, key_label, ERROR, 1, ska_request_id=ska_request_id)
+            self.record_outcome(operation, key_label, ERROR, 1, ska_request_id=ska_request_id)
             raise
-        self.record(operation, key_label, OK, ska_request_id=ska_request_id)
+        self.record_outcome(operation, key_label, OK, ska_request_id=ska_request_id)
         return result
 
     def mutating(self, operation: str, key_label: str | None, call: Callable[[], T], *,
@@ -278,6 +407,24 @@ class AuditedSigning:
             return self._signing.sign(label=label, **kwargs)
 
         return self._audit.run("synchronousSign", label, call)
+
+    def sign_many(self, *, label: str, payloads: Sequence[bytes], **kwargs: Any) -> list[Any]:
+        """:meth:`SigningService.sign_many` (a batch), recorded as that many single signatures:
+        one record per payload, with its own outcome."""
+        try:
+            self._audit.refuse_attestation_key(label)
+            results = self._signing.sign_many(label=label, payloads=payloads, **kwargs)
+        except Exception as exc:
+            code = exc.code if isinstance(exc, TsbError) else 1
+            for _ in payloads:
+                self._audit.record_outcome("synchronousSign", label, ERROR, code)
+            raise
+        for result in results:
+            if isinstance(result, TsbError):
+                self._audit.record_outcome("synchronousSign", label, ERROR, result.code)
+            else:
+                self._audit.record_outcome("synchronousSign", label, OK)
+        return results
 
     def verify(self, *, label: str, **kwargs: Any) -> bool:
         return self._audit.run("verifySignature", label, lambda: self._signing.verify(label=label, **kwargs))
@@ -349,7 +496,7 @@ class AuditedPasswords:
         try:
             self._passwords.check(label, password, **kwargs)
         except TsbError as exc:
-            self._audit.record("checkKeyPassword", label, ERROR, exc.code)
+            self._audit.record_outcome("checkKeyPassword", label, ERROR, exc.code)
             raise
 
     def change(self, label: str, password: str | None, new_password: str | None) -> None:
