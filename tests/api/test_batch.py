@@ -4,6 +4,7 @@ independently with ``cryptography`` against the publicKey the key endpoint retur
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from tests.conftest import LiveServer, soft_settings, unique
 
@@ -170,3 +172,36 @@ def test_batch_endpoints_are_documented(client: httpx.Client) -> None:
         ref = post["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
         schema = document["components"]["schemas"][ref]["properties"][field]
         assert schema["type"] == "array" and schema["minItems"] == 1 and "$ref" in schema["items"]
+
+
+def test_interleaved_keys_keep_request_order_and_each_item_is_audited(tmp_path: Any) -> None:
+    """Items are signed per key (one look-up per key and algorithm): results still come back in
+    request order, a bad digest fails alone, and the audit chain has one record per item."""
+    from hsmgate.store.audit import AuditRepository
+
+    with LiveServer(soft_settings(tmp_path, audit_enabled=True)) as server, server.client() as client:
+        ed, ed_public = create_key(client, {"algorithm": "ED", "curveOid": "1.3.101.112"})
+        p256, p256_public = create_key(client, {"algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7"})
+        before = len(list(AuditRepository(server.app.state.db).records("default")))
+        digest = hashlib.sha256(b"m").digest()
+        items = []
+        for index in range(6):
+            items.append({"payload": b64(b"e%d" % index), "signKeyName": ed, "signatureAlgorithm": "EDDSA"})
+            payload = digest if index != 3 else b"short"
+            items.append({"payload": b64(payload), "signKeyName": p256, "signatureAlgorithm": "NONE_WITH_ECDSA"})
+        response = client.post("/v1/synchronousSignBatch", json={"signRequests": items})
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        assert len(results) == 12
+        for index in range(6):
+            ed_public.verify(base64.b64decode(results[2 * index]["signature"]), b"e%d" % index)
+            if index == 3:
+                assert results[7]["errorCode"] != 0 and "signature" not in results[7]
+                continue
+            p256_public.verify(base64.b64decode(results[2 * index + 1]["signature"]), digest,
+                             ec.ECDSA(Prehashed(hashes.SHA256())))
+        records = list(AuditRepository(server.app.state.db).records("default"))[before:]
+        signs = [r for r in records if r["operation"] == "synchronousSign"]
+        assert len(signs) == 12
+        assert sorted(r["outcome"] for r in signs) == ["error"] + ["ok"] * 11
+        assert {r["key_label"] for r in signs} == {ed, p256}

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from hsmgate.hsm.base import (
     HashAlg,
+    HsmError,
     KeyAttributes,
     KeyExists,
     KeyNotFound,
@@ -178,6 +179,47 @@ def test_every_declared_sign_mechanism_verifies_independently(partition: Partiti
         assert not partition.verify(label, mechanism, tampered, signature), f"{key_type} {mechanism} accepts tampered data"
         checked += 1
     assert checked >= 3
+
+
+def test_sign_many_signs_every_item_and_keeps_an_item_error_to_that_item(
+        partition: Partition, signing_keys: dict[KeyType, str]) -> None:
+    messages = [f"batch item {i}".encode() for i in range(5)]
+    for key_type, mechanism in ((KeyType.ED, SignMechanism(SignScheme.EDDSA)),
+                                (KeyType.EC, SignMechanism(SignScheme.ECDSA, HashAlg.SHA256)),
+                                (KeyType.RSA, SignMechanism(SignScheme.RSA_PSS, HashAlg.SHA256))):
+        if not partition.capabilities().can_sign(key_type, mechanism):
+            continue
+        label = signing_keys[key_type]
+        spki = partition.get(label).public_key or b""
+        results = partition.sign_many(label, mechanism, messages)
+        assert len(results) == len(messages)
+        for message, signature in zip(messages, results, strict=True):
+            assert isinstance(signature, bytes), signature
+            _independent_verify(spki, mechanism, message, signature)
+    # a prehashed mechanism given one payload that is not a digest: only that item fails
+    mechanism = SignMechanism(SignScheme.ECDSA, HashAlg.SHA256, prehashed=True)
+    if partition.capabilities().can_sign(KeyType.EC, mechanism):
+        digests = [hashlib.sha256(m).digest() for m in messages]
+        digests[2] = b"not a digest"
+        results = partition.sign_many(signing_keys[KeyType.EC], mechanism, digests)
+        spki = partition.get(signing_keys[KeyType.EC]).public_key or b""
+        assert isinstance(results[2], HsmError) and not isinstance(results[2], bytes)
+        for index in (0, 1, 3, 4):
+            assert isinstance(results[index], bytes)
+            _independent_verify(spki, mechanism, digests[index], results[index])  # type: ignore[arg-type]
+
+
+def test_sign_many_refuses_a_missing_key_or_one_without_sign(partition: Partition) -> None:
+    """Raised once, or (the default implementation) one error per item — never a signature."""
+    mechanism = SignMechanism(SignScheme.ECDSA, HashAlg.SHA256)
+    label = _label("nosign-many")
+    partition.generate(label, KeySpec(KeyType.EC, curve_oid=P256), KeyAttributes(decrypt=True, destroyable=True))
+    for key, error in (("no-such-key", KeyNotFound), (label, OperationNotPermitted)):
+        try:
+            results = partition.sign_many(key, mechanism, [b"x", b"y"])
+        except error:
+            continue
+        assert len(results) == 2 and all(isinstance(r, error) for r in results), results
 
 
 def test_deterministic_ecdsa_is_deterministic_or_refused(partition: Partition, signing_keys: dict[KeyType, str]) -> None:

@@ -9,6 +9,7 @@ saying so.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import coincurve
 from cryptography.hazmat.primitives import serialization
@@ -26,7 +27,7 @@ from hsmgate.domain.algorithms import (
 )
 from hsmgate.domain.hsm_errors import translated
 from hsmgate.domain.keys import key_info
-from hsmgate.hsm.base import KeyInfo, KeyType, Partition, SignMechanism, SignScheme
+from hsmgate.hsm.base import HsmError, KeyInfo, KeyType, Partition, SignMechanism, SignScheme
 
 #: Longest FIPS 204 / 205 context string.
 MAX_CONTEXT_LENGTH = 255
@@ -47,16 +48,39 @@ class SigningService:
         info, mechanism, data = self._prepare(label, row, payload, context)
         with translated():
             signature = self.partition.sign(label, mechanism, data, context=context or None)
-        if info.key_type not in (KeyType.EC, KeyType.DSA):
-            return signature
-        kind = signature_type or SignatureType.DER
-        if kind is SignatureType.DER:
-            return signature
-        width = _scalar_width(info)
-        r, s = decode_dss_signature(signature)
-        if kind is SignatureType.RAW:
-            return r.to_bytes(width, "big") + s.to_bytes(width, "big")
-        return _ethereum(info, mechanism, data, r, s)
+        return _encoded(info, mechanism, data, signature, signature_type)
+
+    def sign_many(self, *, label: str, algorithm: str, payloads: Sequence[bytes],
+                  signature_type: SignatureType | None = None,
+                  context: bytes | None = None) -> list[bytes | errors.TsbError]:
+        """:meth:`sign` for many payloads with one key and algorithm (a batch): the key is looked
+        up and checked once, the backend signs them together (``Partition.sign_many``). One result
+        per payload, in order: its signature, or the TSB error of that payload alone. An error
+        about the key or the algorithm (650, 701, 611, …) is raised once, for all."""
+        row = _algorithm(algorithm)
+        info = self._key_for(label, row, context)
+        results: list[bytes | errors.TsbError | None] = [None] * len(payloads)
+        groups: dict[SignMechanism, list[tuple[int, bytes]]] = {}
+        for index, payload in enumerate(payloads):
+            try:
+                mechanism, data = self._mechanism(label, row, info, payload)
+            except errors.TsbError as exc:
+                results[index] = exc
+                continue
+            groups.setdefault(mechanism, []).append((index, data))
+        for mechanism, items in groups.items():
+            with translated():
+                signed = self.partition.sign_many(label, mechanism, [data for _, data in items],
+                                                  context=context or None)
+            for (index, data), signature in zip(items, signed, strict=True):
+                try:
+                    if isinstance(signature, HsmError):
+                        with translated():
+                            raise signature
+                    results[index] = _encoded(info, mechanism, data, signature, signature_type)
+                except errors.TsbError as exc:
+                    results[index] = exc
+        return [result for result in results if result is not None]
 
     def verify(self, *, label: str, algorithm: str, payload: bytes, signature: bytes,
                context: bytes | None = None) -> bool:
@@ -77,6 +101,12 @@ class SigningService:
 
     def _prepare(self, label: str, row: SignatureAlgorithm, payload: bytes,
                  context: bytes | None = None) -> tuple[KeyInfo, SignMechanism, bytes]:
+        info = self._key_for(label, row, context)
+        mechanism, data = self._mechanism(label, row, info, payload)
+        return info, mechanism, data
+
+    def _key_for(self, label: str, row: SignatureAlgorithm, context: bytes | None) -> KeyInfo:
+        """The key, checked against the algorithm and the context string (payload aside)."""
         info = key_info(self.partition, label)  # 610 for a derivation path, 650 for a missing key
         if not row.accepts(info.key_type):
             raise errors.AlgorithmNotSupportedByKey(
@@ -91,6 +121,11 @@ class SigningService:
         if context and len(context) > MAX_CONTEXT_LENGTH:
             raise errors.ValidationFailed(
                 f"'context' has {len(context)} bytes; FIPS 204 / 205 allow at most {MAX_CONTEXT_LENGTH}")
+        return info
+
+    def _mechanism(self, label: str, row: SignatureAlgorithm, info: KeyInfo,
+                   payload: bytes) -> tuple[SignMechanism, bytes]:
+        """The backend mechanism and the data it signs for ``payload`` with key ``info``."""
         prepared = row.mechanism_for(payload)
         if prepared is None:
             raise errors.InvalidPayload(
@@ -110,7 +145,23 @@ class SigningService:
                 f"signatureAlgorithm {row.wire_name} is not supported by the "
                 f"{self.partition.capabilities().backend} backend"
             )
-        return info, mechanism, data
+        return mechanism, data
+
+
+def _encoded(info: KeyInfo, mechanism: SignMechanism, data: bytes, signature: bytes,
+             signature_type: SignatureType | None) -> bytes:
+    """A backend signature in the encoding the caller asked for (DER by default; RAW r‖s or ETH
+    r‖s‖v for ECDSA and DSA)."""
+    if info.key_type not in (KeyType.EC, KeyType.DSA):
+        return signature
+    kind = signature_type or SignatureType.DER
+    if kind is SignatureType.DER:
+        return signature
+    width = _scalar_width(info)
+    r, s = decode_dss_signature(signature)
+    if kind is SignatureType.RAW:
+        return r.to_bytes(width, "big") + s.to_bytes(width, "big")
+    return _ethereum(info, mechanism, data, r, s)
 
 
 def _algorithm(name: str) -> SignatureAlgorithm:

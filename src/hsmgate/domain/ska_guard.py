@@ -118,6 +118,10 @@ class SkaGuard:
         self._check(label)
         return self._partition.sign(label, *args, **kwargs)
 
+    def sign_many(self, label: str, *args: Any, **kwargs: Any) -> Any:
+        self._check(label)
+        return self._partition.sign_many(label, *args, **kwargs)
+
     def decrypt(self, label: str, *args: Any, **kwargs: Any) -> Any:
         self._check(label)
         return self._partition.decrypt(label, *args, **kwargs)

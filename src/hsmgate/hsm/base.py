@@ -23,6 +23,7 @@ Exceptions (all subclasses of :class:`HsmError`)::
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -391,6 +392,20 @@ class Partition(ABC):
         ``context`` is the FIPS 204/205 context string (ML-DSA / SLH-DSA only). Raises KeyNotFound,
         OperationNotPermitted (no ``sign`` attribute), UnsupportedByBackend, InvalidInput.
         """
+
+    def sign_many(self, label: str, mechanism: SignMechanism, items: Sequence[bytes], *,
+                  context: bytes | None = None) -> list[bytes | HsmError]:
+        """:meth:`sign` for each of ``items`` with one key and mechanism (a batch): one result
+        per item, in order — the signature, or the :class:`HsmError` that item alone failed with.
+        An error about the key itself (missing, no ``sign`` attribute) may instead be raised once.
+        This default signs one by one; a backend that can look the key up once overrides it."""
+        results: list[bytes | HsmError] = []
+        for data in items:
+            try:
+                results.append(self.sign(label, mechanism, data, context=context))
+            except HsmError as exc:
+                results.append(exc)
+        return results
 
     @abstractmethod
     def verify(self, label: str, mechanism: SignMechanism, data: bytes, signature: bytes,
