@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hsmgate.api import request_id
 from hsmgate.api.hot_route import HotRoute
 
+
 class HotDispatch:
     """ASGI middleware: ``POST`` on a hot route's path → its handler; anything else → ``app``."""
 

@@ -40,8 +40,8 @@ from hsmgate.api.deps import (
     ServicesDep,
     SettingsDep,
     api_key_scheme,
-    bearer_scheme,
     authorize,
+    bearer_scheme,
     current_principal,
     partition_services,
 )

@@ -3,8 +3,8 @@ random bits in hex. It is written to the audit record and returned in the ``X-Re
 
 from __future__ import annotations
 
-import re
 import os
+import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 

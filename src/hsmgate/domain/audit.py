@@ -289,7 +289,7 @@ class PendingRecords:
 _deferred: ContextVar[PendingRecords | None] = ContextVar("hsmgate_audit_deferred", default=None)
 
 
-class deferred_records:  # noqa: N801 - used as a function: ``with deferred_records() as pending``
+class deferred_records:
     """Within the block, the outcome records of :meth:`RequestAudit.run` (and of refused key
     passwords) are submitted without waiting for their commit and collected in the yielded
     :class:`PendingRecords`, so that a caller on an event loop can wait for them without holding a

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import cast
 
 import coincurve
 from cryptography.hazmat.primitives import serialization
@@ -80,7 +81,7 @@ class SigningService:
                     results[index] = _encoded(info, mechanism, data, signature, signature_type)
                 except errors.TsbError as exc:
                     results[index] = exc
-        return [result for result in results if result is not None]
+        return cast("list[bytes | errors.TsbError]", results)  # every slot was set above
 
     def verify(self, *, label: str, algorithm: str, payload: bytes, signature: bytes,
                context: bytes | None = None) -> bool:

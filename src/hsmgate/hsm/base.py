@@ -23,8 +23,8 @@ Exceptions (all subclasses of :class:`HsmError`)::
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -352,6 +352,17 @@ class Capabilities:
         return (key_type, mechanism) in self.wrap
 
 
+
+def sign_each(items: Sequence[bytes], sign: Callable[[bytes], bytes]) -> list[bytes | HsmError]:
+    """``sign`` applied to every item of a batch; an item that fails keeps its own :class:`HsmError`."""
+    results: list[bytes | HsmError] = []
+    for data in items:
+        try:
+            results.append(sign(data))
+        except HsmError as exc:
+            results.append(exc)
+    return results
+
 class Partition(ABC):
     """One key store. Implementations must be safe to call from several threads at once."""
 
@@ -399,13 +410,7 @@ class Partition(ABC):
         per item, in order — the signature, or the :class:`HsmError` that item alone failed with.
         An error about the key itself (missing, no ``sign`` attribute) may instead be raised once.
         This default signs one by one; a backend that can look the key up once overrides it."""
-        results: list[bytes | HsmError] = []
-        for data in items:
-            try:
-                results.append(self.sign(label, mechanism, data, context=context))
-            except HsmError as exc:
-                results.append(exc)
-        return results
+        return sign_each(items, lambda data: self.sign(label, mechanism, data, context=context))
 
     @abstractmethod
     def verify(self, label: str, mechanism: SignMechanism, data: bytes, signature: bytes,

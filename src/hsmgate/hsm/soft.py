@@ -49,6 +49,7 @@ from hsmgate.hsm.base import (
     UnsupportedByBackend,
     WrapMechanism,
     WrapMode,
+    sign_each,
 )
 from hsmgate.store.models import SoftKeyRecord
 from hsmgate.store.soft_keys import DuplicateLabel, SoftKeyRepository
@@ -182,34 +183,28 @@ class SoftPartition(Partition):
             raise KeyNotFound(f"key '{label}' not found")
 
     def sign(self, label: str, mechanism: SignMechanism, data: bytes, *, context: bytes | None = None) -> bytes:
-        key = self._load(label)
-        if not key.info.attributes.sign:
-            raise OperationNotPermitted(f"key '{label}' does not have the sign attribute")
-        if key.pq is not None and self._capabilities.can_sign(key.info.key_type, mechanism):
-            return softpq.sign(key.pq, mechanism, data, context)
-        if context and key.pq is None:
-            raise InvalidInput("a context string is only defined for ML-DSA and SLH-DSA")
-        if key.private is None or not self._capabilities.can_sign(key.info.key_type, mechanism):
-            raise UnsupportedByBackend(f"key '{label}' ({key.info.key_type}) cannot sign with {mechanism.scheme}")
-        raw = self._raw_rsa(key) if isinstance(key.private, rsa.RSAPrivateKey) else None
-        return softcrypto.sign(key.private, mechanism, data, raw)
+        return self._signer(label, mechanism, context)(data)
 
     def sign_many(self, label: str, mechanism: SignMechanism, items: Sequence[bytes], *,
                   context: bytes | None = None) -> list[bytes | HsmError]:
         """One key look-up and one set of checks for the whole batch (``Partition.sign_many``)."""
+        return sign_each(items, self._signer(label, mechanism, context))
+
+    def _signer(self, label: str, mechanism: SignMechanism, context: bytes | None) -> Callable[[bytes], bytes]:
+        """The key's signing function for ``mechanism``, after the checks every signature needs."""
         key = self._load(label)
         if not key.info.attributes.sign:
             raise OperationNotPermitted(f"key '{label}' does not have the sign attribute")
         if key.pq is not None and self._capabilities.can_sign(key.info.key_type, mechanism):
             pq = key.pq
-            return _each(items, lambda data: softpq.sign(pq, mechanism, data, context))
+            return lambda data: softpq.sign(pq, mechanism, data, context)
         if context and key.pq is None:
             raise InvalidInput("a context string is only defined for ML-DSA and SLH-DSA")
         if key.private is None or not self._capabilities.can_sign(key.info.key_type, mechanism):
             raise UnsupportedByBackend(f"key '{label}' ({key.info.key_type}) cannot sign with {mechanism.scheme}")
         private = key.private
         raw = self._raw_rsa(key) if mechanism.scheme is SignScheme.RSA_PKCS1V15_RAW else None
-        return _each(items, lambda data: softcrypto.sign(private, mechanism, data, raw))
+        return lambda data: softcrypto.sign(private, mechanism, data, raw)
 
     def verify(self, label: str, mechanism: SignMechanism, data: bytes, signature: bytes,
                *, context: bytes | None = None) -> bool:
@@ -531,17 +526,6 @@ class SoftPartition(Partition):
                 (numbers.public_numbers.n, numbers.public_numbers.e, numbers.d, numbers.p, numbers.q)
             )
         return key.raw_rsa
-
-
-def _each(items: Sequence[bytes], sign: Callable[[bytes], bytes]) -> list[bytes | HsmError]:
-    """``sign`` applied to every item; an item that fails keeps its own error."""
-    results: list[bytes | HsmError] = []
-    for data in items:
-        try:
-            results.append(sign(data))
-        except HsmError as exc:
-            results.append(exc)
-    return results
 
 
 def _soft_capabilities() -> Capabilities:

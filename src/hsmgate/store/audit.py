@@ -92,7 +92,7 @@ def _statements(sqlite_dialect: bool) -> dict[str, str]:
 class _Pending:
     """One record waiting for the group commit that writes it."""
 
-    __slots__ = ("partition", "build", "future")
+    __slots__ = ("build", "future", "partition")
 
     def __init__(self, partition: str, build: Build) -> None:
         self.partition = partition
@@ -191,7 +191,7 @@ class AuditRepository:
                 self._write_requested = False
             try:
                 self.write()
-            except Exception:  # noqa: BLE001 - each record's future already has its answer
+            except Exception:
                 log.exception("audit writer")
 
     def _write_queue(self) -> None:
@@ -222,7 +222,7 @@ class AuditRepository:
             for listener in self._listeners:
                 try:
                     listener(partition, rows)
-                except Exception:  # noqa: BLE001 - the records are written; a listener is an extra
+                except Exception:
                     log.exception("audit listener of partition %s", partition)
 
     def _locked(self, work: Callable[[Any], T]) -> T:
