@@ -13,8 +13,9 @@ from hsmgate.auth.roles import Role
 from tests.auth.conftest import API_KEY_SETTINGS, ROLE_KEYS, ec_key_body, sign_body
 from tests.conftest import LiveServer
 
-VERIFY_BODY = {"verifySignatureRequest": {"signKeyName": "attestation-key", "payload": "AA==", "signature": "AA==",
-                                          "signatureAlgorithm": "SHA256_WITH_RSA"}}
+VERIFY_KEY = "role-check-verify-key"  # a caller's key: internal keys (the attestation key) refuse every use
+VERIFY_BODY = {"verifySignatureRequest": {"signKeyName": VERIFY_KEY, "payload": "AA==", "signature": "AA==",
+                                          "signatureAlgorithm": "SHA256_WITH_ECDSA"}}
 
 #: One group per role with the routes hsmgate has; each request succeeds when the role is right.
 PATH_GROUPS: dict[Role, list[tuple[str, str, dict[str, Any] | None]]] = {
@@ -34,6 +35,16 @@ PATH_GROUPS: dict[Role, list[tuple[str, str, dict[str, Any] | None]]] = {
         ("GET", "/v1/keystore/statistics", None),
     ],
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def verify_key(api_key_server: LiveServer) -> None:
+    with api_key_server.client() as http:
+        response = http.post("/v1/key", headers={"X-API-KEY": ROLE_KEYS[Role.KEY_MANAGEMENT][0]},
+                             json=ec_key_body(VERIFY_KEY))
+        assert response.status_code in (201, 400), response.text  # 400: made by an earlier module
+
+
 CASES = [(role, group, method, path, body) for role in Role for group, requests in PATH_GROUPS.items()
          for method, path, body in requests]
 

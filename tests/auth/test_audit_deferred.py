@@ -47,7 +47,7 @@ def repository_for(db: Database, *, local: bool) -> AuditRepository:
 
 
 def audit_of(trail: AuditTrail, request_id: str = "r1") -> RequestAudit:
-    return RequestAudit(trail, Actor("alice", "test", "default", request_id), "attestation-key")
+    return RequestAudit(trail, Actor("alice", "test", "default", request_id))
 
 
 def committed_request_ids(db: Database) -> list[str]:

@@ -11,6 +11,7 @@ from dataclasses import replace
 import httpx
 import pytest
 
+from hsmgate import bootstrap
 from hsmgate.hsm.base import Capabilities, KeyAttributes, KeyInfo, KeySpec, Partition, SignMechanism
 from tests.conftest import LiveServer, soft_settings
 from tests.operations.conftest import OPEN, b64, create_key, tsb_error
@@ -53,11 +54,11 @@ class SignOnlyPartition(Partition):
 
 @pytest.fixture(scope="module")
 def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    server = LiveServer(soft_settings(tmp_path_factory.mktemp("sign-only")))
-    gateway = server.app.state.gateway
-    for name in gateway.names():
-        services = gateway.services(name)
-        services.partition = SignOnlyPartition(services.partition)
+    """A server whose every partition is the soft token behind :class:`SignOnlyPartition`."""
+    opened = bootstrap.open_partition
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bootstrap, "open_partition", lambda settings, db: SignOnlyPartition(opened(settings, db)))
+        server = LiveServer(soft_settings(tmp_path_factory.mktemp("sign-only")))
     with server, server.client() as client:
         yield client
 

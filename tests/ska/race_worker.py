@@ -15,10 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hsmgate.app import build_gateway
+from hsmgate.bootstrap import build_gateway, build_ska
 from hsmgate.domain.clock import ManualClock
 from hsmgate.settings import Settings
-from hsmgate.ska import build_ska
 from hsmgate.store.database import Database
 
 
@@ -33,16 +32,22 @@ def main() -> None:
     clock.advance(float(offset))
     build_ska(settings, db, gateway, clock)
     services = gateway.services(settings.partition)
-    backend = services.partition.inner  # the partition under the SKA guard
+    backend = services.partition  # the backend the key-use gate calls
     calls = {"sign": 0}
-    original = backend.sign
+    original_sign, original_many = backend.sign, backend.sign_many
 
     def counting_sign(key_label: str, *args: Any, **kwargs: Any) -> bytes:
         if key_label == label:
             calls["sign"] += 1
-        return original(key_label, *args, **kwargs)
+        return original_sign(key_label, *args, **kwargs)
 
-    backend.sign = counting_sign
+    def counting_many(key_label: str, mechanism: Any, items: Any, **kwargs: Any) -> Any:
+        if key_label == label:
+            calls["sign"] += len(items)
+        return original_many(key_label, mechanism, items, **kwargs)
+
+    backend.sign = counting_sign  # type: ignore[method-assign]
+    backend.sign_many = counting_many  # type: ignore[method-assign]
     requests = services.ska.requests
     (Path(barrier) / f"ready-{os.getpid()}").touch()
     give_up = time.monotonic() + 60

@@ -4,7 +4,6 @@ backend, approver signature checks and timestamps."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -13,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from hsmgate.domain import addresses, errors
 from hsmgate.domain.approvals import digest_name, parse_timestamp, verify_signature, verify_with_oid
 from hsmgate.domain.policy import Policy
-from hsmgate.domain.ska_guard import BLOCKED, USE_NEEDS_APPROVAL, SkaGuard, authorized, guard_bits
+from hsmgate.domain.ska_guard import BLOCKED, USE_NEEDS_APPROVAL, authorized, check_use, guard_bits
 from hsmgate.hsm.base import KeyType
 
 
@@ -35,43 +34,28 @@ def test_addresses_of_the_private_key_one() -> None:
     assert wrong_key.value.code == 613
 
 
-class _Backend:
-    name = "p"
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def sign(self, label: str, *_args: Any, **_kwargs: Any) -> bytes:
-        self.calls.append(label)
-        return b"sig"
-
-    def get(self, label: str) -> str:
-        return label
-
-
 def test_guard() -> None:
+    """check_use: the guard bits of the key-use gate (``domain/key_use.py``)."""
     bits = {"plain": None, "open": 0, "ska": USE_NEEDS_APPROVAL, "blocked": BLOCKED | USE_NEEDS_APPROVAL}
-    backend = _Backend()
-    guard = SkaGuard(backend, bits.get)  # type: ignore[arg-type]
-    assert guard.sign("plain") == guard.sign("open") == b"sig"
-    assert guard.get("anything") == "anything"  # everything else passes through
+    check_use("p", "plain", bits["plain"])
+    check_use("p", "open", bits["open"])
     with pytest.raises(errors.TsbError) as missing:
-        guard.sign("ska")
+        check_use("p", "ska", bits["ska"])
     assert missing.value.code == 401
+    check_use("p", "ska", bits["ska"], approved=True)  # signedApprovals verified
     with authorized("p", "ska"):
-        assert guard.sign("ska") == b"sig"
+        check_use("p", "ska", bits["ska"])
         with pytest.raises(errors.TsbError) as blocked:
-            guard.sign("blocked")
+            check_use("p", "blocked", bits["blocked"])
         assert blocked.value.code == 614
     with authorized("other-partition", "ska"), pytest.raises(errors.TsbError):
-        guard.sign("ska")
+        check_use("p", "ska", bits["ska"])
     with authorized("p", "blocked"), pytest.raises(errors.TsbError) as still_blocked:
-        guard.sign("blocked")
+        check_use("p", "blocked", bits["blocked"])
     assert still_blocked.value.code == 614
-    with pytest.raises(errors.TsbError) as export:
-        guard.export_key("open")
-    assert export.value.code == 614
-    assert backend.calls == ["plain", "open", "ska"]
+    with pytest.raises(errors.TsbError) as approved_but_blocked:
+        check_use("p", "blocked", bits["blocked"], approved=True)
+    assert approved_but_blocked.value.code == 614
 
 
 def test_guard_bits() -> None:

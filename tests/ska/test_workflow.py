@@ -567,10 +567,26 @@ def test_synchronous_sign_with_signed_approvals(http: httpx.Client, approvers: d
     response = sign([one.signed_approval(challenge), two.signed_approval(challenge)])
     assert response.status_code == 200, response.text
     verify(key, response.json()["signature"])
-    # the batch endpoint has no signedApprovals: the policy refuses the use
+    # a batch checks each item's signedApprovals exactly as the single request does
+    approved = [one.signed_approval(challenge), two.signed_approval(challenge)]
+    other = b"another payload"
+    other_approved = [one.signed_approval(ApprovalToBeSigned.time_less(Operation.USE, other).encode()),
+                      two.signed_approval(ApprovalToBeSigned.time_less(Operation.USE, other).encode())]
+    item = {"signKeyName": label, "signatureAlgorithm": "SHA256_WITH_ECDSA"}
     batch = http.post("/v1/synchronousSignBatch", json={"signRequests": [
-        {"payload": b64(PAYLOAD), "signKeyName": label, "signatureAlgorithm": "SHA256_WITH_ECDSA"}]})
-    assert batch.status_code == 200 and batch.json()["results"][0]["errorCode"] == 401
+        {**item, "payload": b64(PAYLOAD), "signedApprovals": approved},
+        {**item, "payload": b64(PAYLOAD)},  # no approvals: refused by the policy
+        {**item, "payload": b64(other), "signedApprovals": other_approved},
+        {**item, "payload": b64(other), "signedApprovals": approved},  # approvals of another payload
+        {**item, "payload": b64(PAYLOAD), "signedApprovals": approved[:1]},  # 1 of 2
+    ]})
+    assert batch.status_code == 200, batch.text
+    results = batch.json()["results"]
+    verify(key, results[0]["signature"])
+    assert results[1]["errorCode"] == 401
+    verify(key, results[2]["signature"], other)
+    assert results[3]["errorCode"] == 403
+    assert results[4]["errorCode"] == 401
 
 
 def test_synchronous_sign_with_a_timed_approval_from_a_task(http: httpx.Client, clock: ManualClock) -> None:

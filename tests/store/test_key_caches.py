@@ -16,7 +16,7 @@ from sqlalchemy import event
 
 from hsmgate.domain import errors
 from hsmgate.domain.passwords import KeyPasswordMismatch, PasswordService, hash_password
-from hsmgate.domain.ska_guard import BLOCKED, SkaGuard
+from hsmgate.domain.ska_guard import BLOCKED, check_use
 from hsmgate.hsm.base import KeyAttributes, KeyNotFound, KeySpec, KeyType, SignMechanism, SignScheme
 from hsmgate.hsm.soft import SoftPartition
 from hsmgate.store import key_generation
@@ -39,21 +39,22 @@ class Process:
     db: Database
     token: SoftPartition
     metadata: KeyMetadataRepository
-    guarded: SkaGuard
     passwords: PasswordService
 
     def use(self, label: str = "k", password: str | None = None) -> bytes:
-        """A synchronous sign as the API runs it: password check, key lookup, guarded sign."""
-        self.passwords.check(label, password)
-        self.guarded.get(label)
-        return self.guarded.sign(label, EDDSA, b"m")
+        """A synchronous sign as the key-use gate runs it: key state (password hash and guard
+        bits, from the cache), password check, guard check, key lookup, sign."""
+        state = self.metadata.state(label)
+        self.passwords.verify(label, state.password_hash, password)
+        check_use("p", label, state.guard)
+        self.token.get(label)
+        return self.token.sign(label, EDDSA, b"m")
 
 
 def _process(db: Database, master: bytes) -> Process:
     token = SoftPartition("p", repository=SoftKeyRepository(db, "p"), master_key=master)
     metadata = KeyMetadataRepository(db, "p")
-    guarded = SkaGuard(token, metadata.policy_guard)
-    return Process(db, token, metadata, guarded, PasswordService(guarded, metadata))
+    return Process(db, token, metadata, PasswordService(token, metadata))
 
 
 @pytest.fixture()
@@ -101,6 +102,7 @@ def test_a_hot_use_runs_no_query_until_key_state_changes(processes: tuple[Proces
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     a, b = processes
     a.token.generate("k", ED25519, SIGNER)
+    caught_up(b.db, a.db)  # b caches what it reads next under the generation that includes "k"
     b.use()
     queries = Queries(b.db, monkeypatch)
     for _ in range(20):
@@ -133,7 +135,7 @@ def test_a_key_replaced_by_one_process_is_reloaded_by_another(processes: tuple[P
     a.token.delete("k")
     new = a.token.generate("k", ED25519, SIGNER)
     caught_up(b.db, a.db)
-    assert b.guarded.get("k").public_key == new.public_key
+    assert b.token.get("k").public_key == new.public_key
     assert a.token.verify("k", EDDSA, b"m", b.use())
 
 

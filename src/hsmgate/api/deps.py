@@ -9,8 +9,9 @@ that principal. In dev mode without any authentication method every caller is th
 The dependencies are ``async``: none of them blocks, and a sync dependency would cost a
 threadpool hop per request (measured: about a third of an Ed25519 sign request).
 
-Audit seam. :func:`partition_services` hands routes the services of the principal's partition
-wrapped so that every call appends an audit record (``domain/audit.py``).
+Routes get the services of the principal's partition (:data:`ServicesDep`) and the
+:class:`hsmgate.domain.key_use.Caller` (:data:`CallerDep`: principal and request id) that every
+domain call takes, so the domain records it in the audit log.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from hsmgate.api.request_id import request_id
 from hsmgate.auth.authenticator import Credentials
 from hsmgate.auth.errors import NotAllowed
 from hsmgate.auth.mtls import client_certificate
-from hsmgate.domain.audit import Actor, audited
+from hsmgate.domain.audit import Actor, RequestAudit
 from hsmgate.domain.errors import TsbError
 from hsmgate.domain.gateway import Gateway, PartitionServices
+from hsmgate.domain.key_use import Caller
 from hsmgate.domain.principal import Principal
 from hsmgate.settings import Settings
 
@@ -77,11 +79,27 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
-async def partition_services(request: Request, gateway: GatewayDep, principal: PrincipalDep) -> PartitionServices:
-    services = gateway.services(principal.partition)
-    actor = Actor(principal=principal.subject, auth_method=principal.authenticated_by,
-                  partition=principal.partition, request_id=request_id(request.scope))
-    return audited(services, request.app.state.audit, actor)
+async def partition_services(gateway: GatewayDep, principal: PrincipalDep) -> PartitionServices:
+    return gateway.services(principal.partition)
+
+
+def caller_of(request: Request, principal: Principal) -> Caller:
+    """The :class:`Caller` of a request: its principal and request id."""
+    return Caller(Actor(principal=principal.subject, auth_method=principal.authenticated_by,
+                        partition=principal.partition, request_id=request_id(request.scope)))
+
+
+async def current_caller(request: Request, principal: PrincipalDep) -> Caller:
+    return caller_of(request, principal)
 
 
 ServicesDep = Annotated[PartitionServices, Depends(partition_services)]
+CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+async def request_audit(services: ServicesDep, caller: CallerDep) -> RequestAudit | None:
+    """Where the SKA request lifecycle records this caller's steps (None: audit off)."""
+    return services.key_use.recorder(caller)
+
+
+AuditDep = Annotated[RequestAudit | None, Depends(request_audit)]

@@ -59,7 +59,7 @@ def _read_public_key(path: Path) -> bytes:
 
 def _attestation_public_keys(settings: Settings, db, names: list[str]) -> dict[str, bytes | str]:  # type: ignore[no-untyped-def]
     """Each partition's attestation public key, read from its backend; a string says why not."""
-    from hsmgate.app import open_partition, served_partitions
+    from hsmgate.bootstrap import open_partition, served_partitions
     from hsmgate.domain.audit import AttestationSigner
     from hsmgate.domain.errors import TsbError
     from hsmgate.hsm.base import HsmError
@@ -228,8 +228,10 @@ def checkpoint(
     data_dir: DataDirOption = None,
 ) -> None:
     """Sign each chain's current head now with its partition's attestation key."""
-    from hsmgate.app import build_audit, build_gateway
+    from hsmgate.bootstrap import attach_signers, build_gateway
+    from hsmgate.domain.audit import AuditTrail
     from hsmgate.hsm.base import HsmError
+    from hsmgate.store.audit import AuditRepository
 
     settings = _settings(config, data_dir)
     db = _database(settings)
@@ -239,7 +241,9 @@ def checkpoint(
         except (ConfigError, HsmError) as exc:
             fail(str(exc))
         try:
-            trail = build_audit(settings, db, gateway)
+            trail = AuditTrail(AuditRepository(db), fail_closed=settings.audit_fail_closed,
+                               checkpoint_interval=settings.audit_checkpoint_interval)
+            attach_signers(trail, gateway)
             names = [partition] if partition is not None else gateway.names()
             for name in names:
                 if name not in gateway.names():

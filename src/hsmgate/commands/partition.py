@@ -92,7 +92,7 @@ def add(
 
 
 def _check_pkcs11(settings: Settings, config, db) -> None:  # type: ignore[no-untyped-def]
-    from hsmgate.app import open_partition, partition_settings
+    from hsmgate.bootstrap import open_partition, partition_settings
     from hsmgate.domain.partitions import PartitionError
     from hsmgate.hsm.base import HsmError
 

@@ -52,6 +52,7 @@ from hsmgate.domain.clock import Clock
 from hsmgate.domain.policy import EvaluationStatus, Rule, evaluate
 from hsmgate.domain.requests import KINDS, RequestKind, RequestService, SkaAudit, run_audited, utc
 from hsmgate.domain.ska_guard import authorized
+from hsmgate.domain.timestamp_key import TimestampService
 from hsmgate.store.models import SkaRequestRow, SkaTaskRow
 from hsmgate.store.requests import LIVE, SortOrder, TaskState
 
@@ -452,3 +453,12 @@ class ApprovalService:
         self.check_signed_approvals(label, KINDS[kind].operation, payload, signed)
         return self.requests.execute_synchronously(kind, label, dict(inner))
 
+
+
+@dataclass(frozen=True, slots=True)
+class SkaServices:
+    """The SKA services of one partition (``PartitionServices.ska``)."""
+
+    requests: RequestService
+    approvals: ApprovalService
+    timestamps: TimestampService

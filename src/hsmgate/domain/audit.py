@@ -44,10 +44,10 @@ import base64
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -56,12 +56,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from hsmgate.domain.attestation import ATTESTATION_MECHANISM
-from hsmgate.domain.errors import OperationForbiddenForKey, TsbError
-from hsmgate.domain.gateway import PartitionServices
+from hsmgate.domain.errors import TsbError
 from hsmgate.domain.hsm_errors import translated
-from hsmgate.domain.keys import KeyService, NewKey, SignedKey
-from hsmgate.domain.signing import SigningService
-from hsmgate.hsm.base import Capabilities, Partition
+from hsmgate.hsm.base import Partition
 from hsmgate.store.audit import GENESIS_HASH, AuditRepository, Head
 
 log = logging.getLogger("hsmgate.audit")
@@ -309,30 +306,20 @@ class deferred_records:
             self._pending.wait()
 
 
-# -- wiring: the services a request may reach, each call recorded ---------------------------------
+# -- recording the calls of one request ---------------------------------------------------------
 
 
 class RequestAudit:
-    """The audit of one request: runs domain calls and records each one (nothing is recorded
-    when the trail is None, i.e. HSMGATE_AUDIT_ENABLED=false)."""
+    """The audit of one caller's request: runs domain calls and records each one. The key-use
+    gate (``domain/key_use.py``), key administration (``domain/key_admin.py``) and the SKA request
+    lifecycle record through it; nothing is recorded when the trail is None
+    (HSMGATE_AUDIT_ENABLED=false)."""
 
-    def __init__(self, trail: AuditTrail | None, actor: Actor, attestation_key_name: str, *,
-                 timestamp_key_name: str | None = None) -> None:
+    __slots__ = ("actor", "trail")
+
+    def __init__(self, trail: AuditTrail | None, actor: Actor) -> None:
         self.trail = trail
         self.actor = actor
-        self.attestation_key_name = attestation_key_name
-        self.timestamp_key_name = timestamp_key_name
-
-    def refuse_attestation_key(self, label: str | None) -> None:
-        """The attestation key signs attestations and audit checkpoints only: a caller able to make
-        it sign a payload of their choice could forge both. Likewise the SKA timestamp key signs
-        HSM timestamps only: a caller could otherwise back-date one and cut a timelock short."""
-        if label == self.attestation_key_name:
-            raise OperationForbiddenForKey(f"key '{label}' is the attestation key: it signs attestations and "
-                                           "audit checkpoints only")
-        if label is not None and label == self.timestamp_key_name:
-            raise OperationForbiddenForKey(f"key '{label}' is the SKA timestamp key: it signs HSM timestamps "
-                                           "only")
 
     def record(self, operation: str, key_label: str | None, outcome: str, error_code: int | None = None, *,
                ska_request_id: str | None = None) -> None:
@@ -371,156 +358,6 @@ class RequestAudit:
         """Record the intent (refusing the call if that fails), run it, record its outcome."""
         self.record(operation, key_label, STARTED, ska_request_id=ska_request_id)
         return self.run(operation, key_label, call, ska_request_id=ska_request_id)
-
-
-class AuditedKeys:
-    """:class:`KeyService` as routes see it: every call recorded."""
-
-    def __init__(self, keys: KeyService, audit: RequestAudit) -> None:
-        self._keys = keys
-        self._audit = audit
-        self.attestation_key_name = keys.attestation_key_name
-
-    def create(self, request: NewKey) -> SignedKey:
-        return self._audit.mutating("createKey", request.label, lambda: self._keys.create(request))
-
-    def labels(self) -> list[str]:
-        return self._audit.run("getKeys", None, self._keys.labels)
-
-    def describe(self, label: str) -> SignedKey:
-        return self._audit.run("getKeyAttributes", label, lambda: self._keys.describe(label))
-
-    def delete(self, label: str) -> None:
-        self._audit.mutating("deleteKey", label, lambda: self._keys.delete(label))
-
-
-class AuditedSigning:
-    """:class:`SigningService` as routes see it: every call recorded (never the payload)."""
-
-    def __init__(self, signing: SigningService, audit: RequestAudit) -> None:
-        self._signing = signing
-        self._audit = audit
-
-    def sign(self, *, label: str, **kwargs: Any) -> bytes:
-        def call() -> bytes:
-            self._audit.refuse_attestation_key(label)
-            return self._signing.sign(label=label, **kwargs)
-
-        return self._audit.run("synchronousSign", label, call)
-
-    def sign_many(self, *, label: str, payloads: Sequence[bytes], **kwargs: Any) -> list[Any]:
-        """:meth:`SigningService.sign_many` (a batch), recorded as that many single signatures:
-        one record per payload, with its own outcome."""
-        try:
-            self._audit.refuse_attestation_key(label)
-            results = self._signing.sign_many(label=label, payloads=payloads, **kwargs)
-        except Exception as exc:
-            code = exc.code if isinstance(exc, TsbError) else 1
-            for _ in payloads:
-                self._audit.record_outcome("synchronousSign", label, ERROR, code)
-            raise
-        for result in results:
-            if isinstance(result, TsbError):
-                self._audit.record_outcome("synchronousSign", label, ERROR, result.code)
-            else:
-                self._audit.record_outcome("synchronousSign", label, OK)
-        return results
-
-    def verify(self, *, label: str, **kwargs: Any) -> bool:
-        return self._audit.run("verifySignature", label, lambda: self._signing.verify(label=label, **kwargs))
-
-
-class AuditedPartition:
-    """The :class:`Partition` as routes (and domain services they build on it, such as the KEM
-    service) see it. Public facts pass through unrecorded (``name``, ``capabilities``, ``get``,
-    ``list_labels``); **every other method is recorded**, under the operation name of
-    :data:`PARTITION_OPERATIONS` or its own name, with its ``label`` argument as the key. Methods in
-    :data:`MUTATING_PARTITION_METHODS` get the started/outcome pair. A backend method added later
-    is therefore audited by default, never silently skipped."""
-
-    def __init__(self, partition: Partition, audit: RequestAudit) -> None:
-        self._partition = partition
-        self._audit = audit
-        self.name = partition.name
-
-    def capabilities(self) -> Capabilities:
-        return self._partition.capabilities()
-
-    def __getattr__(self, member: str) -> Any:
-        target = getattr(self._partition, member)
-        if member in PASS_THROUGH or member.startswith("_") or not callable(target):
-            return target
-        operation = PARTITION_OPERATIONS.get(member, member)
-        mutating = member in MUTATING_PARTITION_METHODS
-
-        def recorded(*args: Any, **kwargs: Any) -> Any:
-            label = kwargs.get("label", args[0] if args and isinstance(args[0], str) else None)
-
-            def call() -> Any:
-                if member in SIGNING_PARTITION_METHODS:
-                    self._audit.refuse_attestation_key(label)
-                return target(*args, **kwargs)
-
-            run = self._audit.mutating if mutating else self._audit.run
-            return run(operation, label, call)
-
-        return recorded
-
-
-#: Partition members that only describe: not recorded.
-PASS_THROUGH = frozenset({"name", "capabilities", "get", "list_labels"})
-#: Operation names of partition methods called directly from routes / route-built services
-#: (other methods are recorded under their own name).
-PARTITION_OPERATIONS = {
-    "generate_random": "generateRandom", "generate": "createKey", "delete": "deleteKey",
-    "import_key": "importKey", "export_key": "exportKey", "wrap": "wrapKey", "unwrap": "unwrapKey",
-    "sign": "sign", "verify": "verify", "encrypt": "encrypt", "decrypt": "decrypt", "hmac": "hmac",
-    "hmac_verify": "hmacVerify", "decapsulate": "synchronousDecapsulate",
-}
-#: Partition methods that change the partition: a ``started`` record first (see the module docstring).
-MUTATING_PARTITION_METHODS = frozenset({"generate", "delete", "import_key", "unwrap"})
-#: Partition methods that make a key sign caller-chosen data (refused for the attestation key).
-SIGNING_PARTITION_METHODS = frozenset({"sign"})
-
-
-class AuditedPasswords:
-    """Key-password checks and changes: a failed check is recorded (``checkKeyPassword`` with
-    620 or 650: guessing is visible), a passing one is not (the operation it guards is); a change is
-    a mutating operation. Anything else passes through."""
-
-    def __init__(self, passwords: Any, audit: RequestAudit) -> None:
-        self._passwords = passwords
-        self._audit = audit
-
-    def check(self, label: str, password: str | None, **kwargs: Any) -> None:
-        try:
-            self._passwords.check(label, password, **kwargs)
-        except TsbError as exc:
-            self._audit.record_outcome("checkKeyPassword", label, ERROR, exc.code)
-            raise
-
-    def change(self, label: str, password: str | None, new_password: str | None) -> None:
-        self._audit.mutating("changeKeyPassword", label,
-                             lambda: self._passwords.change(label, password, new_password))
-
-    def __getattr__(self, member: str) -> Any:
-        return getattr(self._passwords, member)
-
-
-def audited(services: PartitionServices, trail: AuditTrail | None, actor: Actor) -> PartitionServices:
-    """The services of one request, each call appending an audit record for ``actor`` (when
-    ``trail`` is not None), and the attestation key kept from signing caller-chosen data."""
-    ska = getattr(services, "ska", None)
-    audit = RequestAudit(trail, actor, services.keys.attestation_key_name,
-                         timestamp_key_name=ska.timestamps.key_name if ska is not None else None)
-    wrapped: dict[str, Any] = {"partition": AuditedPartition(services.partition, audit),
-                               "keys": AuditedKeys(services.keys, audit),
-                               "signing": AuditedSigning(services.signing, audit)}
-    if getattr(services, "passwords", None) is not None:
-        wrapped["passwords"] = AuditedPasswords(services.passwords, audit)
-    if hasattr(services, "audit"):
-        wrapped["audit"] = audit
-    return replace(services, **wrapped)
 
 
 # -- verification ------------------------------------------------------------------------------

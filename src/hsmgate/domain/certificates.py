@@ -33,7 +33,6 @@ from hsmgate.domain.algorithms import CERTIFICATE_SIGNATURE_ALGORITHMS, SIGNATUR
 from hsmgate.domain.hsm_errors import translated
 from hsmgate.domain.key_transfer import InvalidCertificate, der_of, load_certificate
 from hsmgate.domain.keys import key_info
-from hsmgate.domain.passwords import PasswordService
 from hsmgate.hsm.base import HashAlg, KeyInfo, Partition, SignMechanism, SignScheme
 from hsmgate.store.certificates import CertificateRepository
 
@@ -217,18 +216,15 @@ def backend_private_key(partition: Partition, info: KeyInfo) -> _BackendKey:
 class CertificateService:
     """CSRs, self-signed and CA-issued certificates for the keys of one partition."""
 
-    def __init__(self, partition: Partition, *, passwords: PasswordService, repository: CertificateRepository,
+    def __init__(self, partition: Partition, *, repository: CertificateRepository,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.partition = partition
-        self._passwords = passwords
         self._repo = repository
         self._clock = clock or (lambda: datetime.now(UTC))
 
-    def request(self, *, label: str, password: str | None, algorithm: str, subject: x509.Name,
-                profile: Profile) -> str:
+    def request(self, *, label: str, algorithm: str, subject: x509.Name, profile: Profile) -> str:
         """A PKCS#10 CSR signed by the key; the key also gets a self-signed certificate with the
         same subject when it has none yet (as keytool does)."""
-        self._passwords.check(label, password)
         info, signer, hash_ = self._signer(label, algorithm)
         _check_profile(profile)
         builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
@@ -241,10 +237,8 @@ class CertificateService:
         pem = csr.public_bytes(serialization.Encoding.PEM).decode()
         return pem.replace("CERTIFICATE REQUEST-----", "NEW CERTIFICATE REQUEST-----")
 
-    def self_sign(self, *, label: str, password: str | None, algorithm: str, common_name: str,
-                  profile: Profile) -> str:
+    def self_sign(self, *, label: str, algorithm: str, common_name: str, profile: Profile) -> str:
         """A self-signed certificate, attached to the key (replacing any it had)."""
-        self._passwords.check(label, password)
         _info, signer, hash_ = self._signer(label, algorithm)
         _check_profile(profile)
         subject = subject_name({"commonName": common_name})
@@ -253,10 +247,9 @@ class CertificateService:
         self._store(label, certificate)
         return certificate_pem(certificate)
 
-    def sign_request(self, *, label: str, password: str | None, algorithm: str, csr: str,
-                     common_name: str | None, profile: Profile) -> str:
+    def sign_request(self, *, label: str, algorithm: str, csr: str, common_name: str | None,
+                     profile: Profile) -> str:
         """A certificate for the CSR's key, issued by key ``label`` under its certificate."""
-        self._passwords.check(label, password)
         info, signer, hash_ = self._signer(label, algorithm)
         _check_profile(profile)
         request = _load_csr(csr)

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from hsmgate.domain import errors
 from hsmgate.domain.hsm_errors import translated
+from hsmgate.domain.key_use import Caller, KeyUse
 from hsmgate.domain.keys import check_label
 from hsmgate.hsm.base import (
     CipherMechanism,
@@ -62,17 +63,30 @@ class DataObject:
 
 
 class DataObjectService:
-    """Data objects of one partition."""
+    """Data objects of one partition; a caller's calls are recorded in the audit log through the
+    key-use gate's recorder (``createDataObject``, ``getDataObject``, ``deleteDataObject``)."""
 
-    def __init__(self, partition: Partition, repository: DataObjectRepository, *,
+    def __init__(self, partition: Partition, repository: DataObjectRepository, *, gate: KeyUse,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.partition = partition
         self._repo = repository
+        self._gate = gate
         self._clock = clock or (lambda: datetime.now(UTC))
 
-    def put(self, *, name: str, value: bytes, private: bool | None, modifiable: bool | None,
+    def put(self, caller: Caller, *, name: str, value: bytes, private: bool | None, modifiable: bool | None,
             destroyable: bool | None) -> tuple[DataObject, bool]:
         """Create (True) or, for an existing modifiable object, replace its value (False)."""
+        return self._gate.run(caller, "createDataObject", name, lambda: self._put(
+            name=name, value=value, private=private, modifiable=modifiable, destroyable=destroyable), mutating=True)
+
+    def get(self, caller: Caller, name: str) -> DataObject:
+        return self._gate.run(caller, "getDataObject", name, lambda: self._get(name))
+
+    def delete(self, caller: Caller, name: str) -> None:
+        self._gate.run(caller, "deleteDataObject", name, lambda: self._delete(name), mutating=True)
+
+    def _put(self, *, name: str, value: bytes, private: bool | None, modifiable: bool | None,
+             destroyable: bool | None) -> tuple[DataObject, bool]:
         check_label(name, "name")
         if not value:
             raise DataObjectInvalidValue("'value' must not be empty")
@@ -102,7 +116,7 @@ class DataObjectService:
             raise DataObjectNotFound(f"data object '{name}' not found")
         return self._object(existing, value), False
 
-    def get(self, name: str) -> DataObject:
+    def _get(self, name: str) -> DataObject:
         check_label(name, "name")
         record = self._repo.get(name)
         if record is None:
@@ -110,7 +124,7 @@ class DataObjectService:
         value = self._open(name, record) if record.private else record.value
         return self._object(record, value)
 
-    def delete(self, name: str) -> None:
+    def _delete(self, name: str) -> None:
         check_label(name, "name")
         record = self._repo.get(name)
         if record is None:

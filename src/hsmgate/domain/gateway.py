@@ -3,48 +3,37 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from hsmgate.domain import errors
+from hsmgate.domain.approvals import SkaServices
+from hsmgate.domain.data_objects import DataObjectService
+from hsmgate.domain.key_admin import KeyAdministration
+from hsmgate.domain.key_use import KeyUse
 from hsmgate.domain.keys import KeyService
-from hsmgate.domain.passwords import PasswordService
-from hsmgate.domain.signing import SigningService
 from hsmgate.hsm.base import Partition
-from hsmgate.store.certificates import CertificateRepository
-from hsmgate.store.data_objects import DataObjectRepository
-from hsmgate.store.key_metadata import KeyMetadataRepository
-from hsmgate.store.wrapped_keys import WrappedKeyRepository
-
-
-@dataclass(frozen=True, slots=True)
-class OperationStores:
-    """The state-database repositories (and settings) of one partition that the request-scoped
-    services of ``operations``, ``key_transfer``, ``certificates``, ``timestamps`` and
-    ``data_objects`` work with; routes build those services on the request's (audited) partition."""
-
-    metadata: KeyMetadataRepository
-    certificates: CertificateRepository
-    data_objects: DataObjectRepository
-    wrapped_keys: WrappedKeyRepository
-    rfc_timestamp_key_name: str | None = None
-    rfc_timestamp_policy: str = "2.999.3161.1"
 
 
 @dataclass(slots=True)
 class PartitionServices:
-    """Everything that works on one partition."""
+    """Everything that works on one partition, built once (``bootstrap.py``).
+
+    Callers reach keys only through ``key_use`` (every operation on a key) and ``admin`` (key
+    management); ``partition`` and ``keys`` are for hsmgate's own use (attestation, audit
+    checkpoints, start-up), never handed a caller's key name directly."""
 
     partition: Partition
     keys: KeyService
-    signing: SigningService
-    passwords: PasswordService
-    stores: OperationStores
-    #: SKA requests, approvals and timestamps (``domain/requests.py``; issue 5); None: not available
-    ska: Any = None
-    #: The request's :class:`hsmgate.domain.audit.RequestAudit` (set per request by
-    #: ``api/deps.partition_services``): ``services.audit.run(operation, label, call)`` records a call
-    #: that the audited partition/keys/signing wrappers do not see. None outside a request.
-    audit: Any = None
+    key_use: KeyUse
+    admin: KeyAdministration
+    data_objects: DataObjectService
+    #: SKA requests, approvals and timestamps; None until ``bootstrap`` has built them
+    ska: SkaServices | None = None
+
+    def require_ska(self) -> SkaServices:
+        """The SKA services, or 611 where they are not available."""
+        if self.ska is None:
+            raise errors.UnsupportedOperation("Smart Key Attributes are not available on this partition")
+        return self.ska
 
 
 class Gateway:

@@ -36,7 +36,6 @@ from hsmgate.domain import errors
 from hsmgate.domain.algorithms import CURVES
 from hsmgate.domain.hsm_errors import KEY_FUNCTION_NOT_PERMITTED, translated
 from hsmgate.domain.keys import KeyService, SignedKey, check_label, key_info, resolve_algorithm
-from hsmgate.domain.passwords import PasswordService
 from hsmgate.hsm.base import ExportedKey, KeyAttributes, KeyNotFound, KeyType, Partition
 from hsmgate.store.certificates import CertificateRepository
 from hsmgate.store.key_metadata import KeyMetadataRepository
@@ -127,12 +126,10 @@ def spki_of(public_key: object) -> bytes:
 class KeyTransferService:
     """Import and export of plain key material for one partition."""
 
-    def __init__(self, partition: Partition, *, keys: KeyService, passwords: PasswordService,
-                 metadata: KeyMetadataRepository, certificates: CertificateRepository,
-                 clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, partition: Partition, *, keys: KeyService, metadata: KeyMetadataRepository,
+                 certificates: CertificateRepository, clock: Callable[[], datetime] | None = None) -> None:
         self.partition = partition
         self._keys = keys
-        self._passwords = passwords
         self._metadata = metadata
         self._certificates = certificates
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -177,8 +174,9 @@ class KeyTransferService:
             self._certificates.put(request.label, certificate.public_bytes(serialization.Encoding.DER), now)
         return self._keys.describe(request.label)
 
-    def export_plain(self, label: str, password: str | None) -> ExportedKey:
-        self._passwords.check(label, password, field="password")
+    def export_plain(self, label: str) -> ExportedKey:
+        """Material of an extractable, non-sensitive key (701 otherwise); the key-use gate has
+        checked its password and policy."""
         info = key_info(self.partition, label)
         _origin, public_only = self._metadata.origin(label)
         attributes = info.attributes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -106,6 +106,32 @@ def resolve_algorithm(algorithm: str | None, algorithm_oid: str | None) -> KeyAl
             raise errors.ValidationFailed(f"Value '{algorithm_oid}' is not valid for field 'algorithmOid'")
         return row
     raise errors.ValidationFailed("'algorithm' must not be empty (or give 'algorithmOid')")
+
+
+def requested_attributes(values: Mapping[str, object], *, public_only: bool = False) -> KeyAttributes:
+    """The attributes an ``AttributesDto`` (its JSON object, camelCase names) asks for.
+
+    ``encrypt``, ``verify`` and ``wrap`` (absent from key responses) default to their counterparts
+    ``decrypt``, ``sign`` and ``unwrap`` — a key made to decrypt may encrypt — and, for a public
+    key alone, to true; ``sensitive`` defaults to true. ``bip32`` / ``slip10`` ask for key
+    derivation, which hsmgate does not implement (634)."""
+    def flag(name: str, default: bool = False) -> bool:
+        value = values.get(name)
+        return default if value is None else bool(value)
+
+    if flag("bip32") or flag("slip10"):
+        raise errors.TsbError("'attributes.bip32'/'attributes.slip10': key derivation is not supported", code=634)
+    decrypt, sign, unwrap = flag("decrypt"), flag("sign"), flag("unwrap")
+
+    def counterpart(name: str, default: bool) -> bool:
+        return flag(name, True if public_only else default)
+
+    return KeyAttributes(
+        decrypt=decrypt and not public_only, sign=sign and not public_only, unwrap=unwrap and not public_only,
+        derive=flag("derive"), encrypt=counterpart("encrypt", decrypt), verify=counterpart("verify", sign),
+        wrap=counterpart("wrap", unwrap), sensitive=flag("sensitive", True), extractable=flag("extractable"),
+        modifiable=flag("modifiable", True), destroyable=flag("destroyable"), copyable=flag("copyable"),
+    )
 
 
 class KeyService:

@@ -1,9 +1,10 @@
 """Encrypt, decrypt, wrap, unwrap and HMAC: TSB requests checked against the key and the backend's
 declared capabilities, then executed by the partition.
 
-Order of checks (each answered before the backend is called): the wire names (600 / 611 for a name
-hsmgate does not implement), ``tagLength`` (624), the key password (620), the key exists (650), the
-key type fits the algorithm (607 / 613), the backend declares the mechanism (629 for ciphers, 611
+Order of checks (each answered before the backend is called; the key password, reserved keys and
+SKA policies are checked before by the key-use gate, ``domain/key_use.py``): the wire names (600 /
+611 for a name hsmgate does not implement), ``tagLength`` (624), the key exists (650), the key type
+fits the algorithm (607 / 613), the backend declares the mechanism (629 for ciphers, 611
 otherwise). The backend then enforces the key's attributes (701 ``KEY_FUNCTION_NOT_PERMITTED``)
 and integrity (410: wrong key, IV, tag or damaged data — never partial plaintext).
 """
@@ -26,7 +27,6 @@ from hsmgate.domain.algorithms import (
 )
 from hsmgate.domain.hsm_errors import KEY_FUNCTION_NOT_PERMITTED, translated
 from hsmgate.domain.keys import KeyService, SignedKey, check_label, key_info, resolve_algorithm
-from hsmgate.domain.passwords import PasswordService
 from hsmgate.hsm.base import CipherMechanism, KeyAttributes, KeyInfo, KeySpec, KeyType, Partition
 from hsmgate.store.key_metadata import KeyMetadataRepository
 from hsmgate.store.wrapped_keys import WrappedKeyRepository
@@ -53,24 +53,21 @@ class Encrypted:
 class OperationsService:
     """Cipher, key-wrap and HMAC operations on one partition."""
 
-    def __init__(self, partition: Partition, *, keys: KeyService, passwords: PasswordService,
-                 metadata: KeyMetadataRepository, wrapped_keys: WrappedKeyRepository,
-                 clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, partition: Partition, *, keys: KeyService, metadata: KeyMetadataRepository,
+                 wrapped_keys: WrappedKeyRepository, clock: Callable[[], datetime] | None = None) -> None:
         self.partition = partition
         self._keys = keys
-        self._passwords = passwords
         self._metadata = metadata
         self._wrapped = wrapped_keys
         self._clock = clock or (lambda: datetime.now(UTC))
 
     # -- encrypt / decrypt ----------------------------------------------------------------------
 
-    def encrypt(self, *, label: str, password: str | None, algorithm: str, payload: bytes,
-                aad: bytes | None = None, tag_length: int = 0) -> Encrypted:
+    def encrypt(self, *, label: str, algorithm: str, payload: bytes, aad: bytes | None = None,
+                tag_length: int = 0) -> Encrypted:
         row = _cipher(algorithm)
         tag_bits = _tag_bits(row, tag_length)
         _check_aad(row, aad)
-        self._passwords.check(label, password)
         info = self._key(label)
         mechanism = self._cipher_mechanism(row, info, tag_bits)
         with translated():
@@ -80,14 +77,13 @@ class OperationsService:
         tag = result.tag if row.aead else None
         return Encrypted(result.ciphertext + (tag or b""), result.ciphertext, result.iv, tag)
 
-    def decrypt(self, *, label: str, password: str | None, algorithm: str, encrypted_payload: bytes,
-                iv: bytes | None = None, aad: bytes | None = None, tag_length: int = 0) -> bytes:
+    def decrypt(self, *, label: str, algorithm: str, encrypted_payload: bytes, iv: bytes | None = None,
+                aad: bytes | None = None, tag_length: int = 0) -> bytes:
         row = _cipher(algorithm)
         tag_bits = _tag_bits(row, tag_length)
         _check_aad(row, aad)
         if row.needs_iv and not iv:
             raise errors.ValidationFailed(f"'initializationVector' must not be empty for {row.wire_name}")
-        self._passwords.check(label, password)
         info = self._key(label)
         mechanism = self._cipher_mechanism(row, info, tag_bits)
         data, tag = encrypted_payload, None
@@ -115,12 +111,9 @@ class OperationsService:
 
     # -- wrap / unwrap --------------------------------------------------------------------------
 
-    def wrap(self, *, key_label: str, key_password: str | None, wrap_label: str, wrap_password: str | None,
-             method: str) -> bytes:
+    def wrap(self, *, key_label: str, wrap_label: str, method: str) -> bytes:
         """The wrapped key. A secret key travels as its raw bytes, a private key as PKCS#8 DER."""
         row = _wrap_method(method)
-        self._passwords.check(wrap_label, wrap_password, field="wrapKeyPassword")
-        self._passwords.check(key_label, key_password, field="keyToBeWrappedPassword")
         wrapping = self._key(wrap_label)
         target = self._key(key_label)
         self._check_wrapping_key(row, wrapping)
@@ -138,13 +131,12 @@ class OperationsService:
         return blob
 
     def unwrap(self, *, wrapped: bytes, label: str, attributes: KeyAttributes, unwrap_label: str,
-               unwrap_password: str | None, method: str, algorithm: str | None = None) -> SignedKey:
+               method: str, algorithm: str | None = None) -> SignedKey:
         """Unwrap into a new key ``label``; its algorithm is the original's (see :meth:`_unwrapped_type`)."""
         row = _wrap_method(method)
         check_label(label)
         if not (attributes.decrypt or attributes.sign or attributes.unwrap):
             raise errors.KeyAttributesInvalid("at least one of 'decrypt', 'sign' or 'unwrap' must be true")
-        self._passwords.check(unwrap_label, unwrap_password, field="unwrapKeyPassword")
         unwrapping = self._key(unwrap_label)
         self._check_wrapping_key(row, unwrapping)
         key_type = self._unwrapped_type(row, wrapped, algorithm)
@@ -185,14 +177,12 @@ class OperationsService:
 
     # -- HMAC -----------------------------------------------------------------------------------
 
-    def hmac(self, *, label: str, password: str | None, payload: bytes) -> bytes:
-        self._passwords.check(label, password)
+    def hmac(self, *, label: str, payload: bytes) -> bytes:
         self._hmac_key(label)
         with translated():
             return self.partition.hmac(label, payload)
 
-    def hmac_verify(self, *, label: str, password: str | None, payload: bytes, mac: bytes) -> bool:
-        self._passwords.check(label, password)
+    def hmac_verify(self, *, label: str, payload: bytes, mac: bytes) -> bool:
         self._hmac_key(label)
         with translated():
             return self.partition.hmac_verify(label, payload, mac)

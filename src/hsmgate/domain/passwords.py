@@ -88,7 +88,11 @@ class PasswordService:
         given for a key that does not exist is 650, as the operation itself would answer; a name
         no key can have (a derivation path) 610, as the operation would answer too."""
         check_key_name(label)
-        stored = self._metadata.password_hash(label)
+        self.verify(label, self._metadata.password_hash(label), password, field=field)
+
+    def verify(self, label: str, stored: str | None, password: str | None, *, field: str = "keyPassword") -> None:
+        """:meth:`check` against the key's stored password hash ``stored`` (None: no password),
+        read by the caller (the key-use gate reads it with the key's other state)."""
         if stored is None:
             if password:
                 with translated():

@@ -53,12 +53,11 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from hsmgate.domain import errors
-from hsmgate.domain.algorithms import SignatureType
 from hsmgate.domain.approval_token import ApprovalToBeSigned, Operation
 from hsmgate.domain.clock import Clock
 from hsmgate.domain.errors import TsbError
@@ -276,7 +275,6 @@ class RequestService:
         self.clock = clock
         self.stale_after = stale_after
         self.executors: dict[RequestKind, Executor] = {
-            RequestKind.SIGN: self._execute_sign,
             RequestKind.BLOCK: lambda label, _inner: self._set_blocked(label, True),
             RequestKind.UNBLOCK: lambda label, _inner: self._set_blocked(label, False),
             RequestKind.MODIFY: self._execute_modify,
@@ -532,24 +530,13 @@ class RequestService:
     # -- the operations -----------------------------------------------------------------------------
 
     def _validate_sign(self, label: str, inner: dict[str, Any]) -> None:
-        from hsmgate.domain.signing import _algorithm  # the algorithm table of the synchronous sign
-
         payload = b64(inner.get("payload"), "signRequest.payload")
         if not payload:
             raise errors.ValidationFailed("'signRequest.payload' must not be empty")
         context = b64(inner.get("context"), "signRequest.context") or None
-        row = _algorithm(str(inner.get("signatureAlgorithm")))
-        self.signing._prepare(label, row, payload, context)  # 607 / 612 / 611 before approvals are asked
-
-    def _execute_sign(self, label: str, inner: dict[str, Any]) -> str:
-        signature_type = inner.get("signatureType")
-        signature = self.signing.sign(
-            label=label, algorithm=str(inner.get("signatureAlgorithm")),
-            payload=b64(inner.get("payload"), "signRequest.payload"),
-            signature_type=SignatureType(signature_type) if signature_type else None,
-            context=b64(inner.get("context"), "signRequest.context") or None,
-        )
-        return base64.b64encode(signature).decode()
+        # 607 / 612 / 611 before approvals are asked for
+        self.signing.check(label=label, algorithm=str(inner.get("signatureAlgorithm")), payload=payload,
+                           context=context)
 
     def _current_policy(self, label: str) -> Policy:
         policy = self.keys.ska_policy(label)
@@ -611,13 +598,3 @@ class RequestScheduler:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             self.run_once()
-
-
-@dataclass(slots=True)
-class SkaServices:
-    """The SKA services of one partition (``PartitionServices.ska``)."""
-
-    requests: RequestService
-    approvals: Any  # hsmgate.domain.approvals.ApprovalService (imports this module)
-    timestamps: TimestampService
-    extra: dict[str, Any] = field(default_factory=dict)

@@ -45,7 +45,7 @@ class SigningService:
              signature_type: SignatureType | None = None, context: bytes | None = None) -> bytes:
         """The signature of ``payload``, encoded as ``signature_type`` asks (DER by default).
         ``context`` is the FIPS 204 / 205 context string (ML-DSA / SLH-DSA only)."""
-        row = _algorithm(algorithm)
+        row = signature_algorithm(algorithm)
         info, mechanism, data = self._prepare(label, row, payload, context)
         with translated():
             signature = self.partition.sign(label, mechanism, data, context=context or None)
@@ -58,7 +58,7 @@ class SigningService:
         up and checked once, the backend signs them together (``Partition.sign_many``). One result
         per payload, in order: its signature, or the TSB error of that payload alone. An error
         about the key or the algorithm (650, 701, 611, …) is raised once, for all."""
-        row = _algorithm(algorithm)
+        row = signature_algorithm(algorithm)
         info = self._key_for(label, row, context)
         results: list[bytes | errors.TsbError | None] = [None] * len(payloads)
         groups: dict[SignMechanism, list[tuple[int, bytes]]] = {}
@@ -86,7 +86,7 @@ class SigningService:
     def verify(self, *, label: str, algorithm: str, payload: bytes, signature: bytes,
                context: bytes | None = None) -> bool:
         """True when ``signature`` is valid; a malformed signature is simply not valid."""
-        row = _algorithm(algorithm)
+        row = signature_algorithm(algorithm)
         info, mechanism, data = self._prepare(label, row, payload, context)
         if info.key_type in (KeyType.EC, KeyType.DSA):
             width = _scalar_width(info)
@@ -99,6 +99,11 @@ class SigningService:
             signature = der
         with translated():
             return self.partition.verify(label, mechanism, data, signature, context=context or None)
+
+    def check(self, *, label: str, algorithm: str, payload: bytes, context: bytes | None = None) -> None:
+        """Raise what :meth:`sign` would refuse before signing (unknown algorithm, 607 / 612 / 611):
+        an SKA sign request is checked so before approvals are asked for it."""
+        self._prepare(label, signature_algorithm(algorithm), payload, context)
 
     def _prepare(self, label: str, row: SignatureAlgorithm, payload: bytes,
                  context: bytes | None = None) -> tuple[KeyInfo, SignMechanism, bytes]:
@@ -165,7 +170,9 @@ def _encoded(info: KeyInfo, mechanism: SignMechanism, data: bytes, signature: by
     return _ethereum(info, mechanism, data, r, s)
 
 
-def _algorithm(name: str) -> SignatureAlgorithm:
+def signature_algorithm(name: str) -> SignatureAlgorithm:
+    """The registry row of a ``signatureAlgorithm`` wire name (611 when hsmgate does not
+    implement it, 600 when it is no TSB name)."""
     row = SIGNATURE_ALGORITHMS.get(name)
     if row is not None:
         return row

@@ -2,15 +2,16 @@
 
 The TSB hands an SKA operation to the HSM together with the collected approvals and the HSM refuses
 it without them. hsmgate's backends (a PKCS#11 token, the soft token) know nothing of policies, so
-this module plays the HSM's part: :class:`SkaGuard` wraps a partition and checks, on every private-
-key use (sign, decrypt, unwrap, decapsulate) and on export/wrap of a key, the key's *guard bits*:
+this module plays the HSM's part: the key-use gate (``domain/key_use.py``) calls :func:`check_use`
+on every private-key use (sign, decrypt, unwrap, decapsulate, certificates), which reads the key's
+*guard bits*:
 
 * ``BLOCKED``: the key is blocked — every use is refused (614 ``res.error.operation.forbidden.for.key``)
   until it is unblocked, whatever approvals come with it.
 * ``USE_NEEDS_APPROVAL``: ``ruleUse`` is not always fulfilled — a use is refused (401
-  ``res.error.missing.approval``) unless it runs inside :func:`authorized` for this key, which only
-  the request executor (approvals verified and evaluated) and the ``signedApprovals`` check of the
-  synchronous endpoints open.
+  ``res.error.missing.approval``) unless its ``signedApprovals`` were verified or it runs inside
+  :func:`authorized` for this key, which only the request executor opens (approvals verified and
+  evaluated).
 
 SKA keys are never extractable: exporting or wrapping any key that has a policy is refused (614).
 The guard bits (``key_metadata.policy_guard``) are read on every use, from the metadata repository's
@@ -18,23 +19,20 @@ cache while the database's key generation is unchanged (``store/key_generation.p
 by one hsmgate process holds in every other process sharing the database: at once on SQLite, once
 the change notification has arrived on PostgreSQL (typically well under a millisecond).
 
-Whatever calls the partition — the synchronous routes, batch, certificates, decrypt/unwrap — goes
-through the guard, because the gateway only ever hands out the guarded partition.
+Every caller operation reaches the backend through the gate, so every one passes this check.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
 
 from hsmgate.domain import errors
 from hsmgate.domain.policy import EvaluationStatus, Policy, evaluate
-from hsmgate.hsm.base import Partition
 
 BLOCKED = 1
 USE_NEEDS_APPROVAL = 2
@@ -79,65 +77,14 @@ def guard_bits(policy: Policy) -> int:
     return bits
 
 
-def check_use(partition: str, label: str, guard: int | None) -> None:
-    """Raise the TSB error that refuses a use of the key, if any."""
+def check_use(partition: str, label: str, guard: int | None, *, approved: bool = False) -> None:
+    """Raise the TSB error that refuses a use of the key, if any. ``approved``: ``signedApprovals``
+    of this use were verified (a use inside :func:`authorized` counts as approved too)."""
     if guard is None:
         return
     if guard & BLOCKED:
         raise errors.OperationForbiddenForKey(f"key '{label}' is blocked; unblock it first (/v1/unblock)")
-    if guard & USE_NEEDS_APPROVAL and (partition, label) not in _AUTHORIZED.get():
+    if guard & USE_NEEDS_APPROVAL and not approved and (partition, label) not in _AUTHORIZED.get():
         raise errors.TsbError(
             f"key '{label}' has a policy: its use needs approvals (the asynchronous endpoint, or "
             "'signedApprovals' on the synchronous one)", code=MISSING_APPROVAL)
-
-
-class SkaGuard:
-    """A :class:`Partition` that enforces SKA policies (see the module text); everything else is
-    passed through unchanged, including backend methods added later."""
-
-    def __init__(self, partition: Partition, guard_of: Callable[[str], int | None]) -> None:
-        self._partition = partition
-        self._guard_of = guard_of
-        self.name = partition.name
-
-    @property
-    def inner(self) -> Partition:
-        return self._partition
-
-    def __getattr__(self, member: str) -> Any:
-        return getattr(self._partition, member)
-
-    def _check(self, label: str) -> None:
-        check_use(self.name, label, self._guard_of(label))
-
-    def _no_export(self, label: str) -> None:
-        if self._guard_of(label) is not None:
-            raise errors.OperationForbiddenForKey(f"key '{label}' has a policy (SKA key): it never leaves the HSM")
-
-    def sign(self, label: str, *args: Any, **kwargs: Any) -> Any:
-        self._check(label)
-        return self._partition.sign(label, *args, **kwargs)
-
-    def sign_many(self, label: str, *args: Any, **kwargs: Any) -> Any:
-        self._check(label)
-        return self._partition.sign_many(label, *args, **kwargs)
-
-    def decrypt(self, label: str, *args: Any, **kwargs: Any) -> Any:
-        self._check(label)
-        return self._partition.decrypt(label, *args, **kwargs)
-
-    def unwrap(self, unwrapping_label: str, *args: Any, **kwargs: Any) -> Any:
-        self._check(unwrapping_label)
-        return self._partition.unwrap(unwrapping_label, *args, **kwargs)
-
-    def decapsulate(self, label: str, *args: Any, **kwargs: Any) -> Any:
-        self._check(label)
-        return self._partition.decapsulate(label, *args, **kwargs)
-
-    def export_key(self, label: str, *args: Any, **kwargs: Any) -> Any:
-        self._no_export(label)
-        return self._partition.export_key(label, *args, **kwargs)
-
-    def wrap(self, wrapping_label: str, mechanism: Any, target_label: str, *args: Any, **kwargs: Any) -> Any:
-        self._no_export(target_label)
-        return self._partition.wrap(wrapping_label, mechanism, target_label, *args, **kwargs)

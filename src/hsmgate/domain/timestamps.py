@@ -67,18 +67,18 @@ class RfcTimestampService:
                  policy_oid: str, clock: Callable[[], datetime] | None = None) -> None:
         self.partition = partition
         self._certificates = certificates
-        self._key_name = key_name
+        self.key_name = key_name
         self._policy = policy_oid
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def create(self, *, payload: bytes, hash_name: str) -> bytes:
         """The DER ``ContentInfo`` of a TimeStampToken for ``payload``."""
         imprint_hash = hash_algorithm(hash_name)
-        if not self._key_name:
+        if not self.key_name:
             raise TimestampNotConfigured(
                 "RFC 3161 timestamps are not configured on this server (HSMGATE_RFC_TIMESTAMP_KEY_NAME)", status=400)
         with translated():
-            info = self.partition.get(self._key_name)
+            info = self.partition.get(self.key_name)
         if info.key_type is KeyType.ED and info.curve_oid == "1.3.101.113":
             raise errors.AlgorithmNotSupportedByKey(
                 f"the timestamp key '{info.label}' is Ed448 (CMS needs SHAKE256 for it); use RSA, EC or Ed25519")

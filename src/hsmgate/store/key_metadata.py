@@ -1,15 +1,18 @@
-"""Repository of hsmgate's own per-key metadata (creation time, password hash, origin, SKA policy).
+"""Repository of hsmgate's own per-key metadata (creation time, password hash, origin, SKA policy,
+the internal-key flag).
 
-Every write advances the key generation in its transaction (``store/key_generation.py``). The two
-columns read on every use of a key — the password hash and the SKA guard bits — are kept in a small
-per-repository cache valid for one key generation token: while nothing changed key state anywhere,
-a use costs no query (see :meth:`KeyMetadataRepository.password_hash`).
+Every write advances the key generation in its transaction (``store/key_generation.py``). The
+columns read on every use of a key — the password hash, the SKA guard bits and the internal flag,
+together a :class:`KeyState` — are kept in a small per-repository cache valid for one key
+generation token: while nothing changed key state anywhere, a use costs no query (see
+:meth:`KeyMetadataRepository.state`).
 """
 
 from __future__ import annotations
 
 import threading
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -18,11 +21,22 @@ from hsmgate.store.database import Database
 from hsmgate.store.key_generation import bump
 from hsmgate.store.models import KeyMetadata
 
-#: Labels whose (password hash, guard bits) one repository remembers; when full, it starts over.
+#: Labels whose :class:`KeyState` one repository remembers; when full, it starts over.
 HOT_CACHE_SIZE = 8192
 
-_HOT_SQL = "SELECT password_hash, policy_guard FROM key_metadata WHERE partition = ? AND label = ?"
-_NO_ROW: tuple[str | None, int | None] = (None, None)
+_HOT_SQL = "SELECT password_hash, policy_guard, internal FROM key_metadata WHERE partition = ? AND label = ?"
+
+
+class KeyState(NamedTuple):
+    """What every use of a key checks: its password hash (None: no password), its SKA guard bits
+    (None: no policy) and whether hsmgate keeps it for itself."""
+
+    password_hash: str | None = None
+    guard: int | None = None
+    internal: bool = False
+
+
+NO_STATE = KeyState()
 
 
 class KeyMetadataRepository:
@@ -31,9 +45,9 @@ class KeyMetadataRepository:
     def __init__(self, db: Database, partition: str) -> None:
         self._db = db
         self._partition = partition
-        # (key generation token, label -> (password hash, guard bits)); replaced, never mutated
-        # across tokens, so a reader holding the tuple sees one token's entries only
-        self._hot: tuple[object | None, dict[str, tuple[str | None, int | None]]] = (None, {})
+        # (key generation token, label -> KeyState); replaced, never mutated across tokens, so a
+        # reader holding the tuple sees one token's entries only
+        self._hot: tuple[object | None, dict[str, KeyState]] = (None, {})
         self._hot_lock = threading.Lock()
 
     def created_at(self, label: str) -> datetime | None:
@@ -63,12 +77,29 @@ class KeyMetadataRepository:
 
     # -- key passwords and origin (domain/passwords.py, domain/key_transfer.py) ------------------
 
-    def password_hash(self, label: str) -> str | None:
-        """The stored password hash of a key, or None when it has no password (or no row).
+    def state(self, label: str) -> KeyState:
+        """Password hash, SKA guard bits and internal flag of a key (:data:`NO_STATE` without a row).
 
         Read on every key operation: from the hot cache while the key generation is unchanged,
-        else one indexed lookup of both hot columns (:meth:`Database.quick_row`, no ORM)."""
-        return self._hot_row(label)[0]
+        else one indexed lookup of the hot columns (:meth:`Database.quick_row`, no ORM)."""
+        return self._hot_row(label)
+
+    def password_hash(self, label: str) -> str | None:
+        """The stored password hash of a key, or None when it has no password (or no row)."""
+        return self._hot_row(label).password_hash
+
+    def mark_internal(self, label: str, *, when: datetime) -> None:
+        """Flag ``label`` as a key hsmgate keeps for itself (creating its row if needed), so that
+        no caller can use, delete or create a key of that name. Idempotent."""
+        if self.state(label).internal:
+            return
+        if not self._update(label, internal=True):
+            try:
+                with self._db.session() as session:
+                    bump(session)
+                    session.add(KeyMetadata(partition=self._partition, label=label, created_at=when, internal=True))
+            except IntegrityError:
+                self._update(label, internal=True)
 
     def reserve(self, label: str, when: datetime, *, password_hash: str | None) -> bool:
         """Insert the row of a key about to be created, with its password hash, so the key is
@@ -124,12 +155,11 @@ class KeyMetadataRepository:
     # -- SKA policy and address (domain/keys.py, domain/ska_guard.py) ----------------------------
 
     def policy_guard(self, label: str) -> int | None:
-        """The SKA guard bits of a key (None: no policy). Read on every use of every key, so
-        from the hot cache like :meth:`password_hash`."""
-        return self._hot_row(label)[1]
+        """The SKA guard bits of a key (None: no policy), from the hot cache like :meth:`state`."""
+        return self._hot_row(label).guard
 
-    def _hot_row(self, label: str) -> tuple[str | None, int | None]:
-        """(password hash, guard bits) of ``label``; (None, None) without a row — remembered too,
+    def _hot_row(self, label: str) -> KeyState:
+        """The :class:`KeyState` of ``label``; :data:`NO_STATE` without a row — remembered too,
         since most keys have none. The token is read *before* the query, so an entry is never
         older than the token it is filed under."""
         token = self._db.key_generation.current()
@@ -140,8 +170,8 @@ class KeyMetadataRepository:
                 if hit is not None:
                     return hit
         row = self._db.quick_row(_HOT_SQL, (self._partition, label))
-        value = _NO_ROW if row is None else (
-            None if row[0] is None else str(row[0]), None if row[1] is None else int(row[1]))
+        value = NO_STATE if row is None else KeyState(
+            None if row[0] is None else str(row[0]), None if row[1] is None else int(row[1]), bool(row[2]))
         if token is not None:
             with self._hot_lock:
                 hot_token, entries = self._hot

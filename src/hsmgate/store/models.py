@@ -22,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 
 class Base(DeclarativeBase):
@@ -71,6 +72,9 @@ class KeyMetadata(Base):
     policy_guard: Mapped[int | None] = mapped_column(Integer, nullable=True)
     #: ``addressFormat.format`` of an SKA key (``ETH``, ``BTC``); None without
     address_format: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    #: True for a key hsmgate keeps for itself (attestation, SKA timestamp, data objects …):
+    #: refused for every caller operation by the key-use gate (``domain/key_use.py``)
+    internal: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
 
 
 class KeyGenerationRow(Base):

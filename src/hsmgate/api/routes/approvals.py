@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import Response
 from fastapi.responses import JSONResponse
 
-from hsmgate.api.deps import ServicesDep
+from hsmgate.api.deps import CallerDep, ServicesDep
 from hsmgate.api.routes import empty, empty_response, tsb_router
 from hsmgate.api.routes.requests import SkaDep, status_dto
 from hsmgate.api.wire.common import ERROR_RESPONSES
@@ -28,9 +28,11 @@ from hsmgate.api.wire.ska import (
     SendApprovalDto,
 )
 from hsmgate.domain.approval_token import ApprovalToBeSigned
-from hsmgate.domain.approvals import Authentication, Paging, TaskItem
+from hsmgate.domain.approvals import Authentication, Paging, SkaServices, TaskItem
 from hsmgate.domain.errors import TsbError
-from hsmgate.domain.requests import KINDS, SIGNED_FIELDS, TASK_FILTERS, SkaServices, kinds_of_filter
+from hsmgate.domain.gateway import PartitionServices
+from hsmgate.domain.key_use import Caller
+from hsmgate.domain.requests import KINDS, SIGNED_FIELDS, TASK_FILTERS, kinds_of_filter
 from hsmgate.domain.timestamp_key import TIMESTAMP_SIGNATURE_ALGORITHM
 from hsmgate.store.requests import SortOrder
 
@@ -95,7 +97,7 @@ def render_task(item: TaskItem, level: int, ska: SkaServices) -> dict[str, Any]:
 def _task_list(name: str) -> Callable[..., JSONResponse]:
     kinds = kinds_of_filter(name)
 
-    def handler(body: FilteredTasksRequestDto, ska: SkaDep, services: ServicesDep) -> JSONResponse:
+    def handler(body: FilteredTasksRequestDto, ska: SkaDep, services: ServicesDep, caller: CallerDep) -> JSONResponse:
         def tasks() -> list[dict[str, Any]]:
             caller = ska.approvals.authenticate(authentication(body))
             paging, page = None, body.paging
@@ -108,7 +110,7 @@ def _task_list(name: str) -> Callable[..., JSONResponse]:
 
         # recorded (with the request id asked for, if it can be one) before the tasks are handed out
         asked = body.requestId if body.requestId and len(body.requestId) <= 64 else None
-        listed = services.audit.run(f"filter{name}Tasks", None, tasks, ska_request_id=asked)
+        listed = services.key_use.audit(caller).run(f"filter{name}Tasks", None, tasks, ska_request_id=asked)
         return JSONResponse({"tasks": listed})
 
     handler.__name__ = f"filtered_{name.lower()}_approval_tasks"
@@ -126,27 +128,27 @@ for _name in TASK_FILTERS:
 @router.post("/v1/approval", operation_id="approveTask",
              summary="Approve a task: the approver's signature over the decoded approvalToBeSigned",
              **empty_response())
-def approve(body: SendApprovalDto, ska: SkaDep, services: ServicesDep) -> Response:
+def approve(body: SendApprovalDto, ska: SkaDep, services: ServicesDep, caller: CallerDep) -> Response:
     ska.approvals.approve(
         task_id=body.id, token=body.approvalToBeSigned, signature=body.signature,
         digest_algorithm=body.approvalDigestAlgorithm, approver_public_key=body.approverPublicKey,
-        approver_certificate=body.approverCertificate, audit=services.audit,
+        approver_certificate=body.approverCertificate, audit=services.key_use.audit(caller),
     )
     return empty()
 
 
-def _reject(body: DeleteTaskRequestDto, ska: SkaServices, services: Any) -> Response:
-    ska.approvals.reject(authentication(body), body.id, services.audit)
+def _reject(body: DeleteTaskRequestDto, ska: SkaServices, services: PartitionServices, caller: Caller) -> Response:
+    ska.approvals.reject(authentication(body), body.id, services.key_use.audit(caller))
     return empty()
 
 
 @router.delete("/v1/task", operation_id="deleteTask", summary="Reject (delete) a task; JSON body as POST",
                **empty_response())
-def delete_task(body: DeleteTaskRequestDto, ska: SkaDep, services: ServicesDep) -> Response:
-    return _reject(body, ska, services)
+def delete_task(body: DeleteTaskRequestDto, ska: SkaDep, services: ServicesDep, caller: CallerDep) -> Response:
+    return _reject(body, ska, services, caller)
 
 
 @router.post("/v1/task", operation_id="deleteTaskByPost", summary="Reject (delete) a task",
              **empty_response())
-def delete_task_by_post(body: DeleteTaskRequestDto, ska: SkaDep, services: ServicesDep) -> Response:
-    return _reject(body, ska, services)
+def delete_task_by_post(body: DeleteTaskRequestDto, ska: SkaDep, services: ServicesDep, caller: CallerDep) -> Response:
+    return _reject(body, ska, services, caller)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fastapi import Path, Response, status
 
-from hsmgate.api.operations_deps import DataObjectsDep
+from hsmgate.api.deps import CallerDep, ServicesDep
 from hsmgate.api.routes import empty, empty_response, tsb_router
 from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
 from hsmgate.api.wire.data_objects import DataObjectAttributesOut, DataObjectDto, DataObjectResponseDto
@@ -30,10 +30,11 @@ def _response(data_object: DataObject) -> DataObjectResponseDto:
              response_model=DataObjectResponseDto, responses={200: {"model": DataObjectResponseDto,
                                                                     "description": "Value of a modifiable object replaced"}},
              summary="Create a data object (201), or replace the value of a modifiable one (200)")
-def create_data_object(body: DataObjectDto, data_objects: DataObjectsDep, response: Response) -> DataObjectResponseDto:
+def create_data_object(body: DataObjectDto, services: ServicesDep, caller: CallerDep,
+                       response: Response) -> DataObjectResponseDto:
     attributes = body.attributes
-    data_object, created = data_objects.put(
-        name=body.name, value=body.value,
+    data_object, created = services.data_objects.put(
+        caller, name=body.name, value=body.value,
         private=attributes.private_ if attributes else None,
         modifiable=attributes.modifiable if attributes else None,
         destroyable=attributes.destroyable if attributes else None,
@@ -45,12 +46,12 @@ def create_data_object(body: DataObjectDto, data_objects: DataObjectsDep, respon
 
 @router.get("/v1/dataObject/{name}", operation_id="getDataObject", response_model=DataObjectResponseDto,
             summary="A data object with its value")
-def get_data_object(data_objects: DataObjectsDep, name: str = NamePath) -> DataObjectResponseDto:
-    return _response(data_objects.get(name))
+def get_data_object(services: ServicesDep, caller: CallerDep, name: str = NamePath) -> DataObjectResponseDto:
+    return _response(services.data_objects.get(caller, name))
 
 
 @router.delete("/v1/dataObject/{name}", operation_id="deleteDataObject",
                summary="Delete a destroyable data object", **empty_response())
-def delete_data_object(data_objects: DataObjectsDep, name: str = NamePath) -> Response:
-    data_objects.delete(name)
+def delete_data_object(services: ServicesDep, caller: CallerDep, name: str = NamePath) -> Response:
+    services.data_objects.delete(caller, name)
     return empty()

@@ -7,12 +7,9 @@ a ciphertext. The asynchronous ``/v1/decapsulate`` (SKA approvals) is not implem
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-
-from hsmgate.api.deps import ServicesDep
-from hsmgate.api.execution import run_operation
-from hsmgate.api.lenient_json import TsbRoute
-from hsmgate.api.routes.sync_ops import approved
+from hsmgate.api.deps import CallerDep, ServicesDep
+from hsmgate.api.operation_route import OperationRoute
+from hsmgate.api.routes import tsb_router
 from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
 from hsmgate.api.wire.pqc import (
     DecapsulateResponseDto,
@@ -21,33 +18,29 @@ from hsmgate.api.wire.pqc import (
     SynchronousDecapsulateRequestDto,
 )
 from hsmgate.domain import errors
-from hsmgate.domain.kem import KemService
+from hsmgate.domain.key_use import KeyRef
 
-router = APIRouter(route_class=TsbRoute, tags=["Post-Quantum (ML-KEM)"], responses=ERROR_RESPONSES)
+router = tsb_router(route_class=OperationRoute, tags=["Post-Quantum (ML-KEM)"], responses=ERROR_RESPONSES)
 
 
 @router.post("/v1/encapsulate", operation_id="encapsulate", response_model=EncapsulateResponseDto,
              summary="ML-KEM encapsulation: a fresh shared secret and its ciphertext for a public key")
-def encapsulate(body: EncapsulateRequestDto, services: ServicesDep) -> EncapsulateResponseDto:
-    if body.keyName is not None:
-        services.passwords.check(body.keyName, body.keyPassword)
-    elif body.keyPassword:
+def encapsulate(body: EncapsulateRequestDto, services: ServicesDep, caller: CallerDep) -> EncapsulateResponseDto:
+    if body.keyName is None and body.keyPassword:
         raise errors.ValidationFailed("'keyPassword' is only used with 'keyName'")
-    ciphertext, shared = KemService(services.partition).encapsulate(public_key=body.publicKey, label=body.keyName)
+    key = KeyRef(body.keyName, body.keyPassword) if body.keyName is not None else None
+    if key is None and body.publicKey is None:
+        raise errors.ValidationFailed("exactly one of 'publicKey' and 'keyName' must be given")
+    ciphertext, shared = services.key_use.encapsulate(caller, key=key, public_key=body.publicKey)
     return EncapsulateResponseDto(ciphertext=encode_base64(ciphertext), sharedSecret=encode_base64(shared))
 
 
 @router.post("/v1/synchronousDecapsulate", operation_id="synchronousDecapsulate",
              response_model=DecapsulateResponseDto,
              summary="ML-KEM decapsulation inside the backend (key needs decrypt or derive)")
-async def synchronous_decapsulate(body: SynchronousDecapsulateRequestDto, services: ServicesDep,
-                                  http: Request) -> DecapsulateResponseDto:
+def synchronous_decapsulate(body: SynchronousDecapsulateRequestDto, services: ServicesDep,
+                            caller: CallerDep) -> DecapsulateResponseDto:
     request = body.decapsulationRequest
-
-    def decapsulate() -> bytes:
-        services.passwords.check(request.decapsulationKeyName, request.keyPassword)
-        with approved(services, request.decapsulationKeyName, request.ciphertext, request.signedApprovals):  # SKA
-            return KemService(services.partition).decapsulate(label=request.decapsulationKeyName,
-                                                              ciphertext=request.ciphertext)
-
-    return DecapsulateResponseDto(sharedSecret=encode_base64(await run_operation(http, decapsulate)))
+    shared = services.key_use.decapsulate(caller, KeyRef(request.decapsulationKeyName, request.keyPassword),
+                                          request.ciphertext, approvals=request.signedApprovals)
+    return DecapsulateResponseDto(sharedSecret=encode_base64(shared))

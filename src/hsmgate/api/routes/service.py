@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from hsmgate import __version__
-from hsmgate.api.deps import GatewayDep, ServicesDep, SettingsDep
+from hsmgate.api.deps import CallerDep, GatewayDep, ServicesDep, SettingsDep
 from hsmgate.api.errors import error_response
 from hsmgate.api.routes import tsb_router
 from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
@@ -54,8 +54,8 @@ def license_info() -> LicenseInfo:
 
 
 @router.get("/v1/keystore/statistics", operation_id="getKeyStoreStatistics", response_model=KeyStoreStatistics)
-def keystore_statistics(services: ServicesDep) -> KeyStoreStatistics:
-    labels = services.keys.labels()
+def keystore_statistics(services: ServicesDep, caller: CallerDep) -> KeyStoreStatistics:
+    labels = services.admin.labels(caller)
     backend = services.partition.capabilities().backend
     return KeyStoreStatistics(
         keyStoreStatistics=f"partition={services.partition.name}; backend={backend}; keys={len(labels)}"
@@ -64,12 +64,11 @@ def keystore_statistics(services: ServicesDep) -> KeyStoreStatistics:
 
 @router.get("/v1/generateRandom/{length}", operation_id="generateRandom", response_model=RandomResponse,
             tags=["Synchronous Key Operations"])
-def generate_random(services: ServicesDep, settings: SettingsDep,
+def generate_random(services: ServicesDep, caller: CallerDep, settings: SettingsDep,
                     length: int = PathParam(description="Number of random bytes")) -> RandomResponse:
     if not 1 <= length <= settings.max_random_length:
         raise errors.TsbError(f"'length' must be between 1 and {settings.max_random_length}", code=619)
-    with translated():
-        return RandomResponse(random=encode_base64(services.partition.generate_random(length)))
+    return RandomResponse(random=encode_base64(services.key_use.random(caller, length)))
 
 
 @router.get("/health", operation_id="health", response_model=Health,

@@ -1,16 +1,13 @@
-"""Tag "Synchronous Key Operations": sign and verify (reference §3.2, §5.1–5.3)."""
+"""Tag "Synchronous Key Operations": sign, verify, encrypt, decrypt, wrap, unwrap, HMAC (reference
+§3.2, §5.1–5.6). Each route maps its wire DTO onto one call of the partition's key-use gate
+(``domain/key_use.py``) and the answer back; :class:`OperationRoute` runs it."""
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from fastapi import status
 
-from fastapi import Request, status
-
-from hsmgate.api.deps import ServicesDep
-from hsmgate.api.execution import run_operation
-from hsmgate.api.hot_route import HotRoute
-from hsmgate.api.operations_deps import OperationsDep, operations_service
+from hsmgate.api.deps import CallerDep, ServicesDep
+from hsmgate.api.operation_route import OperationRoute
 from hsmgate.api.routes import tsb_router
 from hsmgate.api.routes.keys import key_attributes, key_response
 from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
@@ -32,54 +29,53 @@ from hsmgate.api.wire.operations import (
 from hsmgate.api.wire.signing import (
     SignatureResponseDto,
     SignedSynchronousSignRequestDto,
+    SynchronousSignRequestDto,
+    VerifySignatureRequestDto,
     VerifySignatureResponseDto,
 )
 from hsmgate.domain import errors
 from hsmgate.domain.algorithms import SignatureType
+from hsmgate.domain.gateway import PartitionServices
+from hsmgate.domain.key_use import Caller, KeyRef, SignItem, VerifyItem
 
-router = tsb_router(tags=["Synchronous Key Operations"], responses=ERROR_RESPONSES)
-#: sign and verify: the hot path (api/hot_route.py)
-hot_router = tsb_router(tags=["Synchronous Key Operations"], responses=ERROR_RESPONSES, route_class=HotRoute)
+router = tsb_router(tags=["Synchronous Key Operations"], responses=ERROR_RESPONSES, route_class=OperationRoute)
 
 
-@hot_router.post("/v1/synchronousSign", operation_id="synchronousSign", response_model=SignatureResponseDto,
+@router.post("/v1/synchronousSign", operation_id="synchronousSign", response_model=SignatureResponseDto,
              summary="Sign a payload with a key of the partition")
-async def synchronous_sign(body: SignedSynchronousSignRequestDto, services: ServicesDep,
-                           http: Request) -> SignatureResponseDto:
-    request = body.signRequest
-
-    def sign() -> bytes:
-        services.passwords.check(request.signKeyName, request.keyPassword)
-        with approved(services, request.signKeyName, request.payload, request.signedApprovals):  # SKA (§6.8)
-            return services.signing.sign(
-                label=request.signKeyName, algorithm=str(request.signatureAlgorithm), payload=request.payload,
-                signature_type=SignatureType(request.signatureType) if request.signatureType else None,
-                context=request.context,
-            )
-
-    return SignatureResponseDto(signature=encode_base64(await run_operation(http, sign)))  # api/execution.py
+def synchronous_sign(body: SignedSynchronousSignRequestDto, services: ServicesDep,
+                     caller: CallerDep) -> SignatureResponseDto:
+    return SignatureResponseDto(signature=encode_base64(services.key_use.sign(caller, sign_item(body.signRequest))))
 
 
-@hot_router.post("/v1/verify", operation_id="verifySignature", response_model=VerifySignatureResponseDto,
-                 summary="Verify a signature with a key of the partition")
-async def verify_signature(body: SignedVerifyRequestDto, services: ServicesDep,
-                           http: Request) -> VerifySignatureResponseDto:
+def sign_item(request: SynchronousSignRequestDto, where: str = "") -> SignItem:
+    """The domain item of a ``signRequest`` (``where``: its place in a batch, for error fields)."""
+    return SignItem(
+        KeyRef(request.signKeyName, request.keyPassword, f"{where}.keyPassword" if where else "keyPassword"),
+        algorithm=str(request.signatureAlgorithm), payload=request.payload,
+        signature_type=SignatureType(request.signatureType) if request.signatureType else None,
+        context=request.context, approvals=request.signedApprovals,
+    )
+
+
+def verify_item(request: VerifySignatureRequestDto, where: str = "") -> VerifyItem:
+    """The domain item of a ``verifySignatureRequest``."""
+    field = f"{where}.masterKeyPassword" if where else "masterKeyPassword"
+    return VerifyItem(KeyRef(request.signKeyName, request.masterKeyPassword, field),
+                      algorithm=str(request.signatureAlgorithm), payload=request.payload,
+                      signature=request.signature, context=request.context)
+
+
+@router.post("/v1/verify", operation_id="verifySignature", response_model=VerifySignatureResponseDto,
+             summary="Verify a signature (or, as the TSB documentation posts it, an HMAC) with a key of the partition")
+def verify_signature(body: SignedVerifyRequestDto, services: ServicesDep,
+                     caller: CallerDep) -> VerifySignatureResponseDto:
     if body.verifySignatureRequest is None and body.verifyHmacRequest is not None:
-        hmac_request = body.verifyHmacRequest  # the DOCS post HMAC checks here too
-        operations = operations_service(services)
-        return await run_operation(http, lambda: _verify_hmac(hmac_request, operations))
-    request = body.verifySignatureRequest
-    if request is None:
+        return _verify_hmac(body.verifyHmacRequest, services, caller)
+    if body.verifySignatureRequest is None:
         raise errors.ValidationFailed("'verifySignatureRequest' must not be null")
-
-    def verify() -> bool:
-        services.passwords.check(request.signKeyName, request.masterKeyPassword, field="masterKeyPassword")
-        return services.signing.verify(
-            label=request.signKeyName, algorithm=str(request.signatureAlgorithm), payload=request.payload,
-            signature=request.signature, context=request.context,
-        )
-
-    return VerifySignatureResponseDto(signatureValid=await run_operation(http, verify))
+    return VerifySignatureResponseDto(
+        signatureValid=services.key_use.verify(caller, verify_item(body.verifySignatureRequest)))
 
 
 # -- encrypt / decrypt (§5.4) ------------------------------------------------------------------
@@ -87,10 +83,10 @@ async def verify_signature(body: SignedVerifyRequestDto, services: ServicesDep,
 
 @router.post("/v1/encrypt", operation_id="encrypt", response_model=EncryptRequestResponseDto,
              summary="Encrypt with a secret key or an RSA public key; the backend makes the IV")
-def encrypt(body: SignedEncryptRequestDto, operations: OperationsDep) -> EncryptRequestResponseDto:
+def encrypt(body: SignedEncryptRequestDto, services: ServicesDep, caller: CallerDep) -> EncryptRequestResponseDto:
     request = body.encryptRequest
-    result = operations.encrypt(
-        label=request.encryptKeyName, password=request.keyPassword, algorithm=str(request.cipherAlgorithm),
+    result = services.key_use.encrypt(
+        caller, KeyRef(request.encryptKeyName, request.keyPassword), algorithm=str(request.cipherAlgorithm),
         payload=request.payload, aad=request.additionalAuthenticationData, tag_length=request.tagLength or 0,
     )
     return EncryptRequestResponseDto(
@@ -102,15 +98,15 @@ def encrypt(body: SignedEncryptRequestDto, operations: OperationsDep) -> Encrypt
 
 @router.post("/v1/synchronousDecrypt", operation_id="synchronousDecrypt", response_model=DecryptResponseDto,
              summary="Decrypt inside the backend; a wrong key, IV or tag is 410, never partial plaintext")
-def synchronous_decrypt(body: SignedSynchronousDecryptRequestDto, operations: OperationsDep,
-                        services: ServicesDep) -> DecryptResponseDto:
+def synchronous_decrypt(body: SignedSynchronousDecryptRequestDto, services: ServicesDep,
+                        caller: CallerDep) -> DecryptResponseDto:
     request = body.decryptRequest
-    with approved(services, request.decryptKeyName, request.encryptedPayload, request.signedApprovals):
-        payload = operations.decrypt(
-            label=request.decryptKeyName, password=request.keyPassword, algorithm=str(request.cipherAlgorithm),
-            encrypted_payload=request.encryptedPayload, iv=request.initializationVector,
-            aad=request.additionalAuthenticationData, tag_length=request.tagLength or 0,
-        )
+    payload = services.key_use.decrypt(
+        caller, KeyRef(request.decryptKeyName, request.keyPassword), algorithm=str(request.cipherAlgorithm),
+        encrypted_payload=request.encryptedPayload, iv=request.initializationVector,
+        aad=request.additionalAuthenticationData, tag_length=request.tagLength or 0,
+        approvals=request.signedApprovals,
+    )
     return DecryptResponseDto(payload=encode_base64(payload))
 
 
@@ -119,11 +115,12 @@ def synchronous_decrypt(body: SignedSynchronousDecryptRequestDto, operations: Op
 
 @router.post("/v1/wrap", operation_id="wrap", response_model=WrapKeyResponseDto,
              summary="Wrap an extractable key under an AES or RSA key (blob: raw secret or PKCS#8 DER)")
-def wrap(body: SignedWrapKeyRequestDto, operations: OperationsDep) -> WrapKeyResponseDto:
+def wrap(body: SignedWrapKeyRequestDto, services: ServicesDep, caller: CallerDep) -> WrapKeyResponseDto:
     request = body.wrapKeyRequest
-    blob = operations.wrap(
-        key_label=request.keyToBeWrapped, key_password=request.keyToBeWrappedPassword,
-        wrap_label=request.wrapKeyName, wrap_password=request.wrapKeyPassword, method=str(request.wrapMethod),
+    blob = services.key_use.wrap(
+        caller, wrapping=KeyRef(request.wrapKeyName, request.wrapKeyPassword, "wrapKeyPassword"),
+        target=KeyRef(request.keyToBeWrapped, request.keyToBeWrappedPassword, "keyToBeWrappedPassword"),
+        method=str(request.wrapMethod),
     )
     return WrapKeyResponseDto(wrappedKey=encode_base64(blob))
 
@@ -131,18 +128,15 @@ def wrap(body: SignedWrapKeyRequestDto, operations: OperationsDep) -> WrapKeyRes
 @router.post("/v1/synchronousUnwrap", status_code=status.HTTP_201_CREATED, operation_id="synchronousUnwrap",
              response_model=SignedKeyAttributesDto,
              summary="Unwrap a key into the partition under a new label; answers the new key's attributes")
-def synchronous_unwrap(body: SignedSynchronousUnwrapKeyRequestDto, operations: OperationsDep,
-                       services: ServicesDep) -> SignedKeyAttributesDto:
+def synchronous_unwrap(body: SignedSynchronousUnwrapKeyRequestDto, services: ServicesDep,
+                       caller: CallerDep) -> SignedKeyAttributesDto:
     request = body.unwrapKeyRequest
-    if request.policy is not None:
-        raise errors.UnsupportedOperation("'unwrapKeyRequest.policy': Smart Key Attributes are not supported "
-                                          "on unwrapped keys")
-    with approved(services, request.unwrapKeyName, request.wrappedKey, request.signedApprovals):
-        signed = operations.unwrap(
-            wrapped=request.wrappedKey, label=request.label, attributes=key_attributes(request.attributes),
-            unwrap_label=request.unwrapKeyName, unwrap_password=request.unwrapKeyPassword,
-            method=str(request.wrapMethod), algorithm=request.algorithm,
-        )
+    signed = services.key_use.unwrap(
+        caller, KeyRef(request.unwrapKeyName, request.unwrapKeyPassword, "unwrapKeyPassword"),
+        wrapped=request.wrappedKey, label=request.label, attributes=key_attributes(request.attributes),
+        method=str(request.wrapMethod), algorithm=request.algorithm, policy_requested=request.policy is not None,
+        approvals=request.signedApprovals,
+    )
     return key_response(signed)
 
 
@@ -151,33 +145,23 @@ def synchronous_unwrap(body: SignedSynchronousUnwrapKeyRequestDto, operations: O
 
 @router.post("/v1/synchronousHmac", operation_id="hmac", response_model=HmacResponseDto,
              summary="HMAC of a payload with an HMACSHA* key")
-def synchronous_hmac(body: SignedHmacRequestDto, operations: OperationsDep) -> HmacResponseDto:
+def synchronous_hmac(body: SignedHmacRequestDto, services: ServicesDep, caller: CallerDep) -> HmacResponseDto:
     request = body.hmacRequest
-    mac = operations.hmac(label=request.keyName, password=request.keyPassword, payload=request.payload)
+    mac = services.key_use.hmac(caller, KeyRef(request.keyName, request.keyPassword), request.payload)
     return HmacResponseDto(keyedHash=encode_base64(mac))
 
 
 @router.post("/v1/verifyHmac", operation_id="verifyHmac", response_model=VerifySignatureResponseDto,
              summary="Check an HMAC (hsmgate's path for the TSB's verifyHmac; /v1/verify accepts it too)")
-def verify_hmac(body: SignedVerifyHmacRequestDto, operations: OperationsDep) -> VerifySignatureResponseDto:
-    return _verify_hmac(body.verifyHmacRequest, operations)
+def verify_hmac(body: SignedVerifyHmacRequestDto, services: ServicesDep,
+                caller: CallerDep) -> VerifySignatureResponseDto:
+    return _verify_hmac(body.verifyHmacRequest, services, caller)
 
 
-def _verify_hmac(request: VerifyHmacRequestDto, operations: OperationsDep) -> VerifySignatureResponseDto:
-    valid = operations.hmac_verify(label=request.keyName, password=request.keyPassword, payload=request.payload,
-                                   mac=request.signature)
+def _verify_hmac(request: VerifyHmacRequestDto, services: PartitionServices, caller: Caller) -> VerifySignatureResponseDto:
+    valid = services.key_use.hmac_verify(caller, KeyRef(request.keyName, request.keyPassword), request.payload,
+                                         request.signature)
     return VerifySignatureResponseDto(signatureValid=valid)
-
-
-def approved(services: Any, label: str, payload: bytes,
-             signed_approvals: list[bytes] | None) -> AbstractContextManager[None]:
-    """Around a synchronous use of an SKA key: check ``signedApprovals`` (§6.8) and let the use
-    pass the key's policy (``domain/ska_guard.py``). Without approvals nothing changes: a key
-    whose policy needs approvals then refuses the use (401)."""
-    ska = getattr(services, "ska", None)
-    if not signed_approvals or ska is None:
-        return nullcontext()
-    return ska.approvals.synchronous_use(label, payload, signed_approvals)  # type: ignore[no-any-return]
 
 
 def _b64(value: bytes | None) -> str | None:

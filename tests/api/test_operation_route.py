@@ -13,8 +13,10 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from fastapi import Depends, FastAPI, Header
+from fastapi.testclient import TestClient
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hsmgate.api.hot_route import HotRoute
+from hsmgate.api.operation_route import OperationRoute
 from hsmgate.api.wire.signing import SignedSynchronousSignRequestDto
 from tests.conftest import LiveServer, soft_settings, unique
 
@@ -96,27 +98,27 @@ def test_an_unauthenticated_caller_is_refused_before_the_body_is_read(tmp_path: 
         assert response.status_code == 400 and response.json()["errorCode"] == 621
 
 
-def test_a_hot_route_refuses_parameters_it_cannot_supply() -> None:
+def test_an_operation_route_refuses_parameters_it_cannot_supply() -> None:
     app = FastAPI()
 
-    async def endpoint(body: SignedSynchronousSignRequestDto,
-                       other: Annotated[str, Depends(lambda: "x")]) -> None:  # pragma: no cover
+    def endpoint(body: SignedSynchronousSignRequestDto,
+                 other: Annotated[str, Depends(lambda: "x")]) -> None:  # pragma: no cover
         return None
 
     with pytest.raises(TypeError, match="unsupported parameter other"):
-        app.router.add_api_route("/x", endpoint, methods=["POST"], route_class_override=HotRoute)
+        app.router.add_api_route("/x", endpoint, methods=["POST"], route_class_override=OperationRoute)
 
-    async def no_body(x_thing: Annotated[str | None, Header()] = None) -> None:  # pragma: no cover
+    def no_body(x_thing: Annotated[str | None, Header()] = None) -> None:  # pragma: no cover
         return None
 
     with pytest.raises(TypeError):
-        app.router.add_api_route("/y", no_body, methods=["POST"], route_class_override=HotRoute)
+        app.router.add_api_route("/y", no_body, methods=["POST"], route_class_override=OperationRoute)
 
-    def not_async(body: SignedSynchronousSignRequestDto) -> None:  # pragma: no cover
+    async def coroutine(body: SignedSynchronousSignRequestDto) -> None:  # pragma: no cover
         return None
 
-    with pytest.raises(TypeError, match="must be async"):
-        app.router.add_api_route("/z", not_async, methods=["POST"], route_class_override=HotRoute)
+    with pytest.raises(TypeError, match="must be a plain def"):
+        app.router.add_api_route("/z", coroutine, methods=["POST"], route_class_override=OperationRoute)
 
 
 @pytest.mark.parametrize("otel", [False, True])
@@ -126,3 +128,42 @@ def test_fastapi_telemetry_follows_the_otel_setting(tmp_path: Path, otel: bool) 
     app = create_app(soft_settings(tmp_path, otel=otel))
     config = app._telemetry  # FastAPI's TelemetryConfig: what its per-request check reads
     assert (config["tracing"], config["metrics"], config["logs"]) == (otel, otel, otel)
+
+
+class _Recorder:
+    """A pure ASGI middleware added after the app is built: it must see every request."""
+
+    def __init__(self, app: ASGIApp, seen: list[tuple[str, str]]) -> None:
+        self.app = app
+        self.seen = seen
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.seen.append((scope["method"], scope["path"]))
+        await self.app(scope, receive, send)
+
+
+def test_an_added_middleware_sees_the_key_operations(tmp_path: Path) -> None:
+    """One request pipeline: sign, verify and batch requests pass through every middleware of the
+    app, like any other route (no route jumps ahead of the stack)."""
+    from hsmgate.app import create_app
+
+    seen: list[tuple[str, str]] = []
+    app = create_app(soft_settings(tmp_path))
+    app.add_middleware(_Recorder, seen=seen)
+    label = "pipeline-ed"
+    with TestClient(app) as http:
+        assert http.post("/v1/key", json={"label": label, "algorithm": "ED", "curveOid": "1.3.101.112",
+                                          "attributes": {"sign": True, "decrypt": False, "unwrap": False}}
+                         ).status_code == 201
+        sign = {"signKeyName": label, "payload": "UGF5bG9hZA==", "signatureAlgorithm": "EDDSA"}
+        signature = http.post("/v1/synchronousSign", json={"signRequest": sign}).json()["signature"]
+        verify = {"signKeyName": label, "payload": "UGF5bG9hZA==", "signatureAlgorithm": "EDDSA",
+                  "signature": signature}
+        assert http.post("/v1/verify", json={"verifySignatureRequest": verify}).json() == {"signatureValid": True}
+        batch = http.post("/v1/synchronousSignBatch", json={"signRequests": [sign, sign]})
+        assert batch.status_code == 200 and len(batch.json()["results"]) == 2
+        assert "x-request-id" in batch.headers
+    paths = [path for method, path in seen if method == "POST"]
+    for path in ("/v1/synchronousSign", "/v1/verify", "/v1/synchronousSignBatch"):
+        assert path in paths, f"{path} skipped the middleware stack"

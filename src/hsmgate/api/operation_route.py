@@ -1,11 +1,12 @@
-"""Route class of the hot synchronous endpoints (sign, verify and their batches).
+"""Route class of every key operation: sign, verify, their batches, encrypt, decrypt, wrap, unwrap,
+HMAC, ML-KEM, certificates, RFC 3161 timestamps, export.
 
-FastAPI's generic request handling — the dependency solver, body parsing through ``json.loads``
-then ``validate_python``, response serialisation through ``jsonable_encoder`` — costs about three
-quarters of an Ed25519 sign request (py-spy; the signature itself is 5 %). A :class:`HotRoute` is
-still an ordinary FastAPI route: it is declared with the same decorator, appears in OpenAPI with
-its body model, response model and security schemes, and runs behind the same middleware and
-exception handlers. Only its handler differs; it does, in a fixed order, what FastAPI would:
+An :class:`OperationRoute` is an ordinary FastAPI route behind the application's one middleware
+stack: it is declared with the same decorator, appears in OpenAPI with its body model, response
+model and security schemes, and its errors are rendered by the application's exception handlers.
+Only its handler differs from FastAPI's generic one (whose dependency solving, ``json.loads`` then
+``validate_python`` and ``jsonable_encoder`` cost most of a fast signature). It does, in a fixed
+order:
 
 1. authenticate and authorise the caller (:func:`hsmgate.api.deps.authorize`, the app-wide
    dependency of every route) — before the body is looked at, so an unauthenticated caller learns
@@ -14,12 +15,14 @@ exception handlers. Only its handler differs; it does, in a fixed order, what Fa
    not strict JSON is re-read leniently (trailing commas, ``api/lenient_json.py``); errors are
    :class:`RequestValidationError` with FastAPI's ``("body", …)`` locations, so they answer the
    same 600 / 621 bodies;
-3. call the endpoint with the arguments its signature asks for, by type: the body model,
-   :data:`ServicesDep`, :data:`SettingsDep`, :class:`Request` — any other parameter is refused when
-   the route is declared, never silently left out;
-4. read the key generation once for the whole operation (a batch of 1000 signatures included), so
-   cached key state costs no database access per lookup (``store/key_generation.py``);
-5. serialise a returned model with its own pydantic-core serializer (a returned ``Response`` is
+3. run the endpoint — a plain ``def`` that maps the wire DTO onto one call of the partition's
+   key-use gate (``domain/key_use.py``) and back — with the arguments its signature asks for, by
+   type: the body model, :data:`ServicesDep`, :data:`CallerDep`, :data:`SettingsDep` (any other
+   parameter is refused when the route is declared, never silently left out). It runs through
+   :func:`hsmgate.api.execution.run_operation`: inline or in the threadpool, its audit records
+   committed before the answer leaves, with the key generation read once for the whole operation
+   (a batch of 1000 signatures included: ``store/key_generation.py``);
+4. serialise a returned model with its own pydantic-core serializer (a returned ``Response`` is
    sent as it is).
 """
 
@@ -37,14 +40,16 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from hsmgate.api.deps import (
+    CallerDep,
     ServicesDep,
     SettingsDep,
     api_key_scheme,
     authorize,
     bearer_scheme,
+    caller_of,
     current_principal,
-    partition_services,
 )
+from hsmgate.api.execution import run_operation
 from hsmgate.api.lenient_json import TsbRoute, loads_lenient
 
 _JSON = "application/json"
@@ -97,8 +102,8 @@ def _json_invalid(position: int, reason: str) -> RequestValidationError:
 
 
 def _argument_kinds(endpoint: Callable[..., Any]) -> tuple[type[BaseModel], dict[str, str]]:
-    """The body model of ``endpoint`` and, per parameter, what to pass: body, services, settings
-    or request. Raises TypeError for anything else."""
+    """The body model of ``endpoint`` and, per parameter, what to pass: body, services, caller or
+    settings. Raises TypeError for anything else."""
     hints = typing.get_type_hints(endpoint, include_extras=True)
     kinds: dict[str, str] = {}
     body: type[BaseModel] | None = None
@@ -106,46 +111,48 @@ def _argument_kinds(endpoint: Callable[..., Any]) -> tuple[type[BaseModel], dict
         hint = hints.get(name)
         if hint == ServicesDep:
             kinds[name] = "services"
+        elif hint == CallerDep:
+            kinds[name] = "caller"
         elif hint == SettingsDep:
             kinds[name] = "settings"
-        elif hint is Request:
-            kinds[name] = "request"
         elif isinstance(hint, type) and issubclass(hint, BaseModel) and body is None:
             body, kinds[name] = hint, "body"
         else:
-            raise TypeError(f"HotRoute {endpoint.__name__}: unsupported parameter {name}: {hint!r}")
+            raise TypeError(f"OperationRoute {endpoint.__name__}: unsupported parameter {name}: {hint!r}")
     if body is None:
-        raise TypeError(f"HotRoute {endpoint.__name__}: no body model parameter")
+        raise TypeError(f"OperationRoute {endpoint.__name__}: no body model parameter")
     return body, kinds
 
 
-class HotRoute(TsbRoute):
-    """A :class:`TsbRoute` whose handler skips FastAPI's generic dependency solver (module doc)."""
+class OperationRoute(TsbRoute):
+    """A :class:`TsbRoute` whose handler runs a key operation (module text)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint = self.endpoint
-        if not inspect.iscoroutinefunction(endpoint):
-            raise TypeError(f"HotRoute {endpoint.__name__} must be async")
+        if inspect.iscoroutinefunction(endpoint):
+            raise TypeError(f"OperationRoute {endpoint.__name__} must be a plain def: run_operation runs it")
         model, kinds = _argument_kinds(endpoint)
         status_code = self.status_code or 200
-        wants_services = "services" in kinds.values()
 
         async def handler(request: Request) -> Response:
             principal = await authorize(request, await api_key_scheme(request), await bearer_scheme(request))
             body = parse_body(model, await request.body(), request.headers.get("content-type"))
-            services = None
-            if wants_services:
-                caller = await current_principal(principal)
-                services = await partition_services(request, request.app.state.gateway, caller)
-            values = {"body": body, "services": services, "settings": request.app.state.settings,
-                      "request": request}
-            with key_state_pinned(request):
-                result = await endpoint(**{name: values[kind] for name, kind in kinds.items()})
+            caller_principal = await current_principal(principal)
+            state = request.app.state
+            values = {"body": body, "services": state.gateway.services(caller_principal.partition),
+                      "caller": caller_of(request, caller_principal), "settings": state.settings}
+            arguments = {name: values[kind] for name, kind in kinds.items()}
+
+            def call() -> object:
+                with key_state_pinned(request):
+                    return endpoint(**arguments)
+
+            result = await run_operation(request, call)
             if isinstance(result, Response):
                 return result
             if not isinstance(result, BaseModel):
-                raise TypeError(f"HotRoute {endpoint.__name__} returned {type(result).__name__}")
-            return Response(result.__pydantic_serializer__.to_json(result), status_code=status_code,
+                raise TypeError(f"OperationRoute {endpoint.__name__} returned {type(result).__name__}")
+            return Response(result.__pydantic_serializer__.to_json(result, by_alias=True), status_code=status_code,
                             media_type=_JSON)
 
         return handler

@@ -1,0 +1,258 @@
+"""The composition root: builds, once, every service hsmgate runs — the state database, each served
+partition's backend and domain services (the key-use gate among them), the audit trail and the SKA
+services — for the HTTP app (``app.py``) and the command line alike. Nothing else constructs them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from pydantic import SecretStr
+
+from hsmgate.domain.approvals import ApprovalService, SkaServices
+from hsmgate.domain.audit import Actor, AttestationSigner, AuditTrail, RequestAudit
+from hsmgate.domain.certificates import CertificateService
+from hsmgate.domain.clock import Clock, SystemClock
+from hsmgate.domain.data_objects import DATA_OBJECT_KEY, DataObjectService
+from hsmgate.domain.gateway import Gateway, PartitionServices
+from hsmgate.domain.kem import KemService
+from hsmgate.domain.key_admin import KeyAdministration
+from hsmgate.domain.key_transfer import KeyTransferService
+from hsmgate.domain.key_use import KeyUse, KeyUseServices
+from hsmgate.domain.keys import KeyService
+from hsmgate.domain.operations import OperationsService
+from hsmgate.domain.partitions import PartitionConfig, PartitionError, PartitionRegistry
+from hsmgate.domain.passwords import PasswordService
+from hsmgate.domain.requests import RequestScheduler, RequestService
+from hsmgate.domain.signing import SigningService
+from hsmgate.domain.ska_execution import SCHEDULER_AUTH_METHOD, SCHEDULER_PRINCIPAL, register_executors
+from hsmgate.domain.timestamp_key import TimestampService
+from hsmgate.domain.timestamps import RfcTimestampService
+from hsmgate.hsm.base import HsmError, Partition
+from hsmgate.settings import ConfigError, Settings
+from hsmgate.store.audit import AuditRepository
+from hsmgate.store.certificates import CertificateRepository
+from hsmgate.store.data_objects import DataObjectRepository
+from hsmgate.store.database import Database
+from hsmgate.store.key_metadata import KeyMetadataRepository
+from hsmgate.store.partitions import PartitionRepository
+from hsmgate.store.requests import RequestRepository
+from hsmgate.store.soft_keys import SoftKeyRepository
+from hsmgate.store.wrapped_keys import WrappedKeyRepository
+
+
+def open_partition(settings: Settings, db: Database) -> Partition:
+    """The configured backend's partition; raises BackendUnavailable or ConfigError with one line."""
+    if settings.backend == "pkcs11":
+        from hsmgate.hsm.pkcs11 import Pkcs11Partition
+
+        return Pkcs11Partition(
+            settings.partition, module_path=settings.pkcs11_module or "", token_label=settings.pkcs11_token_label,
+            slot_id=settings.pkcs11_slot, pin=settings.load_pkcs11_pin(), pool_size=settings.pkcs11_pool_size,
+        )
+    from hsmgate.hsm.soft import SoftPartition
+
+    return SoftPartition(settings.partition, repository=SoftKeyRepository(db, settings.partition),
+                         master_key=settings.load_master_key())
+
+
+def partition_settings(settings: Settings, config: PartitionConfig) -> Settings:
+    """The settings of a database partition: the global ones with its name and backend."""
+    update: dict[str, object] = {"partition": config.name, "backend": config.backend}
+    if config.backend == "pkcs11":
+        update |= {"pkcs11_module": config.module, "pkcs11_token_label": config.token_label,
+                   "pkcs11_slot": config.slot, "pkcs11_pin": SecretStr(config.pin or ""), "pkcs11_pin_file": None}
+        if config.pool_size:
+            update["pkcs11_pool_size"] = config.pool_size
+    return settings.model_copy(update=update)
+
+
+def served_partitions(settings: Settings, db: Database) -> list[Settings]:
+    """The settings partition first, then those of the database (``hsmgate partition add``)."""
+    repository = PartitionRepository(db)
+    if not repository.all():
+        return [settings]
+    try:
+        configs = PartitionRegistry(repository, settings.load_master_key()).load()
+    except PartitionError as exc:
+        raise ConfigError(str(exc)) from None
+    if any(config.name == settings.partition for config in configs):
+        raise ConfigError(f"partition '{settings.partition}' is both HSMGATE_PARTITION and a database partition; "
+                          "rename one of them")
+    return [settings, *(partition_settings(settings, config) for config in configs)]
+
+
+def check_master_key(settings: Settings, backend: Partition) -> None:
+    """A soft partition whose keys do not unseal with the configured master key is refused with
+    one line (ConfigError): served, it would answer UP and seal new keys under the wrong key."""
+    check = getattr(backend, "check_master_key", None)
+    if check is None:  # PKCS#11: the token holds its keys
+        return
+    try:
+        check(settings.attestation_key_name)
+    except HsmError:
+        source = "HSMGATE_MASTER_KEY" if settings.master_key is not None else settings.data_dir / "master.key"
+        raise ConfigError(f"the master key ({source}) does not unseal the keys of partition "
+                          f"'{settings.partition}': it is not the key they were sealed with") from None
+
+
+def load_certificates(paths: tuple[Path, ...]) -> list[bytes]:
+    """DER of each certificate file (PEM or DER) of HSMGATE_TIMESTAMP_SIGNING_CERTIFICATES."""
+    out: list[bytes] = []
+    for path in paths:
+        try:
+            data = Path(path).read_bytes()
+            certificate = (x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data
+                           else x509.load_der_x509_certificate(data))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read timestamp signing certificate {path}: {exc}") from None
+        out.append(certificate.public_bytes(serialization.Encoding.DER))
+    return out
+
+
+def build_partition(settings: Settings, served: Settings, db: Database, backend: Partition,
+                    audit: AuditTrail | None) -> PartitionServices:
+    """The domain services of one partition, on ``backend``; its attestation key is created when
+    absent and, like the data-object key's name, flagged internal."""
+    name = served.partition
+    metadata = KeyMetadataRepository(db, name)
+    certificates_store = CertificateRepository(db, name)
+    keys = KeyService(backend, metadata, attestation_key_name=settings.attestation_key_name)
+    passwords = PasswordService(backend, metadata)
+    certificates = CertificateService(backend, repository=certificates_store)
+    transfer = KeyTransferService(backend, keys=keys, metadata=metadata, certificates=certificates_store)
+    gate = KeyUse(backend, metadata=metadata, passwords=passwords, audit=audit, services=KeyUseServices(
+        signing=SigningService(backend),
+        operations=OperationsService(backend, keys=keys, metadata=metadata,
+                                     wrapped_keys=WrappedKeyRepository(db, name)),
+        kem=KemService(backend), certificates=certificates,
+        timestamps=RfcTimestampService(backend, certificates=certificates, key_name=served.rfc_timestamp_key_name,
+                                       policy_oid=served.rfc_timestamp_policy),
+        transfer=transfer,
+    ))
+    admin = KeyAdministration(keys=keys, gate=gate, passwords=passwords, transfer=transfer, metadata=metadata,
+                              certificates=certificates, certificate_store=certificates_store)
+    keys.ensure_attestation_key(settings.attestation_key_size)
+    now = datetime.now(UTC).replace(microsecond=0)
+    for internal in (settings.attestation_key_name, DATA_OBJECT_KEY):
+        metadata.mark_internal(internal, when=now)
+    return PartitionServices(partition=backend, keys=keys, key_use=gate, admin=admin,
+                             data_objects=DataObjectService(backend, DataObjectRepository(db, name), gate=gate))
+
+
+def build_gateway(settings: Settings, db: Database, audit: AuditTrail | None = None) -> Gateway:
+    """Every served partition's services (backends opened, master keys checked)."""
+    # follow key changes from now on (store/key_generation.py; on PostgreSQL this starts the
+    # listener, so it is in sync by the first request and key caches pay off at once)
+    db.key_generation.current()
+    gateway = Gateway()
+    try:
+        for served in served_partitions(settings, db):
+            backend = open_partition(served, db)
+            try:
+                check_master_key(served, backend)
+                gateway.add(build_partition(settings, served, db, backend, audit))
+            except BaseException:
+                backend.close()
+                raise
+    except BaseException:
+        gateway.close()
+        raise
+    return gateway
+
+
+def build_audit(settings: Settings, db: Database) -> AuditTrail | None:
+    """The audit trail (None when HSMGATE_AUDIT_ENABLED is false); signers are attached by
+    :func:`attach_signers` once the partitions are open."""
+    if not settings.audit_enabled:
+        return None
+    return AuditTrail(AuditRepository(db), fail_closed=settings.audit_fail_closed,
+                      checkpoint_interval=settings.audit_checkpoint_interval)
+
+
+def attach_signers(audit: AuditTrail, gateway: Gateway) -> None:
+    """Each served partition's checkpoints signed by its attestation key."""
+    for name in gateway.names():
+        services = gateway.services(name)
+        audit.signers[name] = AttestationSigner(services.partition, services.keys.attestation_key_name)
+
+
+def build_partition_ska(settings: Settings, db: Database, services: PartitionServices, clock: Clock,
+                        audit: AuditTrail | None = None) -> SkaServices:
+    """The SKA services of one partition; creates its timestamp key when absent (flagged internal).
+    With ``audit``, the scheduler's executions and expiries are recorded as the principal
+    ``scheduler``."""
+    name = services.partition.name
+    metadata = KeyMetadataRepository(db, name)
+    timestamps = TimestampService(services.partition, metadata, settings.timestamp_key_name)
+    timestamps.ensure(clock.now())
+    metadata.mark_internal(settings.timestamp_key_name, when=datetime.now(UTC).replace(microsecond=0))
+    requests = RequestService(partition_name=name, repository=RequestRepository(db, name), keys=services.keys,
+                              signing=services.key_use.services.signing, timestamps=timestamps, clock=clock)
+    approvals = ApprovalService(
+        requests, clock=clock, max_timestamp_diff=settings.max_timestamp_diff,
+        max_future_timestamp_diff=settings.max_future_timestamp_diff,
+        timestamp_signers=load_certificates(settings.timestamp_signing_certificates),
+    )
+    register_executors(requests, services.key_use)
+    services.key_use.attach_approvals(approvals)
+    if audit is not None:
+        def scheduler_audit(request_id: str) -> RequestAudit:
+            return RequestAudit(audit, Actor(principal=SCHEDULER_PRINCIPAL, auth_method=SCHEDULER_AUTH_METHOD,
+                                             partition=name, request_id=request_id))
+
+        requests.scheduler_audit = scheduler_audit
+    services.keys.on_delete.append(requests.cancel_for_key)
+    ska = SkaServices(requests=requests, approvals=approvals, timestamps=timestamps)
+    services.ska = ska
+    return ska
+
+
+def build_ska(settings: Settings, db: Database, gateway: Gateway, clock: Clock,
+              audit: AuditTrail | None = None) -> RequestScheduler:
+    """SKA services for every served partition, and this process's (not yet started) scheduler."""
+    for name in gateway.names():
+        build_partition_ska(settings, db, gateway.services(name), clock, audit)
+
+    def request_services() -> list[RequestService]:
+        return [ska.requests for name in gateway.names() if (ska := gateway.services(name).ska) is not None]
+
+    return RequestScheduler(request_services, settings.ska_scheduler_interval)
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Everything one hsmgate process serves with."""
+
+    settings: Settings
+    db: Database
+    gateway: Gateway
+    audit: AuditTrail | None
+    scheduler: RequestScheduler
+
+    def close(self) -> None:
+        """Sign what the audit chains appended since their last checkpoint, close backends and
+        the database."""
+        if self.audit is not None:
+            for name in self.gateway.names():
+                self.audit.checkpoint_if_moved(name)
+            self.audit.repository.close()
+        self.gateway.close()
+        self.db.dispose()
+
+
+def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
+    """The database migrated, every partition's services, the audit trail and SKA services."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    db.migrate()
+    audit = build_audit(settings, db)
+    gateway = build_gateway(settings, db, audit)
+    if audit is not None:
+        attach_signers(audit, gateway)
+    scheduler = build_ska(settings, db, gateway, clock or SystemClock(), audit)
+    return Runtime(settings=settings, db=db, gateway=gateway, audit=audit, scheduler=scheduler)

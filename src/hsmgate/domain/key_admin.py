@@ -1,0 +1,110 @@
+"""Key administration for callers: create, list, describe, delete, import, change a password, read
+an SKA key's address — each recorded in the audit log, each naming a key through the same password
+step as the key-use gate (``domain/key_use.py``), and none of them touching an internal key (614).
+
+Describing a key (its attributes, signed by the attestation key) stays open for internal keys too:
+the attestation key's public key is how a client checks every attestation.
+"""
+
+from __future__ import annotations
+
+from hsmgate.domain.certificates import CertificateService
+from hsmgate.domain.key_transfer import KeyImport, KeyTransferService
+from hsmgate.domain.key_use import Caller, InternalKey, KeyRef, KeyUse
+from hsmgate.domain.keys import KeyService, NewKey, SignedKey, check_label
+from hsmgate.domain.passwords import PasswordService
+from hsmgate.store.certificates import CertificateRepository
+from hsmgate.store.key_metadata import KeyMetadataRepository
+
+
+class KeyAdministration:
+    """Caller-facing key management of one partition."""
+
+    def __init__(self, *, keys: KeyService, gate: KeyUse, passwords: PasswordService,
+                 transfer: KeyTransferService, metadata: KeyMetadataRepository,
+                 certificates: CertificateService, certificate_store: CertificateRepository) -> None:
+        self.keys = keys
+        self._gate = gate
+        self._passwords = passwords
+        self._transfer = transfer
+        self._metadata = metadata
+        self._certificate_service = certificates
+        self._certificates = certificate_store
+
+    def refuse_internal(self, label: str) -> None:
+        """614 when ``label`` names a key hsmgate keeps for itself (also before it exists)."""
+        if self._metadata.state(label).internal:
+            raise InternalKey(f"key '{label}' is internal to hsmgate: no caller may create, change or delete it")
+
+    def create(self, caller: Caller, request: NewKey, password: str | None) -> SignedKey:
+        """A new key (with its password hash stored before it exists)."""
+        def call() -> SignedKey:
+            check_label(request.label)
+            self.refuse_internal(request.label)
+            with self._passwords.protecting_new_key(request.label, password):
+                return self.keys.create(request)
+
+        return self._gate.run(caller, "createKey", request.label, call, mutating=True)
+
+    def labels(self, caller: Caller) -> list[str]:
+        return self._gate.run(caller, "getKeys", None, self.keys.labels)
+
+    def describe(self, caller: Caller, key: KeyRef) -> SignedKey:
+        self._gate.check_password(caller, key)
+        return self._gate.run(caller, "getKeyAttributes", key.label, lambda: self.keys.describe(key.label))
+
+    def delete(self, caller: Caller, key: KeyRef) -> None:
+        """Destroy a destroyable key, with its certificate."""
+        self._gate.check_password(caller, key)
+
+        def call() -> None:
+            self.refuse_internal(key.label)
+            self.keys.delete(key.label)
+            self._certificates.remove(key.label)
+
+        self._gate.run(caller, "deleteKey", key.label, call, mutating=True)
+
+    def import_plain(self, caller: Caller, request: KeyImport) -> SignedKey:
+        def call() -> SignedKey:
+            check_label(request.label)
+            self.refuse_internal(request.label)
+            return self._transfer.import_plain(request)
+
+        return self._gate.run(caller, "importKey", request.label, call, mutating=True)
+
+    def change_password(self, caller: Caller, label: str, password: str | None, new_password: str | None) -> None:
+        """Change (or with an empty ``new_password`` remove) the password of a modifiable key."""
+        def call() -> None:
+            self.refuse_internal(label)
+            self._passwords.change(label, password, new_password)
+
+        self._gate.run(caller, "changeKeyPassword", label, call, mutating=True)
+
+    def import_certificate(self, caller: Caller, label: str, data: bytes) -> str:
+        """Attach a certificate to a key (its public key must be the key's); answers its PEM."""
+        def call() -> str:
+            self.refuse_internal(label)
+            return self._certificate_service.import_certificate(label, data)
+
+        return self._gate.run(caller, "importCertificate", label, call, mutating=True)
+
+    def certificate(self, caller: Caller, label: str) -> str:
+        """The PEM certificate of a key."""
+        return self._gate.run(caller, "getCertificate", label, lambda: self._certificate_service.get(label))
+
+    def delete_certificate(self, caller: Caller, label: str) -> None:
+        def call() -> None:
+            self.refuse_internal(label)
+            self._certificate_service.delete(label)
+
+        self._gate.run(caller, "deleteCertificate", label, call, mutating=True)
+
+    def address(self, caller: Caller, key: KeyRef) -> bytes:
+        """The address hash of an SKA key created with ``addressFormat`` (630 without policy)."""
+        self._gate.check_password(caller, key)
+
+        def call() -> bytes:
+            self.refuse_internal(key.label)
+            return self.keys.address(key.label)
+
+        return self._gate.run(caller, "getKeyAddress", key.label, call)
