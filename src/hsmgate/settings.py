@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     #: Off by default: even without a provider, checking for one costs ~10 µs per request.
     otel: bool = False
 
-    # -- authentication (README "Security") ------------------------------------------------
+    # -- authentication (docs/security.md) ------------------------------------------------
     #: API keys per TSB role (header X-API-KEY); several per role for rollover.
     api_keys_key_management: SecretList = ()
     api_keys_key_operation: SecretList = ()

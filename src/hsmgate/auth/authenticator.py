@@ -1,6 +1,6 @@
 """The credentials of one request → the :class:`Principal` that may call the matched route.
 
-Rules (README "Security"):
+Rules (docs/security.md):
 
 * Open routes (:data:`~hsmgate.auth.roles.OPEN_PATHS`) need nothing. In dev mode *without* any
   authentication method configured every caller is the developer with every role; as soon as a
