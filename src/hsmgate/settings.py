@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from hsmgate.auth.roles import Role
 
 
 class ConfigError(Exception):
@@ -43,13 +42,18 @@ SecretList = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_comma_s
 PathList = Annotated[tuple[Path, ...], NoDecode, BeforeValidator(_comma_separated)]
 
 
+#: The TSB role names (``auth/roles.py`` ``Role`` has one member each; settings name them as text,
+#: so the configuration knows nothing of the authentication code that reads it).
+RoleName = Literal["keyManagement", "keyOperation", "approver", "service", "approverKeyManagement"]
+
+
 class MtlsIdentity(BaseModel):
     """What a client certificate may do: its partition (default: HSMGATE_PARTITION) and roles."""
 
     model_config = {"extra": "forbid"}
 
     partition: str | None = None
-    roles: tuple[Role, ...] = ()
+    roles: tuple[RoleName, ...] = ()
 
 
 class Settings(BaseSettings):
@@ -75,12 +79,12 @@ class Settings(BaseSettings):
     attestation_key_size: int = 2048
     max_random_length: int = Field(65536, ge=1)
     log_level: str = "info"
-    # -- RFC 3161 timestamps (issue 4) --
+    # -- RFC 3161 timestamps --
     #: key that signs /v1/createRfcTimestamp tokens (the TSB's hsm.rfcTimestampKeyName); unset: refused
     rfc_timestamp_key_name: str | None = None
     #: TSA policy OID written into each TSTInfo (default: under 2.999, the arc for examples — set your own)
     rfc_timestamp_policy: str = Field("2.999.3161.1", pattern=r"^[0-2](\.(0|[1-9][0-9]*))+$")
-    # -- Smart Key Attributes (issue 5) --
+    # -- Smart Key Attributes --
     #: EC P-256 key that signs the HSM timestamps of SKA requests (the TSB's hsm.timestampKeyName)
     timestamp_key_name: str = "timestamp-key"
     #: how old an approver's timestamp may be, and how far ahead of the server's clock (seconds)
@@ -90,7 +94,7 @@ class Settings(BaseSettings):
     timestamp_signing_certificates: PathList = ()
     #: seconds between two passes of the request scheduler (timelocks, expiry)
     ska_scheduler_interval: float = Field(5.0, gt=0, le=3600)
-    # -- scale-out (issue 7) --
+    # -- scale-out --
     workers: int = Field(1, ge=1, le=64)
     max_batch: int = Field(1000, ge=1, le=100_000)
     #: FastAPI's native OpenTelemetry (traces, metrics, logs to the globally configured providers).
@@ -178,12 +182,12 @@ class Settings(BaseSettings):
             return False
 
     @property
-    def api_keys(self) -> dict[Role, tuple[SecretStr, ...]]:
-        """The configured API keys by role (roles without keys left out)."""
-        by_role = {
-            Role.KEY_MANAGEMENT: self.api_keys_key_management, Role.KEY_OPERATION: self.api_keys_key_operation,
-            Role.APPROVER: self.api_keys_approver, Role.SERVICE: self.api_keys_service,
-            Role.APPROVER_KEY_MANAGEMENT: self.api_keys_approver_key_management,
+    def api_keys(self) -> dict[RoleName, tuple[SecretStr, ...]]:
+        """The configured API keys by role name (roles without keys left out)."""
+        by_role: dict[RoleName, tuple[SecretStr, ...]] = {
+            "keyManagement": self.api_keys_key_management, "keyOperation": self.api_keys_key_operation,
+            "approver": self.api_keys_approver, "service": self.api_keys_service,
+            "approverKeyManagement": self.api_keys_approver_key_management,
         }
         return {role: keys for role, keys in by_role.items() if keys}
 

@@ -1,4 +1,4 @@
-"""The audit log of SKA requests (issue 6: "every operation on a key, policy, request or approval
+"""The audit log of SKA requests ("every operation on a key, policy, request or approval
 appends a record"): creation, approval, rejection, cancellation, execution — in the approver's call
 or by the scheduler (principal ``scheduler``) — and expiry, each naming the request, never its
 payload or result; the chain stays verifiable by ``hsmgate audit verify``, online and from an export."""

@@ -1,4 +1,4 @@
-"""The backend contract for the optional operations (issue 4): encrypt/decrypt, wrap/unwrap, HMAC.
+"""The backend contract for the optional operations: encrypt/decrypt, wrap/unwrap, HMAC.
 
 Each case runs for exactly what the backend *declares* in ``capabilities()`` — a backend that
 declares nothing (the PKCS#11 backend before its pass) runs only the refusal case — so adding a

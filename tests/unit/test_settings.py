@@ -76,3 +76,13 @@ def test_pkcs11_backend_needs_module() -> None:
 def test_secrets_are_not_printed() -> None:
     settings = Settings(master_key="00" * 32, pkcs11_pin="1234")
     assert "1234" not in repr(settings) and "00" * 32 not in repr(settings)
+
+
+def test_the_role_names_of_the_settings_are_the_roles() -> None:
+    """Settings name roles as text (they import nothing of auth); the names must be the roles'."""
+    from typing import get_args
+
+    from hsmgate.auth.roles import Role
+    from hsmgate.settings import RoleName
+
+    assert set(get_args(RoleName)) == {role.value for role in Role}

@@ -33,9 +33,10 @@ class ApiKeyMatch:
 class ApiKeyVerifier:
     """Matches ``X-API-KEY`` values against the configured keys of each role."""
 
-    def __init__(self, keys: Mapping[Role, tuple[SecretStr, ...]]) -> None:
+    def __init__(self, keys: Mapping[str, tuple[SecretStr, ...]]) -> None:
+        """``keys``: the configured keys by role name (``Settings.api_keys``)."""
         self._entries: list[tuple[Role, int, bytes]] = [
-            (role, index, _digest(key.get_secret_value()))
+            (Role(role), index, _digest(key.get_secret_value()))
             for role, role_keys in keys.items() for index, key in enumerate(role_keys, start=1)
         ]
 

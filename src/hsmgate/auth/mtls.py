@@ -135,7 +135,7 @@ class CertificateMapper:
         identity = self._by_key.get(fingerprint) or self._by_key.get(subject) or self._by_key.get("*")
         if identity is None:
             return CertificateIdentity(subject, fingerprint, None, None)
-        return CertificateIdentity(subject, fingerprint, identity.partition, frozenset(identity.roles))
+        return CertificateIdentity(subject, fingerprint, identity.partition, frozenset(Role(role) for role in identity.roles))
 
 
 def check_tls_files(settings: Settings) -> None:

@@ -36,7 +36,7 @@ class KeyView:
     attributes: KeyAttributes
     asymmetric: bool
     creation: str = "generated"
-    #: SKA keys (issue 5): the policy, and ``(address hex, format)`` of ``addressFormat``
+    #: SKA keys: the policy, and ``(address hex, format)`` of ``addressFormat``
     policy: Policy | None = None
     address_truncated: tuple[str, str] | None = None
     public_only: bool = False  # an imported public key (or certificate) without its private key

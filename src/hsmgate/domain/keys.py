@@ -39,7 +39,7 @@ class NewKey:
     curve_oid: str | None
     attributes: KeyAttributes
     key_id: str | None = None
-    #: SKA (issue 5): the validated policy (None: a plain key) and ``addressFormat.format``
+    #: SKA: the validated policy (None: a plain key) and ``addressFormat.format``
     policy: Policy | None = None
     address_format: str | None = None
 
@@ -180,7 +180,7 @@ class KeyService:
         created = self._metadata.record_creation(request.label, utc(info.created_at or self._now()))
         return self._signed(info, created)
 
-    # -- SKA keys (issue 5) --------------------------------------------------------------------
+    # -- SKA keys --------------------------------------------------------------------
 
     def _create_ska(self, request: NewKey, spec: KeySpec, key_id: bytes | None) -> SignedKey:
         """A key with a policy: asymmetric only (613), never extractable (606), addressFormat

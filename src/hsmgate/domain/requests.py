@@ -27,7 +27,7 @@ Lifecycle (reference §6.2)::
   ``stale_after`` seconds the scheduler marks it FAILED (it cannot know whether the HSM ran it, so
   it never runs it twice).
 
-Audit (issue 6). Every creation (``request<Kind>``), execution (``execute<Kind>``), cancellation
+Audit. Every creation (``request<Kind>``), execution (``execute<Kind>``), cancellation
 (``cancelRequest``), approval and rejection (``approveTask`` / ``rejectTask``, ``domain/approvals.py``)
 is recorded as a mutating operation — a ``started`` record first (refused when it cannot be
 written), then the outcome — and every expiry (``expireRequest``), final rejection

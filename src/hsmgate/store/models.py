@@ -66,7 +66,7 @@ class KeyMetadata(Base):
     origin: Mapped[str | None] = mapped_column(String(16), nullable=True)
     #: True for an imported public key (or certificate) without its private key
     public_only: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
-    #: SKA policy (issue 5): the PolicyDto JSON incl. keyStatus; None for a key without policy
+    #: SKA policy: the PolicyDto JSON incl. keyStatus; None for a key without policy
     policy: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: SKA guard bits read on every use of the key (``domain/ska_guard.py``); None without policy
     policy_guard: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -202,7 +202,7 @@ class WrappedKeyRecord(Base):
 
 
 class SkaRequestRow(Base):
-    """An asynchronous (SKA workflow) request: ``/v1/sign``, ``/v1/block``, … (issue 5).
+    """An asynchronous (SKA workflow) request: ``/v1/sign``, ``/v1/block``, ….
 
     ``status`` is the TSB status, plus ``EXECUTING`` while one process runs it (shown as APPROVED):
     a process claims a request by a conditional UPDATE to EXECUTING, so it runs exactly once even

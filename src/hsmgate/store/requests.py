@@ -1,4 +1,4 @@
-"""Repository of SKA requests and their approval tasks (issue 5).
+"""Repository of SKA requests and their approval tasks.
 
 Every state change is a *conditional* UPDATE in a transaction of its own (``… WHERE id = ? AND
 status IN (…)``) whose row count says whether this caller made the change. That is how one request

@@ -28,13 +28,12 @@ from hsmgate.api.wire.ska import (
     SendApprovalDto,
 )
 from hsmgate.domain.approval_token import ApprovalToBeSigned
-from hsmgate.domain.approvals import Authentication, Paging, SkaServices, TaskItem
+from hsmgate.domain.approvals import Authentication, Paging, SkaServices, SortOrder, TaskItem
 from hsmgate.domain.errors import TsbError
 from hsmgate.domain.gateway import PartitionServices
 from hsmgate.domain.key_use import Caller
 from hsmgate.domain.requests import KINDS, SIGNED_FIELDS, TASK_FILTERS, kinds_of_filter
 from hsmgate.domain.timestamp_key import TIMESTAMP_SIGNATURE_ALGORITHM
-from hsmgate.store.requests import SortOrder
 
 router = tsb_router(tags=["Approval Tasks"], responses=ERROR_RESPONSES)
 

@@ -17,7 +17,7 @@ from hsmgate.domain.hsm_errors import translated
 router = tsb_router(tags=["Service Information"], responses=ERROR_RESPONSES)
 
 #: Licence flags of the features this build implements (the TSB's ``clientFlags``).
-CLIENT_FLAGS = ["REST_API", "TSB_ENGINE", "KEY_AUTH"]  # TSB_ENGINE, KEY_AUTH: SKA (issue 5)
+CLIENT_FLAGS = ["REST_API", "TSB_ENGINE", "KEY_AUTH"]  # TSB_ENGINE, KEY_AUTH: SKA
 
 
 class VersionInfo(BaseModel):
