@@ -12,16 +12,12 @@ from typing import Any, ClassVar
 import pkcs11
 from pkcs11.exceptions import PKCS11Error
 
-from hsmgate.hsm.base import (
-    BackendUnavailable,
-)
-from hsmgate.hsm.pkcs11.mechanisms import (
-    CKF_OS_LOCKING_OK,
-    CKR_CRYPTOKI_ALREADY_INITIALIZED,
-    CKR_OK,
-    _ckm_name,
-    _ckr_name,
-)
+from hsmgate.hsm.base import BackendUnavailable
+from hsmgate.hsm.pkcs11.errors import CKR_CRYPTOKI_ALREADY_INITIALIZED, CKR_OK, ckr_name
+from hsmgate.hsm.pkcs11.mechanisms import ckm_name
+
+#: CK_C_INITIALIZE_ARGS.flags: the module may use the operating system's locking primitives.
+CKF_OS_LOCKING_OK = 0x2
 
 # ---------------------------------------------------------------------------------------- process-wide module
 _FUNCTION_LIST = ("C_Initialize", "C_Finalize", "C_GetInfo", "C_GetFunctionList", "C_GetSlotList",
@@ -45,11 +41,14 @@ class _CkInitializeArgs(ctypes.Structure):
                 ("flags", ctypes.c_ulong), ("reserved", ctypes.c_void_p)]
 
 
-class _Module:
+class Pkcs11Module:
     """One PKCS#11 module file in this process: python-pkcs11's ``lib``, the locking mode, and a gate that
-    lets calls run side by side (shared) but a re-initialisation only alone (exclusive)."""
+    lets calls run side by side (shared) but a re-initialisation only alone (exclusive).
 
-    _registry: ClassVar[dict[str, _Module]] = {}
+    ``generation`` counts the re-initialisations: sessions opened in an earlier generation are dead. Get the
+    instance with :meth:`load`, never by calling the class."""
+
+    _registry: ClassVar[dict[str, Pkcs11Module]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, path: str) -> None:
@@ -68,7 +67,7 @@ class _Module:
         self.initialised_at = time.monotonic()
 
     @classmethod
-    def load(cls, module_path: str) -> _Module:
+    def load(cls, module_path: str) -> Pkcs11Module:
         """The module for ``module_path`` in this process, loaded on first use."""
         path = os.path.realpath(module_path)
         if not os.path.isfile(path):
@@ -84,7 +83,7 @@ class _Module:
         module.ensure_process()
         return module
 
-    def raw(self, function: str, *args: Any) -> int:
+    def raw(self, function: str, *args: object) -> int:
         """Call ``function`` of the module's function list directly; returns the CK_RV."""
         return int(self._functions[function](*args))
 
@@ -158,14 +157,13 @@ class _Module:
             self.leave_exclusive()
 
 
-
 def _flag_names(flags: int, enum: Any) -> list[str]:
     return [member.name for member in enum if member.value and flags & member.value == member.value]
 
 
 def describe_module(module_path: str) -> list[dict[str, Any]]:
     """Slots, tokens (label, serial, flags) and mechanisms with key-size ranges of a module; no PIN needed."""
-    module = _Module.load(module_path)
+    module = Pkcs11Module.load(module_path)
     module.enter_shared()
     try:
         slots = []
@@ -181,12 +179,12 @@ def describe_module(module_path: str) -> list[dict[str, Any]]:
                 for mech in sorted(slot.get_mechanisms(), key=int):
                     info = slot.get_mechanism_info(mech)
                     entry["mechanisms"].append({
-                        "name": _ckm_name(int(mech)), "min_key_size": info.min_key_length,
+                        "name": ckm_name(int(mech)), "min_key_size": info.min_key_length,
                         "max_key_size": info.max_key_length,
                         "flags": _flag_names(info.flags, pkcs11.MechanismFlag)})
             slots.append(entry)
         return slots
     except PKCS11Error as exc:
-        raise BackendUnavailable(f"Listing PKCS#11 module {module_path} failed ({_ckr_name(exc)}).") from None
+        raise BackendUnavailable(f"Listing PKCS#11 module {module_path} failed ({ckr_name(exc)}).") from None
     finally:
         module.leave_shared()
