@@ -24,9 +24,11 @@ member."""
 
 
 def ckm_name(mechanism: int) -> str:
-    """The ``CKM_`` name of ``mechanism``, or ``CKM_0x...`` for a number python-pkcs11 does not know."""
+    """The spec's ``CKM_`` name of ``mechanism`` (``CKM_DES_KEY_GEN``: python-pkcs11 names historic
+    mechanisms with a leading underscore, ``_DES_KEY_GEN``), or ``CKM_0x...`` for a number python-pkcs11
+    does not know."""
     try:
-        return "CKM_" + Mechanism(mechanism).name
+        return "CKM_" + Mechanism(mechanism).name.lstrip("_")
     except ValueError:
         return f"CKM_0x{mechanism:X}"
 
