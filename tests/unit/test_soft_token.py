@@ -9,8 +9,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from hsmgate.hsm.base import BackendUnavailable, KeyAttributes, KeySpec, KeyType, SignMechanism, SignScheme, HashAlg
-from hsmgate.hsm.base import KeyExists, KeyNotFound
+from hsmgate.hsm.base import (
+    BackendUnavailable,
+    HashAlg,
+    KeyAttributes,
+    KeyExists,
+    KeyNotFound,
+    KeySpec,
+    KeyType,
+    SignMechanism,
+    SignScheme,
+)
 from hsmgate.hsm.sealed_store import SealedKey, SealedKeyRecord, SealedKeyStore
 from hsmgate.hsm.soft import Sealer, SoftPartition
 from hsmgate.store.database import Database
