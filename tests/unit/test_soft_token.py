@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,14 @@ from hsmgate.hsm.base import (
     BackendUnavailable,
     HashAlg,
     KeyAttributes,
+    KeyExists,
+    KeyNotFound,
     KeySpec,
     KeyType,
     SignMechanism,
     SignScheme,
 )
+from hsmgate.hsm.sealed_store import SealedKey, SealedKeyRecord, SealedKeyStore
 from hsmgate.hsm.soft import Sealer, SoftPartition
 from hsmgate.store.database import Database
 from hsmgate.store.models import SoftKeyRecord
@@ -97,3 +101,71 @@ def test_partitions_do_not_see_each_other(tmp_path: Path) -> None:
     one.generate("k", KeySpec(KeyType.AES, 128), KeyAttributes(decrypt=True))
     assert two.list_labels() == []
     two.generate("k", KeySpec(KeyType.AES, 128), KeyAttributes(decrypt=True))  # same label, other partition
+
+
+class Generation:
+    """A key generation that moves with every write of :class:`MemoryStore`."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def current(self) -> object | None:
+        return self.value
+
+
+class MemoryStore:
+    """A SealedKeyStore kept in a dict: everything the soft token may ask of persistence."""
+
+    class DuplicateLabel(Exception):
+        pass
+
+    def __init__(self) -> None:
+        self.records: dict[str, SealedKeyRecord] = {}
+        self.key_generation = Generation()
+
+    def add(self, record: SealedKeyRecord) -> None:
+        if record.label in self.records:
+            raise self.DuplicateLabel(record.label)
+        self.records[record.label] = record
+        self.key_generation.value += 1
+
+    def get(self, label: str) -> SealedKeyRecord | None:
+        return self.records.get(label)
+
+    def labels(self) -> list[str]:
+        return sorted(self.records)
+
+    def remove(self, label: str) -> bool:
+        self.key_generation.value += 1
+        return self.records.pop(label, None) is not None
+
+    def record_nonce(self, label: str) -> bytes | None:
+        record = self.records.get(label)
+        return None if record is None else record.nonce
+
+
+def test_the_database_repository_is_a_sealed_key_store(tmp_path: Path) -> None:
+    repository = SoftKeyRepository(_db(tmp_path), "p")
+    assert isinstance(repository, SealedKeyStore)
+    assert issubclass(repository.DuplicateLabel, Exception)
+
+
+def test_the_soft_token_needs_nothing_but_a_sealed_key_store() -> None:
+    store = MemoryStore()
+    assert isinstance(store, SealedKeyStore)
+    token = SoftPartition("p", repository=store, master_key=secrets.token_bytes(32))
+    info = token.generate("ec", KeySpec(KeyType.EC, curve_oid="1.2.840.10045.3.1.7"), SIGNER)
+    assert isinstance(store.records["ec"], SealedKey) and store.records["ec"].public_key == info.public_key
+    with pytest.raises(KeyExists):
+        token.generate("ec", KeySpec(KeyType.AES, 128), KeyAttributes(decrypt=True))
+    assert token.verify("ec", ECDSA, b"m", token.sign("ec", ECDSA, b"m"))
+    assert token.list_labels() == ["ec"]
+    # the record replaced behind the token's back (another process): the cached key is not used
+    store.records["ec"] = replace(store.records["ec"], nonce=b"\0" * 12)
+    store.key_generation.value += 1
+    with pytest.raises(BackendUnavailable):  # the sealed material does not open under another nonce
+        token.sign("ec", ECDSA, b"m")
+    token.delete("ec")
+    with pytest.raises(KeyNotFound):
+        token.get("ec")
+    assert store.labels() == []

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from hsmgate.commands.common import fail
+
+if TYPE_CHECKING:
+    from hsmgate.hsm.pkcs11.module import SlotDescription
 
 app = typer.Typer(help="Operator tools for PKCS#11 modules.", no_args_is_help=True)
 
@@ -30,27 +34,48 @@ def list_module(
     except HsmError as exc:
         fail(str(exc))
     if as_json:
-        print(json.dumps(slots, indent=2, default=str))
+        print(json.dumps(slots, indent=2))
         return
-    console = Console()
-    overview = Table(title=f"PKCS#11 module {module}")
-    for column in ("slot", "description", "token label", "serial", "model", "flags"):
-        overview.add_column(column)
+    console = Console(highlight=False)
+    console.print(Text(f"PKCS#11 module {module}", style="bold"))
     for slot in slots:
-        token = slot["token"] or {}
-        overview.add_row(str(slot["slot_id"]), str(slot["description"]).strip(), str(token.get("label", "—")).strip(),
-                         str(token.get("serial", "")).strip(), str(token.get("model", "")).strip(),
-                         ", ".join(token.get("flags", [])))
-    console.print(overview)
+        _print_slot(console, slot)
     if not mechanisms:
         return
     for slot in slots:
-        if not slot["mechanisms"]:
-            continue
-        label = str((slot["token"] or {}).get("label", "")).strip()
-        table = Table(title=f"mechanisms of slot {slot['slot_id']} ({label})")
-        for column in ("mechanism", "min key", "max key", "flags"):
-            table.add_column(column)
-        for mech in slot["mechanisms"]:
-            table.add_row(mech["name"], str(mech["min_key_size"]), str(mech["max_key_size"]), ", ".join(mech["flags"]))
-        console.print(table)
+        if slot["mechanisms"]:
+            _print_mechanisms(console, slot)
+
+
+def _print_slot(console: Console, slot: SlotDescription) -> None:
+    """One slot as label/value lines: values wrap, but are never cut short (a serial is copied from here)."""
+    console.print()
+    console.print(Text(f"slot {slot['slot_id']}: {slot['description'].strip()}", style="bold"))
+    rows = Table.grid(padding=(0, 2))
+    rows.add_column(no_wrap=True)
+    rows.add_column(overflow="fold")
+    token = slot["token"]
+    if token is None:
+        rows.add_row("token", Text("none present"))
+    else:
+        for name, value in (("token label", token["label"]), ("serial", token["serial"]),
+                            ("manufacturer", token["manufacturer"]), ("model", token["model"]),
+                            ("token flags", ", ".join(token["flags"]))):
+            rows.add_row(name, Text(value.strip()))
+    rows.add_row("slot flags", Text(", ".join(slot["flags"])))
+    console.print(rows)
+
+
+def _print_mechanisms(console: Console, slot: SlotDescription) -> None:
+    """The token's mechanisms: names and key sizes on one line each, the flags wrapped."""
+    label = slot["token"]["label"].strip() if slot["token"] else ""
+    table = Table(title=f"mechanisms of slot {slot['slot_id']} ({label})")
+    table.add_column("mechanism", no_wrap=True, overflow="fold")
+    table.add_column("min key", justify="right", no_wrap=True)
+    table.add_column("max key", justify="right", no_wrap=True)
+    table.add_column("flags", overflow="fold")
+    for mech in slot["mechanisms"]:
+        table.add_row(mech["name"], str(mech["min_key_size"]), str(mech["max_key_size"]),
+                      ", ".join(mech["flags"]))
+    console.print()
+    console.print(table)

@@ -51,8 +51,7 @@ from hsmgate.hsm.base import (
     WrapMode,
     sign_each,
 )
-from hsmgate.store.models import SoftKeyRecord
-from hsmgate.store.soft_keys import DuplicateLabel, SoftKeyRepository
+from hsmgate.hsm.sealed_store import SealedKey, SealedKeyRecord, SealedKeyStore
 
 #: Sizes in bits of generated secret keys.
 SECRET_KEY_SIZES: dict[KeyType, frozenset[int]] = {
@@ -108,9 +107,10 @@ class _LoadedKey:
 
 
 class SoftPartition(Partition):
-    """A partition of the software token, persisted through :class:`SoftKeyRepository`."""
+    """A partition of the software token, persisted through a :class:`SealedKeyStore` (in the server:
+    ``store.soft_keys.SoftKeyRepository``)."""
 
-    def __init__(self, name: str, *, repository: SoftKeyRepository, master_key: bytes) -> None:
+    def __init__(self, name: str, *, repository: SealedKeyStore, master_key: bytes) -> None:
         self.name = name
         self._repo = repository
         self._sealer = Sealer(master_key)
@@ -148,14 +148,14 @@ class SoftPartition(Partition):
             material = secrets.token_bytes(size // 8)
         nonce, sealed = self._sealer.seal(self.name, label, material)
         created = datetime.now(UTC).replace(microsecond=0)
-        record = SoftKeyRecord(
+        record = SealedKey(
             label=label, key_id=key_id, key_type=spec.key_type.value, key_size=size,
             curve_oid=spec.curve_oid, attributes=asdict(attributes), public_key=public_der,
             sealed_material=sealed, nonce=nonce, created_at=created,
         )
         try:
             self._repo.add(record)
-        except DuplicateLabel:
+        except self._repo.DuplicateLabel:
             raise KeyExists(f"a key with label '{label}' already exists") from None
         return self._info(record)
 
@@ -256,14 +256,14 @@ class SoftPartition(Partition):
         size, curve_oid, public_der = _describe_material(spec, material)
         attributes = attributes.with_history(always_sensitive=False, never_extractable=False)
         nonce, sealed = self._sealer.seal(self.name, label, material)
-        record = SoftKeyRecord(
+        record = SealedKey(
             label=label, key_id=None, key_type=spec.key_type.value, key_size=size, curve_oid=curve_oid,
             attributes=asdict(attributes), public_key=public_der, sealed_material=sealed, nonce=nonce,
             created_at=datetime.now(UTC).replace(microsecond=0),
         )
         try:
             self._repo.add(record)
-        except DuplicateLabel:
+        except self._repo.DuplicateLabel:
             raise KeyExists(f"a key with label '{label}' already exists") from None
         return self._info(record)
 
@@ -418,14 +418,14 @@ class SoftPartition(Partition):
         ``always_sensitive`` nor ``never_extractable``."""
         attributes = attributes.with_history(always_sensitive=False, never_extractable=False)
         nonce, sealed = self._sealer.seal(self.name, label, material)
-        record = SoftKeyRecord(
+        record = SealedKey(
             label=label, key_id=None, key_type=key_type.value, key_size=size, curve_oid=curve_oid,
             attributes=asdict(attributes), public_key=public_der, sealed_material=sealed, nonce=nonce,
             created_at=datetime.now(UTC).replace(microsecond=0),
         )
         try:
             self._repo.add(record)
-        except DuplicateLabel:
+        except self._repo.DuplicateLabel:
             existing = self._load(label) if replace_public else None
             if existing is None or not existing.info.key_type.is_asymmetric or existing.private is not None \
                     or existing.pq is not None:
@@ -433,12 +433,9 @@ class SoftPartition(Partition):
             with self._lock:
                 self._cache.pop(label, None)
             self._repo.remove(label)
-            record = SoftKeyRecord(**{c: getattr(record, c) for c in (
-                "label", "key_id", "key_type", "key_size", "curve_oid", "attributes", "public_key",
-                "sealed_material", "nonce", "created_at")})
             try:
                 self._repo.add(record)
-            except DuplicateLabel:
+            except self._repo.DuplicateLabel:
                 raise KeyExists(f"a key with label '{label}' already exists") from None
         return self._info(record)
 
@@ -463,7 +460,7 @@ class SoftPartition(Partition):
 
     # -- internals -------------------------------------------------------------------------
 
-    def _info(self, record: SoftKeyRecord) -> KeyInfo:
+    def _info(self, record: SealedKeyRecord) -> KeyInfo:
         names = {f.name for f in fields(KeyAttributes)}
         attributes = KeyAttributes(**{k: v for k, v in record.attributes.items() if k in names})
         created = record.created_at

@@ -1,9 +1,15 @@
 """Repository of the software token's sealed key records.
 
 Every write advances the key generation in its transaction (``store/key_generation.py``), so the
-soft token's cache of unsealed keys (``hsm/soft.py``) learns of it in every process."""
+soft token's cache of unsealed keys (``hsm/soft.py``) learns of it in every process. The token sees
+this repository only through its own protocol (``hsm/sealed_store.py``), which it satisfies
+structurally: neither package imports the other."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import ClassVar, Protocol
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -19,20 +25,55 @@ class DuplicateLabel(Exception):
     """A record with this (partition, label) already exists."""
 
 
+class SoftKeyFields(Protocol):
+    """What :meth:`SoftKeyRepository.add` reads from a record: the columns of a ``soft_keys`` row
+    but ``id`` and ``partition``. A :class:`SoftKeyRecord` has them, and so has the soft token's own
+    record type."""
+
+    @property
+    def label(self) -> str: ...
+    @property
+    def key_id(self) -> bytes | None: ...
+    @property
+    def key_type(self) -> str: ...
+    @property
+    def key_size(self) -> int | None: ...
+    @property
+    def curve_oid(self) -> str | None: ...
+    @property
+    def attributes(self) -> Mapping[str, bool]: ...
+    @property
+    def public_key(self) -> bytes | None: ...
+    @property
+    def sealed_material(self) -> bytes: ...
+    @property
+    def nonce(self) -> bytes: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
 class SoftKeyRepository:
     """Reads and writes :class:`SoftKeyRecord` rows of one partition."""
+
+    #: Raised by :meth:`add`; also reachable here for callers that do not import this module.
+    DuplicateLabel: ClassVar[type[DuplicateLabel]] = DuplicateLabel
 
     def __init__(self, db: Database, partition: str) -> None:
         self._db = db
         self._partition = partition
 
-    def add(self, record: SoftKeyRecord) -> None:
-        """Insert a record; raises DuplicateLabel when the label is taken."""
-        record.partition = self._partition
+    def add(self, record: SoftKeyFields) -> None:
+        """Insert a row with the fields of ``record``; raises DuplicateLabel when the label is taken."""
+        row = SoftKeyRecord(
+            partition=self._partition, label=record.label, key_id=record.key_id, key_type=record.key_type,
+            key_size=record.key_size, curve_oid=record.curve_oid, attributes=dict(record.attributes),
+            public_key=record.public_key, sealed_material=record.sealed_material, nonce=record.nonce,
+            created_at=record.created_at,
+        )
         try:
             with self._db.session() as session:
                 bump(session)
-                session.add(record)
+                session.add(row)
         except IntegrityError as exc:
             raise DuplicateLabel(record.label) from exc
 

@@ -4,24 +4,21 @@ ctypes, a shared/exclusive gate for re-initialisation, and :func:`describe_modul
 from __future__ import annotations
 
 import ctypes
+import enum
 import os
 import threading
 import time
-from typing import Any, ClassVar
+from typing import ClassVar, TypedDict
 
 import pkcs11
 from pkcs11.exceptions import PKCS11Error
 
-from hsmgate.hsm.base import (
-    BackendUnavailable,
-)
-from hsmgate.hsm.pkcs11.mechanisms import (
-    CKF_OS_LOCKING_OK,
-    CKR_CRYPTOKI_ALREADY_INITIALIZED,
-    CKR_OK,
-    _ckm_name,
-    _ckr_name,
-)
+from hsmgate.hsm.base import BackendUnavailable
+from hsmgate.hsm.pkcs11.errors import CKR_CRYPTOKI_ALREADY_INITIALIZED, CKR_OK, ckr_name
+from hsmgate.hsm.pkcs11.mechanisms import ckm_name
+
+#: CK_C_INITIALIZE_ARGS.flags: the module may use the operating system's locking primitives.
+CKF_OS_LOCKING_OK = 0x2
 
 # ---------------------------------------------------------------------------------------- process-wide module
 _FUNCTION_LIST = ("C_Initialize", "C_Finalize", "C_GetInfo", "C_GetFunctionList", "C_GetSlotList",
@@ -29,9 +26,16 @@ _FUNCTION_LIST = ("C_Initialize", "C_Finalize", "C_GetInfo", "C_GetFunctionList"
                   "C_InitToken", "C_InitPIN", "C_SetPIN", "C_OpenSession", "C_CloseSession",
                   "C_CloseAllSessions", "C_GetSessionInfo", "C_GetOperationState", "C_SetOperationState",
                   "C_Login", "C_Logout")
+
+
+class _CkMechanismInfo(ctypes.Structure):
+    _fields_ = [("min_key_size", ctypes.c_ulong), ("max_key_size", ctypes.c_ulong), ("flags", ctypes.c_ulong)]
+
+
 _PROTOTYPES = {"C_Initialize": (ctypes.c_void_p,), "C_Finalize": (ctypes.c_void_p,),
                "C_Login": (ctypes.c_ulong, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_ulong),
-               "C_CloseAllSessions": (ctypes.c_ulong,)}
+               "C_CloseAllSessions": (ctypes.c_ulong,),
+               "C_GetMechanismInfo": (ctypes.c_ulong, ctypes.c_ulong, ctypes.POINTER(_CkMechanismInfo))}
 
 
 class _CkFunctionList(ctypes.Structure):
@@ -45,11 +49,14 @@ class _CkInitializeArgs(ctypes.Structure):
                 ("flags", ctypes.c_ulong), ("reserved", ctypes.c_void_p)]
 
 
-class _Module:
+class Pkcs11Module:
     """One PKCS#11 module file in this process: python-pkcs11's ``lib``, the locking mode, and a gate that
-    lets calls run side by side (shared) but a re-initialisation only alone (exclusive)."""
+    lets calls run side by side (shared) but a re-initialisation only alone (exclusive).
 
-    _registry: ClassVar[dict[str, _Module]] = {}
+    ``generation`` counts the re-initialisations: sessions opened in an earlier generation are dead. Get the
+    instance with :meth:`load`, never by calling the class."""
+
+    _registry: ClassVar[dict[str, Pkcs11Module]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, path: str) -> None:
@@ -68,7 +75,7 @@ class _Module:
         self.initialised_at = time.monotonic()
 
     @classmethod
-    def load(cls, module_path: str) -> _Module:
+    def load(cls, module_path: str) -> Pkcs11Module:
         """The module for ``module_path`` in this process, loaded on first use."""
         path = os.path.realpath(module_path)
         if not os.path.isfile(path):
@@ -84,9 +91,20 @@ class _Module:
         module.ensure_process()
         return module
 
-    def raw(self, function: str, *args: Any) -> int:
+    def raw(self, function: str, *args: object) -> int:
         """Call ``function`` of the module's function list directly; returns the CK_RV."""
         return int(self._functions[function](*args))
+
+    def mechanism_info(self, slot_id: int, mechanism: int) -> tuple[int, int, int]:
+        """(min key size, max key size, CKF_ flags) of ``mechanism`` in slot ``slot_id``, by
+        C_GetMechanismInfo on a zeroed CK_MECHANISM_INFO. python-pkcs11 0.10.1 passes an uninitialised one,
+        and SoftHSM2 ORs the flags of some mechanisms (CKM_AES_GCM) into whatever it holds: python-pkcs11's
+        flags then carry stack garbage."""
+        info = _CkMechanismInfo()
+        rv = self.raw("C_GetMechanismInfo", slot_id, mechanism, ctypes.byref(info))
+        if rv != CKR_OK:
+            raise PKCS11Error(f"C_GetMechanismInfo failed (0x{rv:X}) for {ckm_name(mechanism)}")
+        return int(info.min_key_size), int(info.max_key_size), int(info.flags)
 
     def _switch_to_os_locking(self) -> bool:
         """Re-initialise with CKF_OS_LOCKING_OK; False when the module cannot lock (calls get serialised)."""
@@ -158,35 +176,69 @@ class _Module:
             self.leave_exclusive()
 
 
+# ----------------------------------------------------------------------------------------- describe_module
+class MechanismDescription(TypedDict):
+    """One mechanism of a token, as C_GetMechanismInfo reports it."""
 
-def _flag_names(flags: int, enum: Any) -> list[str]:
-    return [member.name for member in enum if member.value and flags & member.value == member.value]
+    name: str  # CKM_ name (ckm_name)
+    min_key_size: int  # ulMinKeySize: bits or bytes, as the mechanism defines
+    max_key_size: int
+    flags: list[str]  # CKF_ names without the prefix, one per bit set, in bit order
 
 
-def describe_module(module_path: str) -> list[dict[str, Any]]:
+class TokenDescription(TypedDict):
+    """The token in a slot (C_GetTokenInfo); text fields as the token pads them."""
+
+    label: str
+    serial: str
+    manufacturer: str
+    model: str
+    flags: list[str]
+
+
+class SlotDescription(TypedDict):
+    """One slot of a module (C_GetSlotInfo), its token and the token's mechanisms."""
+
+    slot_id: int
+    description: str
+    manufacturer: str
+    token: TokenDescription | None  # None: no token present
+    mechanisms: list[MechanismDescription]
+    flags: list[str]
+
+
+def flag_names(value: int, flags: type[enum.IntFlag]) -> list[str]:
+    """The names of the bits set in ``value``, one per bit, lowest first; a bit ``flags`` has no member for
+    is given in hex (``0x40000000``), so nothing set is hidden and nothing unset is shown."""
+    known = {member.value: member.name or "" for member in flags
+             if member.value > 0 and member.value & (member.value - 1) == 0}
+    return [known.get(1 << bit, f"0x{1 << bit:X}") for bit in range(value.bit_length()) if value >> bit & 1]
+
+
+def describe_module(module_path: str) -> list[SlotDescription]:
     """Slots, tokens (label, serial, flags) and mechanisms with key-size ranges of a module; no PIN needed."""
-    module = _Module.load(module_path)
+    module = Pkcs11Module.load(module_path)
     module.enter_shared()
     try:
-        slots = []
+        slots: list[SlotDescription] = []
         for slot in module.lib.get_slots():
-            entry: dict[str, Any] = {"slot_id": slot.slot_id, "description": slot.slot_description,
-                                     "manufacturer": slot.manufacturer_id, "token": None, "mechanisms": [],
-                                     "flags": _flag_names(slot.flags, pkcs11.SlotFlag)}
+            entry = SlotDescription(slot_id=slot.slot_id, description=slot.slot_description,
+                                    manufacturer=slot.manufacturer_id, token=None, mechanisms=[],
+                                    flags=flag_names(slot.flags, pkcs11.SlotFlag))
             if slot.flags & pkcs11.SlotFlag.TOKEN_PRESENT:
                 token = slot.get_token()
-                entry["token"] = {"label": token.label, "serial": token.serial.decode(errors="replace"),
-                                  "manufacturer": token.manufacturer_id, "model": token.model,
-                                  "flags": _flag_names(token.flags, pkcs11.TokenFlag)}
-                for mech in sorted(slot.get_mechanisms(), key=int):
-                    info = slot.get_mechanism_info(mech)
-                    entry["mechanisms"].append({
-                        "name": _ckm_name(int(mech)), "min_key_size": info.min_key_length,
-                        "max_key_size": info.max_key_length,
-                        "flags": _flag_names(info.flags, pkcs11.MechanismFlag)})
+                entry["token"] = TokenDescription(
+                    label=token.label, serial=token.serial.decode(errors="replace"),
+                    manufacturer=token.manufacturer_id, model=token.model,
+                    flags=flag_names(token.flags, pkcs11.TokenFlag))
+                for mech in sorted(int(m) for m in slot.get_mechanisms()):
+                    low, high, flags = module.mechanism_info(slot.slot_id, mech)
+                    entry["mechanisms"].append(MechanismDescription(
+                        name=ckm_name(mech), min_key_size=low, max_key_size=high,
+                        flags=flag_names(flags, pkcs11.MechanismFlag)))
             slots.append(entry)
         return slots
     except PKCS11Error as exc:
-        raise BackendUnavailable(f"Listing PKCS#11 module {module_path} failed ({_ckr_name(exc)}).") from None
+        raise BackendUnavailable(f"Listing PKCS#11 module {module_path} failed ({ckr_name(exc)}).") from None
     finally:
         module.leave_shared()

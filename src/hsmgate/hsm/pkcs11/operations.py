@@ -54,21 +54,10 @@ from hsmgate.hsm.base import (
     WrapMechanism,
     WrapMode,
 )
-from hsmgate.hsm.pkcs11.mechanisms import (
-    _HASHES,
-    _HMAC,
-    _KEY_TYPES,
-    _OPTIONAL,
-    _TEMPLATE_REFUSED,
-    M,
-    _ckm_name,
-    _curve_oid,
-    _hmac_type,
-)
+from hsmgate.hsm.pkcs11.keyobjects import OPTIONAL_ATTRIBUTES, TEMPLATE_REFUSED, curve_oid, hmac_type
+from hsmgate.hsm.pkcs11.mechanisms import CKM_CAMELLIA_KEY_GEN, HASHES, HMAC_KEYS, KEY_TYPES, M, ckm_name
+from hsmgate.hsm.pkcs11.session import CallContext, Lease, SessionCall
 from hsmgate.hsm.softcipher import GCM_TAG_BITS, OAEP_HASHES
-
-if TYPE_CHECKING:
-    from hsmgate.hsm.pkcs11.partition import _Ctx, _Lease
 
 T = TypeVar("T")
 CKM_CAMELLIA_ECB, CKM_CAMELLIA_CBC, CKM_CAMELLIA_CBC_PAD = 0x551, 0x552, 0x555
@@ -108,7 +97,7 @@ _RSA_WRAPS = {WrapMode.RSA_PKCS1V15: M.RSA_PKCS, WrapMode.RSA_OAEP: M.RSA_PKCS_O
 #: against the HMAC mechanism's range).
 _SECRETS: dict[KeyType, tuple[int, tuple[int, ...] | None]] = {
     KeyType.AES: (CKK.AES, (16, 24, 32)), KeyType.CAMELLIA: (CKK.CAMELLIA, (16, 24, 32)),
-    KeyType.TDEA: (CKK.DES3, (24,)), **{t: (CKK.GENERIC_SECRET, None) for t in _HMAC},
+    KeyType.TDEA: (CKK.DES3, (24,)), **{t: (CKK.GENERIC_SECRET, None) for t in HMAC_KEYS},
 }
 _PRIVATE_TYPES = {KeyType.RSA: CKK.RSA, KeyType.EC: CKK.EC, KeyType.ED: CKK.EC_EDWARDS, KeyType.DSA: CKK.DSA}
 #: Errors of a decryption or unwrap that mean "the data does not decrypt": SoftHSM2 answers a bad GCM tag, a bad
@@ -122,7 +111,7 @@ _PROBE_DATA = b"hsmgate probe, 32 bytes long...."
 
 
 def _oaep_param(alg: HashAlg) -> tuple[int, int, None]:
-    row = _HASHES[alg]
+    row = HASHES[alg]
     return row.digest, row.mgf, None
 
 
@@ -139,20 +128,25 @@ class Pkcs11Operations:
     """Mixin of :class:`~hsmgate.hsm.pkcs11.partition.Pkcs11Partition` with the optional operations; it uses the
     partition's session pool (``_call``), key look-up and ``_describe``."""
 
-    # provided by Pkcs11Partition
+    # provided by Pkcs11Partition (python-pkcs11 sessions and key objects are untyped, hence Any)
     _mechanisms: frozenset[int]
     _capabilities: Capabilities
     _where: str
     _generate_lock: threading.Lock
-    _call: Callable[..., Any]
-    _key_object: Callable[..., Any]
-    _keys_labelled: Callable[..., list[Any]]
-    _public_only: Callable[..., list[Any]]
-    _public_of: Callable[..., Any]
-    _describe: Callable[..., KeyInfo]
-    _fits: Callable[[int, int], bool]
-    _token_answers: Callable[[Any], bool]
-    capabilities: Callable[[], Capabilities]
+
+    if TYPE_CHECKING:
+        def capabilities(self) -> Capabilities: ...
+        def _call(self, action: str, label: str | None, run: SessionCall[T]) -> T: ...
+        def _key_object(self, session: Any, label: str, *, public_only: bool = True) -> Any: ...
+        def _keys_labelled(self, session: Any, label: str) -> list[Any]: ...
+        @staticmethod
+        def _public_only(session: Any, label: str) -> list[Any]: ...
+        @staticmethod
+        def _public_of(session: Any, key: Any, attrs: dict[int, Any]) -> Any | None: ...
+        def _describe(self, session: Any, label: str, key: Any, public: Any | None = None) -> KeyInfo: ...
+        def _fits(self, mechanism: int, size: int) -> bool: ...
+        @staticmethod
+        def _token_answers(session: Any) -> bool: ...
 
     # ------------------------------------------------------------------------------------- encrypt / decrypt
     def encrypt(self, label: str, mechanism: CipherMechanism, data: bytes, *, iv: bytes | None = None,
@@ -160,11 +154,11 @@ class Pkcs11Operations:
         if iv is not None:
             raise InvalidInput("the PKCS#11 backend generates initialization vectors itself")
 
-        def run(lease: _Lease, ctx: _Ctx) -> EncryptResult:
+        def run(lease: Lease, ctx: CallContext) -> EncryptResult:
             key, key_type = self._cipher_key(lease.session, label, mechanism, decrypt=False)
             if key_type is KeyType.RSA:
                 ckm, param = self._rsa_cipher(mechanism)
-                ctx.mechanism = _ckm_name(ckm)
+                ctx.mechanism = ckm_name(ckm)
                 payload = data
                 if mechanism.mode is CipherMode.RSA_RAW:
                     n = int.from_bytes(key[Attribute.MODULUS], "big")
@@ -174,7 +168,7 @@ class Pkcs11Operations:
                     payload = data.rjust((n.bit_length() + 7) // 8, b"\0")
                 return EncryptResult(bytes(key.encrypt(payload, mechanism=M(ckm), mechanism_param=param)))
             row = _SYMMETRIC[mechanism.mode]
-            ctx.mechanism = _ckm_name(row.ckm)
+            ctx.mechanism = ckm_name(row.ckm)
             if row.pad_here:
                 padder = sym_padding.PKCS7(row.block * 8).padder()
                 data_ = padder.update(data) + padder.finalize()
@@ -190,15 +184,15 @@ class Pkcs11Operations:
                 tag_bytes = (mechanism.tag_bits or 128) // 8
                 return EncryptResult(out[:-tag_bytes], new_iv, out[-tag_bytes:])
             return EncryptResult(out, new_iv)
-        return self._call("encryption", label, run)  # type: ignore[no-any-return]
+        return self._call("encryption", label, run)
 
     def decrypt(self, label: str, mechanism: CipherMechanism, data: bytes, *, iv: bytes | None = None,
                 aad: bytes | None = None, tag: bytes | None = None) -> bytes:
-        def run(lease: _Lease, ctx: _Ctx) -> bytes:
+        def run(lease: Lease, ctx: CallContext) -> bytes:
             key, key_type = self._cipher_key(lease.session, label, mechanism, decrypt=True)
             if key_type is KeyType.RSA:
                 ckm, param = self._rsa_cipher(mechanism)
-                ctx.mechanism = _ckm_name(ckm)
+                ctx.mechanism = ckm_name(ckm)
                 size = (int.from_bytes(key[Attribute.MODULUS], "big").bit_length() + 7) // 8
                 if len(data) != size:
                     raise DecryptFailed(f"decryption failed: the ciphertext must be {size} bytes for this key")
@@ -206,7 +200,7 @@ class Pkcs11Operations:
                                               lambda: key.decrypt(data, mechanism=M(ckm), mechanism_param=param)))
                 return plain.rjust(size, b"\0") if mechanism.mode is CipherMode.RSA_RAW else plain
             row = _SYMMETRIC[mechanism.mode]
-            ctx.mechanism = _ckm_name(row.ckm)
+            ctx.mechanism = ckm_name(row.ckm)
             payload = data
             if row.iv_bytes is not None:
                 if not iv or (len(iv) != row.iv_bytes and mechanism.mode is not CipherMode.AES_GCM):
@@ -231,14 +225,14 @@ class Pkcs11Operations:
                 except ValueError:
                     raise DecryptFailed("decryption failed: bad padding (wrong key or a damaged ciphertext)") from None
             return plain
-        return self._call("decryption", label, run)  # type: ignore[no-any-return]
+        return self._call("decryption", label, run)
 
     def _cipher_key(self, session: Any, label: str, mechanism: CipherMechanism, *, decrypt: bool) -> tuple[Any, KeyType]:
         """The object that runs the operation (for RSA encryption the public key), checked against the declared
         capabilities and CKA_ENCRYPT / CKA_DECRYPT."""
         key = self._key_object(session, label)
         attrs = key.get_attributes([Attribute.CLASS, Attribute.KEY_TYPE, Attribute.ID])
-        key_type = _KEY_TYPES.get(attrs[Attribute.KEY_TYPE])
+        key_type = KEY_TYPES.get(attrs[Attribute.KEY_TYPE])
         if key_type is None or not self.capabilities().can_encrypt(key_type, mechanism):
             raise UnsupportedByBackend(f"key '{label}' ({key_type or 'unknown type'}) cannot be used with "
                                        f"{mechanism.mode} on {self._where}")
@@ -281,39 +275,39 @@ class Pkcs11Operations:
 
     # ------------------------------------------------------------------------------------------- HMAC
     def hmac(self, label: str, data: bytes) -> bytes:
-        def run(lease: _Lease, ctx: _Ctx) -> bytes:
+        def run(lease: Lease, ctx: CallContext) -> bytes:
             key, ckm = self._hmac_key(lease.session, label, Attribute.SIGN, ctx)
             return bytes(key.sign(data, mechanism=ckm))
-        return self._call("HMAC", label, run)  # type: ignore[no-any-return]
+        return self._call("HMAC", label, run)
 
     def hmac_verify(self, label: str, data: bytes, mac: bytes) -> bool:
-        def run(lease: _Lease, ctx: _Ctx) -> bool:
+        def run(lease: Lease, ctx: CallContext) -> bool:
             key, ckm = self._hmac_key(lease.session, label, Attribute.VERIFY, ctx)
             return bool(key.verify(data, mac, mechanism=ckm))  # C_Verify: the token compares
-        return self._call("HMAC verification", label, run)  # type: ignore[no-any-return]
+        return self._call("HMAC verification", label, run)
 
-    def _hmac_key(self, session: Any, label: str, flag: Attribute, ctx: _Ctx) -> tuple[Any, Any]:
+    def _hmac_key(self, session: Any, label: str, flag: Attribute, ctx: CallContext) -> tuple[Any, Any]:
         key = self._key_object(session, label)
         attrs = key.get_attributes([Attribute.CLASS, Attribute.KEY_TYPE, Attribute.ALLOWED_MECHANISMS,
                                     Attribute.VALUE_LEN, flag])
         ckk = attrs[Attribute.KEY_TYPE]
-        key_type = _hmac_type(attrs) if ckk == CKK.GENERIC_SECRET else _KEY_TYPES.get(ckk)
+        key_type = hmac_type(attrs) if ckk == CKK.GENERIC_SECRET else KEY_TYPES.get(ckk)
         if key_type not in self.capabilities().hmac:
             raise UnsupportedByBackend(f"key '{label}' ({key_type or 'unknown type'}) is not an HMAC key this token "
                                        "can use")
         if not attrs.get(flag):
             name = "sign" if flag == Attribute.SIGN else "verify"
             raise OperationNotPermitted(f"key '{label}' may not {name} (CKA_{name.upper()} is false)")
-        ckm = _HMAC[key_type][1]
-        ctx.mechanism = _ckm_name(ckm)
+        ckm = HMAC_KEYS[key_type].mechanism
+        ctx.mechanism = ckm_name(ckm)
         return key, ckm
 
     # ------------------------------------------------------------------------------------- wrap / unwrap
     def wrap(self, wrapping_label: str, mechanism: WrapMechanism, target_label: str) -> bytes:
-        def run(lease: _Lease, ctx: _Ctx) -> bytes:
+        def run(lease: Lease, ctx: CallContext) -> bytes:
             session = lease.session
             wrapping, ckm, param = self._wrapping_key(session, wrapping_label, mechanism, unwrap=False)
-            ctx.mechanism = _ckm_name(ckm)
+            ctx.mechanism = ckm_name(ckm)
             target = self._key_object(session, target_label, public_only=False)
             attrs = target.get_attributes([Attribute.CLASS, Attribute.EXTRACTABLE])
             if not attrs.get(Attribute.EXTRACTABLE):
@@ -325,7 +319,7 @@ class Pkcs11Operations:
             except pkcs11.exceptions.KeySizeRange:
                 raise InvalidInput(f"the token cannot wrap key '{target_label}' with {mechanism.mode}: its length "
                                    "does not fit (RFC 3394 needs a multiple of 8 bytes); use a _PAD wrap method") from None
-        return self._call("wrapping", target_label, run)  # type: ignore[no-any-return]
+        return self._call("wrapping", target_label, run)
 
     def unwrap(self, unwrapping_label: str, mechanism: WrapMechanism, wrapped: bytes, *, label: str,
                spec: KeySpec, attributes: KeyAttributes) -> KeyInfo:
@@ -339,11 +333,11 @@ class Pkcs11Operations:
             raise UnsupportedByBackend(f"{mechanism.mode} wraps secret keys only")
         template = self._new_key_template(key_type, attributes, label, private=private)
 
-        def run(lease: _Lease, ctx: _Ctx) -> KeyInfo:
+        def run(lease: Lease, ctx: CallContext) -> KeyInfo:
             session = lease.session
             self._refuse_taken(session, label)
             unwrapping, ckm, param = self._wrapping_key(session, unwrapping_label, mechanism, unwrap=True)
-            ctx.mechanism = _ckm_name(ckm)
+            ctx.mechanism = ckm_name(ckm)
             p11_class = ObjectClass.PRIVATE_KEY if private else ObjectClass.SECRET_KEY
             p11_type = _PRIVATE_TYPES[key_type] if private else _SECRETS[key_type][0]
             try:
@@ -366,7 +360,7 @@ class Pkcs11Operations:
             return info
 
         with self._generate_lock:
-            return self._call("unwrapping", label, run)  # type: ignore[no-any-return]
+            return self._call("unwrapping", label, run)
 
     def _rsa_half(self, session: Any, key: Any, attrs: dict[Any, Any], label: str, *, private: bool) -> Any:
         """The RSA object an operation runs on: the private key (decrypt, unwrap) or the public key
@@ -384,7 +378,7 @@ class Pkcs11Operations:
     def _wrapping_key(self, session: Any, label: str, mechanism: WrapMechanism, *, unwrap: bool) -> tuple[Any, int, Any]:
         key = self._key_object(session, label)
         attrs = key.get_attributes([Attribute.CLASS, Attribute.KEY_TYPE, Attribute.ID])
-        key_type = _KEY_TYPES.get(attrs[Attribute.KEY_TYPE])
+        key_type = KEY_TYPES.get(attrs[Attribute.KEY_TYPE])
         if key_type is None or not self.capabilities().can_wrap(key_type, mechanism):
             raise UnsupportedByBackend(f"key '{label}' ({key_type or 'unknown type'}) cannot "
                                        f"{'unwrap' if unwrap else 'wrap'} with {mechanism.mode} on {self._where}")
@@ -436,7 +430,7 @@ class Pkcs11Operations:
         else:
             raise InvalidInput("nothing to import: give a private, public or secret key")
 
-        def run(lease: _Lease, ctx: _Ctx) -> KeyInfo:
+        def run(lease: Lease, ctx: CallContext) -> KeyInfo:
             session = lease.session
             if self._keys_labelled(session, label):
                 raise KeyExists(f"a key labelled '{label}' already exists on {self._where}")
@@ -457,10 +451,10 @@ class Pkcs11Operations:
             return self._describe(session, label, main, created[1] if len(created) > 1 else None)
 
         with self._generate_lock:
-            return self._call("import", label, run)  # type: ignore[no-any-return]
+            return self._call("import", label, run)
 
     def export_key(self, label: str) -> ExportedKey:
-        def run(lease: _Lease, ctx: _Ctx) -> ExportedKey:
+        def run(lease: Lease, ctx: CallContext) -> ExportedKey:
             session = lease.session
             key = self._key_object(session, label)
             attrs = key.get_attributes([Attribute.CLASS, Attribute.KEY_TYPE, Attribute.EXTRACTABLE,
@@ -476,7 +470,7 @@ class Pkcs11Operations:
             private = _private_from_attributes(info.key_type, key)
             public_der = info.public_key or softcrypto.spki_der(private.public_key())
             return ExportedKey(private_key=_pkcs8(private), public_key=public_der)
-        return self._call("export", label, run)  # type: ignore[no-any-return]
+        return self._call("export", label, run)
 
     # --------------------------------------------------------------------------------------- templates
     def _new_key_template(self, key_type: KeyType, attributes: KeyAttributes, label: str, *,
@@ -498,8 +492,8 @@ class Pkcs11Operations:
         else:
             template |= {Attribute.ENCRYPT: attributes.encrypt, Attribute.VERIFY: attributes.verify,
                          Attribute.WRAP: attributes.wrap}
-            if key_type in _HMAC:
-                template[Attribute.ALLOWED_MECHANISMS] = [_HMAC[key_type][1]]
+            if key_type in HMAC_KEYS:
+                template[Attribute.ALLOWED_MECHANISMS] = [HMAC_KEYS[key_type].mechanism]
         return template
 
     def _secret_template(self, key_type: KeyType, attributes: KeyAttributes, label: str,
@@ -507,7 +501,7 @@ class Pkcs11Operations:
         ckk, lengths = _SECRETS[key_type]
         if lengths is not None and len(secret) not in lengths:
             raise InvalidInput(f"a {key_type} key must have {' or '.join(map(str, lengths))} bytes, not {len(secret)}")
-        if lengths is None and not self._fits(_HMAC[key_type][1], len(secret)):
+        if lengths is None and not self._fits(HMAC_KEYS[key_type].mechanism, len(secret)):
             raise InvalidInput(f"the token takes no {key_type} key of {len(secret)} bytes")
         template = self._new_key_template(key_type, attributes, label, private=False)
         return template | {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.KEY_TYPE: ckk, Attribute.VALUE: secret}
@@ -597,8 +591,8 @@ class Pkcs11Operations:
         """``make(template)``; once more without the attributes a PKCS#11 2.20 module may not know."""
         try:
             return make(template)
-        except _TEMPLATE_REFUSED:
-            reduced = {a: v for a, v in template.items() if a not in _OPTIONAL}
+        except TEMPLATE_REFUSED:
+            reduced = {a: v for a, v in template.items() if a not in OPTIONAL_ATTRIBUTES}
             if reduced == template:
                 raise
             return make(reduced)
@@ -645,7 +639,7 @@ class Pkcs11Operations:
             if M.RSA_PKCS_OAEP in mechs:
                 candidates |= {(KeyType.RSA, CipherMechanism(CipherMode.RSA_OAEP, hash=h)) for h in OAEP_HASHES}
 
-        def run(lease: _Lease, ctx: _Ctx) -> frozenset[tuple[KeyType, CipherMechanism]]:
+        def run(lease: Lease, ctx: CallContext) -> frozenset[tuple[KeyType, CipherMechanism]]:
             keys = self._probe_keys(lease.session)
             try:
                 return frozenset(c for c in candidates if c[0] not in keys or self._probe(keys[c[0]], c[1]))
@@ -663,7 +657,7 @@ class Pkcs11Operations:
         if M.RSA_PKCS in mechs:
             wrap.add((KeyType.RSA, WrapMechanism(WrapMode.RSA_PKCS1V15)))
         wrap |= {(KeyType.RSA, WrapMechanism(WrapMode.RSA_OAEP, hash=h)) for h in oaep}
-        hmac = frozenset(t for t, (_, ckm, _) in _HMAC.items() if ckm in mechs)
+        hmac = frozenset(t for t, (_, ckm, _) in HMAC_KEYS.items() if ckm in mechs)
         importable = {t for t, (_, lengths) in _SECRETS.items()
                       if t in hmac or any(row.key_type is t and row.ckm in mechs for row in _SYMMETRIC.values())}
         importable |= {t for t in _PRIVATE_TYPES if t in base.key_specs}
@@ -676,7 +670,7 @@ class Pkcs11Operations:
                  Attribute.EXTRACTABLE: False}
         for key_type, ckk, ckm, size in ((KeyType.AES, CKK.AES, M.AES_KEY_GEN, 256),
                                          (KeyType.TDEA, CKK.DES3, M.DES3_KEY_GEN, 192),
-                                         (KeyType.CAMELLIA, CKK.CAMELLIA, 0x550, 256)):
+                                         (KeyType.CAMELLIA, CKK.CAMELLIA, CKM_CAMELLIA_KEY_GEN, 256)):
             if ckm in self._mechanisms:
                 try:
                     keys[key_type] = session.generate_key(ckk, size, store=False, capabilities=0, mechanism=M(ckm),
@@ -744,7 +738,7 @@ def _private_from_attributes(key_type: KeyType, key: Any) -> Any:
                                         integer(Attribute.EXPONENT_2), integer(Attribute.COEFFICIENT),
                                         rsa.RSAPublicNumbers(e, n))
         return numbers.private_key()
-    oid = _curve_oid(key[Attribute.EC_PARAMS]) if key_type in (KeyType.EC, KeyType.ED) else None
+    oid = curve_oid(key[Attribute.EC_PARAMS]) if key_type in (KeyType.EC, KeyType.ED) else None
     if key_type is KeyType.EC and oid in softcrypto.EC_CURVES:
         return ec.derive_private_key(integer(Attribute.VALUE), softcrypto.EC_CURVES[oid][0]())
     if key_type is KeyType.ED and oid in _ED_CURVES:

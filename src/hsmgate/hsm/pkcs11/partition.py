@@ -8,9 +8,8 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pkcs11
 from asn1crypto.core import ObjectIdentifier
@@ -35,49 +34,59 @@ from hsmgate.hsm.base import (
     SignMechanism,
     UnsupportedByBackend,
 )
-from hsmgate.hsm.pkcs11.mechanisms import (
-    _AES_SIZES,
-    _CKR,
-    _CKR_CODES,
-    _DSA_SIZES,
-    _FIXED_SIZES,
-    _GENERATION,
-    _HISTORY,
-    _HMAC,
-    _KEY_TYPES,
-    _MAPPER,
-    _MODULE,
-    _OPTIONAL,
-    _PIN_REFUSED,
-    _PRIVATE_FLAGS,
-    _PUBLIC_FLAGS,
-    _RSA_SIZES,
-    _SCHEME_KEY,
-    _TEMPLATE_REFUSED,
-    _TOKEN,
-    _UNREPORTED,
+from hsmgate.hsm.pkcs11.errors import (
+    CKR_MEANINGS,
+    CKR_NAMES,
     CKR_OK,
     CKR_USER_ALREADY_LOGGED_IN,
-    CKU_USER,
-    M,
-    T,
-    _all_mechanisms,
-    _ckm_name,
-    _ckr_name,
-    _Ctx,
-    _describe_mechanism,
-    _digest_info,
-    _emsa_pss,
-    _hash_of,
-    _hmac_type,
-    _plan,
-    _public_facts,
-    _refuse_context,
-    _translate,
+    PIN_REFUSED,
+    UNKNOWN,
+    Recovery,
+    ckr_name,
+    translate,
 )
-from hsmgate.hsm.pkcs11.module import _Module
+from hsmgate.hsm.pkcs11.keyobjects import (
+    ATTRIBUTE_MAPPER,
+    HISTORY_FLAGS,
+    OPTIONAL_ATTRIBUTES,
+    PRIVATE_FLAGS,
+    PUBLIC_FLAGS,
+    TEMPLATE_REFUSED,
+    UNREPORTED_DEFAULTS,
+    hmac_type,
+    public_facts,
+)
+from hsmgate.hsm.pkcs11.mechanisms import (
+    AES_SIZES,
+    CKM_CAMELLIA_KEY_GEN,
+    DSA_SIZES,
+    FIXED_SECRET_SIZES,
+    GENERATION,
+    HMAC_KEYS,
+    KEY_TYPES,
+    RSA_SIZES,
+    SCHEME_KEY_TYPES,
+    M,
+    ckm_name,
+)
+from hsmgate.hsm.pkcs11.module import Pkcs11Module
 from hsmgate.hsm.pkcs11.operations import Pkcs11Operations
+from hsmgate.hsm.pkcs11.session import CallContext, Lease, SessionCall
+from hsmgate.hsm.pkcs11.signing import (
+    Encoding,
+    all_mechanisms,
+    describe_mechanism,
+    digest_info,
+    emsa_pss,
+    hash_of,
+    plan_signature,
+    refuse_context,
+)
 
+T = TypeVar("T")
+
+#: CK_USER_TYPE of C_Login: the normal user.
+CKU_USER = 1
 #: Minimum seconds between two run-time re-initialisations of a module (token missing).
 REINIT_INTERVAL = 1.0
 #: Token look-ups when a partition is created. SoftHSM2 processes sharing a token directory sometimes miss
@@ -93,23 +102,12 @@ class _TokenMissing(Exception):
     pass
 
 
-@dataclass(slots=True)
-class _Lease:
-    """A session of the pool, stamped with the module generation and pool epoch it was opened in, and
-    the signing keys it has looked up: label -> (key object, CKA_ID)."""
-
-    session: Any  # pkcs11.Session
-    generation: int
-    epoch: int
-    keys: dict[str, tuple[Any, bytes]] = field(default_factory=dict)
-
-
 _OPEN_NEW = "open a new session"
 
 
 @dataclass(slots=True)
 class _Waiter:
-    granted: _Lease | str | None = None  # an idle session, or _OPEN_NEW
+    granted: Lease | str | None = None  # an idle session, or _OPEN_NEW
 
 
 @dataclass(slots=True)
@@ -118,7 +116,7 @@ class _Pool:
 
     pid: int = field(default_factory=os.getpid)
     cond: threading.Condition = field(default_factory=threading.Condition)
-    idle: list[_Lease] = field(default_factory=list)
+    idle: list[Lease] = field(default_factory=list)
     waiters: deque[_Waiter] = field(default_factory=deque)
     open: int = 0
     epoch: int = 0
@@ -139,7 +137,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
         self._where = f"token '{token_label}'" if token_label is not None else f"slot {slot_id}"
         self._closed, self._pool, self._generate_lock = False, _Pool(), threading.Lock()
         self._pin_refused: str | None = None  # never retry a refused PIN: tokens lock it after a few tries
-        self._module, self._module_path = _Module.load(module_path), module_path
+        self._module, self._module_path = Pkcs11Module.load(module_path), module_path
         lease = self._checkout(startup=True)
         try:
             self._mechanisms, self._ranges = self._read_mechanisms(lease.session)
@@ -167,8 +165,8 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
         if not label:
             raise InvalidInput("a key label must not be empty")
         p11_type, gen_mechanism, pair, size = self._check_spec(spec)
-        private = {a: getattr(attributes, f) for f, a in _PRIVATE_FLAGS.items()} | {Attribute.PRIVATE: True}
-        public = {a: getattr(attributes, f) for f, a in _PUBLIC_FLAGS.items()}
+        private = {a: getattr(attributes, f) for f, a in PRIVATE_FLAGS.items()} | {Attribute.PRIVATE: True}
+        public = {a: getattr(attributes, f) for f, a in PUBLIC_FLAGS.items()}
         public |= {Attribute.PRIVATE: False, Attribute.MODIFIABLE: attributes.modifiable}
         common = {"id": key_id or secrets.token_bytes(16), "label": label, "store": True, "capabilities": 0}
         if spec.key_type is not KeyType.DSA:  # DSA: python-pkcs11 makes domain parameters, then the pair
@@ -176,12 +174,12 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
         if spec.curve_oid:
             public[Attribute.EC_PARAMS] = ObjectIdentifier(spec.curve_oid).dump()
 
-        def run(lease: _Lease, ctx: _Ctx) -> KeyInfo:
-            session, ctx.mechanism = lease.session, _ckm_name(gen_mechanism)
+        def run(lease: Lease, ctx: CallContext) -> KeyInfo:
+            session, ctx.mechanism = lease.session, ckm_name(gen_mechanism)
             self._refuse_taken(session, label)
             private_t, secret_t = dict(private), public | private  # a secret key is CKA_PRIVATE
-            if spec.key_type in _HMAC:
-                secret_t[Attribute.ALLOWED_MECHANISMS] = [_HMAC[spec.key_type][1]]
+            if spec.key_type in HMAC_KEYS:
+                secret_t[Attribute.ALLOWED_MECHANISMS] = [HMAC_KEYS[spec.key_type].mechanism]
             while True:
                 try:
                     if not pair:
@@ -190,17 +188,17 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
                     pub, priv = session.generate_keypair(p11_type, size, public_template=public,
                                                          private_template=private_t, **common)
                     return self._describe(session, label, priv, pub)
-                except _TEMPLATE_REFUSED:  # retry once without the attributes a 2.20 module may not know
-                    if not any(a in t for t in (private_t, secret_t) for a in _OPTIONAL):
+                except TEMPLATE_REFUSED:  # retry once without the attributes a 2.20 module may not know
+                    if not any(a in t for t in (private_t, secret_t) for a in OPTIONAL_ATTRIBUTES):
                         raise
-                    private_t, secret_t = ({a: v for a, v in t.items() if a not in _OPTIONAL}
+                    private_t, secret_t = ({a: v for a, v in t.items() if a not in OPTIONAL_ATTRIBUTES}
                                            for t in (private_t, secret_t))
 
         with self._generate_lock:  # the label check and the creation belong together
             return self._call("generation", label, run)
 
     def list_labels(self) -> list[str]:
-        def run(lease: _Lease, ctx: _Ctx) -> list[str]:
+        def run(lease: Lease, ctx: CallContext) -> list[str]:
             labels = {obj[Attribute.LABEL] for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.SECRET_KEY,
                                                        ObjectClass.PUBLIC_KEY)
                       for obj in lease.session.get_objects({Attribute.CLASS: cls})}
@@ -208,12 +206,12 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
         return self._call("listing keys", None, run)
 
     def get(self, label: str) -> KeyInfo:
-        def run(lease: _Lease, ctx: _Ctx) -> KeyInfo:
+        def run(lease: Lease, ctx: CallContext) -> KeyInfo:
             return self._describe(lease.session, label, self._key_object(lease.session, label))
         return self._call("reading", label, run)
 
     def delete(self, label: str) -> None:
-        def run(lease: _Lease, ctx: _Ctx) -> None:
+        def run(lease: Lease, ctx: CallContext) -> None:
             session = lease.session
             key = self._key_object(session, label)
             attrs = key.get_attributes([Attribute.CLASS, Attribute.DESTROYABLE, Attribute.ID,
@@ -229,31 +227,31 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
 
     def sign(self, label: str, mechanism: SignMechanism, data: bytes, *,
              context: bytes | None = None) -> bytes:
-        alg = _hash_of(mechanism)
-        _refuse_context(mechanism, context)
+        alg = hash_of(mechanism)
+        refuse_context(mechanism, context)
         if mechanism.deterministic:
-            raise UnsupportedByBackend(f"{_describe_mechanism(mechanism)}: a PKCS#11 token does not promise "
+            raise UnsupportedByBackend(f"{describe_mechanism(mechanism)}: a PKCS#11 token does not promise "
                                        "RFC 6979 deterministic nonces")
         if mechanism.prehashed and alg and len(data) != alg.digest_size:
             raise InvalidInput(f"a prehashed {alg} payload must be {alg.digest_size} bytes, got {len(data)}")
 
-        def run(lease: _Lease, ctx: _Ctx) -> bytes:
+        def run(lease: Lease, ctx: CallContext) -> bytes:
             key, attrs = self._signing_key(lease, label)
-            key_type = _KEY_TYPES.get(attrs[Attribute.KEY_TYPE])
-            plan = _plan(self._mechanisms, key_type, mechanism) if key_type else None
+            key_type = KEY_TYPES.get(attrs[Attribute.KEY_TYPE])
+            plan = plan_signature(self._mechanisms, key_type, mechanism) if key_type else None
             if plan is None:
-                raise UnsupportedByBackend(f"{_describe_mechanism(mechanism)} is not available for the "
+                raise UnsupportedByBackend(f"{describe_mechanism(mechanism)} is not available for the "
                                            f"{key_type or 'unknown'} key '{label}' on {self._where}")
             if not attrs.get(Attribute.SIGN):
                 raise OperationNotPermitted(f"key '{label}' may not sign (CKA_SIGN is false)")
-            ctx.mechanism = _ckm_name(plan.mechanism)
+            ctx.mechanism = ckm_name(plan.mechanism)
             payload = hashlib.new(alg.value, data).digest() if plan.hash_here and alg else data
             if plan.mechanism in (M.RSA_PKCS, M.RSA_X_509):
                 bits = int.from_bytes(key[Attribute.MODULUS], "big").bit_length()
-                if plan.encode == "digest_info" and alg:
-                    payload = _digest_info(alg, payload)
-                elif plan.encode == "pss" and alg:
-                    payload = _emsa_pss(payload, alg, bits)
+                if plan.encode is Encoding.DIGEST_INFO and alg:
+                    payload = digest_info(alg, payload)
+                elif plan.encode is Encoding.EMSA_PSS and alg:
+                    payload = emsa_pss(payload, alg, bits)
                 if plan.mechanism == M.RSA_PKCS and len(payload) > (bits + 7) // 8 - 11:
                     raise InvalidInput(f"{len(payload)} bytes are too long for PKCS#1 v1.5 padding with the "
                                        f"{bits}-bit key '{label}' (CKR_DATA_LEN_RANGE)")
@@ -269,10 +267,10 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
                *, context: bytes | None = None) -> bool:
         """Checked with ``cryptography`` against the public key read from the token; accepts exactly the
         mechanisms :meth:`sign` can produce."""
-        _refuse_context(mechanism, context)
+        refuse_context(mechanism, context)
         info = self.get(label)
         if not self._capabilities.can_sign(info.key_type, mechanism):
-            raise UnsupportedByBackend(f"{_describe_mechanism(mechanism)} is not available for the "
+            raise UnsupportedByBackend(f"{describe_mechanism(mechanism)} is not available for the "
                                        f"{info.key_type} key '{label}' on {self._where}")
         if info.public_key is None:
             raise UnsupportedByBackend(f"key '{label}' has no public key on {self._where}")
@@ -295,12 +293,12 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
         self._close_stale(idle)
 
     # ------------------------------------------------------------------------------------ sessions, recovery
-    def _call(self, action: str, label: str | None, run: Callable[[_Lease, _Ctx], T]) -> T:
+    def _call(self, action: str, label: str | None, run: SessionCall[T]) -> T:
         """Run ``run(lease, ctx)`` on a pooled session; the one place python-pkcs11 errors are mapped."""
-        ctx, module, last = _Ctx(action, label), self._module, "CKR_SESSION_HANDLE_INVALID"
+        ctx, module, last = CallContext(action, label), self._module, "CKR_SESSION_HANDLE_INVALID"
         for _ in range(self._pool_size + 2):
             lease = self._checkout()
-            healthy, recovery = True, None
+            healthy, recovery = True, None  # type: bool, Recovery | None
             module.enter_shared()
             try:
                 if lease.generation != module.generation:  # opened before a re-initialisation
@@ -308,29 +306,29 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
                     continue
                 return run(lease, ctx)
             except PKCS11Error as exc:
-                last = _ckr_name(exc)
-                recovery = _CKR.get(last, (HsmError, "", None))[2]
+                last = ckr_name(exc)
+                recovery = CKR_MEANINGS.get(last, UNKNOWN).recovery
                 if recovery is None:
-                    raise _translate(ctx, last) from None
-                if recovery == _TOKEN and self._token_answers(lease.session):
-                    raise _translate(ctx, last, token_answers=True) from None
+                    raise translate(ctx, last) from None
+                if recovery is Recovery.TOKEN and self._token_answers(lease.session):
+                    raise translate(ctx, last, token_answers=True) from None
                 healthy = False
-                if recovery == _TOKEN:
+                if recovery is Recovery.TOKEN:
                     with self._pool.cond:
                         self._pool.epoch += 1  # every session of this partition is suspect now
-                    raise _translate(ctx, last) from None
+                    raise translate(ctx, last) from None
             finally:
                 module.leave_shared()
                 self._checkin(lease, healthy)
-                if recovery == _MODULE:
+                if recovery is Recovery.MODULE:
                     module.reinitialize(lease.generation, 0.0)
-        raise _translate(ctx, last)
+        raise translate(ctx, last)
 
-    def _checkout(self, startup: bool = False) -> _Lease:
+    def _checkout(self, startup: bool = False) -> Lease:
         self._module.ensure_process()
         if self._pool.pid != os.getpid():
             self._pool = _Pool()  # a forked child: the parent's sessions are not ours
-        pool, stale = self._pool, list[_Lease]()
+        pool, stale = self._pool, list[Lease]()
         try:
             with pool.cond:
                 granted = None if pool.waiters else self._grant(pool, stale)
@@ -347,7 +345,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
                                                  f"no free session on {self._where} in {SESSION_WAIT:.0f} s")
         finally:
             self._close_stale(stale)
-        if isinstance(granted, _Lease):
+        if isinstance(granted, Lease):
             return granted
         try:
             return self._open_lease(pool.epoch, startup)
@@ -358,8 +356,8 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
             self._close_stale(stale)
             raise
 
-    def _checkin(self, lease: _Lease, healthy: bool) -> None:
-        pool, stale = self._pool, list[_Lease]()
+    def _checkin(self, lease: Lease, healthy: bool) -> None:
+        pool, stale = self._pool, list[Lease]()
         with pool.cond:
             if healthy and not self._closed and self._fresh(lease):
                 pool.idle.append(lease)
@@ -369,7 +367,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
             self._hand_out(pool, stale)
         self._close_stale(stale)
 
-    def _grant(self, pool: _Pool, stale: list[_Lease]) -> _Lease | str | None:
+    def _grant(self, pool: _Pool, stale: list[Lease]) -> Lease | str | None:
         """A fresh idle session, or leave to open one, or None (caller holds ``pool.cond``)."""
         if self._closed:
             raise BackendUnavailable(f"partition '{self.name}' is closed")
@@ -384,7 +382,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
             return _OPEN_NEW
         return None
 
-    def _hand_out(self, pool: _Pool, stale: list[_Lease]) -> None:
+    def _hand_out(self, pool: _Pool, stale: list[Lease]) -> None:
         """Serve waiting threads in arrival order (caller holds ``pool.cond``)."""
         while pool.waiters and not self._closed:
             granted = self._grant(pool, stale)
@@ -393,11 +391,11 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
             pool.waiters.popleft().granted = granted
         pool.cond.notify_all()
 
-    def _close_stale(self, stale: list[_Lease]) -> None:
+    def _close_stale(self, stale: list[Lease]) -> None:
         while stale:
             self._close_lease(stale.pop())
 
-    def _fresh(self, lease: _Lease) -> bool:
+    def _fresh(self, lease: Lease) -> bool:
         return lease.generation == self._module.generation and lease.epoch == self._pool.epoch
 
     @staticmethod
@@ -408,7 +406,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
         except PKCS11Error:
             return False
 
-    def _close_lease(self, lease: _Lease) -> None:
+    def _close_lease(self, lease: Lease) -> None:
         """Best-effort C_CloseSession, never for a session of an earlier initialisation (handle reuse)."""
         module = self._module
         module.enter_shared()
@@ -420,7 +418,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
         finally:
             module.leave_shared()
 
-    def _open_lease(self, epoch: int, startup: bool) -> _Lease:
+    def _open_lease(self, epoch: int, startup: bool) -> Lease:
         """Open a session and log in; re-initialise the module when the token cannot be reached: once at
         run time, up to STARTUP_ATTEMPTS - 1 times (with short pauses) when the partition is created."""
         module, failure = self._module, "CKR_TOKEN_NOT_PRESENT"
@@ -432,21 +430,21 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
             generation = module.generation
             module.enter_shared()
             try:
-                session = self._find_token().open(rw=True, attribute_mapper=_MAPPER)
+                session = self._find_token().open(rw=True, attribute_mapper=ATTRIBUTE_MAPPER)
                 pin = self._pin.encode()
                 rv = module.raw("C_Login", session.handle, CKU_USER, pin, len(pin))
                 if rv in (CKR_OK, CKR_USER_ALREADY_LOGGED_IN):
-                    return _Lease(session, generation, epoch)
+                    return Lease(session, generation, epoch)
                 session.close()
-                failure = _CKR_CODES.get(rv, f"CKR_0x{rv:X}")
-                if failure in _PIN_REFUSED:
+                failure = CKR_NAMES.get(rv, f"CKR_0x{rv:X}")
+                if failure in PIN_REFUSED:
                     self._pin_refused = failure
                     raise BackendUnavailable(f"Login to {self._where} failed: the token refused the PIN "
                                              f"({failure}).")
             except _TokenMissing:
                 failure = "CKR_TOKEN_NOT_PRESENT"
             except PKCS11Error as exc:
-                failure = _ckr_name(exc)
+                failure = ckr_name(exc)
             finally:
                 module.leave_shared()
             if attempt == attempts - 1:
@@ -500,7 +498,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
                            "unique")
         return found[0]
 
-    def _signing_key(self, lease: _Lease, label: str) -> tuple[Any, dict[int, Any]]:
+    def _signing_key(self, lease: Lease, label: str) -> tuple[Any, dict[int, Any]]:
         """The key labelled ``label`` and its CKA_KEY_TYPE / CKA_SIGN: a remembered handle when it still
         carries the same label and CKA_ID, else a fresh C_FindObjects."""
         wanted = [Attribute.LABEL, Attribute.ID, Attribute.KEY_TYPE, Attribute.SIGN]
@@ -534,7 +532,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
     def _describe(self, session: Any, label: str, key: Any, public: Any | None = None) -> KeyInfo:
         """KeyInfo read back from the token (secret values are never read)."""
         attrs = key.get_attributes([Attribute.CLASS, Attribute.KEY_TYPE, Attribute.ID,
-                                    *_PRIVATE_FLAGS.values(), *_HISTORY.values()])
+                                    *PRIVATE_FLAGS.values(), *HISTORY_FLAGS.values()])
         secret = attrs[Attribute.CLASS] == ObjectClass.SECRET_KEY
         if attrs[Attribute.CLASS] == ObjectClass.PUBLIC_KEY:  # a public key alone: no private-key rights
             attrs = {a: v for a, v in attrs.items() if a not in (Attribute.SENSITIVE, Attribute.EXTRACTABLE)}
@@ -542,26 +540,26 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
             attrs |= {Attribute.SIGN: False, Attribute.DECRYPT: False, Attribute.UNWRAP: False,
                       Attribute.DERIVE: False, Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: False}
         if secret:
-            attrs |= key.get_attributes([*_PUBLIC_FLAGS.values(), Attribute.VALUE_LEN,
+            attrs |= key.get_attributes([*PUBLIC_FLAGS.values(), Attribute.VALUE_LEN,
                                          Attribute.ALLOWED_MECHANISMS])
             public_attrs = attrs
         else:
             public = public or self._public_of(session, key, attrs)
-            public_attrs = public.get_attributes(list(_PUBLIC_FLAGS.values())) if public is not None else {}
-        flags = {f: bool(attrs.get(a, _UNREPORTED.get(f, False)))
-                 for f, a in (_PRIVATE_FLAGS | _HISTORY).items()}
-        flags |= {f: bool(public_attrs.get(a, False)) for f, a in _PUBLIC_FLAGS.items()}
+            public_attrs = public.get_attributes(list(PUBLIC_FLAGS.values())) if public is not None else {}
+        flags = {f: bool(attrs.get(a, UNREPORTED_DEFAULTS.get(f, False)))
+                 for f, a in (PRIVATE_FLAGS | HISTORY_FLAGS).items()}
+        flags |= {f: bool(public_attrs.get(a, False)) for f, a in PUBLIC_FLAGS.items()}
         ckk = attrs[Attribute.KEY_TYPE]
-        key_type = _hmac_type(attrs) if ckk == CKK.GENERIC_SECRET else _KEY_TYPES.get(ckk)
+        key_type = hmac_type(attrs) if ckk == CKK.GENERIC_SECRET else KEY_TYPES.get(ckk)
         if key_type is None:
             raise UnsupportedByBackend(f"key '{label}' on {self._where} has an unsupported key type "
                                        f"(0x{ckk:X})")
         if secret:
-            size = (attrs.get(Attribute.VALUE_LEN, 0) * 8 or _FIXED_SIZES.get(key_type)
+            size = (attrs.get(Attribute.VALUE_LEN, 0) * 8 or FIXED_SECRET_SIZES.get(key_type)
                     or self._measure_secret(session, key, attrs))
             curve, spki = None, None
         else:
-            size, curve, spki = _public_facts(key_type, key, public)
+            size, curve, spki = public_facts(key_type, key, public)
         return KeyInfo(label=label, key_type=key_type, attributes=KeyAttributes(**flags), size=size,
                        curve_oid=curve, key_id=attrs.get(Attribute.ID) or None, public_key=spki,
                        created_at=None)
@@ -574,11 +572,11 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
         try:
             slot = session.token.slot
             mechs = frozenset(int(m) for m in slot.get_mechanisms())
-            wanted = {g for _, g, _ in _GENERATION.values()} | {h for _, h, _ in _HMAC.values()}
+            wanted = {g.mechanism for g in GENERATION.values()} | {h.mechanism for h in HMAC_KEYS.values()}
             infos = {m: slot.get_mechanism_info(m) for m in wanted & mechs}
             return mechs, {m: (i.min_key_length or 0, i.max_key_length or 0) for m, i in infos.items()}
         except PKCS11Error as exc:
-            message = f"Reading the mechanisms of {self._where} failed ({_ckr_name(exc)})."
+            message = f"Reading the mechanisms of {self._where} failed ({ckr_name(exc)})."
             raise BackendUnavailable(message) from None
         finally:
             module.leave_shared()
@@ -591,39 +589,40 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
     def _derive_capabilities(self) -> Capabilities:
         dsa_params = M.DSA_PARAMETER_GEN in self._mechanisms
         specs: dict[KeyType, set[int | str]] = {
-            KeyType.RSA: {s for s in _RSA_SIZES if self._fits(M.RSA_PKCS_KEY_PAIR_GEN, s)},
-            KeyType.DSA: {s for s in _DSA_SIZES if dsa_params and self._fits(M.DSA_KEY_PAIR_GEN, s)},
+            KeyType.RSA: {s for s in RSA_SIZES if self._fits(M.RSA_PKCS_KEY_PAIR_GEN, s)},
+            KeyType.DSA: {s for s in DSA_SIZES if dsa_params and self._fits(M.DSA_KEY_PAIR_GEN, s)},
             KeyType.EC: {oid for oid, (_, bits) in softcrypto.EC_CURVES.items()
                          if self._fits(M.EC_KEY_PAIR_GEN, bits)},
             KeyType.ED: set(softcrypto.ED_CURVES) if M.EC_EDWARDS_KEY_PAIR_GEN in self._mechanisms else set(),
-            KeyType.AES: {s for s in _AES_SIZES if self._fits(M.AES_KEY_GEN, s // 8)},  # AES sizes in bytes
+            KeyType.AES: {s for s in AES_SIZES if self._fits(M.AES_KEY_GEN, s // 8)},  # AES sizes in bytes
             KeyType.TDEA: {192} if M.DES3_KEY_GEN in self._mechanisms else set(),
-            KeyType.CAMELLIA: {s for s in _AES_SIZES if self._fits(M(0x550), s // 8)},
+            KeyType.CAMELLIA: {s for s in AES_SIZES if self._fits(CKM_CAMELLIA_KEY_GEN, s // 8)},
         }
-        for key_type, (alg, hmac, _) in _HMAC.items():
+        for key_type, (alg, hmac, _) in HMAC_KEYS.items():
             if M.GENERIC_SECRET_KEY_GEN in self._mechanisms and self._fits(hmac, alg.digest_size):
                 specs[key_type] = {alg.digest_size * 8}
-        sign = frozenset((key_type, m) for scheme, key_type in _SCHEME_KEY.items()
-                         for m in _all_mechanisms(scheme) if _plan(self._mechanisms, key_type, m) is not None)
+        sign = frozenset((key_type, m) for scheme, key_type in SCHEME_KEY_TYPES.items()
+                         for m in all_mechanisms(scheme)
+                         if plan_signature(self._mechanisms, key_type, m) is not None)
         return Capabilities(backend="pkcs11", key_specs={t: frozenset(s) for t, s in specs.items() if s},
                             sign=sign)
 
     def _check_spec(self, spec: KeySpec) -> tuple[int, Mechanism, bool, int | None]:
         """(PKCS#11 key type, generation mechanism, pair?, size) for ``spec``, else UnsupportedByBackend.
         RSA takes any size in the token's range; EC/ED only the curves of the capability table."""
-        if spec.key_type not in _GENERATION:
+        if spec.key_type not in GENERATION:
             raise UnsupportedByBackend(f"{spec.key_type} keys cannot be generated on {self._where}")
-        p11_type, mechanism, pair = _GENERATION[spec.key_type]
+        p11_type, mechanism, pair = GENERATION[spec.key_type]
         size = spec.size or 0
         if spec.key_type in (KeyType.EC, KeyType.ED):
             curves = softcrypto.EC_CURVES if spec.key_type is KeyType.EC else softcrypto.ED_CURVES
             ok, size = spec.curve_oid in curves and mechanism in self._mechanisms, 0
-        elif spec.key_type in _HMAC:
-            alg, hmac, _ = _HMAC[spec.key_type]
+        elif spec.key_type in HMAC_KEYS:
+            alg, hmac, _ = HMAC_KEYS[spec.key_type]
             size = size or alg.digest_size * 8
             ok = size % 8 == 0 and self._fits(hmac, size // 8) and mechanism in self._mechanisms
         elif spec.key_type in (KeyType.AES, KeyType.CAMELLIA):
-            ok = size in _AES_SIZES and self._fits(mechanism, size // 8)
+            ok = size in AES_SIZES and self._fits(mechanism, size // 8)
         elif spec.key_type is KeyType.TDEA:
             ok, size = size in (0, 192) and mechanism in self._mechanisms, 0
         else:
