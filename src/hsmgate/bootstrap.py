@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
 
 from hsmgate.domain.approvals import ApprovalService, SkaServices
-from hsmgate.domain.audit import Actor, AttestationSigner, AuditTrail, RequestAudit
+from hsmgate.domain.audit.recording import Actor, AttestationSigner, AuditTrail, RequestAudit
 from hsmgate.domain.certificates import CertificateService
 from hsmgate.domain.clock import Clock, SystemClock
 from hsmgate.domain.data_objects import DATA_OBJECT_KEY, DataObjectService

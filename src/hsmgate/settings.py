@@ -14,7 +14,6 @@ from pydantic import BaseModel, BeforeValidator, Field, SecretStr, model_validat
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 
-
 class ConfigError(Exception):
     """The configuration cannot be used; the message says which setting and why."""
 

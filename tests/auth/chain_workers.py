@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hsmgate.domain.audit import Actor, AuditTrail
+from hsmgate.domain.audit.recording import Actor, AuditTrail
 from hsmgate.store.audit import AuditRepository
 from hsmgate.store.database import Database
 

@@ -17,7 +17,8 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from hsmgate.cli import cli
-from hsmgate.domain.audit import record_hash, verify_chain
+from hsmgate.domain.audit.chain import record_hash
+from hsmgate.domain.audit.verification import verify_chain
 from hsmgate.store.audit import AuditRepository
 from hsmgate.store.database import Database
 from tests.auth.chain_workers import append

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import text
 
-from hsmgate.domain.audit import verify_chain
+from hsmgate.domain.audit.verification import verify_chain
 from hsmgate.store.audit import AuditRepository
 from hsmgate.store.database import Database
 from tests.conftest import LiveServer, soft_settings, unique

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from hsmgate.api.execution import run_operation
-from hsmgate.domain.audit import Actor, AuditTrail, AuditUnavailable, RequestAudit, deferred_records
+from hsmgate.domain.audit.recording import Actor, AuditTrail, AuditUnavailable, RequestAudit, deferred_records
 from hsmgate.store.audit import AuditRepository
 from hsmgate.store.database import Database
 

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from hsmgate.cli import cli
 from hsmgate.domain.approval_token import ApprovalToBeSigned, Operation
-from hsmgate.domain.audit import AuditTrail, AuditUnavailable, verify_chain
+from hsmgate.domain.audit.recording import AuditTrail, AuditUnavailable
+from hsmgate.domain.audit.verification import verify_chain
 from hsmgate.domain.clock import ManualClock
 from hsmgate.store.audit import AuditRepository
 from tests.conftest import unique

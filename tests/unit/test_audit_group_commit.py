@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hsmgate.domain.audit import record_hash
+from hsmgate.domain.audit.chain import record_hash
 from hsmgate.store.audit import AuditRepository
 from hsmgate.store.database import Database
 

@@ -26,7 +26,7 @@ from hsmgate.api.request_id import request_id
 from hsmgate.auth.authenticator import Credentials
 from hsmgate.auth.errors import NotAllowed
 from hsmgate.auth.mtls import client_certificate
-from hsmgate.domain.audit import Actor, RequestAudit
+from hsmgate.domain.audit.recording import Actor, RequestAudit
 from hsmgate.domain.errors import TsbError
 from hsmgate.domain.gateway import Gateway, PartitionServices
 from hsmgate.domain.key_use import Caller

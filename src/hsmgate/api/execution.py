@@ -10,7 +10,7 @@ the network (soft token, SQLite state), and in the threadpool otherwise (a PKCS#
 PostgreSQL round trip).
 
 Audit. The operation's outcome records are only submitted while it runs
-(:func:`hsmgate.domain.audit.deferred_records`); :func:`run_operation` then waits for their commit
+(:func:`hsmgate.domain.audit.recording.deferred_records`); :func:`run_operation` then waits for their commit
 without holding a thread, and only then returns the result (or raises 503 / 703 if a record
 cannot be written and fail-closed is on). The commit is a group commit. On SQLite, the records of
 every request that reached this point in one turn of the event loop are written by one transaction
@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from hsmgate.domain.audit import PendingRecords, deferred_records
+from hsmgate.domain.audit.recording import PendingRecords, deferred_records
 from hsmgate.settings import Settings
 
 T = TypeVar("T")

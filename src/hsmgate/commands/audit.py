@@ -60,7 +60,7 @@ def _read_public_key(path: Path) -> bytes:
 def _attestation_public_keys(settings: Settings, db, names: list[str]) -> dict[str, bytes | str]:  # type: ignore[no-untyped-def]
     """Each partition's attestation public key, read from its backend; a string says why not."""
     from hsmgate.bootstrap import open_partition, served_partitions
-    from hsmgate.domain.audit import AttestationSigner
+    from hsmgate.domain.audit.recording import AttestationSigner
     from hsmgate.domain.errors import TsbError
     from hsmgate.hsm.base import HsmError
     from hsmgate.store.soft_keys import SoftKeyRepository
@@ -96,7 +96,7 @@ def verify(
     data_dir: DataDirOption = None,
 ) -> None:
     """Check every record's hash and link and every checkpoint's signature."""
-    from hsmgate.domain.audit import verify_chain
+    from hsmgate.domain.audit.verification import verify_chain
     from hsmgate.store.audit import AuditRepository
 
     given_key = _read_public_key(public_key) if public_key is not None else None
@@ -183,7 +183,7 @@ def _read_export(path: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[str,
 def export_lines(repository: Any, names: list[str], after: int = 0) -> Iterator[str]:
     """JSON lines: each partition's records in chain order (``type: record``, the hashed fields —
     ``ska_request_id`` only when set — and ``hash``), then its checkpoints (``type: checkpoint``)."""
-    from hsmgate.domain.audit import hashed_values
+    from hsmgate.domain.audit.chain import hashed_values
 
     for name in names:
         for record in repository.records(name, after=after):
@@ -229,7 +229,7 @@ def checkpoint(
 ) -> None:
     """Sign each chain's current head now with its partition's attestation key."""
     from hsmgate.bootstrap import attach_signers, build_gateway
-    from hsmgate.domain.audit import AuditTrail
+    from hsmgate.domain.audit.recording import AuditTrail
     from hsmgate.hsm.base import HsmError
     from hsmgate.store.audit import AuditRepository
 

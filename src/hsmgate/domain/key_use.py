@@ -38,7 +38,8 @@ from hsmgate.domain import errors
 from hsmgate.domain.algorithms import SignatureType
 from hsmgate.domain.approval_token import Operation
 from hsmgate.domain.approvals import ApprovalService
-from hsmgate.domain.audit import ERROR, OK, Actor, AuditTrail, RequestAudit
+from hsmgate.domain.audit.chain import ERROR, OK
+from hsmgate.domain.audit.recording import Actor, AuditTrail, RequestAudit
 from hsmgate.domain.certificates import CertificateService, Profile
 from hsmgate.domain.errors import TsbError
 from hsmgate.domain.hsm_errors import translated

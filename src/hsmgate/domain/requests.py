@@ -33,7 +33,7 @@ is recorded as a mutating operation — a ``started`` record first (refused when
 written), then the outcome — and every expiry (``expireRequest``), final rejection
 (``rejectRequest``) and abandoned execution (``failRequest``) as it happens, each with the request's
 id (``ska_request_id``), never a payload. The caller passes where to record (:class:`SkaAudit`: the
-HTTP request's :class:`hsmgate.domain.audit.RequestAudit`); the scheduler records through
+HTTP request's :class:`hsmgate.domain.audit.recording.RequestAudit`); the scheduler records through
 :attr:`RequestService.scheduler_audit` as the principal ``scheduler``. A result is stored (and so
 handed out) only after its execution was recorded.
 
@@ -139,7 +139,7 @@ def kinds_of_filter(name: str) -> list[str]:
 
 
 class SkaAudit(Protocol):
-    """Where SKA request events are recorded: :class:`hsmgate.domain.audit.RequestAudit` (of the HTTP
+    """Where SKA request events are recorded: :class:`hsmgate.domain.audit.recording.RequestAudit` (of the HTTP
     request, or the scheduler's). ``None`` in its place records nothing."""
 
     def record(self, operation: str, key_label: str | None, outcome: str, error_code: int | None = None, *,

@@ -12,7 +12,7 @@ import base64
 from typing import Any
 
 from hsmgate.domain.algorithms import SignatureType
-from hsmgate.domain.audit import Actor
+from hsmgate.domain.audit.recording import Actor
 from hsmgate.domain.certificates import Profile, subject_name
 from hsmgate.domain.key_use import Caller, KeyRef, KeyUse, SignItem, check_unwrap_target
 from hsmgate.domain.keys import requested_attributes

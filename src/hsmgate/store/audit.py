@@ -399,3 +399,43 @@ class AuditRepository:
             value = session.scalar(select(func.max(AuditCheckpointRow.seq))
                                    .where(AuditCheckpointRow.partition == partition))
         return int(value or 0)
+
+
+class PendingCommits:
+    """Records one operation submitted, each with the repository that commits it: written now in
+    this thread (:meth:`write`), or by the repositories' writer threads (:meth:`write_soon`), and
+    waited for (:meth:`wait`, or the :attr:`futures`)."""
+
+    def __init__(self) -> None:
+        self._items: list[tuple[AuditRepository, Future[dict[str, Any]]]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def add(self, repository: AuditRepository, future: Future[dict[str, Any]]) -> None:
+        self._items.append((repository, future))
+
+    @property
+    def futures(self) -> list[Future[dict[str, Any]]]:
+        return [future for _, future in self._items]
+
+    @property
+    def local(self) -> bool:
+        """True when every record goes to a local database (SQLite)."""
+        return all(repository.local for repository, _ in self._items)
+
+    def _repositories(self) -> list[AuditRepository]:
+        return list({id(repository): repository for repository, _ in self._items}.values())
+
+    def write(self) -> None:
+        for repository in self._repositories():
+            repository.write()
+
+    def write_soon(self) -> None:
+        for repository in self._repositories():
+            repository.write_soon()
+
+    def wait(self) -> None:
+        """Block until every record is settled (written or failed)."""
+        for repository, future in self._items:
+            repository.wait(future)
