@@ -13,7 +13,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
 
-from hsmgate.domain.approvals import ApprovalService, SkaServices
 from hsmgate.domain.audit.recording import Actor, AttestationSigner, AuditTrail, RequestAudit
 from hsmgate.domain.certificates import CertificateService
 from hsmgate.domain.clock import Clock, SystemClock
@@ -27,10 +26,11 @@ from hsmgate.domain.keys import KeyService
 from hsmgate.domain.operations import OperationsService
 from hsmgate.domain.partitions import PartitionConfig, PartitionError, PartitionRegistry
 from hsmgate.domain.passwords import PasswordService
-from hsmgate.domain.requests import RequestScheduler, RequestService
 from hsmgate.domain.signing import SigningService
-from hsmgate.domain.ska_execution import SCHEDULER_AUTH_METHOD, SCHEDULER_PRINCIPAL, register_executors
-from hsmgate.domain.timestamp_key import TimestampService
+from hsmgate.domain.ska.approvals import ApprovalService, SkaServices
+from hsmgate.domain.ska.execution import SCHEDULER_AUTH_METHOD, SCHEDULER_PRINCIPAL, register_executors
+from hsmgate.domain.ska.requests import RequestScheduler, RequestService
+from hsmgate.domain.ska.timestamp_key import TimestampService
 from hsmgate.domain.timestamps import RfcTimestampService
 from hsmgate.hsm.base import HsmError, Partition
 from hsmgate.settings import ConfigError, Settings

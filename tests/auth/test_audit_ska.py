@@ -16,10 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from hsmgate.cli import cli
-from hsmgate.domain.approval_token import ApprovalToBeSigned, Operation
 from hsmgate.domain.audit.recording import AuditTrail, AuditUnavailable
 from hsmgate.domain.audit.verification import verify_chain
 from hsmgate.domain.clock import ManualClock
+from hsmgate.domain.ska.approval_token import ApprovalToBeSigned, Operation
 from hsmgate.store.audit import AuditRepository
 from tests.conftest import unique
 from tests.ska.helpers import (

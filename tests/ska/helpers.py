@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 import tests.conftest as live
-from hsmgate.domain.approval_token import SignedApproval
 from hsmgate.domain.clock import ManualClock
+from hsmgate.domain.ska.approval_token import SignedApproval
 from hsmgate.settings import Settings
 from tests.conftest import LiveServer, soft_settings
 

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr
 
-from hsmgate.domain.approval_token import ApprovalToBeSigned, Operation
 from hsmgate.domain.clock import ManualClock
+from hsmgate.domain.ska.approval_token import ApprovalToBeSigned, Operation
 from tests.conftest import soft_settings, unique
 from tests.ska.helpers import (
     Approver,

@@ -10,8 +10,8 @@ import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from hsmgate.domain.approval_token import ApprovalToBeSigned
 from hsmgate.domain.clock import ManualClock
+from hsmgate.domain.ska.approval_token import ApprovalToBeSigned
 from tests.conftest import unique
 from tests.ska.helpers import (
     Approver,

@@ -9,10 +9,11 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from hsmgate.domain import addresses, errors
-from hsmgate.domain.approvals import digest_name, parse_timestamp, verify_signature, verify_with_oid
-from hsmgate.domain.policy import Policy
-from hsmgate.domain.ska_guard import BLOCKED, USE_NEEDS_APPROVAL, authorized, check_use, guard_bits
+from hsmgate.domain import errors
+from hsmgate.domain.ska import addresses
+from hsmgate.domain.ska.approvals import digest_name, parse_timestamp, verify_signature, verify_with_oid
+from hsmgate.domain.ska.guard import BLOCKED, USE_NEEDS_APPROVAL, authorized, check_use, guard_bits
+from hsmgate.domain.ska.policy import Policy
 from hsmgate.hsm.base import KeyType
 
 

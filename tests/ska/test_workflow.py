@@ -16,9 +16,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from hsmgate.domain.approval_token import ApprovalToBeSigned, HsmTimestamp, Operation, Tag
 from hsmgate.domain.clock import ManualClock
-from hsmgate.domain.policy import Policy, binary_policy
+from hsmgate.domain.ska.approval_token import ApprovalToBeSigned, HsmTimestamp, Operation, Tag
+from hsmgate.domain.ska.policy import Policy, binary_policy
 from tests.conftest import unique
 from tests.ska.helpers import (
     ED25519,

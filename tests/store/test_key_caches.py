@@ -16,7 +16,7 @@ from sqlalchemy import event
 
 from hsmgate.domain import errors
 from hsmgate.domain.passwords import KeyPasswordMismatch, PasswordService, hash_password
-from hsmgate.domain.ska_guard import BLOCKED, check_use
+from hsmgate.domain.ska.guard import BLOCKED, check_use
 from hsmgate.hsm.base import KeyAttributes, KeyNotFound, KeySpec, KeyType, SignMechanism, SignScheme
 from hsmgate.hsm.soft import SoftPartition
 from hsmgate.store import key_generation

@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hsmgate.domain.approval_token import (
+from hsmgate.domain.ska.approval_token import (
     ECDSA_WITH_SHA256,
     ApprovalToBeSigned,
     HsmTimestamp,

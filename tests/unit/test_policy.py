@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from cryptography.x509.oid import NameOID
 
 from hsmgate.domain import errors
-from hsmgate.domain.approval_token import (
+from hsmgate.domain.ska.approval_token import (
     ApprovalToBeSigned,
     Operation,
     Tag,
@@ -24,7 +24,7 @@ from hsmgate.domain.approval_token import (
     TlvReader,
     decode_container,
 )
-from hsmgate.domain.policy import (
+from hsmgate.domain.ska.policy import (
     MAX_SECONDS,
     Approval,
     ApprovalType,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from xml.sax.saxutils import escape, quoteattr
 
-from hsmgate.domain.policy import Policy, policy_xml
+from hsmgate.domain.ska.policy import Policy, policy_xml
 from hsmgate.hsm.base import HashAlg, KeyAttributes, SignMechanism, SignScheme
 
 ATTESTATION_MECHANISM = SignMechanism(SignScheme.RSA_PKCS1V15, HashAlg.SHA256)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hsmgate.domain import errors
-from hsmgate.domain.approvals import SkaServices
 from hsmgate.domain.data_objects import DataObjectService
 from hsmgate.domain.key_admin import KeyAdministration
 from hsmgate.domain.key_use import KeyUse
 from hsmgate.domain.keys import KeyService
+from hsmgate.domain.ska.approvals import SkaServices
 from hsmgate.hsm.base import Partition
 
 

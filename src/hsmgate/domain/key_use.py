@@ -36,8 +36,6 @@ from cryptography import x509
 
 from hsmgate.domain import errors
 from hsmgate.domain.algorithms import SignatureType
-from hsmgate.domain.approval_token import Operation
-from hsmgate.domain.approvals import ApprovalService
 from hsmgate.domain.audit.chain import ERROR, OK
 from hsmgate.domain.audit.recording import Actor, AuditTrail, RequestAudit
 from hsmgate.domain.certificates import CertificateService, Profile
@@ -49,7 +47,9 @@ from hsmgate.domain.keys import SignedKey, check_key_name, check_label
 from hsmgate.domain.operations import Encrypted, OperationsService
 from hsmgate.domain.passwords import PasswordService
 from hsmgate.domain.signing import SigningService
-from hsmgate.domain.ska_guard import check_use
+from hsmgate.domain.ska.approval_token import Operation
+from hsmgate.domain.ska.approvals import ApprovalService
+from hsmgate.domain.ska.guard import check_use
 from hsmgate.domain.timestamps import RfcTimestampService
 from hsmgate.hsm.base import ExportedKey, KeyAttributes, Partition
 from hsmgate.store.key_metadata import KeyMetadataRepository, KeyState

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from hsmgate.domain import addresses, errors
+from hsmgate.domain import errors
 from hsmgate.domain.algorithms import (
     CURVES,
     KEY_ALGORITHM_BY_OID,
@@ -19,8 +19,9 @@ from hsmgate.domain.algorithms import (
 )
 from hsmgate.domain.attestation import ATTESTATION_MECHANISM, KeyView, attestation_xml
 from hsmgate.domain.hsm_errors import translated
-from hsmgate.domain.policy import Policy
-from hsmgate.domain.ska_guard import guard_bits, load_policy, policy_json
+from hsmgate.domain.ska import addresses
+from hsmgate.domain.ska.guard import guard_bits, load_policy, policy_json
+from hsmgate.domain.ska.policy import Policy
 from hsmgate.hsm.base import KeyAttributes, KeyInfo, KeySpec, KeyType, Partition
 from hsmgate.store.key_metadata import KeyMetadataRepository
 

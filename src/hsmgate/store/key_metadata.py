@@ -152,7 +152,7 @@ class KeyMetadataRepository:
             )
             return bool(result.rowcount)
 
-    # -- SKA policy and address (domain/keys.py, domain/ska_guard.py) ----------------------------
+    # -- SKA policy and address (domain/keys.py, domain/ska/guard.py) ----------------------------
 
     def policy_guard(self, label: str) -> int | None:
         """The SKA guard bits of a key (None: no policy), from the hot cache like :meth:`state`."""

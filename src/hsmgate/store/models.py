@@ -68,7 +68,7 @@ class KeyMetadata(Base):
     public_only: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     #: SKA policy: the PolicyDto JSON incl. keyStatus; None for a key without policy
     policy: Mapped[str | None] = mapped_column(Text, nullable=True)
-    #: SKA guard bits read on every use of the key (``domain/ska_guard.py``); None without policy
+    #: SKA guard bits read on every use of the key (``domain/ska/guard.py``); None without policy
     policy_guard: Mapped[int | None] = mapped_column(Integer, nullable=True)
     #: ``addressFormat.format`` of an SKA key (``ETH``, ``BTC``); None without
     address_format: Mapped[str | None] = mapped_column(String(16), nullable=True)

@@ -1,6 +1,6 @@
 """Tag "Approval Tasks": approvers fetch their tasks, approve and reject (reference §3.4, §6.3, §6.4).
 
-Approvers authenticate by a fresh timestamp signed with their key (``domain/approvals.py``), not by
+Approvers authenticate by a fresh timestamp signed with their key (``domain/ska/approvals.py``), not by
 the caller's JWT. Task lists carry the fields of their ``detailLevel`` only (level1 ⊂ … ⊂ level6).
 ``/v1/task`` (GAP: the method is not public) accepts DELETE with a JSON body and POST; deleting a
 task rejects it and the approver appears in ``rejectedBy``.
@@ -27,13 +27,13 @@ from hsmgate.api.wire.ska import (
     GetTasksResponseDto,
     SendApprovalDto,
 )
-from hsmgate.domain.approval_token import ApprovalToBeSigned
-from hsmgate.domain.approvals import Authentication, Paging, SkaServices, SortOrder, TaskItem
 from hsmgate.domain.errors import TsbError
 from hsmgate.domain.gateway import PartitionServices
 from hsmgate.domain.key_use import Caller
-from hsmgate.domain.requests import KINDS, SIGNED_FIELDS, TASK_FILTERS, kinds_of_filter
-from hsmgate.domain.timestamp_key import TIMESTAMP_SIGNATURE_ALGORITHM
+from hsmgate.domain.ska.approval_token import ApprovalToBeSigned
+from hsmgate.domain.ska.approvals import Authentication, Paging, SkaServices, SortOrder, TaskItem
+from hsmgate.domain.ska.requests import KINDS, SIGNED_FIELDS, TASK_FILTERS, kinds_of_filter
+from hsmgate.domain.ska.timestamp_key import TIMESTAMP_SIGNATURE_ALGORITHM
 
 router = tsb_router(tags=["Approval Tasks"], responses=ERROR_RESPONSES)
 

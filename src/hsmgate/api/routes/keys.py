@@ -23,7 +23,7 @@ from hsmgate.domain.attestation import iso_z
 from hsmgate.domain.key_transfer import KeyImport
 from hsmgate.domain.key_use import KeyRef
 from hsmgate.domain.keys import KeyAttributes, NewKey, SignedKey, requested_attributes
-from hsmgate.domain.policy import Policy
+from hsmgate.domain.ska.policy import Policy
 
 router = tsb_router(tags=["Keys"], responses=ERROR_RESPONSES)
 #: export hands key material out: a key operation (``api/operation_route.py``)

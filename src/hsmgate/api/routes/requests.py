@@ -43,12 +43,12 @@ from hsmgate.api.wire.ska import (
     UnblockKeyRequestIdDto,
     UnwrapRequestIdDto,
 )
-from hsmgate.domain.approvals import SkaServices
 from hsmgate.domain.attestation import iso_z
 from hsmgate.domain.gateway import PartitionServices
 from hsmgate.domain.key_use import Caller, KeyRef
-from hsmgate.domain.policy import Policy, binary_policy
-from hsmgate.domain.requests import KINDS, RequestKind, RequestView, Submission, block_payload
+from hsmgate.domain.ska.approvals import SkaServices
+from hsmgate.domain.ska.policy import Policy, binary_policy
+from hsmgate.domain.ska.requests import KINDS, RequestKind, RequestView, Submission, block_payload
 
 router = tsb_router(responses=ERROR_RESPONSES)
 REQUESTS = ["Requests"]

@@ -20,8 +20,8 @@ from hsmgate.api.wire.common import Base64Bytes, Password, WireModel
 from hsmgate.api.wire.keys import CreateKeyAttributes
 from hsmgate.api.wire.operations import CipherAlgorithmName, WrapMethodName
 from hsmgate.api.wire.signing import PayloadType, SignatureAlgorithmName, SignatureDto, SignatureTypeName
-from hsmgate.domain.approvals import SortOrder
-from hsmgate.domain.requests import WIRE_STATUSES
+from hsmgate.domain.ska.approvals import SortOrder
+from hsmgate.domain.ska.requests import WIRE_STATUSES
 
 KeyName = Field(min_length=1, max_length=256)
 

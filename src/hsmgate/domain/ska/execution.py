@@ -16,7 +16,7 @@ from hsmgate.domain.audit.recording import Actor
 from hsmgate.domain.certificates import Profile, subject_name
 from hsmgate.domain.key_use import Caller, KeyRef, KeyUse, SignItem, check_unwrap_target
 from hsmgate.domain.keys import requested_attributes
-from hsmgate.domain.requests import RequestKind, RequestService, b64
+from hsmgate.domain.ska.requests import RequestKind, RequestService, b64
 
 #: The audit principal (and authentication method) of what the SKA scheduler does on its own.
 SCHEDULER_PRINCIPAL = "scheduler"

@@ -40,7 +40,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from hsmgate.domain import errors
-from hsmgate.domain.approval_token import (
+from hsmgate.domain.clock import Clock
+from hsmgate.domain.ska.approval_token import (
     HsmTimestamp,
     Operation,
     SignedApproval,
@@ -48,11 +49,10 @@ from hsmgate.domain.approval_token import (
     approver_public_key,
     signature_with_algorithm,
 )
-from hsmgate.domain.clock import Clock
-from hsmgate.domain.policy import EvaluationStatus, Rule, evaluate
-from hsmgate.domain.requests import KINDS, RequestKind, RequestService, SkaAudit, run_audited, utc
-from hsmgate.domain.ska_guard import authorized
-from hsmgate.domain.timestamp_key import TimestampService
+from hsmgate.domain.ska.guard import authorized
+from hsmgate.domain.ska.policy import EvaluationStatus, Rule, evaluate
+from hsmgate.domain.ska.requests import KINDS, RequestKind, RequestService, SkaAudit, run_audited, utc
+from hsmgate.domain.ska.timestamp_key import TimestampService
 from hsmgate.store.models import SkaRequestRow, SkaTaskRow
 from hsmgate.store.requests import LIVE, SortOrder, TaskState
 

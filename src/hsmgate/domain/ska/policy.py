@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from hsmgate.domain import errors
-from hsmgate.domain.approval_token import (
+from hsmgate.domain.ska.approval_token import (
     U32_MAX,
     Operation,
     Tag,

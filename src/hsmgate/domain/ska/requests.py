@@ -14,21 +14,21 @@ Lifecycle (reference §6.2)::
   Otherwise it builds the ``approvalToBeSigned`` (timed with an HSM timestamp signed by the
   partition's timestamp key, or time-less when no token of the rule has a timelock or timeout),
   stores the request and one task per approver of the rule.
-* :meth:`RequestService.advance` evaluates the rule (:func:`hsmgate.domain.policy.evaluate`) on the
+* :meth:`RequestService.advance` evaluates the rule (:func:`hsmgate.domain.ska.policy.evaluate`) on the
   recorded approvals and rejections and moves the request on. It is called after every approval
   and rejection and by the :class:`RequestScheduler` of each process for APPROVED requests whose
   timelock passed and requests past their expiry — so pending requests survive restarts.
 * Execution is claimed with a conditional UPDATE to EXECUTING (``store/requests.py``): only the
   process whose UPDATE matched runs the operation, so a request executes exactly once even with
   several processes on one database. The operation runs inside
-  :func:`hsmgate.domain.ska_guard.authorized` — the approvals were checked, the key's use is allowed —
+  :func:`hsmgate.domain.ska.guard.authorized` — the approvals were checked, the key's use is allowed —
   but a blocked key still refuses it.
 * A process that dies between claim and result leaves the request EXECUTING; after
   ``stale_after`` seconds the scheduler marks it FAILED (it cannot know whether the HSM ran it, so
   it never runs it twice).
 
 Audit. Every creation (``request<Kind>``), execution (``execute<Kind>``), cancellation
-(``cancelRequest``), approval and rejection (``approveTask`` / ``rejectTask``, ``domain/approvals.py``)
+(``cancelRequest``), approval and rejection (``approveTask`` / ``rejectTask``, ``domain/ska/approvals.py``)
 is recorded as a mutating operation — a ``started`` record first (refused when it cannot be
 written), then the outcome — and every expiry (``expireRequest``), final rejection
 (``rejectRequest``) and abandoned execution (``failRequest``) as it happens, each with the request's
@@ -58,15 +58,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from hsmgate.domain import errors
-from hsmgate.domain.approval_token import ApprovalToBeSigned, Operation
 from hsmgate.domain.clock import Clock
 from hsmgate.domain.errors import TsbError
 from hsmgate.domain.hsm_errors import translated
 from hsmgate.domain.keys import KeyService, check_label
-from hsmgate.domain.policy import EvaluationStatus, Policy, Rule, approvers, evaluate, is_time_less
 from hsmgate.domain.signing import SigningService
-from hsmgate.domain.ska_guard import authorized, load_policy, policy_json
-from hsmgate.domain.timestamp_key import TimestampService
+from hsmgate.domain.ska.approval_token import ApprovalToBeSigned, Operation
+from hsmgate.domain.ska.guard import authorized, load_policy, policy_json
+from hsmgate.domain.ska.policy import EvaluationStatus, Policy, Rule, approvers, evaluate, is_time_less
+from hsmgate.domain.ska.timestamp_key import TimestampService
 from hsmgate.store.models import SkaRequestRow, SkaTaskRow
 from hsmgate.store.requests import LIVE, RequestRepository, TaskState
 

@@ -32,7 +32,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from hsmgate.domain import errors
-from hsmgate.domain.policy import EvaluationStatus, Policy, evaluate
+from hsmgate.domain.ska.policy import EvaluationStatus, Policy, evaluate
 
 BLOCKED = 1
 USE_NEEDS_APPROVAL = 2

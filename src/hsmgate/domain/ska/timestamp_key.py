@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from hsmgate.domain.approval_token import HsmTimestamp, Tag
 from hsmgate.domain.hsm_errors import translated
+from hsmgate.domain.ska.approval_token import HsmTimestamp, Tag
 from hsmgate.hsm.base import HashAlg, KeyAttributes, KeySpec, KeyType, Partition, SignMechanism, SignScheme
 from hsmgate.store.key_metadata import KeyMetadataRepository
 
