@@ -97,7 +97,8 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64)
     max_batch: int = Field(1000, ge=1, le=100_000)
     #: FastAPI's native OpenTelemetry (traces, metrics, logs to the globally configured providers).
-    #: Off by default: even without a provider, checking for one costs ~10 µs per request.
+    #: Off by default: even without a provider, checking for one costs time on every request
+    #: (bench/results/design-measurements.md).
     otel: bool = False
 
     # -- authentication (docs/security.md) ------------------------------------------------

@@ -7,7 +7,7 @@ returns the principal or raises a TSB error (401 / 403). :func:`current_principa
 that principal. In dev mode without any authentication method every caller is the developer.
 
 The dependencies are ``async``: none of them blocks, and a sync dependency would cost a
-threadpool hop per request (measured: about a third of an Ed25519 sign request).
+threadpool hop per request (bench/results/design-measurements.md).
 
 Routes get the services of the principal's partition (:data:`ServicesDep`) and the
 :class:`hsmgate.domain.key_use.Caller` (:data:`CallerDep`: principal and request id) that every

@@ -1,10 +1,10 @@
 """Where a route runs a backend operation: inline on the event loop, or in the threadpool; and how
 it waits for the operation's audit records.
 
-FastAPI runs a ``def`` route in Starlette's threadpool: every such hop costs tens of µs of CPU
-(measured: ~200 µs of ~900 µs per Ed25519 sign request under load), and buys nothing for the
-soft token, whose operations hold the GIL anyway and take 30 µs (Ed25519) to 1 ms (RSA-2048).
-``async`` routes therefore call :func:`run_operation`, which runs the call inline when
+A hop into Starlette's threadpool costs a large share of a fast signature and buys nothing for
+the soft token, whose short operations hold the GIL anyway (figures:
+``bench/results/design-measurements.md``). Key operations therefore run through
+:func:`run_operation`, which runs the call inline when
 ``app.state.inline_operations`` says every step of an operation is short and never waits on
 the network (soft token, SQLite state), and in the threadpool otherwise (a PKCS#11 HSM, a
 PostgreSQL round trip).
@@ -14,11 +14,11 @@ Audit. The operation's outcome records are only submitted while it runs
 without holding a thread, and only then returns the result (or raises 503 / 703 if a record
 cannot be written and fail-closed is on). The commit is a group commit. On SQLite, the records of
 every request that reached this point in one turn of the event loop are written by one transaction
-at the start of the next turn (``call_soon``; about 0.2 ms with its fsync); on a network database
-the repository's writer thread writes whatever is queued, one transaction after the other. A
-thread writing while the event loop is busy waits for the GIL after each database call, up to the
-switch interval (5 ms): measured 3–13 ms per SQLite commit instead of 0.2 ms, hence inline there;
-on PostgreSQL a group costs two such waits (pipeline mode, ``store/audit.py``).
+at the start of the next turn (``call_soon``); on a network database the repository's writer
+thread writes whatever is queued, one transaction after the other. A thread writing while the
+event loop is busy waits for the GIL after each database call, up to the switch interval, which
+makes an SQLite commit many times slower than on the loop itself, hence inline there; on
+PostgreSQL a group costs two such waits (pipeline mode, ``store/audit.py``).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ name to a backend. Every method does, in this order, for each key it names:
 5. the operation (the domain services of ``signing``, ``operations``, ``kem``, ``certificates``,
    ``timestamps``, ``key_transfer`` on the backend partition);
 6. the audit record of the outcome — one per item of a batch — submitted while the operation runs
-   (``domain/audit.py``: the route waits for its commit before answering).
+   (``domain/audit/recording.py``: the route waits for its commit before answering).
 
 A single signature is a batch of one: :meth:`KeyUse.sign` runs :meth:`KeyUse.sign_batch`.
 

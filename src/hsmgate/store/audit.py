@@ -18,9 +18,9 @@ database's write lock for the partition's chain head from reading the head to co
 * SQLite: ``BEGIN IMMEDIATE`` takes the database write lock before the head is read (a deferred
   transaction could read a head another process is about to replace). Writers first queue on a
   thread lock and an ``flock`` on ``<database>.audit.lock``: SQLite's busy handler *sleeps* (up to
-  100 ms a round) while another process holds the write lock, which made four processes appending
-  at once 40 times slower than one (measured: 100 appends 7 s instead of 0.2 s); a blocked flock
-  wakes as soon as the lock is free.
+  100 ms a round) while another process holds the write lock, which made several processes
+  appending at once many times slower than one (``bench/results/design-measurements.md``); a
+  blocked flock wakes as soon as the lock is free.
 * PostgreSQL: ``SELECT … FROM audit_chain_heads WHERE partition = … FOR UPDATE`` locks the head
   row of that partition only; other partitions' chains append in parallel. The row is created
   beforehand with ``INSERT … ON CONFLICT DO NOTHING`` so two first appends cannot both miss it.
@@ -107,7 +107,7 @@ class AuditRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._sqlite = db.engine.dialect.name == "sqlite"
-        #: Writes are local and short (an SQLite file: about 0.2 ms with the fsync), fine to run on
+        #: Writes are local and short (an SQLite file, one fsync), fine to run on
         #: an event loop; else (a network database) :meth:`write_soon` is the way not to block.
         self.local = self._sqlite
         #: one transaction at a time from this process (re-entered by a listener adding a checkpoint)

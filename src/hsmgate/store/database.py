@@ -110,10 +110,10 @@ class Database:
         """The first row of a read-only ``sql`` (``?`` placeholders), or None.
 
         For per-request checks on the hot path: one statement on a dedicated autocommit DBAPI
-        connection kept by this process (serialised by a lock), without the ORM or the pool. That
-        costs about 5 µs on SQLite and one loopback round trip (~40 µs) on PostgreSQL, where a
-        session or a pooled Core connection costs 150–350 µs (pre-ping and reset-on-return
-        round trips). Reconnects once if the connection was lost."""
+        connection kept by this process (serialised by a lock), without the ORM or the pool: one
+        round trip, where a session or a pooled Core connection costs several (pre-ping and
+        reset-on-return; figures: ``bench/results/design-measurements.md``). Reconnects once if
+        the connection was lost."""
         if self.dialect == "postgresql":
             sql = sql.replace("?", "%s")
         with self._quick_lock:

@@ -12,21 +12,21 @@ How ``current()`` learns of changes without a query in the common case:
 
 * **SQLite** — ``PRAGMA data_version`` on the dedicated quick connection: it changes whenever
   another connection, of this or any other process, committed anything. Only then the generation
-  row is read again. Exact: a change committed anywhere is seen by the next call. About 3.5 µs
-  (measured; in WAL mode the pragma takes the shared-memory read lock, so it costs about what an
-  indexed lookup costs — the saving on SQLite is small, the point is PostgreSQL).
+  row is read again. Exact: a change committed anywhere is seen by the next call. (In WAL mode the
+  pragma takes the shared-memory read lock, so it costs about what an indexed lookup costs — the
+  saving on SQLite is small, the point is PostgreSQL.)
 * **PostgreSQL** — a daemon thread with its own connection runs ``LISTEN hsmgate_key_generation``,
   reads the row once LISTEN is active, then follows the notifications, and re-reads the row every
   :data:`HEARTBEAT` second (which also catches anything missed). ``current()`` reads two attributes
-  and the clock: about 0.1 µs. While that connection is down, or when no heartbeat succeeded for
+  and the clock. While that connection is down, or when no heartbeat succeeded for
   :data:`STALE_AFTER` seconds, it returns None until the listener has reconnected (retrying with
   backoff) and read the row again.
 
   **Cross-instance window**: a change committed by *another* process is seen here only once its
-  notification has arrived. Measured on a loopback server (2 CPUs, loaded): median about 5 µs
-  after the writer's commit returned (the notification usually arrives first), p99 1–3 ms, worst
-  seen 4 ms — the listener thread must win the GIL, so a busy process adds up to a few switch
-  intervals (5 ms each); a network adds its latency. Until then this process may still use a key
+  notification has arrived: usually before the writer's commit has returned, within a few
+  milliseconds under load (figures: ``bench/results/design-measurements.md``) — the listener
+  thread must win the GIL, so a busy process adds up to a few switch intervals; a network adds its
+  latency. Until then this process may still use a key
   deleted, replaced, blocked or given a password elsewhere. If the listener's connection dies
   without the kernel noticing, the window is bounded by :data:`STALE_AFTER`.
 

@@ -90,7 +90,7 @@ CKU_USER = 1
 #: Minimum seconds between two run-time re-initialisations of a module (token missing).
 REINIT_INTERVAL = 1.0
 #: Token look-ups when a partition is created. SoftHSM2 processes sharing a token directory sometimes miss
-#: the token in C_Initialize while another process rewrites its files (measured: 2 of 50 starts).
+#: the token in C_Initialize while another process rewrites its files (seen in a few starts in 50).
 STARTUP_ATTEMPTS = 4
 #: Seconds a call waits for a free session before giving up.
 SESSION_WAIT = 30.0
