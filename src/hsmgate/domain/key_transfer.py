@@ -66,6 +66,10 @@ class KeyImport:
     public_key: bytes | None = None
     secret_key: bytes | None = None
     certificate: bytes | None = None
+    #: the request asked for a policy / an ``addressFormat``: refused, SKA keys are generated in
+    #: the partition (611 / 630)
+    policy_requested: bool = False
+    address_format_requested: bool = False
 
 
 def der_of(data: bytes) -> bytes:
@@ -135,6 +139,10 @@ class KeyTransferService:
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def import_plain(self, request: KeyImport) -> SignedKey:
+        if request.policy_requested:
+            raise errors.UnsupportedOperation("'policy': Smart Key Attributes are not supported on imported keys")
+        if request.address_format_requested:
+            raise errors.InvalidAddressOnNonSkaKey("'addressFormat' is only allowed on keys with a policy (SKA keys)")
         check_label(request.label)
         key_type = resolve_algorithm(request.algorithm, None).key_type
         _check_fields(request, key_type)

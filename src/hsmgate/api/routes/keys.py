@@ -18,7 +18,6 @@ from hsmgate.api.wire.keys import (
     KeyLabelWithPasswordDto,
     SignedKeyAttributesDto,
 )
-from hsmgate.domain import errors
 from hsmgate.domain.attestation import iso_z
 from hsmgate.domain.key_transfer import KeyImport
 from hsmgate.domain.key_use import KeyRef
@@ -112,15 +111,12 @@ def delete_key_with_password(body: KeyLabelWithPasswordDto, services: ServicesDe
 @router.post("/v1/key/import/plain", operation_id="importPlainKey", response_model=SignedKeyAttributesDto,
              summary="Import a private, public or secret key, or a certificate (DER or PEM, base64)")
 def import_plain_key(body: KeyImportDto, services: ServicesDep, caller: CallerDep) -> SignedKeyAttributesDto:
-    if body.policy is not None:
-        raise errors.UnsupportedOperation("'policy': Smart Key Attributes are not supported on imported keys")
-    if body.addressFormat is not None:
-        raise errors.InvalidAddressOnNonSkaKey("'addressFormat' is only allowed on keys with a policy (SKA keys)")
     public_only = not body.privateKey and not body.secretKey
     signed = services.admin.import_plain(caller, KeyImport(
         label=body.label, algorithm=body.algorithm, private_key=body.privateKey, public_key=body.publicKey,
         secret_key=body.secretKey, certificate=body.certificate,
         attributes=key_attributes(body.attributes, public_only=public_only) if body.attributes else None,
+        policy_requested=body.policy is not None, address_format_requested=body.addressFormat is not None,
     ))
     return key_response(signed)
 
