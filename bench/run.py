@@ -221,14 +221,14 @@ def verify(public: Any, case: Case, signature: bytes) -> None:
 
 class Hsmgate:
     def __init__(self, work: Path, workers: int, master_key: str, *, uvicorn_shared: bool = False,
-                 audit: bool = False) -> None:
+                 audit: bool = False, extra_env: dict[str, str] | None = None, name: str = "") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        data = work / "hsmgate-data"
+        data = work / f"hsmgate-data{name}"
         data.mkdir(exist_ok=True)
         env = {"HSMGATE_MASTER_KEY": master_key, "HSMGATE_LOG_LEVEL": "warning", "HSMGATE_DATA_DIR": str(data),
-               "HSMGATE_DEV": "true", "HSMGATE_AUDIT_ENABLED": "true" if audit else "false"}
-        log = work / f"hsmgate-{workers}w{'-uvicorn' if uvicorn_shared else ''}{'-audit' if audit else ''}.log"
+               "HSMGATE_DEV": "true", "HSMGATE_AUDIT_ENABLED": "true" if audit else "false", **(extra_env or {})}
+        log = work / f"hsmgate{name}-{workers}w{'-uvicorn' if uvicorn_shared else ''}{'-audit' if audit else ''}.log"
         if uvicorn_shared:
             cmd = [sys.executable, "-m", "uvicorn", "--factory", "hsmgate.app:app_from_env", "--host", "127.0.0.1",
                    "--port", str(self.port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
@@ -267,7 +267,7 @@ class Hsmgate:
                     signatures = [data["signature"]] if mode == "single" else [r["signature"] for r in data["results"]]
                     assert len(signatures) == (1 if mode == "single" else BATCH)
                     verify(public, case, base64.b64decode(signatures[-1]))
-                    file = work / f"hsmgate-{case.bao_type}-{mode}.json"
+                    file = work / f"hsmgate-{self.port}-{case.bao_type}-{mode}.json"
                     file.write_text(json.dumps(body))
                     paths[(case.name, mode)] = file
         return paths

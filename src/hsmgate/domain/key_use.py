@@ -215,6 +215,7 @@ class KeyUse:
         recorder = self.recorder(caller)
         results: list[bytes | TsbError | None] = [None] * len(items)
         passed: dict[tuple[str, str | None], KeyState] = {}
+        usable: set[str] = set()  # keys whose use passed steps 2 and 4 without approvals
         groups: dict[tuple[str, str, SignatureType | None, bytes | None], list[int]] = {}
         for index, item in enumerate(items):
             key = item.key
@@ -227,7 +228,11 @@ class KeyUse:
                 results[index] = exc  # recorded as checkKeyPassword
                 continue
             try:
-                self.check_key(key, state, private=True, approvals=item.approvals, approval_payload=item.payload)
+                if item.approvals or key.label not in usable:
+                    self.check_key(key, state, private=True, approvals=item.approvals,
+                                   approval_payload=item.payload)
+                    if not item.approvals:
+                        usable.add(key.label)  # the key state is pinned for the whole batch
             except TsbError as exc:
                 results[index] = exc
                 if recorder is not None:
