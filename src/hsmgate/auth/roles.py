@@ -55,10 +55,11 @@ LENIENT_ROLE_PATHS: Mapping[Role, tuple[str, ...]] = {
 }
 
 #: hsmgate endpoints the TSB table does not know, with the role of their single-item counterpart
-#: (batch sign/verify like /v1/synchronousSign, ML-KEM decapsulation like /v1/synchronousDecrypt).
+#: (batch sign/verify like /v1/synchronousSign, ML-KEM decapsulation like /v1/synchronousDecrypt,
+#: HMAC verification like /v1/verify, which accepts the same verifyHmacRequest).
 EXTENSION_ROLE_PATHS: Mapping[Role, tuple[str, ...]] = {
     Role.KEY_OPERATION: ("/v1/synchronousSignBatch", "/v1/verifyBatch", "/v1/encapsulate",
-                         "/v1/synchronousDecapsulate", "/v1/decapsulate"),
+                         "/v1/synchronousDecapsulate", "/v1/decapsulate", "/v1/verifyHmac"),
 }
 
 #: Routes anyone may call: the load balancers' health check and ``/`` (a redirect to the Swagger
