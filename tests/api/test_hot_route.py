@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI, Header
 
 from hsmgate.api.hot_route import HotRoute
 from hsmgate.api.wire.signing import SignedSynchronousSignRequestDto
-from tests.conftest import LiveServer, soft_settings, unique
+from tests.helpers import LiveServer, soft_settings, unique
 
 ATTRIBUTES = {"sign": True, "decrypt": False, "unwrap": False, "extractable": False, "sensitive": True,
               "modifiable": True, "destroyable": True}

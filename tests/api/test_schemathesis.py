@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import LiveServer, soft_settings
+from tests.helpers import LiveServer, soft_settings
 
 BUDGET_SECONDS = int(os.environ.get("HSMGATE_SCHEMATHESIS_SECONDS", "45"))
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import unique
+from tests.helpers import unique
 
 OPENSSL = shutil.which("openssl")
 

@@ -13,7 +13,6 @@ import base64
 import hashlib
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from hsmgate.domain.algorithms import CURVES, SIGNATURE_ALGORITHMS
 from hsmgate.hsm.base import KeyType
 from hsmgate.hsm.softcrypto import EC_CURVES
-from tests.conftest import unique
+from tests.helpers import unique
 
 # ---------------------------------------------------------------------------------------------
 # keys
@@ -81,12 +80,6 @@ def create_key(http: httpx.Client, body: dict[str, Any], attributes: dict[str, A
     assert response.status_code == 201, response.text
     spki = base64.b64decode(response.json()["json"]["publicKey"])
     return LiveKey(label, serialization.load_der_public_key(spki), spki)
-
-
-@pytest.fixture(scope="module")
-def http(soft_server: Any) -> Iterator[httpx.Client]:
-    with soft_server.client() as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 
 from hsmgate.auth.roles import Role
 from tests.auth.conftest import API_KEY_SETTINGS, ROLE_KEYS, ec_key_body, sign_body
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer
 
 VERIFY_BODY = {"verifySignatureRequest": {"signKeyName": "attestation-key", "payload": "AA==", "signature": "AA==",
                                           "signatureAlgorithm": "SHA256_WITH_RSA"}}

@@ -22,7 +22,7 @@ from hsmgate.store.audit import AuditRepository
 from hsmgate.store.database import Database
 from tests.auth.chain_workers import append
 from tests.auth.conftest import ec_key_body, sign_body
-from tests.conftest import LiveServer, soft_settings
+from tests.helpers import LiveServer, soft_settings
 from tests.postgres import fresh_database
 
 PAYLOAD = base64.b64encode(b"a payload that must never reach the audit log").decode()

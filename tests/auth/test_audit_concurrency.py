@@ -21,8 +21,8 @@ from sqlalchemy import text
 from hsmgate.domain.audit import verify_chain
 from hsmgate.store.audit import AuditRepository
 from hsmgate.store.database import Database
-from tests.conftest import LiveServer, soft_settings, unique
 from tests.e2e.test_multi_instance import Instance
+from tests.helpers import LiveServer, soft_settings, unique
 from tests.postgres import fresh_database
 
 ATTRIBUTES = {"sign": True, "decrypt": False, "unwrap": False, "extractable": False, "sensitive": True,

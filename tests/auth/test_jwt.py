@@ -23,7 +23,7 @@ from hsmgate.auth.jwt_tokens import TokenIssuer, parse_ttl, thumbprint
 from hsmgate.cli import cli
 from hsmgate.settings import ConfigError, Settings
 from tests.auth.conftest import auth_settings
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer
 
 ISSUER, AUDIENCE = "https://issuer.example.test", "hsmgate-tests"
 HS_SECRET = "a-shared-hs256-secret-of-at-least-32-bytes!"

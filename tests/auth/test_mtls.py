@@ -20,7 +20,7 @@ from hsmgate.auth.roles import Role
 from hsmgate.store.audit import AuditRepository
 from tests.auth.conftest import API_KEY_SETTINGS, ROLE_KEYS
 from tests.auth.pki import Issued, Pki
-from tests.conftest import LiveServer, free_port
+from tests.helpers import LiveServer, free_port
 
 
 class Certificates:

@@ -20,7 +20,7 @@ from hsmgate.store.database import Database
 from hsmgate.store.models import PartitionRecord
 from hsmgate.store.partitions import PartitionRepository
 from tests.auth.conftest import API_KEY_SETTINGS, ROLE_KEYS, ec_key_body, sign_body
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer
 from tests.softhsm import SoftHsmToken
 
 pytest_plugins = ["tests.softhsm_fixtures"]  # one SoftHSM2 directory per test session (SOFTHSM2_CONF)

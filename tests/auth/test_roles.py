@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from hsmgate.app import create_app
 from hsmgate.auth.roles import OPEN_PATHS, ROLE_PATHS, Role, RoleTable, compile_pattern
 from tests.auth.conftest import API_KEY_SETTINGS, ROLE_KEYS
-from tests.conftest import LiveServer, soft_settings, unique
+from tests.helpers import LiveServer, assert_tsb_error, soft_settings, unique
 
 
 @pytest.mark.parametrize(("pattern", "path", "matches"), [
@@ -150,4 +150,4 @@ def test_verify_hmac_is_a_key_operation_over_http(serve: Callable[..., LiveServe
                 assert response.json() == {"signatureValid": valid}
         refused = http.post("/v1/verifyHmac", headers=management, json={"verifyHmacRequest": {
             "keyName": label, "payload": base64.b64encode(payload).decode(), "signature": base64.b64encode(mac).decode()}})
-        assert refused.status_code == 401 and refused.json()["errorCode"] == 631, refused.text
+        assert_tsb_error(refused, 631, 401)  # another role's API key is answered like a wrong key

@@ -21,7 +21,7 @@ from hsmgate.app import create_app
 from hsmgate.cli import cli
 from hsmgate.settings import ConfigError, Settings
 from tests.auth.pki import Pki
-from tests.conftest import LiveServer, free_port, soft_settings
+from tests.helpers import LiveServer, free_port, soft_settings
 
 SERVICE_KEY = "service-key-0123456789abcdef"
 

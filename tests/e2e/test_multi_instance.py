@@ -19,7 +19,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tests.conftest import free_port, unique
+from tests.helpers import free_port, unique
 from tests.postgres import fresh_database
 
 ATTRIBUTES = {"sign": True, "decrypt": False, "unwrap": False, "extractable": False, "sensitive": True,

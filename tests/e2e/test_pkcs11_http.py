@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from hsmgate.hsm.pkcs11.partition import REINIT_INTERVAL
-from tests.conftest import LiveServer, free_port, soft_settings, unique
+from tests.helpers import LiveServer, free_port, soft_settings, unique
 from tests.softhsm import SoftHsmToken, token_directory
 
 RSA_ATTRS = {"sign": True, "decrypt": False, "unwrap": False, "extractable": False, "sensitive": True,

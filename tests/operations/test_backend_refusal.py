@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from hsmgate.hsm.base import Capabilities, KeyAttributes, KeyInfo, KeySpec, Partition, SignMechanism
-from tests.conftest import LiveServer, soft_settings
-from tests.operations.conftest import OPEN, b64, create_key, tsb_error
+from tests.helpers import LiveServer, assert_tsb_error, b64, soft_settings
+from tests.operations.helpers import OPEN, create_key
 
 
 class SignOnlyPartition(Partition):
@@ -65,35 +65,36 @@ def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
 def test_cipher_refused_with_629(bare: httpx.Client) -> None:
     aes = create_key(bare, {"algorithm": "AES", "keySize": 256})
     for algorithm in ("AES_GCM", "AES_CBC_NO_PADDING", "AES"):
-        body = tsb_error(bare.post("/v1/encrypt", json={"encryptRequest": {
-            "payload": b64(b"x" * 16), "encryptKeyName": aes, "cipherAlgorithm": algorithm}}), 400, 629)
+        body = assert_tsb_error(bare.post("/v1/encrypt", json={"encryptRequest": {
+                   "payload": b64(b"x" * 16), "encryptKeyName": aes, "cipherAlgorithm": algorithm}}), 629, 400)
         assert body["reason"] == "res.error.unsupported.cipher" and "sign-only" in body["message"]
-    tsb_error(bare.post("/v1/synchronousDecrypt", json={"decryptRequest": {
-        "encryptedPayload": b64(b"x" * 32), "decryptKeyName": aes, "cipherAlgorithm": "AES_GCM",
-        "initializationVector": b64(b"i" * 12)}}), 400, 629)
+    assert_tsb_error(bare.post("/v1/synchronousDecrypt", json={"decryptRequest": {
+               "encryptedPayload": b64(b"x" * 32), "decryptKeyName": aes, "cipherAlgorithm": "AES_GCM",
+               "initializationVector": b64(b"i" * 12)}}), 629, 400)
 
 
 def test_wrap_hmac_import_refused_with_611(bare: httpx.Client) -> None:
     aes = create_key(bare, {"algorithm": "AES", "keySize": 256})
     other = create_key(bare, {"algorithm": "AES", "keySize": 128})
-    body = tsb_error(bare.post("/v1/wrap", json={"wrapKeyRequest": {
-        "keyToBeWrapped": other, "wrapKeyName": aes, "wrapMethod": "AES_WRAP"}}), 400, 611)
+    body = assert_tsb_error(bare.post("/v1/wrap", json={"wrapKeyRequest": {
+               "keyToBeWrapped": other, "wrapKeyName": aes, "wrapMethod": "AES_WRAP"}}), 611, 400)
     assert "AES_WRAP" in body["message"]
-    tsb_error(bare.post("/v1/synchronousUnwrap", json={"unwrapKeyRequest": {
-        "wrappedKey": b64(b"w" * 40), "label": "never", "unwrapKeyName": aes, "wrapMethod": "AES_WRAP_PAD",
-        "attributes": OPEN}}), 400, 611)
+    assert_tsb_error(bare.post("/v1/synchronousUnwrap", json={"unwrapKeyRequest": {
+               "wrappedKey": b64(b"w" * 40), "label": "never", "unwrapKeyName": aes, "wrapMethod": "AES_WRAP_PAD",
+               "attributes": OPEN}}), 611, 400)
     hmac_key = create_key(bare, {"algorithm": "HMACSHA256"})
-    tsb_error(bare.post("/v1/synchronousHmac", json={"hmacRequest": {"keyName": hmac_key, "payload": b64(b"x")}}),
-              400, 611)
-    tsb_error(bare.post("/v1/key/import/plain", json={"label": "imported", "algorithm": "AES",
-                                                      "secretKey": b64(b"k" * 16), "attributes": OPEN}), 400, 611)
+    assert_tsb_error(
+        bare.post("/v1/synchronousHmac", json={"hmacRequest": {"keyName": hmac_key, "payload": b64(b"x")}}),
+            611, 400)
+    assert_tsb_error(bare.post("/v1/key/import/plain", json={"label": "imported", "algorithm": "AES",
+                                                             "secretKey": b64(b"k" * 16), "attributes": OPEN}), 611, 400)
     assert "never" not in bare.get("/v1/key").json() and "imported" not in bare.get("/v1/key").json()
 
 
 def test_export_falls_to_the_backend_refusal(bare: httpx.Client) -> None:
     """Export has no capability flag: the inherited Partition.export_key answers, mapped to 611."""
     aes = create_key(bare, {"algorithm": "AES", "keySize": 256})
-    tsb_error(bare.post("/v1/key/export/plain", json={"label": aes}), 400, 611)
+    assert_tsb_error(bare.post("/v1/key/export/plain", json={"label": aes}), 611, 400)
 
 
 def test_signing_still_works(bare: httpx.Client) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -24,7 +23,7 @@ from pqcrypto import HashAlgorithm, InvalidSignatureError
 
 from hsmgate.domain.algorithms import PREHASH_WIRE_NAMES
 from hsmgate.hsm.base import PreHash
-from tests.conftest import unique
+from tests.helpers import unique
 from tests.pqc import slhdsa_ref
 from tests.pqc.test_softpq import parse_spki
 
@@ -63,12 +62,6 @@ def b64(data: bytes) -> str:
 def module_for(algorithm: str) -> Any:
     package = "pqcrypto.kem" if algorithm.startswith("ML-KEM") else "pqcrypto.sign"
     return importlib.import_module(f"{package}.{algorithm.lower().replace('-', '_')}")
-
-
-@pytest.fixture(scope="module")
-def http(soft_server: Any) -> Iterator[httpx.Client]:
-    with soft_server.client() as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from hsmgate.domain.clock import ManualClock
-from tests.conftest import soft_settings, unique
+from tests.helpers import soft_settings, unique
 from tests.ska.helpers import (
     Approver,
     approve,

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select, update
 
-from hsmgate.hsm import soft
 from hsmgate.hsm.base import (
     BackendUnavailable,
     HashAlg,

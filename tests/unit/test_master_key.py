@@ -26,7 +26,7 @@ from hsmgate.hsm.soft import SoftPartition
 from hsmgate.settings import ConfigError
 from hsmgate.store.database import Database
 from hsmgate.store.soft_keys import SoftKeyRepository
-from tests.conftest import free_port, soft_settings
+from tests.helpers import free_port, soft_settings
 
 KEY_A = base64.b64encode(bytes(range(32))).decode()
 KEY_B = bytes(range(1, 33)).hex()

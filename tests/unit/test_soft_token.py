@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from hsmgate.hsm.base import BackendUnavailable, KeyAttributes, KeySpec, KeyType, SignMechanism, SignScheme, HashAlg
+from hsmgate.hsm.base import (
+    BackendUnavailable,
+    HashAlg,
+    KeyAttributes,
+    KeySpec,
+    KeyType,
+    SignMechanism,
+    SignScheme,
+)
 from hsmgate.hsm.soft import Sealer, SoftPartition
 from hsmgate.store.database import Database
 from hsmgate.store.models import SoftKeyRecord
