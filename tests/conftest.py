@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers import LiveServer, soft_settings
 
-pytest_plugins = ["tests.softhsm_fixtures"]
+pytest_plugins = ["tests.softhsm_fixtures", "tests.marker_guard"]
 
 
 @pytest.fixture(scope="session")

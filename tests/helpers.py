@@ -15,12 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from fastapi import FastAPI
 
 from hsmgate.app import create_app
 from hsmgate.auth.mtls import uvicorn_tls_options
 from hsmgate.settings import Settings
+
+#: Parameters of a fixture that gives each test a SQLite and a PostgreSQL database.
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 #: The keys of every TSB error body, and nothing else.
 TSB_ERROR_KEYS = frozenset({"errorCode", "reason", "message"})

@@ -82,8 +82,11 @@ def _asym(
     curve: str | None,
     size: int | None,
     check: Any,
+    *,
+    slow: bool = False,
 ) -> Any:
-    return pytest.param(request, algorithm, oid, curve, size, check, SIGN, id=case_id)
+    return pytest.param(request, algorithm, oid, curve, size, check, SIGN, id=case_id,
+                        marks=[pytest.mark.slow] if slow else [])
 
 
 def _secret(
@@ -132,7 +135,8 @@ CREATE_CASES = [
         for n in (2048, 3072, 4096)
     ),
     *(
-        _asym(f"DSA-{n}", {"algorithm": "DSA", "keySize": n}, "DSA", DSA_OID, None, n, _dsa(n))
+        _asym(f"DSA-{n}", {"algorithm": "DSA", "keySize": n}, "DSA", DSA_OID, None, n, _dsa(n),
+              slow=n >= 3072)  # DSA domain parameters of 3072 bits take seconds to generate
         for n in (2048, 3072)
     ),
     *(

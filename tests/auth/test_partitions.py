@@ -177,6 +177,7 @@ def test_remove_refuses_a_soft_partition_with_keys_unless_purged(partition_cli: 
         assert "b-key" not in labels and "attestation-key" in labels
 
 
+@pytest.mark.pkcs11
 def test_a_pkcs11_partition_beside_the_soft_one(partition_cli: Cli, serve: Callable[..., LiveServer],
                                                tmp_path: Path, master_key: str,
                                                softhsm_factory: Callable[[str], SoftHsmToken]) -> None:

@@ -16,7 +16,7 @@ from hsmgate.store.database import Database
 from hsmgate.store.soft_keys import SoftKeyRepository
 from tests.softhsm import create_token, softhsm_available
 
-BACKENDS = ["soft", "pkcs11"]
+BACKENDS = [pytest.param("soft", id="soft"), pytest.param("pkcs11", id="pkcs11", marks=pytest.mark.pkcs11)]
 
 
 @contextmanager

@@ -19,8 +19,10 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tests.helpers import free_port, unique
+from tests.helpers import DATABASES, free_port, unique
 from tests.postgres import fresh_database
+
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
 
 ATTRIBUTES = {"sign": True, "decrypt": False, "unwrap": False, "extractable": False, "sensitive": True,
               "modifiable": True, "destroyable": True}
@@ -82,7 +84,7 @@ class Instance:
         return workers
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=DATABASES)
 def shared_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
     """One database and one master key for every instance of a test."""
     master_key = base64.b64encode(os.urandom(32)).decode()

@@ -45,6 +45,7 @@ def ca(http: httpx.Client, tmp_path_factory: pytest.TempPathFactory) -> tuple[st
     return label, path
 
 
+@pytest.mark.subprocess
 def test_self_signed_ca_certificate(ca: tuple[str, Path], http: httpx.Client) -> None:
     label, path = ca
     text = path.read_text()
@@ -66,6 +67,7 @@ def test_self_signed_ca_certificate(ca: tuple[str, Path], http: httpx.Client) ->
     assert http.get(f"/v1/certificate/{label}").json() == {"label": label, "certificate": text}
 
 
+@pytest.mark.subprocess
 def test_csr_verifies_and_ca_issues_a_leaf_openssl_accepts(http: httpx.Client, ca: tuple[str, Path],
                                                            tmp_path: Path) -> None:
     ca_label, ca_path = ca
@@ -107,6 +109,7 @@ def test_csr_verifies_and_ca_issues_a_leaf_openssl_accepts(http: httpx.Client, c
     assert (cert.not_valid_after_utc - cert.not_valid_before_utc).days == 30
 
 
+@pytest.mark.subprocess
 def test_ca_signs_an_openssl_csr(http: httpx.Client, ca: tuple[str, Path], tmp_path: Path) -> None:
     ca_label, ca_path = ca
     openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384", "-nodes", "-keyout", "key.pem",
@@ -127,6 +130,7 @@ def test_ca_signs_an_openssl_csr(http: httpx.Client, ca: tuple[str, Path], tmp_p
     assert modulus == openssl("pkey", "-in", "key.pem", "-pubout", cwd=tmp_path).stdout
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(("body", "algorithm"), [(P256, "SHA256_WITH_ECDSA"),
                                                  ({"algorithm": "EC", "curveOid": "1.3.132.0.35"}, "SHA512_WITH_ECDSA"),
                                                  ({"algorithm": "ED", "curveOid": "1.3.101.112"}, "EDDSA"),

@@ -258,6 +258,7 @@ def _message(algorithm: str) -> bytes:
     return os.urandom(48)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("algorithm", list(RSA_CASES))
 def test_openssl_encrypts_hsmgate_decrypts(http: httpx.Client, rsa_closed: tuple[str, Path], tmp_path: Path,
                                            algorithm: str) -> None:
@@ -271,6 +272,7 @@ def test_openssl_encrypts_hsmgate_decrypts(http: httpx.Client, rsa_closed: tuple
     assert unb64(response.json()["payload"]) == message  # RSA_NO_PADDING: the full 256-byte block
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("algorithm", list(RSA_CASES))
 def test_hsmgate_encrypts_openssl_decrypts(http: httpx.Client, rsa_open: tuple[str, Path], tmp_path: Path,
                                            algorithm: str) -> None:

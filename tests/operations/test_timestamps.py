@@ -43,6 +43,7 @@ def test_refused_without_a_configured_key(http: httpx.Client) -> None:
     ({"algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7"}, "SHA-512"),
     ({"algorithm": "RSA", "keySize": 2048}, "sha1"),
 ], ids=["rsa-sha256", "p384-sha384", "p256-sha512", "rsa-sha1"])
+@pytest.mark.subprocess
 def test_token_verifies_with_openssl(tsa: httpx.Client, tmp_path: Path, key: dict[str, object],
                                      hash_algorithm: str) -> None:
     assert tsa.delete("/v1/key/tsa-key").status_code in (200, 404)

@@ -7,6 +7,7 @@ import base64
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr
@@ -27,6 +28,8 @@ from tests.ska.helpers import (
     token,
 )
 from tests.softhsm import SoftHsmToken
+
+pytestmark = pytest.mark.pkcs11
 
 pytest_plugins = ["tests.softhsm_fixtures"]  # one SoftHSM2 directory per test session (SOFTHSM2_CONF)
 

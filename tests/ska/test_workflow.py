@@ -111,6 +111,7 @@ def test_round_trip_with_each_approver_key_type(http: httpx.Client, clock: Manua
     assert tasks(http, approver, clock, requestId=request_id) == []  # approved: no longer listed
 
 
+@pytest.mark.subprocess
 @pytest.mark.skipif(OPENSSL is None, reason="needs the OpenSSL CLI")
 def test_approver_driven_only_by_the_openssl_cli(http: httpx.Client, clock: ManualClock, tmp_path: Path) -> None:
     approver = OpenSslApprover(tmp_path)

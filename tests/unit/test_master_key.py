@@ -41,6 +41,8 @@ def make_data_dir(data_dir: Path) -> None:
     app.state.db.dispose()
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_serve_with_another_master_key_exits_2_with_one_line(tmp_path: Path) -> None:
     data_dir = tmp_path / "D"
     make_data_dir(data_dir)

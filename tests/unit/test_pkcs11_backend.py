@@ -310,6 +310,7 @@ def pkcs11_tool(token: SoftHsmToken, *args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.subprocess
 @pytest.mark.skipif(shutil.which("pkcs11-tool") is None, reason="OpenSC is not installed")
 def test_keys_made_by_pkcs11_tool(partition: Pkcs11Partition, token: SoftHsmToken) -> None:
     for key_type, label, key_id in (("rsa:2048", "ext-rsa", "01"), ("EC:prime256v1", "ext-ec", "02")):
@@ -330,6 +331,7 @@ def test_keys_made_by_pkcs11_tool(partition: Pkcs11Partition, token: SoftHsmToke
         check_signature(info.public_key or b"", mechanism, b"ext", partition.sign(label, mechanism, b"ext"))
 
 
+@pytest.mark.subprocess
 @pytest.mark.skipif(shutil.which("pkcs11-tool") is None, reason="OpenSC is not installed")
 def test_backend_keys_visible_to_pkcs11_tool(partition: Pkcs11Partition,
                                              token: SoftHsmToken) -> None:
@@ -409,6 +411,7 @@ def _sign_in_child(token: SoftHsmToken, label: str, queue: Any) -> None:
     part.close()
 
 
+@pytest.mark.subprocess
 def test_processes_share_the_token(token: SoftHsmToken, signers: dict[str, KeyInfo]) -> None:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
@@ -430,6 +433,7 @@ def _sign_after_fork(part: Pkcs11Partition, label: str, queue: Any) -> None:
     queue.put(part.sign(label, SignMechanism(SignScheme.EDDSA), b"forked"))
 
 
+@pytest.mark.subprocess
 def test_forked_child_reinitialises(partition: Pkcs11Partition, signers: dict[str, KeyInfo]) -> None:
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
