@@ -192,7 +192,8 @@ def test_ml_dsa_m_signs_an_external_mu(http: httpx.Client, keys: dict[str, dict[
 # -- SLH-DSA ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("algorithm", SLH_DSA)
+@pytest.mark.parametrize("algorithm", [  # the small-signature ("s") sets sign in seconds: slow
+    pytest.param(name, marks=pytest.mark.slow) if name.endswith("s") else name for name in SLH_DSA])
 def test_slh_dsa_every_set(http: httpx.Client, keys: dict[str, dict[str, Any]], algorithm: str) -> None:
     """f sets: both names, with and without context; s sets (0.3–2 s per signature): one signature."""
     key, module = keys[algorithm], module_for(algorithm)
