@@ -10,10 +10,12 @@ from dataclasses import replace
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec as ec_keys
 
 from hsmgate.hsm.base import Capabilities, KeyAttributes, KeyInfo, KeySpec, Partition, SignMechanism
-from tests.helpers import LiveServer, assert_tsb_error, b64, soft_settings
-from tests.operations.helpers import OPEN, create_key
+from tests.helpers import LiveServer, assert_tsb_error, b64, soft_settings, unb64
+from tests.operations.helpers import OPEN, create_key, public_key_der
 
 
 class SignOnlyPartition(Partition):
@@ -102,6 +104,9 @@ def test_signing_still_works(bare: httpx.Client) -> None:
     response = bare.post("/v1/synchronousSign", json={"signRequest": {
         "payload": b64(b"x"), "signKeyName": ec, "signatureAlgorithm": "SHA256_WITH_ECDSA"}})
     assert response.status_code == 200, response.text
+    public = serialization.load_der_public_key(public_key_der(bare, ec))
+    assert isinstance(public, ec_keys.EllipticCurvePublicKey)
+    public.verify(unb64(response.json()["signature"]), b"x", ec_keys.ECDSA(hashes.SHA256()))
 
 
 def test_the_base_class_defaults_refuse() -> None:
