@@ -97,7 +97,8 @@ def unb64(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
-def assert_tsb_error(response: httpx.Response, code: int, status: int, *, naming: str | None = None) -> dict[str, Any]:
+def assert_tsb_error(response: httpx.Response, code: int, status: int, *,
+                     naming: str | None = None) -> dict[str, Any]:
     """Assert that ``response`` is the TSB error ``code`` with HTTP ``status``; return its body.
 
     A TSB error is a JSON object of exactly ``errorCode``, ``reason`` (``res.error.…``) and a

@@ -133,6 +133,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     missing = {marker: what for marker, what in _used.get(item.nodeid, {}).items()
                if item.get_closest_marker(marker) is None}
     if missing:
-        reasons = "; ".join(f"{what} without @pytest.mark.{marker}" for marker, what in sorted(missing.items()))
+        reasons = "; ".join(f"{what} without @pytest.mark.{marker}"
+                            for marker, what in sorted(missing.items()))
         pytest.fail(f"unmarked resource use (see tests/marker_guard.py): {reasons}", pytrace=False)
     return result

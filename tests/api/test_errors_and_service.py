@@ -225,9 +225,9 @@ def test_generate_random(http: httpx.Client) -> None:
 
 @pytest.mark.parametrize("length", ["0", "70000", "-1"])
 def test_generate_random_out_of_range(http: httpx.Client, length: str) -> None:
-    response = http.get(f"/v1/generateRandom/{length}")
-    assert response.status_code == 400, response.text
-    assert set(response.json()) == TSB_ERROR_KEYS
+    body = assert_tsb_error(http.get(f"/v1/generateRandom/{length}"), 619, 400)
+    assert body["reason"] == "res.error.invalid.number.range"
+    assert body["message"] == "'length' must be between 1 and 65536"
 
 
 def test_health(http: httpx.Client) -> None:

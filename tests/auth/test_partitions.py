@@ -20,7 +20,7 @@ from hsmgate.store.database import Database
 from hsmgate.store.models import PartitionRecord
 from hsmgate.store.partitions import PartitionRepository
 from tests.auth.conftest import API_KEY_SETTINGS, ROLE_KEYS, ec_key_body, sign_body
-from tests.helpers import LiveServer
+from tests.helpers import LiveServer, assert_tsb_error
 from tests.softhsm import SoftHsmToken
 
 pytest_plugins = ["tests.softhsm_fixtures"]  # one SoftHSM2 directory per test session (SOFTHSM2_CONF)
@@ -137,7 +137,7 @@ def test_keys_of_another_partition_are_invisible(partition_cli: Cli, serve: Call
                          http.post("/v1/key/attributes", headers=b, json={"label": "alpha-only"}),
                          http.delete("/v1/key/alpha-only", headers=b),
                          http.post("/v1/key/deleteKey", headers=b, json={"label": "alpha-only"})):
-            assert response.status_code == 404 and response.json()["errorCode"] == 650, response.text
+            assert_tsb_error(response, 650, 404)
         assert http.get("/v1/key/alpha-only/attributes", headers=a).status_code == 200  # still there
 
         key_a = http.get("/v1/key/same-name/attributes", headers=a).json()["json"]["publicKey"]

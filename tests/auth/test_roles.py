@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import time
@@ -10,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+import httpx
 import jwt
 import pytest
 from fastapi.routing import APIRoute
@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from hsmgate.app import create_app
 from hsmgate.auth.roles import OPEN_PATHS, ROLE_PATHS, Role, RoleTable, compile_pattern
 from tests.auth.conftest import API_KEY_SETTINGS, ROLE_KEYS
-from tests.helpers import LiveServer, assert_tsb_error, soft_settings, unique
+from tests.helpers import LiveServer, assert_tsb_error, b64, soft_settings, unb64, unique
 
 
 @pytest.mark.parametrize(("pattern", "path", "matches"), [
@@ -117,37 +117,40 @@ def test_every_route_of_the_app_is_open_or_has_a_role(tmp_path: Path) -> None:
 def test_verify_hmac_is_a_key_operation_over_http(serve: Callable[..., LiveServer]) -> None:
     """/v1/verifyHmac answers a keyOperation API key and a keyOperation JWT; the MAC it accepts is the one
     Python's ``hmac`` computes with the exported key, and a flipped bit is refused."""
-    issuer, audience, secret = "https://issuer.example.test", "hsmgate-roles", "an-hs256-secret-of-at-least-32-bytes!"
+    issuer, audience = "https://issuer.example.test", "hsmgate-roles"
+    secret = "an-hs256-secret-of-at-least-32-bytes!"
     server = serve(**API_KEY_SETTINGS, jwt_issuer=issuer, jwt_audience=audience, jwt_hs256_secret=secret)
     management = {"X-API-KEY": ROLE_KEYS[Role.KEY_MANAGEMENT][0]}
     operation = {"X-API-KEY": ROLE_KEYS[Role.KEY_OPERATION][0]}
     now = int(time.time())
-    token = jwt.encode({"sub": "operator", "partition": "default", "roles": [str(Role.KEY_OPERATION)], "iss": issuer,
-                        "aud": audience, "iat": now, "nbf": now, "exp": now + 300}, secret, algorithm="HS256")
-    bearer = {"Authorization": f"Bearer {token}"}
+    claims = {"sub": "operator", "partition": "default", "roles": [str(Role.KEY_OPERATION)], "iss": issuer,
+              "aud": audience, "iat": now, "nbf": now, "exp": now + 300}
+    bearer = {"Authorization": f"Bearer {jwt.encode(claims, secret, algorithm='HS256')}"}
     label, payload = unique("verify-hmac"), b"a payload to authenticate"
+    attributes = {"sign": True, "decrypt": False, "unwrap": False, "extractable": True, "sensitive": False,
+                  "destroyable": True}
+
+    def verify(headers: dict[str, str], mac: bytes) -> httpx.Response:
+        body = {"verifyHmacRequest": {"keyName": label, "payload": b64(payload), "signature": b64(mac)}}
+        return http.post("/v1/verifyHmac", headers=headers, json=body)
+
     with server.client() as http:
-        created = http.post("/v1/key", headers=management, json={
-            "label": label, "algorithm": "HMACSHA256",
-            "attributes": {"sign": True, "decrypt": False, "unwrap": False, "extractable": True, "sensitive": False,
-                           "destroyable": True}})
+        created = http.post("/v1/key", headers=management,
+                            json={"label": label, "algorithm": "HMACSHA256", "attributes": attributes})
         assert created.status_code == 201, created.text
         exported = http.post("/v1/key/export/plain", headers=management, json={"label": label})
         assert exported.status_code == 200, exported.text
-        key = base64.b64decode(exported.json()["secretKey"])
+        key = unb64(exported.json()["secretKey"])
         computed = http.post("/v1/synchronousHmac", headers=operation,
-                             json={"hmacRequest": {"keyName": label, "payload": base64.b64encode(payload).decode()}})
+                             json={"hmacRequest": {"keyName": label, "payload": b64(payload)}})
         assert computed.status_code == 200, computed.text
-        mac = base64.b64decode(computed.json()["keyedHash"])
+        mac = unb64(computed.json()["keyedHash"])
         assert mac == hmac.new(key, payload, hashlib.sha256).digest()
         tampered = mac[:-1] + bytes([mac[-1] ^ 1])
         for headers in (operation, bearer):
             for signature, valid in ((mac, True), (tampered, False)):
-                response = http.post("/v1/verifyHmac", headers=headers, json={"verifyHmacRequest": {
-                    "keyName": label, "payload": base64.b64encode(payload).decode(),
-                    "signature": base64.b64encode(signature).decode()}})
+                response = verify(headers, signature)
                 assert response.status_code == 200, response.text
                 assert response.json() == {"signatureValid": valid}
-        refused = http.post("/v1/verifyHmac", headers=management, json={"verifyHmacRequest": {
-            "keyName": label, "payload": base64.b64encode(payload).decode(), "signature": base64.b64encode(mac).decode()}})
-        assert_tsb_error(refused, 631, 401)  # another role's API key is answered like a wrong key
+        # another role's API key is answered like a wrong key
+        assert_tsb_error(verify(management, mac), 631, 401)

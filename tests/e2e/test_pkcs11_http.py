@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from hsmgate.hsm.pkcs11.partition import REINIT_INTERVAL
-from tests.helpers import LiveServer, free_port, soft_settings, unique
+from tests.helpers import LiveServer, assert_tsb_error, free_port, soft_settings, unique
 from tests.softhsm import SoftHsmToken, token_directory
 
 pytestmark = pytest.mark.pkcs11
@@ -163,7 +163,7 @@ def test_token_disappearing_gives_503_and_recovers(server: LiveServer, http: htt
             "payload": "AA==", "signKeyName": label, "signatureAlgorithm": "SHA256_WITH_ECDSA"}})
         if response.status_code == 200:
             break
-        assert response.status_code == 503 and response.json()["errorCode"] == 701, response.text
+        assert_tsb_error(response, 701, 503)
         assert time.monotonic() < deadline, "the token did not come back"
         time.sleep(0.1)
     sign(http, label, "SHA256_WITH_ECDSA", b"back again")
