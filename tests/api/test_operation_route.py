@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hsmgate.api.operation_route import OperationRoute
 from hsmgate.api.wire.signing import SignedSynchronousSignRequestDto
-from tests.conftest import LiveServer, soft_settings, unique
+from tests.helpers import LiveServer, soft_settings, unique
 
 ATTRIBUTES = {"sign": True, "decrypt": False, "unwrap": False, "extractable": False, "sensitive": True,
               "modifiable": True, "destroyable": True}

@@ -11,7 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import LiveServer, soft_settings
+import pytest
+
+from tests.helpers import LiveServer, soft_settings
+
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
 
 BUDGET_SECONDS = int(os.environ.get("HSMGATE_SCHEMATHESIS_SECONDS", "45"))
 

@@ -11,7 +11,7 @@ import pytest
 
 from hsmgate.auth.roles import Role
 from tests.auth.conftest import API_KEY_SETTINGS, ROLE_KEYS, ec_key_body, sign_body
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer, assert_tsb_error
 
 VERIFY_KEY = "role-check-verify-key"  # a caller's key: internal keys (the attestation key) refuse every use
 VERIFY_BODY = {"verifySignatureRequest": {"signKeyName": VERIFY_KEY, "payload": "AA==", "signature": "AA==",
@@ -64,8 +64,7 @@ def test_each_role_on_each_path_group(api_key_server: LiveServer, role: Role, gr
             if role is group:
                 assert response.status_code == 200, response.text
             else:  # the TSB answers a key of another role like a wrong key: 401 / 631
-                assert response.status_code == 401, response.text
-                assert response.json()["errorCode"] == 631
+                assert_tsb_error(response, 631, 401)
 
 
 @pytest.mark.parametrize(("method", "path", "body"), [r for requests in PATH_GROUPS.values() for r in requests])
@@ -80,7 +79,7 @@ def test_missing_key_is_416_and_wrong_key_is_631(api_key_server: LiveServer, met
         assert wrong.status_code == 401
         assert wrong.json()["errorCode"] == 631 and wrong.json()["reason"] == "res.error.invalid.api.key"
         prefix = call(http, method, path, body, {"X-API-KEY": ROLE_KEYS[Role.SERVICE][0][:-1]})
-        assert prefix.status_code == 401 and prefix.json()["errorCode"] == 631
+        assert_tsb_error(prefix, 631, 401)
 
 
 def test_key_management_round_trip_with_its_key(api_key_server: LiveServer) -> None:
@@ -93,7 +92,7 @@ def test_key_management_round_trip_with_its_key(api_key_server: LiveServer) -> N
         signed = http.post("/v1/synchronousSign", headers=operation, json=sign_body("api-key-roles"))
         assert signed.status_code == 200, signed.text
         refused = http.post("/v1/synchronousSign", headers=management, json=sign_body("api-key-roles"))
-        assert refused.status_code == 401 and refused.json()["errorCode"] == 631
+        assert_tsb_error(refused, 631, 401)
         assert http.delete("/v1/key/api-key-roles", headers=operation).status_code == 401
         assert http.delete("/v1/key/api-key-roles", headers=management).status_code == 200
 

@@ -23,7 +23,7 @@ from hsmgate.auth.jwt_tokens import TokenIssuer, parse_ttl, thumbprint
 from hsmgate.cli import cli
 from hsmgate.settings import ConfigError, Settings
 from tests.auth.conftest import auth_settings
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer, assert_tsb_error
 
 ISSUER, AUDIENCE = "https://issuer.example.test", "hsmgate-tests"
 HS_SECRET = "a-shared-hs256-secret-of-at-least-32-bytes!"
@@ -128,7 +128,7 @@ def test_missing_token_is_406(jwt_server: LiveServer) -> None:
     assert response.json()["errorCode"] == 406 and response.json()["reason"] == "res.error.missing.access.token"
     with jwt_server.client() as http:
         basic = http.get("/v1/key", headers={"Authorization": "Basic YWxpY2U6c2VjcmV0"})
-        assert basic.status_code == 401 and basic.json()["errorCode"] == 406
+        assert_tsb_error(basic, 406, 401)
 
 
 def test_alg_none_is_refused(jwt_server: LiveServer) -> None:

@@ -20,7 +20,7 @@ from hsmgate.auth.roles import Role
 from hsmgate.store.audit import AuditRepository
 from tests.auth.conftest import API_KEY_SETTINGS, ROLE_KEYS
 from tests.auth.pki import Issued, Pki
-from tests.conftest import LiveServer, free_port
+from tests.helpers import LiveServer, assert_tsb_error, free_port
 
 
 class Certificates:
@@ -131,7 +131,7 @@ def test_mapped_certificate_is_the_principal(need_server: LiveServer, certs: Cer
     with certs.client(need_server, certs.operator) as http:
         assert http.get("/v1/generateRandom/8").status_code == 200
         refused = http.get("/v1/key")
-        assert refused.status_code == 403 and refused.json()["errorCode"] == 400
+        assert_tsb_error(refused, 400, 403)
         assert certs.operator.subject in refused.json()["message"]
     with certs.client(need_server, certs.admin) as http:  # mapped by its SHA-256 fingerprint
         assert http.get("/v1/key").status_code == 200
@@ -148,7 +148,7 @@ def test_mapped_certificate_is_the_principal(need_server: LiveServer, certs: Cer
 def test_unmapped_certificate_authenticates_nothing(need_server: LiveServer, certs: Certificates) -> None:
     with certs.client(need_server, certs.unmapped) as http:
         response = http.get("/v1/generateRandom/8")
-        assert response.status_code == 401 and response.json()["errorCode"] == 618
+        assert_tsb_error(response, 618, 401)
         assert "app-unmapped" in response.json()["message"]
         assert http.get("/health").status_code == 200
 
@@ -173,7 +173,7 @@ def test_plain_http_to_the_tls_port_gets_nothing(need_server: LiveServer) -> Non
 def test_want_without_certificate_falls_back_to_other_methods(want_server: LiveServer, certs: Certificates) -> None:
     with certs.client(want_server, None) as http:
         missing = http.get("/v1/generateRandom/8")
-        assert missing.status_code == 401 and missing.json()["errorCode"] == 416
+        assert_tsb_error(missing, 416, 401)
         assert "client certificate" in missing.json()["message"]
         key = {"X-API-KEY": ROLE_KEYS[Role.KEY_OPERATION][0]}
         assert http.get("/v1/generateRandom/8", headers=key).status_code == 200

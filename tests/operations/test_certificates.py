@@ -14,7 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.operations.conftest import CLOSED, create_key, openssl, public_key_der, tsb_error
+from tests.helpers import assert_tsb_error
+from tests.operations.helpers import CLOSED, create_key, openssl, public_key_der
 
 RSA = {"algorithm": "RSA", "keySize": 2048}
 P256 = {"algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7"}
@@ -44,6 +45,7 @@ def ca(http: httpx.Client, tmp_path_factory: pytest.TempPathFactory) -> tuple[st
     return label, path
 
 
+@pytest.mark.subprocess
 def test_self_signed_ca_certificate(ca: tuple[str, Path], http: httpx.Client) -> None:
     label, path = ca
     text = path.read_text()
@@ -65,6 +67,7 @@ def test_self_signed_ca_certificate(ca: tuple[str, Path], http: httpx.Client) ->
     assert http.get(f"/v1/certificate/{label}").json() == {"label": label, "certificate": text}
 
 
+@pytest.mark.subprocess
 def test_csr_verifies_and_ca_issues_a_leaf_openssl_accepts(http: httpx.Client, ca: tuple[str, Path],
                                                            tmp_path: Path) -> None:
     ca_label, ca_path = ca
@@ -106,6 +109,7 @@ def test_csr_verifies_and_ca_issues_a_leaf_openssl_accepts(http: httpx.Client, c
     assert (cert.not_valid_after_utc - cert.not_valid_before_utc).days == 30
 
 
+@pytest.mark.subprocess
 def test_ca_signs_an_openssl_csr(http: httpx.Client, ca: tuple[str, Path], tmp_path: Path) -> None:
     ca_label, ca_path = ca
     openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384", "-nodes", "-keyout", "key.pem",
@@ -126,6 +130,7 @@ def test_ca_signs_an_openssl_csr(http: httpx.Client, ca: tuple[str, Path], tmp_p
     assert modulus == openssl("pkey", "-in", "key.pem", "-pubout", cwd=tmp_path).stdout
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(("body", "algorithm"), [(P256, "SHA256_WITH_ECDSA"),
                                                  ({"algorithm": "EC", "curveOid": "1.3.132.0.35"}, "SHA512_WITH_ECDSA"),
                                                  ({"algorithm": "ED", "curveOid": "1.3.101.112"}, "EDDSA"),
@@ -142,58 +147,59 @@ def test_self_signed_by_other_key_types(http: httpx.Client, tmp_path: Path, body
 def test_import_get_delete(http: httpx.Client, ca: tuple[str, Path]) -> None:
     _ca_label, ca_path = ca
     label = create_key(http, RSA, CA_ATTRIBUTES, prefix="imp-cert")
-    tsb_error(http.get(f"/v1/certificate/{label}"), 404, 650)
+    assert_tsb_error(http.get(f"/v1/certificate/{label}"), 650, 404)
     # the CA's certificate does not certify this key
     der = certificate(ca_path.read_text()).public_bytes(serialization.Encoding.DER)
 
-    body = tsb_error(http.post("/v1/certificate/import/plain",
-                               json={"label": label, "certificate": base64.b64encode(der).decode()}), 400, 402)
+    body = assert_tsb_error(http.post("/v1/certificate/import/plain",
+                                      json={"label": label, "certificate": base64.b64encode(der).decode()}), 402, 400)
     assert "public key" in body["message"]
     own = post(http, "selfsign", {"signKeyName": label, "validity": 1, "signatureAlgorithm": "SHA256_WITH_RSA",
                                   "commonName": "own"})["certificate"]
     assert http.delete(f"/v1/certificate/{label}").status_code == 200
-    tsb_error(http.delete(f"/v1/certificate/{label}"), 404, 650)
+    assert_tsb_error(http.delete(f"/v1/certificate/{label}"), 650, 404)
     response = http.post("/v1/certificate/import/plain", json={"label": label, "certificate": own})  # PEM accepted
     assert response.status_code == 200, response.text
     assert response.json() == {"label": label, "certificate": own}
     assert http.get(f"/v1/certificate/{label}").json()["certificate"] == own
     # deleting the key deletes its certificate
     assert http.delete(f"/v1/key/{label}").status_code == 200
-    tsb_error(http.get(f"/v1/certificate/{label}"), 404, 650)
+    assert_tsb_error(http.get(f"/v1/certificate/{label}"), 650, 404)
 
 
 def test_certificate_errors(http: httpx.Client, ca: tuple[str, Path]) -> None:
     ca_label, _ = ca
     ec = create_key(http, P256, CA_ATTRIBUTES, prefix="err")
     selfsign = {"signKeyName": ec, "validity": 1, "signatureAlgorithm": "SHA256_WITH_RSA", "commonName": "x"}
-    tsb_error(http.post("/v1/certificate/synchronous/selfsign", json=selfsign), 400, 607)
-    tsb_error(http.post("/v1/certificate/synchronous/selfsign",
-                        json={**selfsign, "signatureAlgorithm": "SHA1_WITH_RSA"}), 400, 600)
-    tsb_error(http.post("/v1/certificate/synchronous/selfsign",
-                        json={**selfsign, "signatureAlgorithm": "SHA256_WITH_ECDSA", "validity": 0}), 400, 600)
-    tsb_error(http.post("/v1/certificate/synchronous/selfsign",
-                        json={**selfsign, "signatureAlgorithm": "SHA256_WITH_ECDSA", "keyUsage": ["FLY"]}), 400, 600)
+    assert_tsb_error(http.post("/v1/certificate/synchronous/selfsign", json=selfsign), 607, 400)
+    assert_tsb_error(http.post("/v1/certificate/synchronous/selfsign",
+                               json={**selfsign, "signatureAlgorithm": "SHA1_WITH_RSA"}), 600, 400)
+    assert_tsb_error(http.post("/v1/certificate/synchronous/selfsign",
+                               json={**selfsign, "signatureAlgorithm": "SHA256_WITH_ECDSA", "validity": 0}), 600, 400)
+    assert_tsb_error(http.post("/v1/certificate/synchronous/selfsign",
+                               json={**selfsign, "signatureAlgorithm": "SHA256_WITH_ECDSA", "keyUsage": ["FLY"]}), 600, 400)
     sign = {"signKeyName": ca_label, "validity": 1, "signatureAlgorithm": "SHA256_WITH_RSA"}
-    tsb_error(http.post("/v1/certificate/synchronous/sign", json={**sign, "certificateSigningRequest": "garbage"}),
-              400, 628)
+    assert_tsb_error(
+        http.post("/v1/certificate/synchronous/sign", json={**sign, "certificateSigningRequest": "garbage"}),
+            628, 400)
     csr = post(http, "request", {"signKeyName": ec, "validity": 1, "signatureAlgorithm": "SHA256_WITH_ECDSA",
                                  "standardCertificateAttributes": {"commonName": "x"}})["certificateSigningRequest"]
     der = bytearray(x509.load_pem_x509_csr(csr.replace("NEW CERTIFICATE", "CERTIFICATE").encode())
                     .public_bytes(serialization.Encoding.DER))
     der[-3] ^= 1  # inside the signature
 
-    tsb_error(http.post("/v1/certificate/synchronous/sign",
-                        json={**sign, "certificateSigningRequest": base64.b64encode(bytes(der)).decode()}), 400, 411)
+    assert_tsb_error(http.post("/v1/certificate/synchronous/sign",
+                               json={**sign, "certificateSigningRequest": base64.b64encode(bytes(der)).decode()}), 411, 400)
     # a key without a certificate cannot issue
     no_cert = create_key(http, RSA, CA_ATTRIBUTES, prefix="nocert")
-    tsb_error(http.post("/v1/certificate/synchronous/sign",
-                        json={**sign, "signKeyName": no_cert, "certificateSigningRequest": csr}), 400, 402)
+    assert_tsb_error(http.post("/v1/certificate/synchronous/sign",
+                               json={**sign, "signKeyName": no_cert, "certificateSigningRequest": csr}), 402, 400)
     # a key without the sign attribute cannot sign anything
     no_sign = create_key(http, P256, {"sign": False, "decrypt": True, "unwrap": False}, prefix="nosign")
-    body = tsb_error(http.post("/v1/certificate/synchronous/selfsign",
-                               json={**selfsign, "signKeyName": no_sign, "signatureAlgorithm": "SHA256_WITH_ECDSA"}),
-                     400, 701)
+    body = assert_tsb_error(http.post("/v1/certificate/synchronous/selfsign",
+                                      json={**selfsign, "signKeyName": no_sign, "signatureAlgorithm": "SHA256_WITH_ECDSA"}),
+                            701, 400)
     assert body["message"].startswith("KEY_FUNCTION_NOT_PERMITTED")
-    tsb_error(http.post("/v1/certificate/synchronous/request", json={
-        "signKeyName": ec, "validity": 1, "signatureAlgorithm": "SHA256_WITH_ECDSA",
-        "standardCertificateAttributes": {"commonName": "x", "country": "CHE"}}), 400, 600)
+    assert_tsb_error(http.post("/v1/certificate/synchronous/request", json={
+               "signKeyName": ec, "validity": 1, "signatureAlgorithm": "SHA256_WITH_ECDSA",
+               "standardCertificateAttributes": {"commonName": "x", "country": "CHE"}}), 600, 400)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -24,7 +23,7 @@ from pqcrypto import HashAlgorithm, InvalidSignatureError
 
 from hsmgate.domain.algorithms import PREHASH_WIRE_NAMES
 from hsmgate.hsm.base import PreHash
-from tests.conftest import unique
+from tests.helpers import unique
 from tests.pqc import slhdsa_ref
 from tests.pqc.test_softpq import parse_spki
 
@@ -63,12 +62,6 @@ def b64(data: bytes) -> str:
 def module_for(algorithm: str) -> Any:
     package = "pqcrypto.kem" if algorithm.startswith("ML-KEM") else "pqcrypto.sign"
     return importlib.import_module(f"{package}.{algorithm.lower().replace('-', '_')}")
-
-
-@pytest.fixture(scope="module")
-def http(soft_server: Any) -> Iterator[httpx.Client]:
-    with soft_server.client() as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +192,8 @@ def test_ml_dsa_m_signs_an_external_mu(http: httpx.Client, keys: dict[str, dict[
 # -- SLH-DSA ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("algorithm", SLH_DSA)
+@pytest.mark.parametrize("algorithm", [  # the small-signature ("s") sets sign in seconds: slow
+    pytest.param(name, marks=pytest.mark.slow) if name.endswith("s") else name for name in SLH_DSA])
 def test_slh_dsa_every_set(http: httpx.Client, keys: dict[str, dict[str, Any]], algorithm: str) -> None:
     """f sets: both names, with and without context; s sets (0.3–2 s per signature): one signature."""
     key, module = keys[algorithm], module_for(algorithm)

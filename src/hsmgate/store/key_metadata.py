@@ -11,7 +11,7 @@ generation token: while nothing changed key state anywhere, a use costs no query
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from sqlalchemy import delete, select, update
@@ -39,6 +39,12 @@ class KeyState(NamedTuple):
 NO_STATE = KeyState()
 
 
+def _utc(moment: datetime) -> datetime:
+    """``moment`` in UTC. Written as UTC because SQLite keeps the wall time and drops the offset (a
+    +02:00 time would read back two hours off); a naive value, as SQLite returns it, is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 class KeyMetadataRepository:
     """Metadata rows of one partition, keyed by label."""
 
@@ -51,15 +57,19 @@ class KeyMetadataRepository:
         self._hot_lock = threading.Lock()
 
     def created_at(self, label: str) -> datetime | None:
+        """When a key was first seen (aware, UTC), or None without a row."""
         with self._db.session() as session:
-            return session.scalar(
+            created = session.scalar(
                 select(KeyMetadata.created_at).where(
                     KeyMetadata.partition == self._partition, KeyMetadata.label == label
                 )
             )
+        return None if created is None else _utc(created)
 
     def record_creation(self, label: str, when: datetime) -> datetime:
-        """Remember when a key was first seen; keeps the earlier time if one is stored."""
+        """Remember when a key was first seen; keeps the earlier time if one is stored. Returns the
+        stored time in UTC."""
+        when = _utc(when)
         try:
             with self._db.session() as session:
                 bump(session)
@@ -107,7 +117,7 @@ class KeyMetadataRepository:
         try:
             with self._db.session() as session:
                 bump(session)
-                session.add(KeyMetadata(partition=self._partition, label=label, created_at=when,
+                session.add(KeyMetadata(partition=self._partition, label=label, created_at=_utc(when),
                                         password_hash=password_hash))
             return True
         except IntegrityError:
@@ -125,7 +135,7 @@ class KeyMetadataRepository:
             try:
                 with self._db.session() as session:
                     bump(session)
-                    session.add(KeyMetadata(partition=self._partition, label=label, created_at=when,
+                    session.add(KeyMetadata(partition=self._partition, label=label, created_at=_utc(when),
                                             origin=origin, public_only=public_only))
             except IntegrityError:
                 self._update(label, origin=origin, public_only=public_only)
@@ -198,7 +208,7 @@ class KeyMetadataRepository:
         try:
             with self._db.session() as session:
                 bump(session)
-                session.add(KeyMetadata(partition=self._partition, label=label, created_at=when, policy=policy,
+                session.add(KeyMetadata(partition=self._partition, label=label, created_at=_utc(when), policy=policy,
                                         policy_guard=guard, address_format=address_format))
             return True
         except IntegrityError:
