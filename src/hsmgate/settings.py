@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     # -- scale-out --
     workers: int = Field(1, ge=1, le=64)
     max_batch: int = Field(1000, ge=1, le=100_000)
+    #: Largest request body accepted (bytes), checked before authentication; None: sized from
+    #: max_batch to the largest legitimate request (api/body_limit.py: 96,624,576 for 1000).
+    max_body_bytes: int | None = Field(None, ge=1)
     #: FastAPI's native OpenTelemetry (traces, metrics, logs to the globally configured providers).
     #: Off by default: even without a provider, checking for one costs ~10 µs per request.
     otel: bool = False
