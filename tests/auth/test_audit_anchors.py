@@ -256,3 +256,16 @@ def test_a_failing_sink_is_logged_and_the_others_still_get_the_checkpoint(tmp_pa
     finally:
         trail.close()
         db.dispose()
+
+
+def test_the_anchor_files_of_several_instances_are_read_together(server: LiveServer, monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    """Instances sharing one database each anchor what they sign: ``--anchors`` once per file (a
+    line in both counts once)."""
+    workload(server)
+    first, second = anchor_file(server).read_text().splitlines()
+    (tmp_path / "a.jsonl").write_text(first + "\n")
+    (tmp_path / "b.jsonl").write_text(first + "\n" + second + "\n")
+    result = audit_cli(server, monkeypatch, "verify", "--anchors", str(tmp_path / "a.jsonl"),
+                       "--anchors", str(tmp_path / "b.jsonl"))
+    assert result.exit_code == 0 and "OK; 2 anchored checkpoints" in result.output, result.output

@@ -96,9 +96,10 @@ def verify(
     input_file: Annotated[Path | None, typer.Option("--input", help="Verify an export (JSON lines) instead of the database")] = None,
     public_key: Annotated[Path | None, typer.Option(help="Attestation public key (PEM/DER) to check signatures with; "
                                                          "needs --partition, or an --input of one partition")] = None,
-    anchors: Annotated[Path | None, typer.Option(help="Anchor file (JSON lines, syslog prefixes allowed) to hold the "
-                                                      "log against [default: HSMGATE_AUDIT_ANCHOR_FILE when it "
-                                                      "exists; with --input: none]")] = None,
+    anchors: Annotated[list[Path] | None, typer.Option(help="Anchor file (JSON lines, syslog prefixes allowed) to "
+                                                            "hold the log against; repeat it for the files of several "
+                                                            "instances [default: HSMGATE_AUDIT_ANCHOR_FILE when it "
+                                                            "exists; with --input: none]")] = None,
     interval: Annotated[int | None, typer.Option(min=1, help="Checkpoint interval the log was written with "
                                                              "[HSMGATE_AUDIT_CHECKPOINT_INTERVAL; with --input: "
                                                              "not checked]")] = None,
@@ -114,7 +115,7 @@ def verify(
     reports = []
     if input_file is not None:
         records, checkpoints = _read_export(input_file)
-        anchored = _read_anchors(anchors) if anchors is not None else None
+        anchored = _read_anchors(anchors) if anchors else None
         names = sorted(set(records) | set(checkpoints) | set(anchored or {}))
         if partition is not None:
             names = [n for n in names if n == partition]
@@ -128,8 +129,9 @@ def verify(
         if given_key is not None and partition is None:
             fail("--public-key checks one partition: add --partition")
         settings = _settings(config, data_dir)
-        anchor_file = anchors if anchors is not None else settings.resolved_audit_anchor_file
-        anchored = _read_anchors(anchor_file) if anchors is not None or anchor_file.exists() else None
+        anchor_file = settings.resolved_audit_anchor_file
+        files = anchors or ([anchor_file] if anchor_file.exists() else [])
+        anchored = _read_anchors(files) if files else None
         db = _database(settings)
         try:
             repository = AuditRepository(db)
@@ -158,13 +160,20 @@ def verify(
     _print_and_exit(reports)
 
 
-def _read_anchors(path: Path) -> dict[str, list[dict[str, Any]]]:
+def _read_anchors(paths: list[Path]) -> dict[str, list[dict[str, Any]]]:
+    """The anchors of every file, by partition (one line each: a line in two files counts once)."""
     from hsmgate.store.audit_anchors import AnchorError, read_anchors
 
-    try:
-        return read_anchors(path)
-    except AnchorError as exc:
-        fail(str(exc))
+    merged: dict[str, dict[str, dict[str, Any]]] = {}
+    for path in paths:
+        try:
+            found = read_anchors(path)
+        except AnchorError as exc:
+            fail(str(exc))
+        for partition, items in found.items():
+            for item in items:
+                merged.setdefault(partition, {})[json.dumps(item, sort_keys=True)] = item
+    return {partition: list(items.values()) for partition, items in merged.items()}
 
 
 def _print_and_exit(reports: list[Any]) -> None:
