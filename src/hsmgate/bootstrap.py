@@ -35,6 +35,7 @@ from hsmgate.domain.timestamps import RfcTimestampService
 from hsmgate.hsm.base import HsmError, Partition
 from hsmgate.settings import ConfigError, Settings
 from hsmgate.store.audit import AuditRepository
+from hsmgate.store.audit_anchors import AnchorError, AnchorSink, FileAnchors, SyslogAnchors
 from hsmgate.store.certificates import CertificateRepository
 from hsmgate.store.data_objects import DataObjectRepository
 from hsmgate.store.database import Database
@@ -170,8 +171,23 @@ def build_audit(settings: Settings, db: Database) -> AuditTrail | None:
     :func:`attach_signers` once the partitions are open."""
     if not settings.audit_enabled:
         return None
+    return audit_trail(settings, db)
+
+
+def audit_trail(settings: Settings, db: Database) -> AuditTrail:
+    """An audit trail on ``db`` with the configured anchor sinks (the file, and syslog when
+    HSMGATE_AUDIT_ANCHOR_SYSLOG); raises ConfigError when one cannot be opened."""
+    sinks: list[AnchorSink] = []
+    try:
+        sinks.append(FileAnchors(settings.resolved_audit_anchor_file))
+        if settings.audit_anchor_syslog:
+            sinks.append(SyslogAnchors(settings.audit_anchor_syslog_address))
+    except AnchorError as exc:
+        for sink in sinks:
+            sink.close()
+        raise ConfigError(str(exc)) from None
     return AuditTrail(AuditRepository(db), fail_closed=settings.audit_fail_closed,
-                      checkpoint_interval=settings.audit_checkpoint_interval)
+                      checkpoint_interval=settings.audit_checkpoint_interval, anchors=sinks)
 
 
 def attach_signers(audit: AuditTrail, gateway: Gateway) -> None:
@@ -240,7 +256,7 @@ class Runtime:
         if self.audit is not None:
             for name in self.gateway.names():
                 self.audit.checkpoint_if_moved(name)
-            self.audit.repository.close()
+            self.audit.close()
         self.gateway.close()
         self.db.dispose()
 

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     # -- scale-out --
     workers: int = Field(1, ge=1, le=64)
     max_batch: int = Field(1000, ge=1, le=100_000)
+    #: Largest request body accepted (bytes), checked before authentication; None: sized from
+    #: max_batch to the largest legitimate request (api/body_limit.py: 96,624,576 for 1000).
+    max_body_bytes: int | None = Field(None, ge=1)
     #: FastAPI's native OpenTelemetry (traces, metrics, logs to the globally configured providers).
     #: Off by default: even without a provider, checking for one costs time on every request
     #: (bench/results/design-measurements.md).
@@ -132,6 +135,13 @@ class Settings(BaseSettings):
     audit_fail_closed: bool = True
     #: Sign a checkpoint of a partition's chain every this many records.
     audit_checkpoint_interval: int = Field(100, ge=1)
+    #: Every signed checkpoint is also appended here, outside the database (store/audit_anchors.py);
+    #: default ``<data-dir>/audit-anchors.jsonl``.
+    audit_anchor_file: Path | None = None
+    #: Also send every signed checkpoint to syslog, one line each.
+    audit_anchor_syslog: bool = False
+    #: Where syslog listens: a socket path or ``host:port`` (UDP); default /dev/log, else localhost:514.
+    audit_anchor_syslog_address: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -171,6 +181,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'state.db').resolve()}"
+
+    @property
+    def resolved_audit_anchor_file(self) -> Path:
+        """HSMGATE_AUDIT_ANCHOR_FILE, else ``audit-anchors.jsonl`` in the data directory."""
+        return self.audit_anchor_file or self.data_dir / "audit-anchors.jsonl"
 
     @property
     def is_loopback(self) -> bool:

@@ -1,65 +1,75 @@
-"""Lenient JSON parsing for TSB clients that send a trailing comma.
+"""JSON bodies: the parser's limits, and lenience for TSB clients that send a trailing comma.
+
+Every body is parsed by pydantic-core's parser (the one ``model_validate_json`` uses), on both
+route classes, so the same limits hold on every route: nesting at most 200 levels deep, numbers of
+at most 4300 digits (Python's limit for converting integer strings), strings in UTF-8 with paired
+UTF-16 surrogate escapes. A body beyond them is not JSON hsmgate accepts; like any other syntax
+error it raises :class:`json.JSONDecodeError`, which both route classes answer with 400 / 621
+(never a ``RecursionError`` or ``ValueError`` turning into a 500).
 
 The official Go client sends ``{"certificate": "…",\\n }`` when importing a certificate, and the
-reference recommends tolerating it (§1). Bodies are parsed strictly first; only when that fails is
-the body re-parsed with commas that directly precede ``}`` or ``]`` (outside strings) removed.
-Anything else that is not JSON stays an error.
+reference recommends tolerating it (§1). When, and only when, the strict parse fails on a trailing
+comma, the body is parsed again with the commas that directly precede ``}`` or ``]`` (outside
+strings) removed. Anything else that is not JSON stays an error.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from pydantic_core import from_json
+
+#: What pydantic-core's parser says (as the start of its message) when a comma precedes ``}`` or ``]``.
+TRAILING_COMMA = "trailing comma"
+
+# One pass of the C regex engine, linear in the body: a string literal (to its end, or to the end
+# of the body when it is not closed), a comma with no value before it (kept: "[,]" stays invalid),
+# or a comma directly before "}" or "]" (dropped).
+_TOKENS = re.compile(rb'"(?:[^"\\]++|\\.?)*+(?:"|\Z)|[\[{,][ \t\r\n]*+,|,(?=[ \t\r\n]*+[}\]])', re.DOTALL)
 
 
-def drop_trailing_commas(text: str) -> str:
-    """``text`` without commas that follow a value and precede (after white space) ``}`` or ``]``;
+def _drop_comma(match: re.Match[bytes]) -> bytes:
+    return b"" if match[0] == b"," else match[0]
+
+
+def drop_trailing_commas(body: bytes) -> bytes:
+    """``body`` without commas that follow a value and precede (after white space) ``}`` or ``]``;
     commas inside string literals, and commas with no value before them (``[,]``), are kept."""
-    out: list[str] = []
-    in_string = escaped = False
-    pending_comma: int | None = None
-    last_significant = ""
-    for char in text:
-        if in_string:
-            out.append(char)
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-            continue
-        if char in "}]" and pending_comma is not None:
-            del out[pending_comma]
-        if not char.isspace():
-            pending_comma = None
-        if char == "," and last_significant not in ("", "[", "{", ","):
-            pending_comma = len(out)
-        elif char == '"':
-            in_string = True
-        if not char.isspace():
-            last_significant = char
-        out.append(char)
-    return "".join(out)
+    return _TOKENS.sub(_drop_comma, body)
+
+
+def is_trailing_comma(reason: str) -> bool:
+    """Whether a parser error message (pydantic-core's) is about a trailing comma."""
+    return reason.startswith(TRAILING_COMMA)
+
+
+def decode_error(reason: str) -> json.JSONDecodeError:
+    """The error a route answers with 400 / 621; ``reason`` says where (``… at line 1 column 7``)."""
+    return json.JSONDecodeError(reason, "", 0)
 
 
 def loads_lenient(body: bytes) -> Any:
-    """Strict JSON, else JSON with trailing commas removed; raises ``json.JSONDecodeError``."""
+    """Strict JSON, else (after a trailing comma only) JSON with trailing commas removed; raises
+    ``json.JSONDecodeError`` for anything else, the parser's limits included (module text)."""
     try:
-        return json.loads(body)
-    except json.JSONDecodeError as strict_error:
-        try:
-            return json.loads(drop_trailing_commas(body.decode("utf-8")))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise strict_error from None
+        return from_json(body)
+    except ValueError as strict_error:
+        reason = str(strict_error)
+    if not is_trailing_comma(reason):
+        raise decode_error(reason)
+    try:
+        return from_json(drop_trailing_commas(body))
+    except ValueError:
+        raise decode_error(reason) from None
 
 
 class LenientJsonRequest(Request):
-    """A request whose ``json()`` tolerates trailing commas."""
+    """A request whose ``json()`` tolerates trailing commas and keeps the parser's limits."""
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):

@@ -11,10 +11,10 @@ order:
 1. authenticate and authorise the caller (:func:`hsmgate.api.deps.authorize`, the app-wide
    dependency of every route) — before the body is looked at, so an unauthenticated caller learns
    nothing about what it sent;
-2. parse and validate the body in one pass (``model_validate_json``, pydantic-core); a body that is
-   not strict JSON is re-read leniently (trailing commas, ``api/lenient_json.py``); errors are
-   :class:`RequestValidationError` with FastAPI's ``("body", …)`` locations, so they answer the
-   same 600 / 621 bodies;
+2. parse and validate the body in one pass (``model_validate_json``, pydantic-core); a body with a
+   trailing comma is re-read leniently, and the parser's limits (nesting, digits, surrogates) are
+   those of every other route (``api/lenient_json.py``); errors are :class:`RequestValidationError`
+   with FastAPI's ``("body", …)`` locations, so they answer the same 600 / 621 bodies;
 3. run the endpoint — a plain ``def`` that maps the wire DTO onto one call of the partition's
    key-use gate (``domain/key_use.py``) and back — with the arguments its signature asks for, by
    type: the body model, :data:`ServicesDep`, :data:`CallerDep`, :data:`SettingsDep` (any other
@@ -50,7 +50,7 @@ from hsmgate.api.deps import (
     current_principal,
 )
 from hsmgate.api.execution import run_operation
-from hsmgate.api.lenient_json import TsbRoute, loads_lenient
+from hsmgate.api.lenient_json import TsbRoute, is_trailing_comma, loads_lenient
 
 _JSON = "application/json"
 
@@ -76,12 +76,13 @@ def parse_body(model: type[BaseModel], raw: bytes, content_type: str | None) -> 
         errors = exc.errors(include_url=False)
         if not errors or errors[0]["type"] != "json_invalid":
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
-    try:  # not strict JSON: perhaps a trailing comma, as the TSB's Go client sends
+        reason = str(errors[0].get("ctx", {}).get("error", "syntax error"))
+    if not is_trailing_comma(reason):  # not JSON, or beyond the parser's limits (api/lenient_json.py)
+        raise _json_invalid(0, reason)
+    try:  # a trailing comma, as the TSB's Go client sends
         document = loads_lenient(raw)
     except json.JSONDecodeError as exc:
         raise _json_invalid(exc.pos, exc.msg) from None
-    except UnicodeDecodeError as exc:
-        raise _json_invalid(exc.start, "the body is not UTF-8") from None
     try:
         return model.model_validate(document)
     except ValidationError as exc:
