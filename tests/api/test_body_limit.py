@@ -29,7 +29,7 @@ from hsmgate.api.body_limit import (
 )
 from hsmgate.domain.keys import MAX_LABEL_LENGTH
 from hsmgate.domain.passwords import MAX_PASSWORD_LENGTH
-from tests.conftest import LiveServer, soft_settings
+from tests.helpers import LiveServer, soft_settings
 
 OPERATOR_KEY = "operator-key-0123456789abcdef"
 ADMIN_KEY = "admin-key-0123456789abcdef0123"

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, unique
+from tests.helpers import LiveServer, unique
 
 JSON = {"Content-Type": "application/json"}
 ERROR_KEYS = {"errorCode", "reason", "message"}

@@ -18,7 +18,7 @@ import pytest
 from hsmgate.domain.audit.chain import record_hash
 from hsmgate.store.audit import AuditRepository
 from tests.auth.test_audit import rows, sql, unprotect, workload
-from tests.conftest import LiveServer, soft_settings
+from tests.helpers import LiveServer, soft_settings
 
 INTERVAL = 4
 

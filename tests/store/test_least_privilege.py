@@ -20,8 +20,10 @@ from typer.testing import CliRunner
 
 from hsmgate.cli import cli
 from hsmgate.store.grants import grant_statements, serving_privileges
-from tests.conftest import LiveServer, soft_settings
+from tests.helpers import LiveServer, soft_settings
 from tests.postgres import SERVER, ensure_server, fresh_database
+
+pytestmark = pytest.mark.postgres
 
 AUDIT_TABLES = ("audit_log", "audit_checkpoints")
 #: What an attacker holding the serving role's credentials would try on the audit log.
