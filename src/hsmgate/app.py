@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
 from hsmgate import __version__
-from hsmgate.api.body_limit import BodyLimitMiddleware, max_body_bytes
+from hsmgate.api.body_limit import BodyLimitMiddleware, max_batch_body_bytes
 from hsmgate.api.deps import authorize
 from hsmgate.api.errors import install_error_handlers
 from hsmgate.api.execution import inline_operations
@@ -74,7 +74,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.ska_scheduler = runtime.scheduler
     # Inside the error handlers' middleware (what an application makes of a body cut off at the
     # limit is no bug to log), outside routing, authentication and parsing (api/body_limit.py).
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes(settings))
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
+                       max_batch_body_bytes=max_batch_body_bytes(settings),
+                       batch_paths=frozenset(route.path for route in batch.router.routes))
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     for router in ROUTERS:

@@ -96,9 +96,11 @@ class Settings(BaseSettings):
     # -- scale-out --
     workers: int = Field(1, ge=1, le=64)
     max_batch: int = Field(1000, ge=1, le=100_000)
-    #: Largest request body accepted (bytes), checked before authentication; None: sized from
-    #: max_batch to the largest legitimate request (api/body_limit.py: 96,624,576 for 1000).
-    max_body_bytes: int | None = Field(None, ge=1)
+    #: Largest request body accepted (bytes), checked before authentication: on every route but the
+    #: batches (default 1 MiB), and on the batch routes (None: sized from max_batch to the largest
+    #: legitimate batch, api/body_limit.py: 96,624,576 for 1000).
+    max_body_bytes: int = Field(1024 * 1024, ge=1)
+    max_batch_body_bytes: int | None = Field(None, ge=1)
     #: FastAPI's native OpenTelemetry (traces, metrics, logs to the globally configured providers).
     #: Off by default: even without a provider, checking for one costs time on every request
     #: (bench/results/design-measurements.md).

@@ -25,7 +25,7 @@ from hsmgate.api.body_limit import (
     TSB_MAX_REQUEST_BYTES,
     BodyLimitMiddleware,
     default_max_body_bytes,
-    max_body_bytes,
+    max_batch_body_bytes,
 )
 from hsmgate.domain.keys import MAX_LABEL_LENGTH
 from hsmgate.domain.passwords import MAX_PASSWORD_LENGTH
@@ -39,8 +39,9 @@ ERROR_KEYS = {"errorCode", "reason", "message"}
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """Authentication on, and a limit of 256 KiB."""
-    settings = soft_settings(tmp_path_factory.mktemp("limited"), max_body_bytes=256 * 1024, **AUTH)
+    """Authentication on, and a limit of 256 KiB on every route (batches included)."""
+    settings = soft_settings(tmp_path_factory.mktemp("limited"), max_body_bytes=256 * 1024,
+                             max_batch_body_bytes=256 * 1024, **AUTH)
     with LiveServer(settings) as server:
         yield server
 
@@ -85,9 +86,25 @@ def assert_too_large(status: int, headers: dict[str, str], body: bytes, limit: i
 
 def test_the_default_is_sized_to_a_batch_of_max_batch_items(tmp_path: Path) -> None:
     assert default_max_body_bytes(1000) == 96_624_576 == 1_048_576 + 1000 * (87_384 + 8_192)
-    assert max_body_bytes(soft_settings(tmp_path)) == 96_624_576
-    assert max_body_bytes(soft_settings(tmp_path, max_batch=10)) == 1_048_576 + 10 * 95_576
-    assert max_body_bytes(soft_settings(tmp_path, max_body_bytes=5000)) == 5000
+    assert max_batch_body_bytes(soft_settings(tmp_path)) == 96_624_576
+    assert max_batch_body_bytes(soft_settings(tmp_path, max_batch=10)) == 1_048_576 + 10 * 95_576
+    assert max_batch_body_bytes(soft_settings(tmp_path, max_batch_body_bytes=5000)) == 5000
+    assert soft_settings(tmp_path).max_body_bytes == 1_048_576  # every route but the batches
+
+
+def test_a_large_single_operation_is_refused_under_the_default_limits(tmp_path: Path) -> None:
+    """A 20 MB payload on /v1/synchronousSign (one operation: the TSB allows 64 KiB) is refused
+    before authentication; the same bytes fit the batch route's limit."""
+    with LiveServer(soft_settings(tmp_path, **AUTH)) as server:
+        status, _, answer, _ = exchange(server, b"POST /v1/synchronousSign HTTP/1.1\r\nHost: x\r\n"
+                                                b"Content-Type: application/json\r\n"
+                                                b"Content-Length: 20000000\r\n\r\n")
+        assert status == 413 and json.loads(answer)["errorCode"] == 600
+        assert b"HSMGATE_MAX_BODY_BYTES" in answer
+        status, _, answer, _ = exchange(server, b"POST /v1/synchronousSignBatch HTTP/1.1\r\nHost: x\r\n"
+                                                b"Content-Type: application/json\r\n"
+                                                b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
+        assert status == 401  # within the limit: authentication answers
 
 
 @pytest.mark.parametrize("path", ["/v1/key", "/v1/synchronousSign", "/v1/synchronousSignBatch"])
@@ -97,7 +114,7 @@ def test_an_unauthenticated_oversized_content_length_is_refused_before_the_body_
     is sent, so an answer proves none was waited for."""
     with LiveServer(soft_settings(tmp_path, **AUTH)) as server:
         status, headers, body, elapsed = exchange(server, request_head(path, length=100_000_000))
-    assert_too_large(status, headers, body, 96_624_576)
+    assert_too_large(status, headers, body, 96_624_576 if path.endswith("Batch") else 1_048_576)
     assert elapsed < 2
 
 
@@ -149,7 +166,7 @@ def test_a_maximum_size_batch_still_works_under_the_default_limit(tmp_path: Path
               "keyPassword": list(password), "signatureAlgorithm": "EDDSA"} for payload in payloads]
     body = json.dumps({"signRequests": items}).encode()
     assert all(len(json.dumps(item)) <= ITEM_BYTES for item in items)
-    assert len(body) <= max_body_bytes(settings)
+    assert len(body) <= max_batch_body_bytes(settings)
     with LiveServer(settings) as server:
         with server.client(headers={"X-API-KEY": ADMIN_KEY}) as http:
             created = http.post("/v1/key", json={
@@ -191,7 +208,8 @@ def run_middleware(limit: int, chunks: list[bytes], headers: list[tuple[bytes, b
         sent.append(message)
 
     scope: Scope = {"type": "http", "method": "POST", "path": "/", "headers": headers, "query_string": b""}
-    asyncio.run(BodyLimitMiddleware(reading_app, max_body_bytes=limit)(scope, receive, send))
+    asyncio.run(BodyLimitMiddleware(reading_app, max_body_bytes=limit, max_batch_body_bytes=limit,
+                                    batch_paths=frozenset())(scope, receive, send))
     return asked, sent
 
 

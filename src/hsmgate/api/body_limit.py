@@ -1,5 +1,6 @@
-"""The request body limit (HSMGATE_MAX_BODY_BYTES): a pure ASGI middleware in the app's one stack,
-so it holds for every route, before authentication and before any parsing.
+"""The request body limits (HSMGATE_MAX_BODY_BYTES, and HSMGATE_MAX_BATCH_BODY_BYTES for the batch
+routes): a pure ASGI middleware in the app's one stack, so they hold for every route, before
+authentication and before any parsing.
 
 * A ``Content-Length`` above the limit is answered at once: not a byte of the body is read.
 * A body without one (``Transfer-Encoding: chunked``) is counted while the application reads it;
@@ -10,8 +11,10 @@ The answer is 413 with the TSB error body, code 600 (``res.error.input.validatio
 request is invalid input; the TSB has no code of its own for it, ``docs/tsb-deviations.md``), and
 ``Connection: close``, so the server stops reading the rest of the body.
 
-Default limit: the largest legitimate request, a batch of HSMGATE_MAX_BATCH sign or verify items
-each at the TSB's per-request limit (the total HSM request is at most 64 KiB, reference §5.1):
+Default limits: 1 MiB for every request but a batch (one operation is at most 64 KiB of data at the
+TSB, reference §5.1; the rest is room for a key import, an SKA policy with its approvers'
+certificates, a CSR), and for the batch routes the largest legitimate batch, HSMGATE_MAX_BATCH sign
+or verify items each at the TSB's per-request limit:
 
 =====================================  ===========  =============================================
 one item's data, base64                     87,384  4 × ⌈65,536 / 3⌉ (payload, metaData, context,
@@ -58,14 +61,14 @@ _HUGE = 10**21
 
 
 def default_max_body_bytes(max_batch: int) -> int:
-    """The largest legitimate request with batches of at most ``max_batch`` items (module text)."""
+    """The largest legitimate batch of at most ``max_batch`` items (module text)."""
     return REQUEST_ALLOWANCE_BYTES + max_batch * ITEM_BYTES
 
 
-def max_body_bytes(settings: Settings) -> int:
-    """HSMGATE_MAX_BODY_BYTES, or the default sized by HSMGATE_MAX_BATCH."""
-    if settings.max_body_bytes is not None:
-        return settings.max_body_bytes
+def max_batch_body_bytes(settings: Settings) -> int:
+    """HSMGATE_MAX_BATCH_BODY_BYTES, or the default sized by HSMGATE_MAX_BATCH."""
+    if settings.max_batch_body_bytes is not None:
+        return settings.max_batch_body_bytes
     return default_max_body_bytes(settings.max_batch)
 
 
@@ -81,15 +84,21 @@ def _declared_length(scope: Scope) -> int | None:
 
 
 class BodyLimitMiddleware:
-    """Refuses request bodies above ``max_body_bytes`` with 413 (module text)."""
+    """Refuses request bodies above the limit of their path with 413 (module text):
+    ``max_batch_body_bytes`` on ``batch_paths``, ``max_body_bytes`` everywhere else."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_batch_body_bytes: int,
+                 batch_paths: frozenset[str]) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_batch_body_bytes = max_batch_body_bytes
+        self.batch_paths = batch_paths
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        setting = "HSMGATE_MAX_BATCH_BODY_BYTES" if limit == self.max_batch_body_bytes and \
+            scope["path"] in self.batch_paths else "HSMGATE_MAX_BODY_BYTES"
         response = error_response(TOO_LARGE_CODE, f"the request body is larger than the limit of "
-                                                  f"{self.max_body_bytes} bytes (HSMGATE_MAX_BODY_BYTES)", 413)
+                                                  f"{limit} bytes ({setting})", 413)
         response.headers["connection"] = "close"
         await response(scope, receive, send)
 
@@ -97,11 +106,11 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.max_batch_body_bytes if scope["path"] in self.batch_paths else self.max_body_bytes
         declared = _declared_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared > limit:
+            await self._refuse(scope, receive, send, limit)
             return
-        limit = self.max_body_bytes
         received = 0
         started = cut = answered = False
 
@@ -116,7 +125,7 @@ class BodyLimitMiddleware:
                     cut = True
                     if not started:  # (else too late for an answer: the application just loses the body)
                         answered = True
-                        await self._refuse(scope, receive, send)
+                        await self._refuse(scope, receive, send, limit)
                     return {"type": "http.disconnect"}
             return message
 
