@@ -233,7 +233,24 @@ def test_generate_random_out_of_range(http: httpx.Client, length: str) -> None:
 def test_health(http: httpx.Client) -> None:
     response = http.get("/health")
     assert response.status_code == 200
-    assert response.json()["status"] == "UP"
+    assert response.json() == {"status": "UP"}  # open route: no partition names, no backend
+
+
+def test_health_down_names_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hsmgate.hsm.base import BackendUnavailable
+
+    settings = soft_settings(tmp_path, partition="secret-partition-name")
+    with LiveServer(settings) as server, server.client() as client:
+        partition = server.app.state.gateway.services("secret-partition-name").partition
+
+        def unreachable(_length: int) -> bytes:
+            raise BackendUnavailable("token 'secret-partition-name' is gone")
+
+        monkeypatch.setattr(partition, "generate_random", unreachable)
+        response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json() == {"status": "DOWN"}
+    assert "secret" not in response.text
 
 
 def test_root_redirects_to_swagger(http: httpx.Client) -> None:
