@@ -61,6 +61,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app = FastAPI(
         title="hsmgate", version=__version__, description=DESCRIPTION, lifespan=lifespan,
         docs_url="/swagger-ui/index.html", openapi_url="/v3/api-docs", redoc_url=None,
+        redirect_slashes=False,  # "/v1/key/" is a 404, not a redirect built from the Host header
         dependencies=[Depends(authorize)],  # every route: authentication + role check (auth/roles.py)
         telemetry=None if settings.otel else {"tracing": False, "metrics": False, "logs": False},
     )

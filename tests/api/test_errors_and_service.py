@@ -253,6 +253,16 @@ def test_health_down_names_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "secret" not in response.text
 
 
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_trailing_slash_is_not_redirected(http: httpx.Client, method: str) -> None:
+    """Starlette would answer "/v1/key/" with a redirect whose Location it builds from the
+    request's Host header (an open redirect for anyone who can set it); hsmgate answers 404."""
+    response = http.request(method, "/v1/key/", headers={"Host": "evil.example"}, follow_redirects=False)
+    assert "location" not in response.headers
+    assert_tsb_error(response, 102, 404)
+    assert http.get("/v1/key").status_code == 200  # the route itself is there
+
+
 def test_root_redirects_to_swagger(http: httpx.Client) -> None:
     response = http.get("/", follow_redirects=False)
     assert response.status_code in (301, 302, 303, 307, 308)
