@@ -203,3 +203,47 @@ def test_certificate_errors(http: httpx.Client, ca: tuple[str, Path]) -> None:
     assert_tsb_error(http.post("/v1/certificate/synchronous/request", json={
                "signKeyName": ec, "validity": 1, "signatureAlgorithm": "SHA256_WITH_ECDSA",
                "standardCertificateAttributes": {"commonName": "x", "country": "CHE"}}), 600, 400)
+
+
+def test_control_characters_in_certificate_names_are_refused(http: httpx.Client, ca: tuple[str, Path]) -> None:
+    """A NUL in a common name (``good.example\\0.evil.example``) or a line feed in any name: 600
+    naming the field, for each way a name enters a certificate."""
+    ca_label, _ = ca
+    ec = create_key(http, P256, CA_ATTRIBUTES, prefix="names")
+    selfsign = {"signKeyName": ec, "validity": 1, "signatureAlgorithm": "SHA256_WITH_ECDSA"}
+    body = assert_tsb_error(http.post("/v1/certificate/synchronous/selfsign",
+                                      json={**selfsign, "commonName": "good.example\u0000.evil.example"}), 600, 400)
+    assert "'commonName'" in body["message"] and "U+0000" in body["message"]
+    body = assert_tsb_error(http.post("/v1/certificate/synchronous/request", json={
+        **selfsign, "standardCertificateAttributes": {"commonName": "good.example\u0000.evil.example"}}), 600, 400)
+    assert "'standardCertificateAttributes.commonName'" in body["message"]
+    body = assert_tsb_error(http.post("/v1/certificate/synchronous/request", json={
+        **selfsign, "standardCertificateAttributes": {"commonName": "x", "organizationName": "a\nb"}}), 600, 400)
+    assert "'standardCertificateAttributes.organizationName'" in body["message"]
+
+    csr = post(http, "request", {**selfsign, "standardCertificateAttributes": {"commonName": "fine"}})
+    sign = {"signKeyName": ca_label, "validity": 1, "signatureAlgorithm": "SHA256_WITH_RSA",
+            "certificateSigningRequest": csr["certificateSigningRequest"]}
+    body = assert_tsb_error(http.post("/v1/certificate/synchronous/sign",
+                                      json={**sign, "commonName": "good.example\u0000.evil.example"}), 600, 400)
+    assert "'commonName'" in body["message"]
+    # a CSR made elsewhere whose subject carries the NUL
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec as ec_keys
+
+    key = ec_keys.generate_private_key(ec_keys.SECP256R1())
+    evil = (x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "good.example\u0000.evil.example")]))
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode())
+    body = assert_tsb_error(http.post("/v1/certificate/synchronous/sign", json={**sign, "certificateSigningRequest": evil}),
+                            600, 400)
+    assert "certificateSigningRequest subject commonName" in body["message"]
+    evil_san = (x509.CertificateSigningRequestBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fine")]))
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName("good.example\u0000.evil.example")]),
+                               critical=False)
+                .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode())
+    body = assert_tsb_error(http.post("/v1/certificate/synchronous/sign",
+                                      json={**sign, "certificateSigningRequest": evil_san}), 600, 400)
+    assert "subjectAltName" in body["message"]
+    assert post(http, "selfsign", {**selfsign, "commonName": "r\u00e9seau \u200cok"})["certificate"]  # no control
