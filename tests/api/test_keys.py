@@ -357,6 +357,45 @@ def test_create_refused(
         assert label not in http.get("/v1/key").json(), "a refused key must not be created"
 
 
+@pytest.mark.parametrize(
+    "label",
+    [
+        pytest.param("pay\u200bments", id="zero-width-space"),
+        pytest.param("invoice\u202egpj.exe", id="right-to-left-override"),
+        pytest.param("a\u2066b\u2069", id="bidi-isolate"),
+        pytest.param("key\u0085", id="c1-next-line"),
+        pytest.param("key\u2028two", id="line-separator"),
+        pytest.param("\ufeffkey", id="byte-order-mark"),
+        pytest.param("cafe\u0301", id="not-nfc"),
+        pytest.param("key\x1b[31m", id="ansi-escape"),
+    ],
+)
+def test_labels_that_do_not_read_as_what_they_are_are_refused(http: httpx.Client, label: str) -> None:
+    body = assert_tsb_error(create(http, label, algorithm="EC", curveOid="1.2.840.10045.3.1.7"), 610, 400,
+                            naming="'label'")
+    assert label not in http.get("/v1/key").json()
+    if label.startswith("cafe"):
+        assert "NFC" in body["message"]
+        nfc = unique("caf\u00e9")  # the composed spelling is fine
+        assert create(http, nfc, algorithm="EC", curveOid="1.2.840.10045.3.1.7").status_code == 201
+    data_object = http.post("/v1/dataObject", json={"name": label, "value": base64.b64encode(b"x").decode()})
+    assert_tsb_error(data_object, 610, 400, naming="'name'")
+
+
+def test_a_key_with_such_a_label_made_elsewhere_can_still_be_described_and_deleted(
+        soft_server: LiveServer, http: httpx.Client) -> None:
+    """Keys made before the stricter rule (or on the token by other tools) stay manageable."""
+    from hsmgate.hsm.base import KeyAttributes, KeySpec, KeyType
+
+    label = unique("legacy\u200b")
+    partition = soft_server.app.state.gateway.services(soft_server.settings.partition).partition
+    partition.generate(label, KeySpec(KeyType.EC, curve_oid="1.2.840.10045.3.1.7"),
+                       KeyAttributes(sign=True, decrypt=False, unwrap=False, destroyable=True))
+    assert http.get(f"/v1/key/{label}/attributes").status_code == 200
+    assert http.delete(f"/v1/key/{label}").status_code == 200
+    assert label not in http.get("/v1/key").json()
+
+
 # ---------------------------------------------------------------------------------------------
 # list, describe
 

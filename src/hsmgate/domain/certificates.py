@@ -33,7 +33,7 @@ from hsmgate.domain.algorithms import CERTIFICATE_SIGNATURE_ALGORITHMS, SIGNATUR
 from hsmgate.domain.hsm_errors import translated
 from hsmgate.domain.key_transfer import InvalidCertificate, der_of, load_certificate
 from hsmgate.domain.keys import key_info
-from hsmgate.domain.text import describe
+from hsmgate.domain.text import character_name
 from hsmgate.hsm.base import HashAlg, KeyInfo, Partition, SignMechanism, SignScheme
 from hsmgate.store.certificates import CertificateRepository
 
@@ -92,7 +92,7 @@ def check_name_value(value: str, field: str) -> None:
     characters such as ZERO WIDTH NON-JOINER stay allowed: personal names need them.)"""
     for char in value:
         if char < "\x20" or "\x7f" <= char < "\xa0":
-            raise errors.ValidationFailed(f"'{field}' must not contain control characters (found {describe(char)})")
+            raise errors.ValidationFailed(f"'{field}' must not contain control characters (found {character_name(char)})")
 
 
 def subject_name(attributes: dict[str, str | None], field_prefix: str = "standardCertificateAttributes.") -> x509.Name:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from hsmgate.domain.hsm_errors import translated
 from hsmgate.domain.ska import addresses
 from hsmgate.domain.ska.guard import guard_bits, load_policy, policy_json
 from hsmgate.domain.ska.policy import Policy
+from hsmgate.domain.text import character_name, unsafe_character
 from hsmgate.hsm.base import KeyAttributes, KeyInfo, KeySpec, KeyType, Partition
 from hsmgate.store.key_metadata import KeyMetadataRepository
 
@@ -60,7 +62,15 @@ def utc(moment: datetime) -> datetime:
 
 
 def check_label(label: str, field: str = "label") -> None:
-    """Refuse empty, over-long and reserved-character labels (``/`` is for derivation paths)."""
+    """Refuse empty, over-long and reserved-character labels (``/`` is for derivation paths), and
+    labels that would not read as what they are: control and format characters (zero-width,
+    bidi overrides and isolates; :mod:`hsmgate.domain.text`) and labels not in Unicode NFC.
+
+    Why refuse rather than normalise to NFC: a label is looked up by exact string in the backend,
+    the metadata (passwords, policies) and the audit log. Rewriting it on creation only would
+    leave the caller holding a spelling no lookup finds, and rewriting it on every lookup would
+    have to reach every one of them, or two spellings would reach different records (the key
+    found, its password record missed). A refused label is one clear 610 to fix at the client."""
     if not label or not label.strip():
         raise errors.ValidationFailed(f"'{field}' must not be empty")
     if len(label) > MAX_LABEL_LENGTH:
@@ -69,6 +79,23 @@ def check_label(label: str, field: str = "label") -> None:
         raise errors.InvalidKeyName(
             f"'{field}' must not contain '/' or control characters (derivation paths are not supported)"
         )
+    char = unsafe_character(label)
+    if char is not None:
+        raise errors.InvalidKeyName(
+            f"'{field}' must not contain control or invisible formatting characters (found {character_name(char)})")
+    if not unicodedata.is_normalized("NFC", label):
+        raise errors.InvalidKeyName(
+            f"'{field}' must be in Unicode normalisation form NFC (composed characters, e.g. U+00E9 for 'é', "
+            "not 'e' followed by U+0301)")
+
+
+def check_existing_label(label: str) -> None:
+    """A label naming a key that may exist: only what no key can have is refused (600 empty, 610
+    by :func:`check_key_name`). Keys made before :func:`check_label` became stricter, or outside
+    hsmgate on a PKCS#11 token, stay readable and deletable."""
+    if not label or not label.strip():
+        raise errors.ValidationFailed("'label' must not be empty")
+    check_key_name(label)
 
 
 def check_key_name(label: str) -> None:
@@ -243,7 +270,7 @@ class KeyService:
 
     def address(self, label: str) -> bytes:
         """The address hash of an SKA key with ``addressFormat`` (630 for other keys)."""
-        check_label(label)
+        check_existing_label(label)
         with translated():
             info = self.partition.get(label)
         stored, address_format = self._metadata.ska(label)
@@ -297,7 +324,7 @@ class KeyService:
             return self.partition.list_labels()
 
     def describe(self, label: str) -> SignedKey:
-        check_label(label)
+        check_existing_label(label)
         with translated():
             info = self.partition.get(label)
         created = self._metadata.created_at(label)
@@ -306,7 +333,7 @@ class KeyService:
         return self._signed(info, utc(created))
 
     def delete(self, label: str) -> None:
-        check_label(label)
+        check_existing_label(label)
         with translated():
             self.partition.delete(label)
         self._metadata.forget(label)

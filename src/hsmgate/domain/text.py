@@ -39,7 +39,7 @@ def unsafe_character(text: str) -> str | None:
     return None
 
 
-def describe(char: str) -> str:
+def character_name(char: str) -> str:
     """``U+202E RIGHT-TO-LEFT OVERRIDE``: a character named so that a message can show it."""
     name = unicodedata.name(char, "")
     return f"U+{ord(char):04X}" + (f" {name}" if name else "")
