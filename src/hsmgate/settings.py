@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     jwt_jwks_file: Path | None = None
     jwt_signing_key: Path | None = None
     jwt_leeway_seconds: int = Field(30, ge=0, le=600)
+    #: Longest token lifetime accepted (seconds): exp - iat, or exp - now without iat. A stolen
+    #: token is useful at most this long; ``hsmgate token issue`` refuses longer --ttl values.
+    jwt_max_lifetime: int = Field(86400, ge=60)
     #: TLS of ``hsmgate serve`` and client certificates (mTLS).
     tls_cert: Path | None = None
     tls_key: Path | None = None

@@ -216,6 +216,42 @@ def test_partition_claim_binds_the_token(jwt_server: LiveServer, keys: Keys) -> 
     assert response.status_code == 403 and "attestation-key" not in response.text
 
 
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+def test_numeric_dates_given_as_strings_are_refused(jwt_server: LiveServer, keys: Keys, claim: str) -> None:
+    """PyJWT converts ``"exp": "1700000000"`` with int(); RFC 7519 says a NumericDate is a number."""
+    values = claims()
+    token = jwt.encode({**values, claim: str(values[claim])}, keys.rsa, algorithm="RS256")
+    assert_invalid(get_keys(jwt_server, token), f"'{claim}' claim must be a NumericDate")
+    true = jwt.encode({**values, "exp": True}, keys.rsa, algorithm="RS256")
+    assert get_keys(jwt_server, true).status_code == 401
+
+
+def test_token_lifetime_is_capped(jwt_server: LiveServer, keys: Keys) -> None:
+    now = int(time.time())
+    day = 24 * 3600
+    too_long = jwt.encode(claims(iat=now, exp=now + day + 1), keys.rsa, algorithm="RS256")
+    assert_invalid(get_keys(jwt_server, too_long), "HSMGATE_JWT_MAX_LIFETIME")
+    # without iat the remaining lifetime counts
+    no_iat = jwt.encode(claims(iat=None, nbf=None, exp=now + 30 * day), keys.rsa, algorithm="RS256")
+    assert_invalid(get_keys(jwt_server, no_iat), "from now")
+    # iat set back to look fresh does not help: exp - iat is what counts
+    backdated = jwt.encode(claims(iat=now - day, exp=now + 3600), keys.rsa, algorithm="RS256")
+    assert_invalid(get_keys(jwt_server, backdated), "from iat")
+    within = jwt.encode(claims(iat=now, exp=now + day), keys.rsa, algorithm="RS256")
+    assert get_keys(jwt_server, within).status_code == 200
+    no_iat_within = jwt.encode(claims(iat=None, nbf=None, exp=now + 3600), keys.rsa, algorithm="RS256")
+    assert get_keys(jwt_server, no_iat_within).status_code == 200
+
+
+def test_token_lifetime_cap_is_configurable(tmp_path: Path, keys: Keys) -> None:
+    with LiveServer(auth_settings(tmp_path, **keys.settings(), jwt_max_lifetime=600)) as server:
+        now = int(time.time())
+        assert_invalid(get_keys(server, jwt.encode(claims(iat=now, exp=now + 601), keys.rsa, algorithm="RS256")),
+                       "at most 600 s")
+        assert get_keys(server, jwt.encode(claims(iat=now, exp=now + 600), keys.rsa, algorithm="RS256")).status_code \
+            == 200
+
+
 def test_token_issue_command_mints_a_working_token(jwt_server: LiveServer, keys: Keys,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {"HSMGATE_JWT_ISSUER": ISSUER, "HSMGATE_JWT_AUDIENCE": AUDIENCE,
@@ -232,6 +268,9 @@ def test_token_issue_command_mints_a_working_token(jwt_server: LiveServer, keys:
     assert get_keys(jwt_server, token).status_code == 200
     bad = CliRunner().invoke(cli, ["token", "issue", "--sub", "x", "--role", "keyManagement", "--ttl", "soon"])
     assert bad.exit_code == 2 and "invalid duration" in bad.output
+    long = CliRunner().invoke(cli, ["token", "issue", "--sub", "x", "--role", "keyManagement", "--ttl", "7d"])
+    assert long.exit_code == 2 and "HSMGATE_JWT_MAX_LIFETIME" in long.output
+    assert len(long.output.strip().splitlines()) == 1, long.output
 
 
 def test_token_issue_without_signing_key_fails_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
