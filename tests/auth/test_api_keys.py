@@ -132,3 +132,21 @@ def test_one_key_may_serve_several_roles(serve: Callable[..., LiveServer]) -> No
         assert http.get("/v1/generateRandom/8", headers={"X-API-KEY": shared}).status_code == 200
         assert http.get("/v1/versionInfo", headers={"X-API-KEY": shared}).status_code == 200
         assert http.get("/v1/key", headers={"X-API-KEY": shared}).status_code == 401
+
+
+@pytest.mark.parametrize(("method", "path", "body", "role"), [
+    ("GET", "/v1/key", None, Role.KEY_MANAGEMENT),
+    ("POST", "/v1/verify", VERIFY_BODY, Role.KEY_OPERATION),  # an operation route (api/operation_route.py)
+    ("POST", "/v1/verifyBatch", {"verifyRequests": [VERIFY_BODY["verifySignatureRequest"]]}, Role.KEY_OPERATION),
+])
+def test_two_api_key_headers_are_refused(api_key_server: LiveServer, method: str, path: str,
+                                         body: dict[str, Any] | None, role: Role) -> None:
+    """Judged by the first header, a request with a valid key first and anything second passed,
+    while a proxy or log in front may see only the second: refuse the ambiguity."""
+    good, other = ROLE_KEYS[role][0], "revoked-key-the-proxy-sees-0000"
+    with api_key_server.client() as http:
+        for headers in ([("X-API-KEY", good), ("X-API-KEY", other)], [("X-API-KEY", good), ("x-api-key", good)]):
+            response = http.request(method, path, json=body, headers=headers)
+            assert response.status_code == 401, response.text
+            assert response.json()["errorCode"] == 631 and "more than one X-API-KEY" in response.json()["message"]
+        assert call(http, method, path, body, {"X-API-KEY": good}).status_code == 200

@@ -308,3 +308,11 @@ def test_weak_or_unusable_keys_are_refused_at_start(tmp_path: Path) -> None:
     p384.write_bytes(pem_public(ec.generate_private_key(ec.SECP384R1())))
     with pytest.raises(ConfigError, match="P-256"):
         verification_keys(Settings(jwt_issuer=ISSUER, jwt_audience=AUDIENCE, jwt_public_keys=str(p384)))
+
+
+def test_two_authorization_headers_are_refused(jwt_server: LiveServer, keys: Keys) -> None:
+    good = jwt.encode(claims(), keys.rsa, algorithm="RS256")
+    with jwt_server.client() as http:
+        response = http.get("/v1/key", headers=[("Authorization", f"Bearer {good}"),
+                                                ("Authorization", "Bearer something-else")])
+    assert_invalid(response, "more than one Authorization header")
