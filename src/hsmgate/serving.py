@@ -26,6 +26,7 @@ import sys
 import time
 from typing import Any
 
+from hsmgate.log_format import configure_logging
 from hsmgate.settings import Settings
 
 log = logging.getLogger("hsmgate.serving")
@@ -94,8 +95,7 @@ def _worker(settings: Settings, sock: socket.socket, uvicorn_options: dict[str, 
 
     from hsmgate.app import create_app
 
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format=f"%(asctime)s %(levelname)s %(name)s[w{index}]: %(message)s")
+    configure_logging(settings.log_level, settings.log_format, worker=index)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; it sends SIGTERM
     app = create_app(settings)
     settle_heap()

@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     attestation_key_size: int = 2048
     max_random_length: int = Field(65536, ge=1)
     log_level: str = "info"
+    #: ``text``: one escaped line per record; ``json``: one JSON object per line (hsmgate/log_format.py)
+    log_format: Literal["text", "json"] = "text"
     # -- RFC 3161 timestamps --
     #: key that signs /v1/createRfcTimestamp tokens (the TSB's hsm.rfcTimestampKeyName); unset: refused
     rfc_timestamp_key_name: str | None = None

@@ -316,3 +316,20 @@ def test_two_authorization_headers_are_refused(jwt_server: LiveServer, keys: Key
         response = http.get("/v1/key", headers=[("Authorization", f"Bearer {good}"),
                                                 ("Authorization", "Bearer something-else")])
     assert_invalid(response, "more than one Authorization header")
+
+
+@pytest.mark.parametrize("subject", ["alice\n2026-01-01 00:00:00,000 INFO hsmgate.audit: forged", "bob\x1b[2J",
+                                     "mallory\u202egnp.exe", "eve\u200b", "carol\u2028x", "dave\x85"])
+def test_subjects_with_control_or_format_characters_are_refused(jwt_server: LiveServer, keys: Keys,
+                                                                subject: str) -> None:
+    """The sub names the caller in log lines and the audit log: no forged lines, no terminal escapes,
+    no reversed or invisible text there. Refused even when the token lacks the route's role."""
+    for roles in (["keyManagement"], ["service"]):
+        token = jwt.encode(claims(sub=subject, roles=roles), keys.rsa, algorithm="RS256")
+        response = get_keys(jwt_server, token)
+        assert_invalid(response, "'sub' claim must not contain control or format characters")
+        assert subject not in response.text
+    partition = jwt.encode(claims(partition="default\n"), keys.rsa, algorithm="RS256")
+    assert_invalid(get_keys(jwt_server, partition), "'partition' claim must not contain")
+    fine = jwt.encode(claims(sub="J\u00fcrg M\u00fcller \u65e5\u672c"), keys.rsa, algorithm="RS256")
+    assert get_keys(jwt_server, fine).status_code == 200

@@ -195,3 +195,29 @@ def test_every_presented_credential_must_allow_the_call(want_server: LiveServer,
         assert http.get("/v1/generateRandom/8", headers={"X-API-KEY": "wrong-key-wrong-key"}).status_code == 401
     with certs.client(want_server, certs.unmapped) as http:  # an unmapped certificate is no credential
         assert http.get("/v1/key", headers=management).status_code == 200
+
+
+@pytest.mark.parametrize("common_name", ["ops\n2026-01-01 00:00:00,000 INFO hsmgate.audit: forged", "ops\u202egnp.exe",
+                                         "ops\x1b[31m"])
+def test_certificate_subjects_with_control_or_format_characters_are_refused(
+        tmp_path: Path, certs: Certificates, common_name: str) -> None:
+    """Mapped by fingerprint, or by the ``*`` entry, such a certificate would name the caller in the
+    logs and the audit log; it is refused (401 / 618) without echoing the subject."""
+    from cryptography.hazmat.primitives import hashes
+
+    from tests.auth.conftest import auth_settings
+
+    odd = certs.pki.issue(common_name)
+    fingerprint = odd.certificate.fingerprint(hashes.SHA256()).hex()
+    for key in (f"sha256:{fingerprint}", "*"):
+        settings = certs.settings("need", mtls_identities={key: {"roles": ["keyOperation"]},
+                                                           certs.operator.subject: {"roles": ["keyOperation"]}})
+        with LiveServer(auth_settings(tmp_path / key[:6], **settings)) as server, certs.client(server, odd) as http:
+            response = http.get("/v1/generateRandom/8")
+            assert response.status_code == 401, response.text
+            assert response.json()["errorCode"] == 618 and "control or format characters" in response.json()["message"]
+            assert common_name not in response.text
+            records = list(AuditRepository(server.app.state.db).records("default"))
+            assert not any(common_name in str(r["principal"]) for r in records)
+            with certs.client(server, certs.operator) as fine:  # an ordinary certificate still works
+                assert fine.get("/v1/generateRandom/8").status_code == 200

@@ -43,6 +43,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from hsmgate.auth.errors import InvalidAccessToken
 from hsmgate.auth.roles import Role
+from hsmgate.domain.text import character_name, unsafe_character
 from hsmgate.settings import ConfigError, Settings
 
 #: Algorithms hsmgate accepts and issues.
@@ -256,6 +257,11 @@ def _claims(payload: dict[str, Any]) -> Claims:
         raise InvalidAccessToken("the 'sub' claim must be a string of 1 to 256 characters")
     if not isinstance(partition, str) or not partition:
         raise InvalidAccessToken("the 'partition' claim must be a non-empty string")
+    for claim, value in (("sub", subject), ("partition", partition)):
+        char = unsafe_character(value)
+        if char is not None:  # it names the caller in logs and in the audit log (domain/text.py)
+            raise InvalidAccessToken(f"the '{claim}' claim must not contain control or format characters "
+                                     f"(found {character_name(char)})")
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise InvalidAccessToken("the 'roles' claim must be a list of role names")
     try:
