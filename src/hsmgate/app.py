@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse
 from hsmgate import __version__
 from hsmgate.api.body_limit import BodyLimitMiddleware, max_batch_body_bytes
 from hsmgate.api.deps import authorize
+from hsmgate.api.dev_guard import guard_dev_mode
 from hsmgate.api.errors import install_error_handlers
 from hsmgate.api.execution import inline_operations
 from hsmgate.api.request_id import RequestIdMiddleware
@@ -80,6 +81,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                        batch_paths=frozenset(route.path for route in batch.router.routes))
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
+    guard_dev_mode(app, settings)  # dev mode: 403 for requests not on loopback, outermost (api/dev_guard.py)
     for router in ROUTERS:
         app.include_router(router)
 

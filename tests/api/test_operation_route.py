@@ -152,7 +152,7 @@ def test_an_added_middleware_sees_the_key_operations(tmp_path: Path) -> None:
     app = create_app(soft_settings(tmp_path))
     app.add_middleware(_Recorder, seen=seen)
     label = "pipeline-ed"
-    with TestClient(app) as http:
+    with TestClient(app, base_url="http://127.0.0.1") as http:  # dev mode answers on loopback only (api/dev_guard.py)
         assert http.post("/v1/key", json={"label": label, "algorithm": "ED", "curveOid": "1.3.101.112",
                                           "attributes": {"sign": True, "decrypt": False, "unwrap": False}}
                          ).status_code == 201
