@@ -33,6 +33,7 @@ from hsmgate.domain.ska.requests import RequestScheduler, RequestService
 from hsmgate.domain.ska.timestamp_key import TimestampService
 from hsmgate.domain.timestamps import RfcTimestampService
 from hsmgate.hsm.base import HsmError, Partition
+from hsmgate.private_files import prepare_data_dir
 from hsmgate.settings import ConfigError, Settings
 from hsmgate.store.audit import AuditRepository
 from hsmgate.store.audit_anchors import AnchorError, AnchorSink, FileAnchors, SyslogAnchors
@@ -263,7 +264,7 @@ class Runtime:
 
 def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     """The database migrated, every partition's services, the audit trail and SKA services."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings.data_dir)  # umask 077, data dir 0700 (private_files.py)
     db = Database(settings.resolved_database_url)
     db.migrate()
     audit = build_audit(settings, db)

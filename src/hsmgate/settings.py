@@ -257,7 +257,7 @@ class Settings(BaseSettings):
             if path.stat().st_mode & 0o077:
                 raise ConfigError(f"{path} must not be readable by group or others (chmod 600)")
             return _decode_key(path.read_text().strip())
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = secrets.token_bytes(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:

@@ -49,6 +49,11 @@ def _database(settings: Settings):  # type: ignore[no-untyped-def]
     return db
 
 
+def _private(path: str, flags: int) -> int:
+    """``open`` opener: a new file is created with mode 0600."""
+    return os.open(path, flags, 0o600)
+
+
 def _read_public_key(path: Path) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
@@ -250,7 +255,7 @@ def export(
     try:
         repository = AuditRepository(db)
         names = [partition] if partition is not None else repository.partitions()
-        handle: IO[str] = open(output, "w") if output is not None else sys.stdout  # noqa: SIM115
+        handle: IO[str] = open(output, "w", opener=_private) if output is not None else sys.stdout  # noqa: SIM115
         try:
             for line in export_lines(repository, names, after):
                 handle.write(line + "\n")

@@ -13,6 +13,7 @@ from hsmgate import __version__
 from hsmgate.auth.mtls import check_tls_files, uvicorn_tls_options
 from hsmgate.commands.common import err, fail, load_settings
 from hsmgate.log_format import configure_logging
+from hsmgate.private_files import restrict_umask
 from hsmgate.settings import ConfigError, Settings
 
 
@@ -29,6 +30,7 @@ def serve(
     tls_client_auth: Annotated[str | None, typer.Option(help="Client certificates: need | want | none [HSMGATE_TLS_CLIENT_AUTH]")] = None,
 ) -> None:
     """Serve the REST API."""
+    restrict_umask()  # every file this process creates: 0600 / 0700 (private_files.py)
     if config is not None:
         os.environ["HSMGATE_CONFIG"] = str(config)
     settings = load_settings(host=host, port=port, data_dir=data_dir, dev=dev, workers=workers, tls_cert=tls_cert,
