@@ -35,6 +35,7 @@ from hsmgate.domain.timestamps import RfcTimestampService
 from hsmgate.hsm.base import HsmError, Partition
 from hsmgate.private_files import prepare_data_dir
 from hsmgate.settings import ConfigError, Settings
+from hsmgate.ska_results import result_sealer
 from hsmgate.store.audit import AuditRepository
 from hsmgate.store.audit_anchors import AnchorError, AnchorSink, FileAnchors, SyslogAnchors
 from hsmgate.store.certificates import CertificateRepository
@@ -209,7 +210,8 @@ def build_partition_ska(settings: Settings, db: Database, services: PartitionSer
     timestamps.ensure(clock.now())
     metadata.mark_internal(settings.timestamp_key_name, when=datetime.now(UTC).replace(microsecond=0))
     requests = RequestService(partition_name=name, repository=RequestRepository(db, name), keys=services.keys,
-                              signing=services.key_use.services.signing, timestamps=timestamps, clock=clock)
+                              signing=services.key_use.services.signing, timestamps=timestamps, clock=clock,
+                              results=result_sealer(settings))
     approvals = ApprovalService(
         requests, clock=clock, max_timestamp_diff=settings.max_timestamp_diff,
         max_future_timestamp_diff=settings.max_future_timestamp_diff,

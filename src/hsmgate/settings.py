@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     timestamp_signing_certificates: PathList = ()
     #: seconds between two passes of the request scheduler (timelocks, expiry)
     ska_scheduler_interval: float = Field(5.0, gt=0, le=3600)
+    #: seconds an executed request's result stays fetchable (then erased; domain/ska/results.py)
+    ska_result_retention: int = Field(86400, ge=60)
     # -- scale-out --
     workers: int = Field(1, ge=1, le=64)
     max_batch: int = Field(1000, ge=1, le=100_000)
