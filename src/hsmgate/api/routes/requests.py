@@ -6,7 +6,8 @@ whose rule for the operation is always fulfilled, executes at once: the request 
 (its result at ``GET /v1/request/{id}``) and an error is answered directly, as the synchronous
 endpoint would. A key password (``keyPassword``) is checked when the request is made (620) and then
 dropped: the stored request (and the approvers' ``requestBase64``) carries ``null``; hsmgate never
-stores key passwords.
+stores key passwords. Results are stored sealed and erased on ``DELETE`` of an EXECUTED request or
+after HSMGATE_SKA_RESULT_RETENTION (``domain/ska/results.py``).
 """
 
 from __future__ import annotations
@@ -180,7 +181,8 @@ def get_request(ska: SkaDep, services: ServicesDep, caller: CallerDep, id: str =
 
 
 @router.delete("/v1/request/{id}", tags=REQUESTS, operation_id="cancelRequest",
-               summary="Cancel a PENDING or APPROVED request (status CANCELLED)", **empty_response())
+               summary="Cancel a PENDING or APPROVED request (status CANCELLED); "
+                       "erase the result of an EXECUTED one", **empty_response())
 def cancel_request(ska: SkaDep, services: ServicesDep, caller: CallerDep, id: str = RequestIdPath) -> Response:
     ska.requests.cancel(id, services.key_use.audit(caller))
     return empty()
