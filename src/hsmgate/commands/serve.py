@@ -13,7 +13,8 @@ from hsmgate import __version__
 from hsmgate.auth.mtls import check_tls_files, uvicorn_tls_options
 from hsmgate.commands.common import err, fail, load_settings
 from hsmgate.log_format import configure_logging
-from hsmgate.private_files import restrict_umask
+from hsmgate.private_files import prepare_data_dir, restrict_umask
+from hsmgate.serve_guard import ServeLock
 from hsmgate.settings import ConfigError, Settings
 
 
@@ -50,8 +51,13 @@ def serve(
     from hsmgate.app import create_app
     from hsmgate.hsm.base import HsmError
 
+    try:
+        prepare_data_dir(settings.data_dir)
+        lock = ServeLock.acquire(settings.data_dir)  # one serve per data dir, workers included (serve_guard.py)
+    except ConfigError as exc:
+        fail(str(exc))
     if settings.workers > 1:
-        _serve_workers(settings)
+        _serve_workers(settings, lock)
         return
     try:
         app = create_app(settings)
@@ -88,8 +94,9 @@ def _scheme(settings: Settings) -> str:
     return "https" if settings.tls_cert else "http"
 
 
-def _serve_workers(settings: Settings) -> None:
-    """``--workers N``: N processes, one SO_REUSEPORT socket each (see ``hsmgate.serving``)."""
+def _serve_workers(settings: Settings, lock: ServeLock) -> None:
+    """``--workers N``: N processes, one SO_REUSEPORT socket each (see ``hsmgate.serving``), all
+    holding ``lock``."""
     from hsmgate.hsm.base import HsmError
     from hsmgate.serving import Supervisor, prepare
 
@@ -97,7 +104,7 @@ def _serve_workers(settings: Settings) -> None:
         prepare(settings)
     except (ConfigError, HsmError) as exc:
         fail(str(exc))
-    supervisor = Supervisor(settings, uvicorn_options(settings), settings.workers)
+    supervisor = Supervisor(settings, uvicorn_options(settings), settings.workers, lock)
     announce(settings, f"hsmgate {__version__}: backend={settings.backend} partition={settings.partition} "
              f"on {_scheme(settings)}://{settings.host}:{settings.port} with {settings.workers} workers "
              f"({'SO_REUSEPORT' if supervisor.reuseport else 'shared socket'})")
