@@ -104,7 +104,7 @@ def test_a_shared_directory_open_to_others_is_refused(tmp_path: Path, permissive
     env = {k: v for k, v in os.environ.items() if not k.startswith("HSMGATE_")}
     result = subprocess.run([sys.executable, "-m", "hsmgate", "serve", "--dev", "--data-dir", str(shared)],
                             env={**env, "HSMGATE_MASTER_KEY": "44" * 32}, capture_output=True, text=True,
-                            timeout=60)
+                            timeout=60, check=False)
     assert result.returncode == 2, result.stdout + result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("hsmgate:")]
     assert len(errors) == 1 and "chmod 700" in errors[0], result.stderr
