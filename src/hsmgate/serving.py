@@ -40,10 +40,10 @@ _MAX_FAST_FAILURES = 3
 
 
 def settle_heap() -> None:
-    """Take what start-up built (modules, the app, registries: ~160k objects) out of the garbage
-    collector's view. Otherwise every full collection walks them all: under load, requests that
-    wait for their audit commit survive into the oldest generation and trigger a full pass about
-    1.5 times a second, ~110 ms each — the p99 latency (measured 130 ms → 20–30 ms with this)."""
+    """Take what start-up built (modules, the app, registries) out of the garbage collector's view.
+    Otherwise every full collection walks them all: under load, requests that wait for their audit
+    commit survive into the oldest generation and trigger frequent long full passes, which set the
+    p99 latency (bench/results/design-measurements.md)."""
     gc.collect()
     gc.freeze()
 
