@@ -6,7 +6,7 @@ services — for the HTTP app (``app.py``) and the command line alike. Nothing e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -30,12 +30,12 @@ from hsmgate.domain.signing import SigningService
 from hsmgate.domain.ska.approvals import ApprovalService, SkaServices
 from hsmgate.domain.ska.execution import SCHEDULER_AUTH_METHOD, SCHEDULER_PRINCIPAL, register_executors
 from hsmgate.domain.ska.requests import RequestScheduler, RequestService
+from hsmgate.domain.ska.results import ResultSealer
 from hsmgate.domain.ska.timestamp_key import TimestampService
 from hsmgate.domain.timestamps import RfcTimestampService
 from hsmgate.hsm.base import HsmError, Partition
 from hsmgate.private_files import prepare_data_dir
 from hsmgate.settings import ConfigError, Settings
-from hsmgate.ska_results import result_sealer
 from hsmgate.store.audit import AuditRepository
 from hsmgate.store.audit_anchors import AnchorError, AnchorSink, FileAnchors, SyslogAnchors
 from hsmgate.store.certificates import CertificateRepository
@@ -197,6 +197,12 @@ def attach_signers(audit: AuditTrail, gateway: Gateway) -> None:
     for name in gateway.names():
         services = gateway.services(name)
         audit.signers[name] = AttestationSigner(services.partition, services.keys.attestation_key_name)
+
+
+def result_sealer(settings: Settings) -> ResultSealer:
+    """The sealer of SKA request results, keyed by the master key (HSMGATE_MASTER_KEY, or
+    ``<data-dir>/master.key``, created 0600 on first use with either backend)."""
+    return ResultSealer(settings.load_master_key(), retention=timedelta(seconds=settings.ska_result_retention))
 
 
 def build_partition_ska(settings: Settings, db: Database, services: PartitionServices, clock: Clock,
