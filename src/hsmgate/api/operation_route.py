@@ -12,7 +12,8 @@ order:
    dependency of every route) — before the body is looked at, so an unauthenticated caller learns
    nothing about what it sent;
 2. parse and validate the body in one pass (``model_validate_json``, pydantic-core); a body with a
-   trailing comma is re-read leniently, and the parser's limits (nesting, digits, surrogates) are
+   trailing comma or a raw control character in a string is re-read leniently, and the parser's
+   limits (nesting, digits, surrogates) are
    those of every other route (``api/lenient_json.py``); errors are :class:`RequestValidationError`
    with FastAPI's ``("body", …)`` locations, so they answer the same 600 / 621 bodies;
 3. run the endpoint — a plain ``def`` that maps the wire DTO onto one call of the partition's
@@ -50,7 +51,7 @@ from hsmgate.api.deps import (
     current_principal,
 )
 from hsmgate.api.execution import run_operation
-from hsmgate.api.lenient_json import TsbRoute, is_trailing_comma, loads_lenient
+from hsmgate.api.lenient_json import TsbRoute, is_tolerated, loads_lenient
 
 _JSON = "application/json"
 
@@ -77,9 +78,9 @@ def parse_body(model: type[BaseModel], raw: bytes, content_type: str | None) -> 
         if not errors or errors[0]["type"] != "json_invalid":
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
         reason = str(errors[0].get("ctx", {}).get("error", "syntax error"))
-    if not is_trailing_comma(reason):  # not JSON, or beyond the parser's limits (api/lenient_json.py)
+    if not is_tolerated(reason):  # not JSON, or beyond the parser's limits (api/lenient_json.py)
         raise _json_invalid(0, reason)
-    try:  # a trailing comma, as the TSB's Go client sends
+    try:  # a trailing comma, or a raw newline in a string, as the TSB's Go client sends them
         document = loads_lenient(raw)
     except json.JSONDecodeError as exc:
         raise _json_invalid(exc.pos, exc.msg) from None

@@ -1,5 +1,6 @@
 """One router per TSB tag. Every router is made by :func:`tsb_router`, so every route parses JSON
-bodies leniently (a trailing comma, as the TSB's Go client sends it: ``api/lenient_json.py``).
+bodies leniently (a trailing comma, raw newlines inside strings, as the TSB's Go client sends them:
+``api/lenient_json.py``).
 
 Routes that answer nothing (deletions, approvals, …) answer 200 with an **empty body**, as the TSB
 does, never a JSON ``null``: decorate them with ``**empty_response()`` and return :func:`empty`.
