@@ -543,6 +543,48 @@ def test_block_unblock_and_modify(http: httpx.Client, clock: ManualClock,
         "tokens"][0]["groups"][0]["approvals"][0]["value"] == user.b64
 
 
+@pytest.mark.parametrize("unblock_rule", [{"tokens": []}, None], ids=["empty-tokens", "null"])
+@pytest.mark.parametrize("unblock_path", ["/v1/synchronousUnblock", "/v1/unblock"])
+def test_a_blocked_key_whose_unblock_rule_is_empty_stays_readable_and_unblockable(
+        http: httpx.Client, unblock_rule: dict[str, Any] | None, unblock_path: str) -> None:
+    """An empty (or null) ruleUnblock means "unblocking needs no approvals" (reference §6.1), so
+    blocking such a key is allowed and the key is never stuck: it stays readable while blocked, and
+    unblocking needs no approvals. (The creation rule "a key created blocked needs a ruleUnblock"
+    applies to the creation request only, not to a policy read back from storage.)"""
+    label = unique("ska-easy-unblock")
+    key = create_key(http, label, {"ruleUse": None, "ruleBlock": None, "ruleUnblock": unblock_rule,
+                                   "ruleModify": None, "keyStatus": {"blocked": False}})
+    blocked = http.post("/v1/synchronousBlock", json={"blockRequest": {"blockKeyName": label}})
+    assert blocked.status_code == 200, blocked.text
+    described = http.post("/v1/key/attributes", json={"label": label})
+    assert described.status_code == 200, described.text
+    assert described.json()["json"]["policy"]["keyStatus"] == {"blocked": True}
+    assert described.json()["json"]["policy"]["ruleUnblock"] == unblock_rule
+    assert http.get(f"/v1/key/{label}/attributes").status_code == 200
+    sync = {"signRequest": {"payload": b64(PAYLOAD), "signKeyName": label, "signatureAlgorithm": "SHA256_WITH_ECDSA"}}
+    assert_error(http.post("/v1/synchronousSign", json=sync), 400, 614)  # blocked: refused, not broken
+
+    envelope = {"unblockRequest": {"unblockKeyName": label}}
+    unblocked = http.post(unblock_path, json=envelope)
+    assert unblocked.status_code in (200, 201), unblocked.text
+    if unblock_path == "/v1/unblock":  # no approvals needed: executed at once
+        assert status(http, unblocked.json()["unblockKeyRequestId"])["status"] == "EXECUTED"
+    assert http.post("/v1/key/attributes", json={"label": label}).json()["json"]["policy"]["keyStatus"] == {
+        "blocked": False}
+    signed = http.post("/v1/synchronousSign", json=sync)
+    assert signed.status_code == 200, signed.text
+    verify(key, signed.json()["signature"])
+
+
+def test_a_key_created_blocked_still_needs_a_rule_to_unblock_it(http: httpx.Client) -> None:
+    response = http.post("/v1/key", json={
+        "label": unique("ska-born-blocked"), "algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7",
+        "attributes": {"sign": True, "decrypt": False, "unwrap": False},
+        "policy": {"ruleUse": None, "ruleBlock": None, "ruleUnblock": {"tokens": []}, "ruleModify": None,
+                   "keyStatus": {"blocked": True}}})
+    assert_error(response, 400, 600)
+
+
 def test_management_of_a_key_without_policy_is_refused(http: httpx.Client) -> None:
     label = unique("plain")
     create_key(http, label, None)
