@@ -3,7 +3,8 @@
 Encapsulation needs only public material, so hsmgate does it in software (``hsm.softpq``, like
 signature verification with a public key) for a ``publicKey`` the caller sends or for the public
 half of a key of the partition. Decapsulation runs in the backend (``Partition.decapsulate``) and
-needs the key's ``decrypt`` or ``derive`` attribute, because the shared secret leaves the HSM.
+needs the key's ``decrypt``, ``derive`` or ``unwrap`` attribute (the TSB's own client decapsulates
+with keys that have only ``unwrap``), synchronously and as an approved SKA request alike.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def encapsulate(body: EncapsulateRequestDto, services: ServicesDep, caller: Call
 
 @router.post("/v1/synchronousDecapsulate", operation_id="synchronousDecapsulate",
              response_model=DecapsulateResponseDto,
-             summary="ML-KEM decapsulation inside the backend (key needs decrypt or derive)")
+             summary="ML-KEM decapsulation inside the backend (key needs decrypt, derive or unwrap)")
 def synchronous_decapsulate(body: SynchronousDecapsulateRequestDto, services: ServicesDep,
                             caller: CallerDep) -> DecapsulateResponseDto:
     request = body.decapsulationRequest
