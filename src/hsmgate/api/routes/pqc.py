@@ -2,7 +2,8 @@
 
 The TSB 2.x reference documents no ML-KEM endpoints; the shapes here are those of the TSB's own Go
 client (2026): ``/v1/encapsulate`` takes a public key, ``/v1/synchronousDecapsulate`` a key name and
-a ciphertext. The asynchronous ``/v1/decapsulate`` (SKA approvals) is not implemented.
+a ciphertext. The asynchronous ``/v1/decapsulate`` (SKA approvals) is an SKA request
+(``api/routes/requests.py``).
 """
 
 from __future__ import annotations
