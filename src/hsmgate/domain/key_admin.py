@@ -8,6 +8,10 @@ the attestation key's public key is how a client checks every attestation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import serialization
+
 from hsmgate.domain.certificates import CertificateService
 from hsmgate.domain.key_transfer import KeyImport, KeyTransferService
 from hsmgate.domain.key_use import Caller, InternalKey, KeyRef, KeyUse
@@ -15,6 +19,16 @@ from hsmgate.domain.keys import KeyService, NewKey, SignedKey, check_label
 from hsmgate.domain.passwords import PasswordService
 from hsmgate.store.certificates import CertificateRepository
 from hsmgate.store.key_metadata import KeyMetadataRepository
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationBundle:
+    """What ``POST /v1/key/keyAttestation`` hands out: the key's signed attestation, the public key
+    that verifies it (PEM) and that key's certificate chain (PEM, leaf first)."""
+
+    key: SignedKey
+    attestation_public_key_pem: bytes
+    certificate_chain_pem: bytes
 
 
 class KeyAdministration:
@@ -52,6 +66,20 @@ class KeyAdministration:
     def describe(self, caller: Caller, key: KeyRef) -> SignedKey:
         self._gate.check_password(caller, key)
         return self._gate.run(caller, "getKeyAttributes", key.label, lambda: self.keys.describe(key.label))
+
+    def attestation_bundle(self, caller: Caller, key: KeyRef) -> AttestationBundle:
+        """The attestation of a key with what a verifier needs besides it (the attestation key's
+        public key and certificate); readable for internal keys too, as :meth:`describe`."""
+        self._gate.check_password(caller, key)
+
+        def call() -> AttestationBundle:
+            signed = self.keys.describe(key.label)
+            certificate = self._certificate_service.attestation_certificate(signed.attestation_key_name)
+            public = certificate.public_key().public_bytes(serialization.Encoding.PEM,
+                                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+            return AttestationBundle(signed, public, certificate.public_bytes(serialization.Encoding.PEM))
+
+        return self._gate.run(caller, "getKeyAttestation", key.label, call)
 
     def delete(self, caller: Caller, key: KeyRef) -> None:
         """Destroy a destroyable key, with its certificate."""

@@ -1,13 +1,18 @@
-"""Tag "Keys": create, list, describe and delete keys (reference §3.1, §4)."""
+"""Tag "Keys": create, list, describe and delete keys, their attestation bundle (reference §3.1, §4;
+wave-2 §5.1)."""
 
 from __future__ import annotations
+
+import base64
+import io
+import zipfile
 
 from fastapi import Path, Response, status
 from pydantic import BaseModel, Field
 
 from hsmgate.api.deps import CallerDep, ServicesDep
 from hsmgate.api.operation_route import OperationRoute
-from hsmgate.api.routes import empty, empty_response, tsb_router
+from hsmgate.api.routes import download, download_responses, empty, empty_response, safe_file_name, tsb_router
 from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
 from hsmgate.api.wire.key_transfer import ChangeKeyPasswordDto, ImportAttributes, KeyExportDto, KeyImportDto
 from hsmgate.api.wire.keys import (
@@ -19,6 +24,7 @@ from hsmgate.api.wire.keys import (
     SignedKeyAttributesDto,
 )
 from hsmgate.domain.attestation import iso_z
+from hsmgate.domain.key_admin import AttestationBundle
 from hsmgate.domain.key_transfer import KeyImport
 from hsmgate.domain.key_use import KeyRef
 from hsmgate.domain.keys import KeyAttributes, NewKey, SignedKey, requested_attributes
@@ -85,6 +91,56 @@ def list_keys(services: ServicesDep, caller: CallerDep) -> list[str]:
 def key_attributes_with_password(body: KeyLabelWithPasswordDto, services: ServicesDep,
                                  caller: CallerDep) -> SignedKeyAttributesDto:
     return key_response(services.admin.describe(caller, KeyRef(body.label, body.password, "password")))
+
+
+#: Name of the certificate chain in the bundle, as the TSB names it (reference §3.1) so that scripts
+#: written for the TSB find it; the README is hsmgate's own.
+ATTESTATION_CHAIN_FILE = "PrimusHSM_Attestation.crt"
+ATTESTATION_README_FILE = "README_hsmgate_attestation.md"
+_ATTESTATION_README = """# Attestation of key `{label}`
+
+Made by hsmgate. `{name}.xml` is the key's attribute document, `{name}.sig` its RSASSA-PKCS1-v1_5 /
+SHA-256 signature by the partition's attestation key `{attestation_key}`, `{name}.pem` that key's public
+key and `{chain}` its certificate. hsmgate's attestation key is not certified by an HSM vendor: its
+certificate is self-signed (made by hsmgate at start-up), so trust it only as far as you trust this
+deployment, e.g. by comparing it with `GET /v1/certificate/{attestation_key}`.
+
+Check, in this directory:
+
+    openssl verify -CAfile {chain} {chain}
+    openssl x509 -in {chain} -noout -pubkey -out chain-pubkey.pem
+    openssl dgst -sha256 -verify chain-pubkey.pem -signature {name}.sig {name}.xml
+    openssl dgst -sha256 -verify {name}.pem -signature {name}.sig {name}.xml
+
+Then compare `<public_key>` in `{name}.xml` with the key you expect (e.g. a CSR's), and check
+`<extractable>false</extractable>` and `<never_extractable>true</never_extractable>`.
+"""
+
+
+def attestation_zip(bundle: AttestationBundle) -> bytes:
+    """The zip of ``POST /v1/key/keyAttestation``: ``<key>.xml``, ``<key>.sig`` (raw signature bytes),
+    ``<key>.pem`` (the attestation key's public key), the certificate chain and a README."""
+    signed = bundle.key
+    name = safe_file_name(signed.view.label)
+    readme = _ATTESTATION_README.format(label=signed.view.label, name=name, chain=ATTESTATION_CHAIN_FILE,
+                                        attestation_key=signed.attestation_key_name)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"{name}.xml", signed.xml.encode("utf-8"))
+        archive.writestr(f"{name}.sig", base64.b64decode(signed.xml_signature))
+        archive.writestr(f"{name}.pem", bundle.attestation_public_key_pem)
+        archive.writestr(ATTESTATION_CHAIN_FILE, bundle.certificate_chain_pem)
+        archive.writestr(ATTESTATION_README_FILE, readme.encode("utf-8"))
+    return out.getvalue()
+
+
+@router.post("/v1/key/keyAttestation", operation_id="getKeyAttestationAsFileDownload",
+             summary="The key's attestation as a zip file download",
+             **download_responses("A zip: the key's attestation XML, its signature, the attestation key's public "
+                                  "key and certificate, a README", "application/zip"))
+def key_attestation(body: KeyLabelWithPasswordDto, services: ServicesDep, caller: CallerDep) -> Response:
+    bundle = services.admin.attestation_bundle(caller, KeyRef(body.label, body.password, "password"))
+    return download(attestation_zip(bundle), "application/zip", f"{body.label}-attestation.zip")
 
 
 @router.get("/v1/key/{keyName}/attributes", operation_id="getKeyAttributes", deprecated=True,
