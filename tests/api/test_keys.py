@@ -563,3 +563,21 @@ def test_id_is_what_the_caller_gave_else_null(http: httpx.Client) -> None:
     again = http.post("/v1/key", json={"label": with_id, "algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7",
                                        "attributes": SIGN})
     assert again.status_code == 201 and again.json()["json"]["id"] is None
+
+
+def test_change_attributes_is_refused_with_611(http: httpx.Client) -> None:
+    """``PATCH /v1/key/changeAttributes``: its body is in no public source (wave-2 reference §5.4),
+    so hsmgate refuses it (611) rather than guess which fields rename or harden a key — and changes
+    nothing."""
+    label = unique("no-change")
+    assert http.post("/v1/key", json={"label": label, "algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7",
+                                      "attributes": SIGN}).status_code == 201
+    before = http.post("/v1/key/attributes", json={"label": label}).json()["json"]
+    for body in ({"label": label, "newLabel": unique("renamed")}, {"label": label, "attributes": {"sensitive": True}},
+                 None):
+        response = http.patch("/v1/key/changeAttributes", json=body)
+        assert_tsb_error(response, 611, 400)
+        assert "changeAttributes" in response.json()["message"]
+    after = http.post("/v1/key/attributes", json={"label": label}).json()["json"]
+    assert {k: v for k, v in after.items() if k != "attestTime"} == \
+        {k: v for k, v in before.items() if k != "attestTime"}

@@ -440,9 +440,18 @@ def test_addresses(http: httpx.Client, address_format: str) -> None:
     assert key["json"]["addressTruncated"] == {"address": expected.hex().upper(), "format": address_format}
     assert f'<address_truncated format="{address_format}">{expected.hex().upper()}</address_truncated>' in key["xml"]
     assert http.post("/v1/key/address", json={"label": label}).json() == {"address": b64(expected)}
+    deprecated = http.get(f"/v1/key/{label}/address")  # the deprecated form (no password, no format)
+    assert deprecated.status_code == 200 and deprecated.json() == {"address": b64(expected)}
     plain = unique("plain")
     create_key(http, plain, None, curve=SECP256K1)
     assert_tsb_error(http.post("/v1/key/address", json={"label": plain}), 630, 400)
+    assert_tsb_error(http.get(f"/v1/key/{plain}/address"), 630, 400)
+    assert_tsb_error(http.get(f"/v1/key/{unique('missing')}/address"), 650, 404)
+    assert_tsb_error(http.get(f"/v1/key/{'k' * 300}/address"), 600, 400)  # the path parameter's limit
+    guarded = unique(f"ska-{address_format}-pw")
+    create_key(http, guarded, policy(), curve=SECP256K1, addressFormat={"format": address_format}, password="pw")
+    assert_tsb_error(http.get(f"/v1/key/{guarded}/address"), 620, 400)  # a password cannot travel in a GET
+    assert http.post("/v1/key/address", json={"label": guarded, "password": "pw"}).status_code == 200
 
 
 def test_policy_in_attestation(http: httpx.Client, approvers: dict[str, list[Approver]]) -> None:
@@ -562,7 +571,7 @@ def test_a_blocked_key_whose_unblock_rule_is_empty_stays_readable_and_unblockabl
     assert described.json()["json"]["policy"]["ruleUnblock"] == unblock_rule
     assert http.get(f"/v1/key/{label}/attributes").status_code == 200
     sync = {"signRequest": {"payload": b64(PAYLOAD), "signKeyName": label, "signatureAlgorithm": "SHA256_WITH_ECDSA"}}
-    assert_error(http.post("/v1/synchronousSign", json=sync), 400, 614)  # blocked: refused, not broken
+    assert_tsb_error(http.post("/v1/synchronousSign", json=sync), 614, 400)  # blocked: refused, not broken
 
     envelope = {"unblockRequest": {"unblockKeyName": label}}
     unblocked = http.post(unblock_path, json=envelope)
@@ -582,7 +591,7 @@ def test_a_key_created_blocked_still_needs_a_rule_to_unblock_it(http: httpx.Clie
         "attributes": {"sign": True, "decrypt": False, "unwrap": False},
         "policy": {"ruleUse": None, "ruleBlock": None, "ruleUnblock": {"tokens": []}, "ruleModify": None,
                    "keyStatus": {"blocked": True}}})
-    assert_error(response, 400, 600)
+    assert_tsb_error(response, 600, 400)
 
 
 def test_management_of_a_key_without_policy_is_refused(http: httpx.Client) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
 
+from hsmgate.domain import errors
 from hsmgate.domain.certificates import CertificateService
 from hsmgate.domain.key_transfer import KeyImport, KeyTransferService
 from hsmgate.domain.key_use import Caller, InternalKey, KeyRef, KeyUse
@@ -107,6 +108,21 @@ class KeyAdministration:
             self._passwords.change(label, password, new_password)
 
         self._gate.run(caller, "changeKeyPassword", label, call, mutating=True)
+
+    def change_attributes(self, caller: Caller) -> None:
+        """``PATCH /v1/key/changeAttributes``: refused with 611, recorded like any refused call.
+
+        Refused rather than guessed (docs/tsb-deviations.md): the only source (a client's README)
+        says it renames a key, and the TSB documents that attributes may only be hardened, but no
+        public source shows the request body, so no field could be read with confidence — and a
+        wrong guess would leave a client believing a key was renamed or hardened when it was not."""
+        def refuse() -> None:
+            raise errors.UnsupportedOperation(
+                "PATCH /v1/key/changeAttributes is not supported by hsmgate: its request body is not public, so "
+                "neither a new label nor hardened attributes can be read from it; create the key under its final "
+                "label and with its final attributes (POST /v1/key)")
+
+        self._gate.run(caller, "changeAttributes", None, refuse)
 
     def import_certificate(self, caller: Caller, label: str, data: bytes) -> str:
         """Attach a certificate to a key (its public key must be the key's); answers its PEM."""

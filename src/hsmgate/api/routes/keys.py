@@ -26,7 +26,8 @@ from hsmgate.api.wire.keys import (
 from hsmgate.domain.attestation import iso_z
 from hsmgate.domain.key_admin import AttestationBundle
 from hsmgate.domain.key_transfer import KeyImport
-from hsmgate.domain.key_use import KeyRef
+from hsmgate.domain.gateway import PartitionServices
+from hsmgate.domain.key_use import Caller, KeyRef
 from hsmgate.domain.keys import KeyAttributes, NewKey, SignedKey, requested_attributes
 from hsmgate.domain.ska.policy import Policy
 
@@ -180,12 +181,32 @@ def import_plain_key(body: KeyImportDto, services: ServicesDep, caller: CallerDe
 @export_router.post("/v1/key/export/plain", operation_id="exportPlainKey", response_model=KeyExportDto,
                     summary="Export an extractable, non-sensitive key")
 def export_plain_key(body: KeyLabelWithPasswordDto, services: ServicesDep, caller: CallerDep) -> KeyExportDto:
-    exported = services.key_use.export(caller, KeyRef(body.label, body.password, "password"))
+    return _export(services, caller, KeyRef(body.label, body.password, "password"))
+
+
+def _export(services: PartitionServices, caller: Caller, key: KeyRef) -> KeyExportDto:
+    exported = services.key_use.export(caller, key)
     return KeyExportDto(
         privateKey=encode_base64(exported.private_key) if exported.private_key is not None else None,
         publicKey=encode_base64(exported.public_key) if exported.public_key is not None else None,
         secretKey=encode_base64(exported.secret_key) if exported.secret_key is not None else None,
     )
+
+
+@export_router.get("/v1/key/{keyName}/export/plain", operation_id="exportPlainKeyByName", deprecated=True,
+                   response_model=KeyExportDto,
+                   summary="Export an extractable, non-sensitive key without password (deprecated form)")
+def export_plain_key_by_name(services: ServicesDep, caller: CallerDep, keyName: str = KeyNamePath) -> KeyExportDto:
+    return _export(services, caller, KeyRef(keyName, None, "password"))  # the gate checks the name (610)
+
+
+@router.patch("/v1/key/changeAttributes", operation_id="changeAttributes",
+              summary="Refused (611): the request body of this TSB endpoint is not public",
+              **empty_response("Never: every call is refused with 611"))
+def change_attributes(services: ServicesDep, caller: CallerDep) -> Response:
+    """Always 611 (``KeyAdministration.change_attributes``); the body is not read."""
+    services.admin.change_attributes(caller)
+    return empty()
 
 
 @router.post("/v1/key/changePassword", operation_id="changeKeyPassword",
@@ -205,3 +226,9 @@ class KeyAddressDto(BaseModel):
 def key_address(body: KeyLabelWithPasswordDto, services: ServicesDep, caller: CallerDep) -> KeyAddressDto:
     return KeyAddressDto(address=encode_base64(services.admin.address(caller, KeyRef(body.label, body.password,
                                                                                       "password"))))
+
+
+@router.get("/v1/key/{keyName}/address", operation_id="getKeyAddress", deprecated=True, response_model=KeyAddressDto,
+            summary="Blockchain address hash of an SKA key without password (deprecated form)")
+def key_address_by_name(services: ServicesDep, caller: CallerDep, keyName: str = KeyNamePath) -> KeyAddressDto:
+    return KeyAddressDto(address=encode_base64(services.admin.address(caller, KeyRef(keyName, None, "password"))))
