@@ -91,7 +91,8 @@ def test_bundle_holds_the_signed_attestation_and_the_attestation_keys_certificat
     commands = [line.strip().strip("`") for line in readme.splitlines() if line.strip().startswith("openssl ")]
     assert len(commands) >= 2
     for command in commands:
-        result = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                                check=False)
         assert result.returncode == 0, (command, result.stdout, result.stderr)
     assert "Verified OK" in subprocess.run(
         ["openssl", "dgst", "-sha256", "-verify", f"{label}.pem", "-signature", f"{label}.sig", f"{label}.xml"],

@@ -24,9 +24,9 @@ from hsmgate.api.wire.keys import (
     SignedKeyAttributesDto,
 )
 from hsmgate.domain.attestation import iso_z
+from hsmgate.domain.gateway import PartitionServices
 from hsmgate.domain.key_admin import AttestationBundle
 from hsmgate.domain.key_transfer import KeyImport
-from hsmgate.domain.gateway import PartitionServices
 from hsmgate.domain.key_use import Caller, KeyRef
 from hsmgate.domain.keys import KeyAttributes, NewKey, SignedKey, requested_attributes
 from hsmgate.domain.ska.policy import Policy
