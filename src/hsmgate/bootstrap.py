@@ -119,8 +119,9 @@ def load_certificates(paths: tuple[Path, ...]) -> list[bytes]:
 
 def build_partition(settings: Settings, served: Settings, db: Database, backend: Partition,
                     audit: AuditTrail | None) -> PartitionServices:
-    """The domain services of one partition, on ``backend``; its attestation key is created when
-    absent and, like the data-object key's name, flagged internal."""
+    """The domain services of one partition, on ``backend``; its attestation key (and that key's
+    self-signed certificate) is created when absent and, like the data-object key's name, flagged
+    internal."""
     name = served.partition
     metadata = KeyMetadataRepository(db, name)
     certificates_store = CertificateRepository(db, name)
@@ -140,6 +141,7 @@ def build_partition(settings: Settings, served: Settings, db: Database, backend:
     admin = KeyAdministration(keys=keys, gate=gate, passwords=passwords, transfer=transfer, metadata=metadata,
                               certificates=certificates, certificate_store=certificates_store)
     keys.ensure_attestation_key(settings.attestation_key_size)
+    certificates.attestation_certificate(settings.attestation_key_name)  # the chain of attestation bundles
     now = datetime.now(UTC).replace(microsecond=0)
     for internal in (settings.attestation_key_name, DATA_OBJECT_KEY):
         metadata.mark_internal(internal, when=now)

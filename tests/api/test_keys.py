@@ -582,3 +582,41 @@ def test_other_master_key_cannot_use_the_keys(tmp_path: Path) -> None:
         assert http.delete("/v1/key/foreign-key").status_code == 200
         assert "foreign-key" not in http.get("/v1/key").json()
         assert _sign(http, label, "SHA256_WITH_ECDSA", b"payload").status_code == 200
+
+
+def test_id_is_what_the_caller_gave_else_null(http: httpx.Client) -> None:
+    """``json.id`` (and the XML ``<id>``) is the ``id`` of the creating request, kept by hsmgate;
+    keys created without one, and keys that came in by import, read null."""
+    with_id, without = unique("id-given"), unique("id-none")
+    created = http.post("/v1/key", json={"label": with_id, "id": "caller-chosen id", "algorithm": "EC",
+                                         "curveOid": "1.2.840.10045.3.1.7", "attributes": SIGN})
+    assert created.status_code == 201, created.text
+    for body in (created.json(), http.post("/v1/key/attributes", json={"label": with_id}).json()):
+        assert body["json"]["id"] == "caller-chosen id" and "\t<id>caller-chosen id</id>\n" in body["xml"]
+    created = http.post("/v1/key", json={"label": without, "algorithm": "AES", "keySize": 128, "attributes": CIPHER})
+    assert created.status_code == 201, created.text
+    for body in (created.json(), http.get(f"/v1/key/{without}/attributes").json()):
+        assert body["json"]["id"] is None and "<id>" not in body["xml"]
+    # a key deleted and created again under its label does not inherit the old id
+    assert http.delete(f"/v1/key/{with_id}").status_code == 200
+    again = http.post("/v1/key", json={"label": with_id, "algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7",
+                                       "attributes": SIGN})
+    assert again.status_code == 201 and again.json()["json"]["id"] is None
+
+
+def test_change_attributes_is_refused_with_611(http: httpx.Client) -> None:
+    """``PATCH /v1/key/changeAttributes``: its body is in no public source (wave-2 reference §5.4),
+    so hsmgate refuses it (611) rather than guess which fields rename or harden a key — and changes
+    nothing."""
+    label = unique("no-change")
+    assert http.post("/v1/key", json={"label": label, "algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7",
+                                      "attributes": SIGN}).status_code == 201
+    before = http.post("/v1/key/attributes", json={"label": label}).json()["json"]
+    for body in ({"label": label, "newLabel": unique("renamed")}, {"label": label, "attributes": {"sensitive": True}},
+                 None):
+        response = http.patch("/v1/key/changeAttributes", json=body)
+        assert_tsb_error(response, 611, 400)
+        assert "changeAttributes" in response.json()["message"]
+    after = http.post("/v1/key/attributes", json={"label": label}).json()["json"]
+    assert {k: v for k, v in after.items() if k != "attestTime"} == \
+        {k: v for k, v in before.items() if k != "attestTime"}

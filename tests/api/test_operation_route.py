@@ -114,6 +114,14 @@ def test_an_operation_route_refuses_parameters_it_cannot_supply() -> None:
     with pytest.raises(TypeError):
         app.router.add_api_route("/y", no_body, methods=["POST"], route_class_override=OperationRoute)
 
+    def not_a_path_parameter(keyName: str) -> None:  # pragma: no cover
+        return None
+
+    with pytest.raises(TypeError, match="unsupported parameter keyName"):
+        app.router.add_api_route("/w", not_a_path_parameter, methods=["GET"], route_class_override=OperationRoute)
+    # a str named like a parameter of the path is given that parameter (the deprecated GET forms)
+    app.router.add_api_route("/w/{keyName}", not_a_path_parameter, methods=["GET"], route_class_override=OperationRoute)
+
     async def coroutine(body: SignedSynchronousSignRequestDto) -> None:  # pragma: no cover
         return None
 

@@ -247,3 +247,41 @@ def test_control_characters_in_certificate_names_are_refused(http: httpx.Client,
                                       json={**sign, "certificateSigningRequest": evil_san}), 600, 400)
     assert "subjectAltName" in body["message"]
     assert post(http, "selfsign", {**selfsign, "commonName": "r\u00e9seau \u200cok"})["certificate"]  # no control
+
+
+def test_ca_signs_a_pem_csr_pasted_unescaped_into_the_json_body(http: httpx.Client, ca: tuple[str, Path]) -> None:
+    """The TSB's Go client pastes a multi-line PEM CSR into the JSON body without escaping its
+    newlines (raw U+000A inside a JSON string, which strict JSON forbids); the TSB (Jackson)
+    accepts it, so hsmgate does too (docs/tsb-deviations.md)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    ca_label, ca_path = ca
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pasted.example")]))
+           .sign(key, hashes.SHA256()))
+    pem = csr.public_bytes(serialization.Encoding.PEM).decode()
+    assert pem.count("\n") > 3
+    body = ('{\n  "signKeyName": "' + ca_label + '",\n  "validity": 30,\n  "signatureAlgorithm": "SHA256_WITH_RSA",\n'
+            '  "certificateSigningRequest": "' + pem + '"\n}')
+    raw = body.encode()
+    assert b"REQUEST-----\nMI" in raw  # the newlines are raw bytes inside the JSON string
+    response = http.post("/v1/certificate/synchronous/sign", content=raw,
+                         headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    issued = certificate(response.json()["certificate"])
+    ca_cert = certificate(ca_path.read_text())
+    issued.verify_directly_issued_by(ca_cert)  # cryptography checks the CA's signature
+    assert issued.public_key().public_bytes(serialization.Encoding.DER,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo) == \
+        key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert issued.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "pasted.example"
+    # with a trailing comma as well (the parser reports only the first departure), on a flat-body route
+    both = raw.replace(b'\n}', b',\n}')
+    assert http.post("/v1/certificate/synchronous/sign", content=both,
+                     headers={"Content-Type": "application/json"}).status_code == 200
+    # a raw control character outside a string is still not JSON
+    broken = raw.replace(b'"validity"', b'\x01"validity"')
+    assert_tsb_error(http.post("/v1/certificate/synchronous/sign", content=broken,
+                               headers={"Content-Type": "application/json"}), 621, 400)

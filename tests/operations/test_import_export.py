@@ -220,3 +220,31 @@ def test_export_only_extractable_non_sensitive_keys(http: httpx.Client) -> None:
     assert private.public_key().public_bytes(DER, SPKI) == exported["publicKey"]
     assert exported["secretKey"] is None
     assert_tsb_error(http.post("/v1/key/export/plain", json={"label": "no-such-key"}), 650, 404)
+
+
+def test_deprecated_get_export_goes_through_the_same_gate(http: httpx.Client) -> None:
+    """``GET /v1/key/{keyName}/export/plain`` (deprecated by the TSB for the POST with a password)
+    answers what the POST answers, and refuses what it refuses; it carries no password."""
+    label = unique("get-exp")
+    assert http.post("/v1/key", json={"label": label, "algorithm": "AES", "keySize": 256,
+                                      "attributes": OPEN}).status_code == 201
+    response = http.get(f"/v1/key/{label}/export/plain")
+    assert response.status_code == 200, response.text
+    assert response.json() == http.post("/v1/key/export/plain", json={"label": label}).json()
+    secret = unb64(response.json()["secretKey"])
+    encrypted = http.post("/v1/encrypt", json={"encryptRequest": {
+        "payload": b64(b"exported by GET"), "encryptKeyName": label, "cipherAlgorithm": "AES_GCM"}}).json()
+    assert AESGCM(secret).decrypt(unb64(encrypted["initializationVector"]), unb64(encrypted["encryptedPayload"]),
+                                  None) == b"exported by GET"
+    sensitive = unique("get-noexp")
+    assert http.post("/v1/key", json={"label": sensitive, "algorithm": "AES", "keySize": 128,
+                                      "attributes": {**OPEN, "sensitive": True}}).status_code == 201
+    assert assert_tsb_error(http.get(f"/v1/key/{sensitive}/export/plain"), 701, 400)["message"].startswith(
+        "KEY_FUNCTION_NOT_PERMITTED")
+    guarded = unique("get-pw")
+    assert http.post("/v1/key", json={"label": guarded, "algorithm": "AES", "keySize": 128, "password": "pw",
+                                      "attributes": OPEN}).status_code == 201
+    assert_tsb_error(http.get(f"/v1/key/{guarded}/export/plain"), 620, 400)
+    assert_tsb_error(http.get("/v1/key/no-such-key/export/plain"), 650, 404)
+    assert_tsb_error(http.get("/v1/key/attestation-key/export/plain"), 614, 400)  # internal keys, as on every road
+    assert_tsb_error(http.get(f"/v1/key/{'k' * 300}/export/plain"), 610, 400)  # a name no key can have

@@ -443,9 +443,18 @@ def test_addresses(http: httpx.Client, address_format: str) -> None:
     assert key["json"]["addressTruncated"] == {"address": expected.hex().upper(), "format": address_format}
     assert f'<address_truncated format="{address_format}">{expected.hex().upper()}</address_truncated>' in key["xml"]
     assert http.post("/v1/key/address", json={"label": label}).json() == {"address": b64(expected)}
+    deprecated = http.get(f"/v1/key/{label}/address")  # the deprecated form (no password, no format)
+    assert deprecated.status_code == 200 and deprecated.json() == {"address": b64(expected)}
     plain = unique("plain")
     create_key(http, plain, None, curve=SECP256K1)
     assert_tsb_error(http.post("/v1/key/address", json={"label": plain}), 630, 400)
+    assert_tsb_error(http.get(f"/v1/key/{plain}/address"), 630, 400)
+    assert_tsb_error(http.get(f"/v1/key/{unique('missing')}/address"), 650, 404)
+    assert_tsb_error(http.get(f"/v1/key/{'k' * 300}/address"), 600, 400)  # the path parameter's limit
+    guarded = unique(f"ska-{address_format}-pw")
+    create_key(http, guarded, policy(), curve=SECP256K1, addressFormat={"format": address_format}, password="pw")
+    assert_tsb_error(http.get(f"/v1/key/{guarded}/address"), 620, 400)  # a password cannot travel in a GET
+    assert http.post("/v1/key/address", json={"label": guarded, "password": "pw"}).status_code == 200
 
 
 def test_policy_in_attestation(http: httpx.Client, approvers: dict[str, list[Approver]]) -> None:
@@ -544,6 +553,48 @@ def test_block_unblock_and_modify(http: httpx.Client, clock: ManualClock,
     assert response.status_code == 200, response.text
     assert http.post("/v1/key/attributes", json={"label": label}).json()["json"]["policy"]["ruleUse"][
         "tokens"][0]["groups"][0]["approvals"][0]["value"] == user.b64
+
+
+@pytest.mark.parametrize("unblock_rule", [{"tokens": []}, None], ids=["empty-tokens", "null"])
+@pytest.mark.parametrize("unblock_path", ["/v1/synchronousUnblock", "/v1/unblock"])
+def test_a_blocked_key_whose_unblock_rule_is_empty_stays_readable_and_unblockable(
+        http: httpx.Client, unblock_rule: dict[str, Any] | None, unblock_path: str) -> None:
+    """An empty (or null) ruleUnblock means "unblocking needs no approvals" (reference §6.1), so
+    blocking such a key is allowed and the key is never stuck: it stays readable while blocked, and
+    unblocking needs no approvals. (The creation rule "a key created blocked needs a ruleUnblock"
+    applies to the creation request only, not to a policy read back from storage.)"""
+    label = unique("ska-easy-unblock")
+    key = create_key(http, label, {"ruleUse": None, "ruleBlock": None, "ruleUnblock": unblock_rule,
+                                   "ruleModify": None, "keyStatus": {"blocked": False}})
+    blocked = http.post("/v1/synchronousBlock", json={"blockRequest": {"blockKeyName": label}})
+    assert blocked.status_code == 200, blocked.text
+    described = http.post("/v1/key/attributes", json={"label": label})
+    assert described.status_code == 200, described.text
+    assert described.json()["json"]["policy"]["keyStatus"] == {"blocked": True}
+    assert described.json()["json"]["policy"]["ruleUnblock"] == unblock_rule
+    assert http.get(f"/v1/key/{label}/attributes").status_code == 200
+    sync = {"signRequest": {"payload": b64(PAYLOAD), "signKeyName": label, "signatureAlgorithm": "SHA256_WITH_ECDSA"}}
+    assert_tsb_error(http.post("/v1/synchronousSign", json=sync), 614, 400)  # blocked: refused, not broken
+
+    envelope = {"unblockRequest": {"unblockKeyName": label}}
+    unblocked = http.post(unblock_path, json=envelope)
+    assert unblocked.status_code in (200, 201), unblocked.text
+    if unblock_path == "/v1/unblock":  # no approvals needed: executed at once
+        assert status(http, unblocked.json()["unblockKeyRequestId"])["status"] == "EXECUTED"
+    assert http.post("/v1/key/attributes", json={"label": label}).json()["json"]["policy"]["keyStatus"] == {
+        "blocked": False}
+    signed = http.post("/v1/synchronousSign", json=sync)
+    assert signed.status_code == 200, signed.text
+    verify(key, signed.json()["signature"])
+
+
+def test_a_key_created_blocked_still_needs_a_rule_to_unblock_it(http: httpx.Client) -> None:
+    response = http.post("/v1/key", json={
+        "label": unique("ska-born-blocked"), "algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7",
+        "attributes": {"sign": True, "decrypt": False, "unwrap": False},
+        "policy": {"ruleUse": None, "ruleBlock": None, "ruleUnblock": {"tokens": []}, "ruleModify": None,
+                   "keyStatus": {"blocked": True}}})
+    assert_tsb_error(response, 600, 400)
 
 
 def test_management_of_a_key_without_policy_is_refused(http: httpx.Client) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic_core import from_json
 
-from hsmgate.api.lenient_json import drop_trailing_commas, loads_lenient
+from hsmgate.api.lenient_json import drop_trailing_commas, escape_control_characters, loads_lenient
 
 
 def test_go_client_certificate_import_body() -> None:
@@ -108,3 +108,24 @@ def test_removal_is_linear_even_for_an_unterminated_string() -> None:
     started = time.perf_counter()
     drop_trailing_commas(body)
     assert time.perf_counter() - started < 1.0
+
+
+def test_raw_control_characters_inside_strings_are_accepted() -> None:
+    pem = "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\tAA==\r\n-----END CERTIFICATE REQUEST-----\n"
+    body = ('{"certificateSigningRequest": "' + pem + '", "x": "\x00\x1f"}').encode()
+    assert loads_lenient(body) == {"certificateSigningRequest": pem, "x": "\x00\x1f"}
+    assert loads_lenient(body.replace(b"}", b",\n}")) == {"certificateSigningRequest": pem, "x": "\x00\x1f"}
+    assert escape_control_characters(b'["a\nb", "\\\\\n"]') == b'["a\\u000ab", "\\\\\\u000a"]'
+
+
+@pytest.mark.parametrize("body", [b'{\x01"a": 1}', b'{"a": 1\x0b}', b'{"a": "x"\x00}', b'["\\\n"]'])
+def test_raw_control_characters_outside_strings_or_escaped_stay_errors(body: bytes) -> None:
+    with pytest.raises(json.JSONDecodeError):
+        loads_lenient(body)
+
+
+def test_escaping_is_linear() -> None:
+    body = b'["' + b"\n" * 1_000_000 + b'"]'
+    started = time.perf_counter()
+    assert loads_lenient(body) == ["\n" * 1_000_000]
+    assert time.perf_counter() - started < 2.0

@@ -85,6 +85,11 @@ class Profile:
     certificate_authority: bool = False
 
 
+#: The attestation key's self-signed certificate: it signs attestations (digitalSignature), not
+#: certificates (CA:FALSE); valid ten years, re-issued at start-up once expired.
+ATTESTATION_CERTIFICATE_PROFILE = Profile(3650, ("DIGITAL_SIGNATURE",))
+
+
 def check_name_value(value: str, field: str) -> None:
     """600 for a certificate name value with a control character. A NUL in a common name is the
     classic way to make ``good.example\0.evil.example`` read as ``good.example`` to C code that
@@ -328,6 +333,21 @@ class CertificateService:
                                   hash_=hash_, profile=profile)
         self._store(info.label, certificate)
         return certificate
+
+    def attestation_certificate(self, label: str) -> x509.Certificate:
+        """The certificate of the partition's attestation key ``label``: self-signed, issued when
+        the key has none (or its certificate expired or no longer certifies the key) and stored like
+        every key's certificate. A Primus HSM's attestation key is certified by the device's
+        certificate chain; hsmgate's has no issuer above it, so this certificate is its own root."""
+        info = key_info(self.partition, label)
+        current = self.certificate_of(info)
+        if current is not None and current.not_valid_after_utc > self._clock():
+            return current
+        subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "hsmgate"),
+                             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, self.partition.name),
+                             x509.NameAttribute(NameOID.COMMON_NAME, label)])
+        return self.issue_self_signed(info, algorithm="SHA256_WITH_RSA", subject=subject,
+                                      profile=ATTESTATION_CERTIFICATE_PROFILE)
 
     # -- helpers --------------------------------------------------------------------------------
 

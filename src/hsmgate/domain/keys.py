@@ -205,7 +205,8 @@ class KeyService:
             return self._create_ska(request, spec, key_id)
         with translated():
             info = self.partition.generate(request.label, spec, attributes, key_id)
-        created = self._metadata.record_creation(request.label, utc(info.created_at or self._now()))
+        created = self._metadata.record_new_key(request.label, utc(info.created_at or self._now()),
+                                                key_id=request.key_id or None)
         return self._signed(info, created)
 
     # -- SKA keys --------------------------------------------------------------------
@@ -246,7 +247,8 @@ class KeyService:
             elif previous is not None:
                 self._metadata.put_ska(label, policy=previous[0], guard=previous[1], address_format=previous[2])
             raise
-        created = self._metadata.record_creation(request.label, utc(info.created_at or self._now()))
+        created = self._metadata.record_new_key(request.label, utc(info.created_at or self._now()),
+                                                key_id=request.key_id or None)
         return self._signed(info, created)
 
     def ska_policy(self, label: str) -> Policy | None:
@@ -343,28 +345,24 @@ class KeyService:
     # -- attestation ---------------------------------------------------------------------------
 
     def _signed(self, info: KeyInfo, created: datetime) -> SignedKey:
-        view = self.view(info, created)
-        origin, public_only = self._metadata.origin(info.label)
-        if origin or public_only:  # imported or unwrapped (domain/key_transfer.py, domain/operations.py)
-            view = replace(view, creation=origin or view.creation, public_only=public_only)
+        facts = self._metadata.facts(info.label)
+        view = self.view(info, created, key_id=facts.key_id)
+        if facts.origin or facts.public_only:  # imported or unwrapped (domain/key_transfer.py, domain/operations.py)
+            view = replace(view, creation=facts.origin or view.creation, public_only=facts.public_only)
         xml = attestation_xml(view)
         with translated():
             signature = self.partition.sign(self.attestation_key_name, ATTESTATION_MECHANISM, xml.encode())
         return SignedKey(view, xml, base64.b64encode(signature).decode(), self.attestation_key_name)
 
-    def view(self, info: KeyInfo, created: datetime) -> KeyView:
+    def view(self, info: KeyInfo, created: datetime, *, key_id: str | None = None) -> KeyView:
+        """The description of a key. ``key_id``: the ``id`` its caller gave at creation (kept in
+        hsmgate's metadata); a backend's own identifier (``info.key_id``, a PKCS#11 CKA_ID hsmgate
+        drew at random to pair the halves of a key) is never shown: the TSB's clients read ``id``
+        as the value they set, or null."""
         algorithm = KEY_ALGORITHM_BY_TYPE[info.key_type]
         oid = algorithm.oid
         if info.key_type is KeyType.ED and info.curve_oid:
             oid = info.curve_oid  # Ed448 reports its own OID
-        key_id = None
-        if info.key_id:
-            try:
-                key_id = info.key_id.decode()
-                if not key_id.isprintable():
-                    raise UnicodeDecodeError("utf-8", info.key_id, 0, 1, "not printable")
-            except UnicodeDecodeError:
-                key_id = info.key_id.hex().upper()
         size = None if info.key_type in (KeyType.EC, KeyType.ED) else info.size
         policy, address = self._ska_view(info)
         return KeyView(

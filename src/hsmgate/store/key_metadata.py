@@ -27,6 +27,14 @@ HOT_CACHE_SIZE = 8192
 _HOT_SQL = "SELECT password_hash, policy_guard, internal FROM key_metadata WHERE partition = ? AND label = ?"
 
 
+class KeyFacts(NamedTuple):
+    """What a key's description takes from hsmgate's metadata rather than from its backend."""
+
+    origin: str | None = None  # None or ``generated``; ``imported`` for imported and unwrapped keys
+    public_only: bool = False  # an imported public key (or certificate) without its private key
+    key_id: str | None = None  # the ``id`` the caller gave at creation
+
+
 class KeyState(NamedTuple):
     """What every use of a key checks: its password hash (None: no password), its SKA guard bits
     (None: no policy) and whether hsmgate keeps it for itself."""
@@ -76,6 +84,18 @@ class KeyMetadataRepository:
                 session.add(KeyMetadata(partition=self._partition, label=label, created_at=when))
             return when
         except IntegrityError:
+            return self.created_at(label) or when
+
+    def record_new_key(self, label: str, when: datetime, *, key_id: str | None) -> datetime:
+        """Remember a key hsmgate just created, with the ``id`` its caller gave (None: none): like
+        :meth:`record_creation`, and the id replaces whatever a row reserved earlier held."""
+        try:
+            with self._db.session() as session:
+                bump(session)
+                session.add(KeyMetadata(partition=self._partition, label=label, created_at=when, key_id=key_id))
+            return when
+        except IntegrityError:
+            self._update(label, key_id=key_id)
             return self.created_at(label) or when
 
     def forget(self, label: str) -> None:
@@ -130,8 +150,9 @@ class KeyMetadataRepository:
             self._update(label, password_hash=password_hash)  # inserted concurrently: update that row
 
     def set_origin(self, label: str, origin: str, *, public_only: bool, when: datetime) -> None:
-        """Record that a key was imported or unwrapped (and whether only its public half exists)."""
-        if not self._update(label, origin=origin, public_only=public_only):
+        """Record that a key was imported or unwrapped (and whether only its public half exists);
+        such a key has no caller ``id``."""
+        if not self._update(label, origin=origin, public_only=public_only, key_id=None):
             try:
                 with self._db.session() as session:
                     bump(session)
@@ -139,6 +160,18 @@ class KeyMetadataRepository:
                                             origin=origin, public_only=public_only))
             except IntegrityError:
                 self._update(label, origin=origin, public_only=public_only)
+
+    def facts(self, label: str) -> KeyFacts:
+        """Origin, public-only flag and caller id of a key (:class:`KeyFacts` defaults without a row)."""
+        with self._db.session() as session:
+            row = session.execute(
+                select(KeyMetadata.origin, KeyMetadata.public_only, KeyMetadata.key_id).where(
+                    KeyMetadata.partition == self._partition, KeyMetadata.label == label
+                )
+            ).first()
+        if row is None:
+            return KeyFacts()
+        return KeyFacts(row[0], bool(row[1]), row[2])
 
     def origin(self, label: str) -> tuple[str | None, bool]:
         """(origin, public_only) of a key; (None, False) for generated keys and unknown labels."""

@@ -23,6 +23,7 @@ from hsmgate.api.routes import empty, empty_response, tsb_router
 from hsmgate.api.wire.common import ERROR_RESPONSES, WireModel
 from hsmgate.api.wire.ska import (
     BlockKeyRequestIdDto,
+    DecapsulationRequestIdDto,
     DecryptRequestIdDto,
     FilteredRequestsDto,
     ModifyKeyRequestIdDto,
@@ -30,6 +31,7 @@ from hsmgate.api.wire.ska import (
     RequestStatusDto,
     SignedBlockKeyRequestDto,
     SignedCsrSignRequestDto,
+    SignedDecapsulationRequestDto,
     SignedDecryptRequestDto,
     SignedModifyKeyRequestDto,
     SignedSelfSignCertificateRequestDto,
@@ -118,6 +120,17 @@ def unwrap(body: SignedUnwrapKeyRequestDto, ska: SkaDep, services: ServicesDep, 
     request = body.unwrapKeyRequest
     return UnwrapRequestIdDto(unwrapRequestId=_submit(
         ska, services, caller, RequestKind.UNWRAP, request.unwrapKeyName, request.wrappedKey, body, "unwrapKeyPassword"))
+
+
+@router.post("/v1/decapsulate", tags=REQUESTS, status_code=status.HTTP_201_CREATED, operation_id="decapsulate",
+             response_model=DecapsulationRequestIdDto,
+             summary="Request an ML-KEM decapsulation (approved by the key's policy); the shared secret is the "
+                     "request's result")
+def decapsulate(body: SignedDecapsulationRequestDto, ska: SkaDep, services: ServicesDep,
+                caller: CallerDep) -> DecapsulationRequestIdDto:
+    request = body.decapsulationRequest
+    return DecapsulationRequestIdDto(decapsulationRequestId=_submit(
+        ska, services, caller, RequestKind.DECAPSULATE, request.decapsulationKeyName, request.ciphertext, body))
 
 
 @router.post("/v1/block", tags=REQUESTS, status_code=status.HTTP_201_CREATED, operation_id="block",

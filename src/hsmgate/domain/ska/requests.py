@@ -40,7 +40,8 @@ HTTP request's :class:`hsmgate.domain.audit.recording.RequestAudit`); the schedu
 handed out) only after its execution was recorded.
 
 GAP decisions: the token payload (EkaSignPayload) of a block/unblock request is the UTF-8 key
-label (no public sample); decrypt and unwrap carry ``encryptedPayload`` / ``wrappedKey``; the
+label (no public sample); decrypt, unwrap and decapsulate carry ``encryptedPayload`` /
+``wrappedKey`` / ``ciphertext``; the
 certificate operations carry the re-serialised request JSON. A request evaluates the rule of the
 policy the key had when the request was made (a later modify does not change pending requests).
 """
@@ -92,6 +93,7 @@ class RequestKind(enum.StrEnum):
     CERTIFICATE_REQUEST = "CERTIFICATE_REQUEST"
     CERTIFICATE_SIGN = "CERTIFICATE_SIGN"
     CERTIFICATE_SELF_SIGN = "CERTIFICATE_SELF_SIGN"
+    DECAPSULATE = "DECAPSULATE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +134,14 @@ KINDS: dict[RequestKind, KindSpec] = {
                                         "signedSignCertificateRequest", "signKeyName", "Sign"),
     RequestKind.CERTIFICATE_SELF_SIGN: _spec(Operation.USE, "signRequestId", "selfSignCertificateRequest",
                                              "signedSelfSignCertificateRequestDto", "signKeyName", "Sign"),
+    # ML-KEM decapsulation (wave-2 §4.3) uses the key like a decryption: ruleUse, EkaOperation 1, the
+    # ciphertext as payload. GAP: the level-3 field and the task filter are named after the DTO
+    # (SignedDecapsulationRequestDto) and the other kinds; listed by its own filter and by All
+    RequestKind.DECAPSULATE: _spec(Operation.USE, "decapsulationRequestId", "decapsulationRequest",
+                                   "signedDecapsulationRequest", "decapsulationKeyName", "Decapsulate"),
 }
 SIGNED_FIELDS = tuple(dict.fromkeys(spec.signed_field for spec in KINDS.values()))
-TASK_FILTERS = ("Sign", "Decrypt", "UnwrapKey", "BlockKey", "UnblockKey", "ModifyKey", "All")
+TASK_FILTERS = ("Sign", "Decrypt", "UnwrapKey", "BlockKey", "UnblockKey", "ModifyKey", "Decapsulate", "All")
 
 
 def kinds_of_filter(name: str) -> list[str]:
