@@ -9,16 +9,14 @@ loopback address with 403 and a TSB error body, before anything else runs. A req
 address is unknown (a Unix socket: uvicorn reports none) is refused too. The start-up of the app
 (ASGI lifespan) logs the rule once.
 
-The guard must see *every* request, before anything else runs (Starlette's error middleware and
-every ``add_middleware`` included, and any shortcut a later stack might add in front of them):
-:func:`guard_dev_mode` wraps whatever the application's ``build_middleware_stack`` returns.
+The guard must see *every* request before routing, authentication or any other middleware:
+:func:`guard_dev_mode` adds it last, so it is the outermost middleware of the app's one stack.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -70,13 +68,8 @@ class DevModeGuard:
 
 
 def guard_dev_mode(app: Starlette, settings: Settings) -> None:
-    """In dev mode, put :class:`DevModeGuard` around ``app``'s whole middleware stack (built on
-    the first request or lifespan event). Outside dev mode: nothing."""
-    if not settings.dev:
-        return
-    build: Callable[[], ASGIApp] = app.build_middleware_stack
-
-    def build_guarded() -> ASGIApp:
-        return DevModeGuard(build())
-
-    app.build_middleware_stack = build_guarded  # type: ignore[method-assign]
+    """In dev mode, add :class:`DevModeGuard` to ``app``'s one middleware stack; called after every
+    other ``add_middleware``, so it is the outermost of them (only Starlette's error middleware,
+    which merely renders exceptions, sits outside it). Outside dev mode: nothing."""
+    if settings.dev:
+        app.add_middleware(DevModeGuard)

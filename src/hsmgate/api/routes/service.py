@@ -14,7 +14,6 @@ from hsmgate.api.deps import CallerDep, GatewayDep, ServicesDep, SettingsDep
 from hsmgate.api.routes import tsb_router
 from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
 from hsmgate.domain import errors
-from hsmgate.domain.hsm_errors import translated
 
 log = logging.getLogger("hsmgate.api")
 
@@ -83,11 +82,9 @@ def health(gateway: GatewayDep) -> Health | JSONResponse:
     """``{"status": "UP"}``, or 503 ``{"status": "DOWN"}`` when a served partition's backend does
     not answer. The route is open (no credentials), so the body names no partition and no error:
     the failure is logged instead."""
-    for name in gateway.names():
-        try:
-            with translated():
-                gateway.services(name).partition.generate_random(1)
-        except errors.TsbError as exc:
-            log.warning("health: partition %s is DOWN: %s %s", name, exc.code, exc.message)
-            return JSONResponse(Health(status="DOWN").model_dump(), status_code=503)
+    try:
+        gateway.check_backends()
+    except errors.TsbError as exc:
+        log.warning("health: DOWN: %s %s", exc.code, exc.message)
+        return JSONResponse(Health(status="DOWN").model_dump(), status_code=503)
     return Health(status="UP")
