@@ -15,6 +15,7 @@ The guard must see *every* request before routing, authentication or any other m
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 
@@ -30,9 +31,11 @@ log = logging.getLogger("hsmgate.api")
 REFUSED_CODE = 400
 
 
+@functools.lru_cache(maxsize=64)
 def is_loopback(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and IPv4-mapped ::ffff:127.x.y.z; False for anything else,
-    names included (``scope["server"]`` holds the socket's numeric address)."""
+    names included (``scope["server"]`` holds the socket's numeric address). Remembered per
+    address: a server listens on a handful, and every request asks."""
     try:
         address = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
