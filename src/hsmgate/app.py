@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse
 
 from hsmgate import __version__
 from hsmgate.api.deps import authorize
+from hsmgate.api.docs_pages import SWAGGER_UI_PATH, install_docs_pages
 from hsmgate.api.errors import install_error_handlers
 from hsmgate.api.execution import inline_operations
 from hsmgate.api.request_id import RequestIdMiddleware
@@ -33,6 +34,9 @@ from hsmgate.settings import Settings
 
 DESCRIPTION = """REST gateway to hardware security modules, wire-compatible with the Securosys REST API /
 Transaction Security Broker. Keys never leave the partition behind it."""
+
+#: The OpenAPI document (the TSB's springdoc path).
+OPENAPI_PATH = "/v3/api-docs"
 
 #: Routers in the order their routes are matched: the key operations first, since they carry
 #: nearly all the traffic and Starlette tries routes one by one.
@@ -59,7 +63,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
     app = FastAPI(
         title="hsmgate", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-        docs_url="/swagger-ui/index.html", openapi_url="/v3/api-docs", redoc_url=None,
+        docs_url=None, openapi_url=OPENAPI_PATH, redoc_url=None,  # docs pages: api/docs_pages.py
         dependencies=[Depends(authorize)],  # every route: authentication + role check (auth/roles.py)
         telemetry=None if settings.otel else {"tracing": False, "metrics": False, "logs": False},
     )
@@ -75,10 +79,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     for router in ROUTERS:
         app.include_router(router)
+    install_docs_pages(app, openapi_url=OPENAPI_PATH)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
-        return RedirectResponse("/swagger-ui/index.html")
+        return RedirectResponse(SWAGGER_UI_PATH)
 
     return app
 
