@@ -32,17 +32,44 @@ from hsmgate.domain.ska.execution import SCHEDULER_AUTH_METHOD, SCHEDULER_PRINCI
 from hsmgate.domain.ska.requests import RequestScheduler, RequestService
 from hsmgate.domain.ska.timestamp_key import TimestampService
 from hsmgate.domain.timestamps import RfcTimestampService
-from hsmgate.hsm.base import HsmError, Partition
+from hsmgate.hsm.base import (
+    BackendUnavailable,
+    HsmError,
+    ModuleUnusable,
+    Partition,
+    PinRefused,
+    TokenNotFound,
+)
+from hsmgate.preflight import prepare_data_dir
 from hsmgate.settings import ConfigError, Settings
 from hsmgate.store.audit import AuditRepository
 from hsmgate.store.certificates import CertificateRepository
 from hsmgate.store.data_objects import DataObjectRepository
-from hsmgate.store.database import Database
+from hsmgate.store.database import Database, DatabaseUnavailable
 from hsmgate.store.key_metadata import KeyMetadataRepository
 from hsmgate.store.partitions import PartitionRepository
 from hsmgate.store.requests import RequestRepository
 from hsmgate.store.soft_keys import SoftKeyRepository
 from hsmgate.store.wrapped_keys import WrappedKeyRepository
+
+
+def open_database(settings: Settings) -> Database:
+    """The state database, migrated to the latest schema; ConfigError (one line naming the problem
+    and the fix) when it cannot be opened: a missing database, a server that does not answer, a
+    refused login, a SQLite file that cannot be created."""
+    try:
+        db = Database(settings.resolved_database_url)
+    except DatabaseUnavailable as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        db.migrate()
+    except DatabaseUnavailable as exc:
+        db.dispose()
+        raise ConfigError(str(exc)) from None
+    except BaseException:
+        db.dispose()
+        raise
+    return db
 
 
 def open_partition(settings: Settings, db: Database) -> Partition:
@@ -58,6 +85,27 @@ def open_partition(settings: Settings, db: Database) -> Partition:
 
     return SoftPartition(settings.partition, repository=SoftKeyRepository(db, settings.partition),
                          master_key=settings.load_master_key())
+
+
+def pkcs11_problem(settings: Settings, exc: BackendUnavailable, *, database_partition: bool) -> str:
+    """The backend's message and what to change: the HSMGATE_PKCS11_* setting, or for a partition of
+    the database (``hsmgate partition add``) its record."""
+    module = settings.pkcs11_module
+    if isinstance(exc, ModuleUnusable):
+        fix = ("set HSMGATE_PKCS11_MODULE to the vendor's PKCS#11 library "
+               "(SoftHSM2: /usr/lib/softhsm/libsofthsm2.so)")
+    elif isinstance(exc, TokenNotFound):
+        fix = (f"'hsmgate pkcs11 list --module {module}' shows its tokens: set HSMGATE_PKCS11_TOKEN_LABEL "
+               "or HSMGATE_PKCS11_SLOT to one of them")
+    elif isinstance(exc, PinRefused):
+        fix = ("correct HSMGATE_PKCS11_PIN or HSMGATE_PKCS11_PIN_FILE (tokens lock the user after a few "
+               "wrong PINs)")
+    else:
+        fix = f"check that the HSM is reachable ('hsmgate pkcs11 list --module {module}' shows what the module sees)"
+    if database_partition:
+        fix = (f"partition '{settings.partition}' was added with 'hsmgate partition add': remove it and add it "
+               f"again with the right --module, --token-label or --pin-file ({fix.split(':')[0]})")
+    return f"{str(exc).rstrip('.')}: {fix}"
 
 
 def partition_settings(settings: Settings, config: PartitionConfig) -> Settings:
@@ -151,8 +199,13 @@ def build_gateway(settings: Settings, db: Database, audit: AuditTrail | None = N
     db.key_generation.current()
     gateway = Gateway()
     try:
-        for served in served_partitions(settings, db):
-            backend = open_partition(served, db)
+        for index, served in enumerate(served_partitions(settings, db)):
+            try:
+                backend = open_partition(served, db)
+            except BackendUnavailable as exc:
+                if served.backend != "pkcs11":
+                    raise
+                raise ConfigError(pkcs11_problem(served, exc, database_partition=index > 0)) from None
             try:
                 check_master_key(served, backend)
                 gateway.add(build_partition(settings, served, db, backend, audit))
@@ -247,11 +300,14 @@ class Runtime:
 
 def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     """The database migrated, every partition's services, the audit trail and SKA services."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.resolved_database_url)
-    db.migrate()
-    audit = build_audit(settings, db)
-    gateway = build_gateway(settings, db, audit)
+    prepare_data_dir(settings.data_dir)
+    db = open_database(settings)
+    try:
+        audit = build_audit(settings, db)
+        gateway = build_gateway(settings, db, audit)
+    except BaseException:
+        db.dispose()
+        raise
     if audit is not None:
         attach_signers(audit, gateway)
     scheduler = build_ska(settings, db, gateway, clock or SystemClock(), audit)

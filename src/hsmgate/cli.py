@@ -1,17 +1,41 @@
-"""The ``hsmgate`` command. Thin: each command group lives in ``hsmgate.commands``."""
+"""The ``hsmgate`` command. Thin: each command group lives in ``hsmgate.commands``.
+
+Every error is one line on standard error and exit status 2 (``commands/common.py`` ``fail``); an
+error nobody anticipated is reported the same way, by its type and first line, and
+``hsmgate --debug …`` shows its traceback.
+"""
 
 from __future__ import annotations
 
 import sys
+import warnings
+from typing import Annotated
 
 import typer
+from cryptography.utils import CryptographyDeprecationWarning
 
 from hsmgate import __version__
 from hsmgate.commands import audit, partition, pkcs11, token
+from hsmgate.commands.common import fail_unexpected, state
 from hsmgate.commands.serve import serve
 
+# cryptography deprecates DSA and warns whenever a DSA class is named. hsmgate keeps DSA because the
+# TSB API has DSA keys and SHA*_WITH_DSA signatures (hsm/softcrypto.py names the classes at import),
+# so every start printed that warning, which no operator can act on. Only that warning is silenced.
+warnings.filterwarnings("ignore", message="DSA is deprecated", category=CryptographyDeprecationWarning)
+
 cli = typer.Typer(help="hsmgate: REST gateway to hardware security modules (Securosys TSB wire format).",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+@cli.callback()
+def options(
+    debug: Annotated[bool, typer.Option("--debug", help="Print the traceback of an error as well")] = False,
+) -> None:
+    """hsmgate: REST gateway to hardware security modules (Securosys TSB wire format)."""
+    state.debug = debug
+
+
 cli.command()(serve)
 cli.add_typer(token.app, name="token")
 cli.add_typer(partition.app, name="partition")
@@ -30,3 +54,10 @@ def main() -> None:
         cli()
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        if state.debug:
+            raise
+        try:
+            fail_unexpected(exc)
+        except typer.Exit as exit_:
+            sys.exit(exit_.exit_code)

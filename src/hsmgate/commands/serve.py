@@ -12,22 +12,27 @@ import typer
 from hsmgate import __version__
 from hsmgate.auth.mtls import check_tls_files, uvicorn_tls_options
 from hsmgate.commands.common import err, fail, load_settings
+from hsmgate.preflight import check_port_free
 from hsmgate.settings import ConfigError, Settings
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to bind [HSMGATE_HOST, default 127.0.0.1]")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [HSMGATE_PORT, default 8080]")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="State directory [HSMGATE_DATA_DIR, default ./.hsmgate]")] = None,
+    host: Annotated[str | None, typer.Option(metavar="ADDRESS", help="Address to listen on (HSMGATE_HOST; default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(metavar="PORT", help="Port to listen on (HSMGATE_PORT; default 8080)")] = None,
+    data_dir: Annotated[Path | None, typer.Option(metavar="DIR", help="Where hsmgate keeps its state (HSMGATE_DATA_DIR; default ./.hsmgate)")] = None,
     dev: Annotated[bool | None, typer.Option("--dev", help="Development mode: no authentication, loopback only")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML configuration file [HSMGATE_CONFIG]")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes behind the one address [HSMGATE_WORKERS, default 1]")] = None,
-    tls_cert: Annotated[Path | None, typer.Option(help="Serve HTTPS with this PEM certificate (chain) [HSMGATE_TLS_CERT]")] = None,
-    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert [HSMGATE_TLS_KEY]")] = None,
-    tls_client_ca: Annotated[Path | None, typer.Option(help="PEM CA(s) that issue client certificates [HSMGATE_TLS_CLIENT_CA]")] = None,
-    tls_client_auth: Annotated[str | None, typer.Option(help="Client certificates: need | want | none [HSMGATE_TLS_CLIENT_AUTH]")] = None,
+    config: Annotated[Path | None, typer.Option(metavar="FILE", help="TOML configuration file (HSMGATE_CONFIG)")] = None,
+    workers: Annotated[int | None, typer.Option(metavar="N", help="Worker processes behind the one address (HSMGATE_WORKERS; default 1)")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(metavar="FILE", help="Serve HTTPS with this PEM certificate or chain (HSMGATE_TLS_CERT)")] = None,
+    tls_key: Annotated[Path | None, typer.Option(metavar="FILE", help="PEM private key of --tls-cert (HSMGATE_TLS_KEY)")] = None,
+    tls_client_ca: Annotated[Path | None, typer.Option(metavar="FILE", help="PEM CA certificates that issue client certificates (HSMGATE_TLS_CLIENT_CA)")] = None,
+    tls_client_auth: Annotated[str | None, typer.Option(metavar="MODE", help="Client certificates: need, want or none (HSMGATE_TLS_CLIENT_AUTH)")] = None,
 ) -> None:
-    """Serve the REST API."""
+    """Serve the REST API.
+
+    Before anything is written, the address must be free and the data directory usable; each
+    start-up problem is reported as one line and exit status 2.
+    """
     if config is not None:
         os.environ["HSMGATE_CONFIG"] = str(config)
     settings = load_settings(host=host, port=port, data_dir=data_dir, dev=dev, workers=workers, tls_cert=tls_cert,
@@ -35,15 +40,10 @@ def serve(
     try:
         settings.check_bind()
         check_tls_files(settings)
+        check_port_free(settings.host, settings.port)  # before any migration or write (preflight.py)
     except ConfigError as exc:
         fail(str(exc))
-    if not settings.dev and not settings.is_loopback and settings.tls_cert is None:
-        err.print(f"[bold yellow]WARNING: serving plain HTTP on {settings.host}: API keys and bearer tokens cross "
-                  "the network in clear text. Set HSMGATE_TLS_CERT / HSMGATE_TLS_KEY.[/]")
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if settings.dev:
-        err.print("[bold yellow]WARNING: dev mode — no authentication; every caller on this machine can use "
-                  "every key. Never use dev mode in production.[/]")
     from hsmgate.app import create_app
     from hsmgate.hsm.base import HsmError
 
@@ -54,15 +54,26 @@ def serve(
         app = create_app(settings)
     except (ConfigError, HsmError) as exc:
         fail(str(exc))
+    _warn(settings)
     import uvicorn
 
     from hsmgate.serving import settle_heap
 
     settle_heap()
     err.print(f"hsmgate {__version__}: backend={settings.backend} partition={settings.partition} "
-              f"on {_scheme(settings)}://{settings.host}:{settings.port}  (Swagger UI: /swagger-ui/index.html)",
-              highlight=False)
+              f"on {_scheme(settings)}://{settings.host}:{settings.port}  (Swagger UI: /swagger-ui/index.html, "
+              "ReDoc: /redoc)", highlight=False, soft_wrap=True)
     uvicorn.run(app, host=settings.host, port=settings.port, **uvicorn_options(settings))
+
+
+def _warn(settings: Settings) -> None:
+    """What an operator must know about a server that is about to serve (one line each)."""
+    if not settings.dev and not settings.is_loopback and settings.tls_cert is None:
+        err.print(f"[bold yellow]WARNING: serving plain HTTP on {settings.host}: API keys and bearer tokens cross "
+                  "the network in clear text. Set HSMGATE_TLS_CERT / HSMGATE_TLS_KEY.[/]", soft_wrap=True)
+    if settings.dev:
+        err.print("[bold yellow]WARNING: dev mode — no authentication; every caller on this machine can use "
+                  "every key. Never use dev mode in production.[/]", soft_wrap=True)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -84,10 +95,11 @@ def _serve_workers(settings: Settings) -> None:
         prepare(settings)
     except (ConfigError, HsmError) as exc:
         fail(str(exc))
+    _warn(settings)
     supervisor = Supervisor(settings, uvicorn_options(settings), settings.workers)
     err.print(f"hsmgate {__version__}: backend={settings.backend} partition={settings.partition} "
               f"on {_scheme(settings)}://{settings.host}:{settings.port} with {settings.workers} workers "
-              f"({'SO_REUSEPORT' if supervisor.reuseport else 'shared socket'})", highlight=False)
+              f"({'SO_REUSEPORT' if supervisor.reuseport else 'shared socket'})", highlight=False, soft_wrap=True)
     try:
         status = supervisor.run()
     except OSError as exc:

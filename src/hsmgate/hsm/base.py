@@ -61,6 +61,18 @@ class BackendUnavailable(HsmError):
     """The module, token or session is not reachable right now."""
 
 
+class ModuleUnusable(BackendUnavailable):
+    """The PKCS#11 module file is missing or is not a PKCS#11 library."""
+
+
+class TokenNotFound(BackendUnavailable):
+    """No token (or more than one) matches the configured label or slot."""
+
+
+class PinRefused(BackendUnavailable):
+    """The token refused the user PIN (wrong, expired, locked or not initialised)."""
+
+
 class KeyType(enum.StrEnum):
     """Key types a partition can hold. Values are the TSB's ``algorithm`` spelling."""
 

@@ -31,7 +31,9 @@ from hsmgate.hsm.base import (
     KeyType,
     OperationNotPermitted,
     Partition,
+    PinRefused,
     SignMechanism,
+    TokenNotFound,
     UnsupportedByBackend,
 )
 from hsmgate.hsm.pkcs11.errors import (
@@ -424,7 +426,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
         module, failure = self._module, "CKR_TOKEN_NOT_PRESENT"
         attempts = STARTUP_ATTEMPTS if startup else 2
         if self._pin_refused:
-            raise BackendUnavailable(f"Login to {self._where} failed earlier: the token refused the PIN "
+            raise PinRefused(f"Login to {self._where} failed earlier: the token refused the PIN "
                                      f"({self._pin_refused}); reconfigure the partition.")
         for attempt in range(attempts):
             generation = module.generation
@@ -439,7 +441,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
                 failure = CKR_NAMES.get(rv, f"CKR_0x{rv:X}")
                 if failure in PIN_REFUSED:
                     self._pin_refused = failure
-                    raise BackendUnavailable(f"Login to {self._where} failed: the token refused the PIN "
+                    raise PinRefused(f"Login to {self._where} failed: the token refused the PIN "
                                              f"({failure}).")
             except _TokenMissing:
                 failure = "CKR_TOKEN_NOT_PRESENT"
@@ -453,7 +455,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
             if not module.reinitialize(generation, 0.0 if startup else REINIT_INTERVAL):
                 break
         if failure == "CKR_TOKEN_NOT_PRESENT":
-            raise BackendUnavailable(f"No {self._where} is present in PKCS#11 module {self._module_path}.")
+            raise TokenNotFound(f"No {self._where} is present in PKCS#11 module {self._module_path}.")
         raise BackendUnavailable(f"The {self._where} of PKCS#11 module {self._module_path} is not "
                                  f"reachable ({failure}).")
 
@@ -469,7 +471,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
             if self._token_label is None or token.label == self._token_label:
                 tokens.append(token)
         if len(tokens) > 1:
-            raise BackendUnavailable(f"{len(tokens)} tokens are labelled '{self._token_label}'; set slot_id.")
+            raise TokenNotFound(f"{len(tokens)} tokens are labelled '{self._token_label}'; set slot_id.")
         if not tokens:
             raise _TokenMissing
         return tokens[0]
