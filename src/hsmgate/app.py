@@ -31,6 +31,9 @@ from hsmgate.auth.authenticator import Authenticator
 from hsmgate.bootstrap import build_runtime
 from hsmgate.domain.clock import Clock
 from hsmgate.settings import Settings
+from hsmgate.warnings_filter import silence_dsa_deprecation
+
+silence_dsa_deprecation()  # DSA stays for the TSB's DSA keys; the warning says nothing an operator can act on
 
 DESCRIPTION = """REST gateway to hardware security modules, wire-compatible with the Securosys REST API /
 Transaction Security Broker. Keys never leave the partition behind it."""

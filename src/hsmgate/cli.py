@@ -8,21 +8,17 @@ error nobody anticipated is reported the same way, by its type and first line, a
 from __future__ import annotations
 
 import sys
-import warnings
 from typing import Annotated
 
 import typer
-from cryptography.utils import CryptographyDeprecationWarning
 
 from hsmgate import __version__
 from hsmgate.commands import audit, partition, pkcs11, token
 from hsmgate.commands.common import fail_unexpected, state
 from hsmgate.commands.serve import serve
+from hsmgate.warnings_filter import silence_dsa_deprecation
 
-# cryptography deprecates DSA and warns whenever a DSA class is named. hsmgate keeps DSA because the
-# TSB API has DSA keys and SHA*_WITH_DSA signatures (hsm/softcrypto.py names the classes at import),
-# so every start printed that warning, which no operator can act on. Only that warning is silenced.
-warnings.filterwarnings("ignore", message="DSA is deprecated", category=CryptographyDeprecationWarning)
+silence_dsa_deprecation()  # DSA stays for the TSB's DSA keys; the warning says nothing an operator can act on
 
 cli = typer.Typer(help="hsmgate: REST gateway to hardware security modules (Securosys TSB wire format).",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)

@@ -203,3 +203,14 @@ def test_a_good_start_prints_no_deprecation_warning(tmp_path: Path) -> None:
         _, stderr = process.communicate(timeout=30)
     assert "DeprecationWarning" not in stderr and "Traceback" not in stderr, stderr
     assert "WARNING: dev mode" in stderr
+
+
+def test_the_app_factory_prints_no_deprecation_warning(tmp_path: Path) -> None:
+    """Process managers import hsmgate.app themselves (uvicorn --factory hsmgate.app:app_from_env)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HSMGATE_")}
+    environment |= {"HSMGATE_MASTER_KEY": MASTER_KEY, "HSMGATE_DEV": "true", "HSMGATE_DATA_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-W", "default", "-c",
+                             "from hsmgate.app import app_from_env; app_from_env().state.runtime.close()"],
+                            env=environment, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr, result.stderr
