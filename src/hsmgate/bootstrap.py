@@ -24,6 +24,7 @@ from hsmgate.domain.key_transfer import KeyTransferService
 from hsmgate.domain.key_use import KeyUse, KeyUseServices
 from hsmgate.domain.keys import KeyService
 from hsmgate.domain.operations import OperationsService
+from hsmgate.domain.partition_binding import BindingMismatch, PartitionBindings
 from hsmgate.domain.partitions import PartitionConfig, PartitionError, PartitionRegistry
 from hsmgate.domain.passwords import PasswordService
 from hsmgate.domain.signing import SigningService
@@ -47,6 +48,7 @@ from hsmgate.store.certificates import CertificateRepository
 from hsmgate.store.data_objects import DataObjectRepository
 from hsmgate.store.database import Database, DatabaseUnavailable
 from hsmgate.store.key_metadata import KeyMetadataRepository
+from hsmgate.store.partition_bindings import BindingRepository
 from hsmgate.store.partitions import PartitionRepository
 from hsmgate.store.requests import RequestRepository
 from hsmgate.store.soft_keys import SoftKeyRepository
@@ -192,11 +194,26 @@ def build_partition(settings: Settings, served: Settings, db: Database, backend:
                              data_objects=DataObjectService(backend, DataObjectRepository(db, name), gate=gate))
 
 
+def bind_partition(bindings: PartitionBindings, served: Settings, backend: Partition) -> None:
+    """The partition's state belongs to ``backend``'s token (``domain/partition_binding.py``). The
+    master key is checked first (its message names the setting), so a partition is never bound to
+    a wrong key; then a bound partition is compared and an unbound one bound."""
+    identity = backend.identity()
+    check_master_key(served, backend)
+    try:
+        if not bindings.check(served.partition, identity):
+            bindings.bind(served.partition, identity, when=datetime.now(UTC))
+    except BindingMismatch as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def build_gateway(settings: Settings, db: Database, audit: AuditTrail | None = None) -> Gateway:
-    """Every served partition's services (backends opened, master keys checked)."""
+    """Every served partition's services (backends opened, bound to their state, master keys
+    checked)."""
     # follow key changes from now on (store/key_generation.py; on PostgreSQL this starts the
     # listener, so it is in sync by the first request and key caches pay off at once)
     db.key_generation.current()
+    bindings = PartitionBindings(BindingRepository(db))
     gateway = Gateway()
     try:
         for index, served in enumerate(served_partitions(settings, db)):
@@ -207,7 +224,7 @@ def build_gateway(settings: Settings, db: Database, audit: AuditTrail | None = N
                     raise
                 raise ConfigError(pkcs11_problem(served, exc, database_partition=index > 0)) from None
             try:
-                check_master_key(served, backend)
+                bind_partition(bindings, served, backend)
                 gateway.add(build_partition(settings, served, db, backend, audit))
             except BaseException:
                 backend.close()

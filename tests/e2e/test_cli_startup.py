@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from hsmgate.app import create_app
+from tests.conftest import free_port, soft_settings
 from tests.postgres import SERVER, ensure_server
 from tests.softhsm import SoftHsmToken
 
@@ -176,6 +177,21 @@ def test_refused_pin_names_the_setting(softhsm_token: SoftHsmToken, tmp_path: Pa
            "SOFTHSM2_CONF": softhsm_token.conf_path}
     line = one_line_failure(serve(tmp_path / "d", env=env), "refused the PIN", "HSMGATE_PKCS11_PIN")
     assert "987654" not in line
+
+
+# -- state bound to its token ----------------------------------------------------------------------
+
+
+@pytest.mark.pkcs11
+def test_soft_state_opened_with_a_pkcs11_token_is_refused(softhsm_token: SoftHsmToken, tmp_path: Path) -> None:
+    data_dir = tmp_path / "d"
+    app = create_app(soft_settings(data_dir, master_key=MASTER_KEY))
+    app.state.runtime.close()
+    env = {"HSMGATE_BACKEND": "pkcs11", "HSMGATE_PKCS11_MODULE": softhsm_token.module_path,
+           "HSMGATE_PKCS11_TOKEN_LABEL": softhsm_token.token_label, "HSMGATE_PKCS11_PIN": softhsm_token.pin,
+           "SOFTHSM2_CONF": softhsm_token.conf_path}
+    one_line_failure(serve(data_dir, env=env), "partition 'default' of this state database belongs to the soft token",
+                     f"not to PKCS#11 token '{softhsm_token.token_label}'", "HSMGATE_MASTER_KEY")
 
 
 # -- a clean start ---------------------------------------------------------------------------------

@@ -12,7 +12,15 @@ import httpx
 import pytest
 
 from hsmgate import bootstrap
-from hsmgate.hsm.base import Capabilities, KeyAttributes, KeyInfo, KeySpec, Partition, SignMechanism
+from hsmgate.hsm.base import (
+    Capabilities,
+    KeyAttributes,
+    KeyInfo,
+    KeySpec,
+    Partition,
+    SignMechanism,
+    TokenIdentity,
+)
 from tests.conftest import LiveServer, soft_settings
 from tests.operations.conftest import OPEN, b64, create_key, tsb_error
 
@@ -24,6 +32,9 @@ class SignOnlyPartition(Partition):
     def __init__(self, inner: Partition) -> None:
         self._inner = inner
         self.name = inner.name
+
+    def identity(self) -> TokenIdentity:
+        return self._inner.identity()
 
     def capabilities(self) -> Capabilities:
         return replace(self._inner.capabilities(), backend="sign-only", cipher=frozenset(), wrap=frozenset(),

@@ -33,6 +33,7 @@ from hsmgate.hsm.base import (
     Partition,
     PinRefused,
     SignMechanism,
+    TokenIdentity,
     TokenNotFound,
     UnsupportedByBackend,
 )
@@ -100,6 +101,11 @@ SESSION_WAIT = 30.0
 KEY_CACHE_SIZE = 256
 
 
+def _text(value: bytes | str) -> str:
+    """A CK_TOKEN_INFO text field (blank-padded; python-pkcs11 gives the serial as bytes)."""
+    return (value.decode("ascii", "replace") if isinstance(value, bytes) else value).strip()
+
+
 class _TokenMissing(Exception):
     pass
 
@@ -143,6 +149,9 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
         lease = self._checkout(startup=True)
         try:
             self._mechanisms, self._ranges = self._read_mechanisms(lease.session)
+            token = lease.session.token
+            self._identity = TokenIdentity(backend="pkcs11", token_label=str(token.label).strip(),
+                                           token_serial=_text(token.serial))
         finally:
             self._checkin(lease, healthy=True)
         self._capabilities = self._derive_capabilities()
@@ -150,6 +159,9 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
         self._probe_lock = threading.Lock()
 
     # --------------------------------------------------------------------------------------------- public API
+    def identity(self) -> TokenIdentity:
+        return self._identity
+
     def capabilities(self) -> Capabilities:
         """Key generation and signing from the mechanism list; the optional operations are added on first
         use, after a round trip with throwaway session keys (see :meth:`_probe_operations`)."""
