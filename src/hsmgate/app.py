@@ -14,6 +14,8 @@ from hsmgate.api.deps import authorize
 from hsmgate.api.docs_pages import SWAGGER_UI_PATH, install_docs_pages
 from hsmgate.api.errors import install_error_handlers
 from hsmgate.api.execution import inline_operations
+from hsmgate.api.metrics import MetricsMiddleware
+from hsmgate.api.metrics import router as metrics_router
 from hsmgate.api.request_id import RequestIdMiddleware
 from hsmgate.api.routes import (
     approvals,
@@ -46,6 +48,7 @@ OPENAPI_PATH = "/v3/api-docs"
 ROUTERS = (
     sync_ops.router, batch.router, pqc.router, timestamps.router, certificates.signing_router, keys.export_router,
     keys.router, data_objects.router, certificates.router, requests.router, approvals.router, service.router,
+    metrics_router,
 )
 
 
@@ -80,6 +83,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.ska_scheduler = runtime.scheduler
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
+    # outermost of hsmgate's middleware: counts and times every request, whatever answers it
+    app.add_middleware(MetricsMiddleware, metrics=runtime.metrics.requests)
     for router in ROUTERS:
         app.include_router(router)
     install_docs_pages(app, openapi_url=OPENAPI_PATH)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -41,6 +42,7 @@ from hsmgate.hsm.base import (
     PinRefused,
     TokenNotFound,
 )
+from hsmgate.metrics import Metrics
 from hsmgate.preflight import prepare_data_dir
 from hsmgate.settings import ConfigError, Settings
 from hsmgate.store.audit import AuditRepository
@@ -50,9 +52,12 @@ from hsmgate.store.database import Database, DatabaseUnavailable
 from hsmgate.store.key_metadata import KeyMetadataRepository
 from hsmgate.store.partition_bindings import BindingRepository
 from hsmgate.store.partitions import PartitionRepository
-from hsmgate.store.requests import RequestRepository
+from hsmgate.store.requests import RequestRepository, count_by_status
 from hsmgate.store.soft_keys import SoftKeyRepository
 from hsmgate.store.wrapped_keys import WrappedKeyRepository
+
+if TYPE_CHECKING:
+    from hsmgate.hsm.pkcs11.partition import PoolObserver
 
 
 def open_database(settings: Settings) -> Database:
@@ -74,14 +79,16 @@ def open_database(settings: Settings) -> Database:
     return db
 
 
-def open_partition(settings: Settings, db: Database) -> Partition:
-    """The configured backend's partition; raises BackendUnavailable or ConfigError with one line."""
+def open_partition(settings: Settings, db: Database, *, pool_observer: PoolObserver | None = None) -> Partition:
+    """The configured backend's partition; raises BackendUnavailable or ConfigError with one line.
+    ``pool_observer`` watches a PKCS#11 partition's session pool (metrics)."""
     if settings.backend == "pkcs11":
         from hsmgate.hsm.pkcs11 import Pkcs11Partition
 
         return Pkcs11Partition(
             settings.partition, module_path=settings.pkcs11_module or "", token_label=settings.pkcs11_token_label,
             slot_id=settings.pkcs11_slot, pin=settings.load_pkcs11_pin(), pool_size=settings.pkcs11_pool_size,
+            pool_observer=pool_observer,
         )
     from hsmgate.hsm.soft import SoftPartition
 
@@ -165,9 +172,10 @@ def load_certificates(paths: tuple[Path, ...]) -> list[bytes]:
 
 
 def build_partition(settings: Settings, served: Settings, db: Database, backend: Partition,
-                    audit: AuditTrail | None) -> PartitionServices:
+                    audit: AuditTrail | None, metrics: Metrics | None = None) -> PartitionServices:
     """The domain services of one partition, on ``backend``; its attestation key is created when
-    absent and, like the data-object key's name, flagged internal."""
+    absent and, like the data-object key's name, flagged internal. With ``metrics``, the key-use
+    gate counts its operations there."""
     name = served.partition
     metadata = KeyMetadataRepository(db, name)
     certificates_store = CertificateRepository(db, name)
@@ -175,7 +183,8 @@ def build_partition(settings: Settings, served: Settings, db: Database, backend:
     passwords = PasswordService(backend, metadata)
     certificates = CertificateService(backend, repository=certificates_store)
     transfer = KeyTransferService(backend, keys=keys, metadata=metadata, certificates=certificates_store)
-    gate = KeyUse(backend, metadata=metadata, passwords=passwords, audit=audit, services=KeyUseServices(
+    gate = KeyUse(backend, metadata=metadata, passwords=passwords, audit=audit,
+                  metrics=metrics.operations if metrics is not None else None, services=KeyUseServices(
         signing=SigningService(backend),
         operations=OperationsService(backend, keys=keys, metadata=metadata,
                                      wrapped_keys=WrappedKeyRepository(db, name)),
@@ -207,7 +216,8 @@ def bind_partition(bindings: PartitionBindings, served: Settings, backend: Parti
         raise ConfigError(str(exc)) from None
 
 
-def build_gateway(settings: Settings, db: Database, audit: AuditTrail | None = None) -> Gateway:
+def build_gateway(settings: Settings, db: Database, audit: AuditTrail | None = None,
+                  metrics: Metrics | None = None) -> Gateway:
     """Every served partition's services (backends opened, bound to their state, master keys
     checked)."""
     # follow key changes from now on (store/key_generation.py; on PostgreSQL this starts the
@@ -218,14 +228,15 @@ def build_gateway(settings: Settings, db: Database, audit: AuditTrail | None = N
     try:
         for index, served in enumerate(served_partitions(settings, db)):
             try:
-                backend = open_partition(served, db)
+                pool = metrics.pools.pool(served.partition) if metrics and served.backend == "pkcs11" else None
+                backend = open_partition(served, db, pool_observer=pool)
             except BackendUnavailable as exc:
                 if served.backend != "pkcs11":
                     raise
                 raise ConfigError(pkcs11_problem(served, exc, database_partition=index > 0)) from None
             try:
                 bind_partition(bindings, served, backend)
-                gateway.add(build_partition(settings, served, db, backend, audit))
+                gateway.add(build_partition(settings, served, db, backend, audit, metrics))
             except BaseException:
                 backend.close()
                 raise
@@ -235,12 +246,13 @@ def build_gateway(settings: Settings, db: Database, audit: AuditTrail | None = N
     return gateway
 
 
-def build_audit(settings: Settings, db: Database) -> AuditTrail | None:
+def build_audit(settings: Settings, db: Database, metrics: Metrics | None = None) -> AuditTrail | None:
     """The audit trail (None when HSMGATE_AUDIT_ENABLED is false); signers are attached by
     :func:`attach_signers` once the partitions are open."""
     if not settings.audit_enabled:
         return None
-    return AuditTrail(AuditRepository(db), fail_closed=settings.audit_fail_closed,
+    repository = AuditRepository(db, metrics.audit if metrics is not None else None)
+    return AuditTrail(repository, fail_closed=settings.audit_fail_closed,
                       checkpoint_interval=settings.audit_checkpoint_interval)
 
 
@@ -303,10 +315,12 @@ class Runtime:
     gateway: Gateway
     audit: AuditTrail | None
     scheduler: RequestScheduler
+    metrics: Metrics
 
     def close(self) -> None:
         """Sign what the audit chains appended since their last checkpoint, close backends and
-        the database."""
+        the database; a worker's live gauges stop counting."""
+        self.metrics.process_exiting()
         if self.audit is not None:
             for name in self.gateway.names():
                 self.audit.checkpoint_if_moved(name)
@@ -316,16 +330,19 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
-    """The database migrated, every partition's services, the audit trail and SKA services."""
+    """The database migrated, every partition's services, the audit trail and SKA services, and
+    the metrics they report to."""
     prepare_data_dir(settings.data_dir)
     db = open_database(settings)
+    metrics = Metrics()
+    metrics.count_ska_requests(lambda: count_by_status(db))
     try:
-        audit = build_audit(settings, db)
-        gateway = build_gateway(settings, db, audit)
+        audit = build_audit(settings, db, metrics)
+        gateway = build_gateway(settings, db, audit, metrics)
     except BaseException:
         db.dispose()
         raise
     if audit is not None:
         attach_signers(audit, gateway)
     scheduler = build_ska(settings, db, gateway, clock or SystemClock(), audit)
-    return Runtime(settings=settings, db=db, gateway=gateway, audit=audit, scheduler=scheduler)
+    return Runtime(settings=settings, db=db, gateway=gateway, audit=audit, scheduler=scheduler, metrics=metrics)

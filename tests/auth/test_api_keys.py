@@ -33,6 +33,7 @@ PATH_GROUPS: dict[Role, list[tuple[str, str, dict[str, Any] | None]]] = {
         ("GET", "/v1/versionInfo", None),
         ("GET", "/v1/licenseInfo", None),
         ("GET", "/v1/keystore/statistics", None),
+        ("GET", "/metrics", None),
     ],
 }
 

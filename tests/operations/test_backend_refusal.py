@@ -68,7 +68,8 @@ def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """A server whose every partition is the soft token behind :class:`SignOnlyPartition`."""
     opened = bootstrap.open_partition
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(bootstrap, "open_partition", lambda settings, db: SignOnlyPartition(opened(settings, db)))
+        patch.setattr(bootstrap, "open_partition",
+                      lambda settings, db, **options: SignOnlyPartition(opened(settings, db, **options)))
         server = LiveServer(soft_settings(tmp_path_factory.mktemp("sign-only")))
     with server, server.client() as client:
         yield client

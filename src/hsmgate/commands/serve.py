@@ -89,6 +89,7 @@ def _scheme(settings: Settings) -> str:
 def _serve_workers(settings: Settings) -> None:
     """``--workers N``: N processes, one SO_REUSEPORT socket each (see ``hsmgate.serving``)."""
     from hsmgate.hsm.base import HsmError
+    from hsmgate.metrics import prepare_multiprocess_dir, remove_multiprocess_dir
     from hsmgate.serving import Supervisor, prepare
 
     try:
@@ -100,8 +101,11 @@ def _serve_workers(settings: Settings) -> None:
     err.print(f"hsmgate {__version__}: backend={settings.backend} partition={settings.partition} "
               f"on {_scheme(settings)}://{settings.host}:{settings.port} with {settings.workers} workers "
               f"({'SO_REUSEPORT' if supervisor.reuseport else 'shared socket'})", highlight=False, soft_wrap=True)
+    metrics_dir = prepare_multiprocess_dir()  # the workers add up their metrics there (hsmgate/metrics.py)
     try:
         status = supervisor.run()
     except OSError as exc:
         fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
+    finally:
+        remove_multiprocess_dir(metrics_dir)
     raise typer.Exit(status)

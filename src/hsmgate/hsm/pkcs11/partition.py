@@ -9,7 +9,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pkcs11
 from asn1crypto.core import ObjectIdentifier
@@ -118,6 +118,25 @@ class _Waiter:
     granted: Lease | str | None = None  # an idle session, or _OPEN_NEW
 
 
+class PoolObserver(Protocol):
+    """Watches a partition's session pool (``hsmgate/metrics.py``); called with the pool's lock held
+    or right after, so it must be quick."""
+
+    def pool_size(self, size: int) -> None:
+        """The most sessions the pool opens."""
+
+    def sessions(self, open_: int, in_use: int, waiting: int) -> None:
+        """Sessions open (or being opened), of them checked out, and threads waiting for one."""
+
+
+class _Unobserved:
+    def pool_size(self, size: int) -> None:
+        return None
+
+    def sessions(self, open_: int, in_use: int, waiting: int) -> None:
+        return None
+
+
 @dataclass(slots=True)
 class _Pool:
     """Sessions of one partition in one process; waiting threads are served first come, first served."""
@@ -135,7 +154,8 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
     """A partition on one token of a PKCS#11 module, chosen by token label or by slot id."""
 
     def __init__(self, name: str, *, module_path: str, token_label: str | None = None,
-                 slot_id: int | None = None, pin: str, pool_size: int = 4) -> None:
+                 slot_id: int | None = None, pin: str, pool_size: int = 4,
+                 pool_observer: PoolObserver | None = None) -> None:
         if (token_label is None) == (slot_id is None):
             raise ValueError("give exactly one of token_label and slot_id")
         if pool_size < 1:
@@ -145,6 +165,8 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
         self._where = f"token '{token_label}'" if token_label is not None else f"slot {slot_id}"
         self._closed, self._pool, self._generate_lock = False, _Pool(), threading.Lock()
         self._pin_refused: str | None = None  # never retry a refused PIN: tokens lock it after a few tries
+        self._observer: PoolObserver = pool_observer if pool_observer is not None else _Unobserved()
+        self._observer.pool_size(pool_size)
         self._module, self._module_path = Pkcs11Module.load(module_path), module_path
         lease = self._checkout(startup=True)
         try:
@@ -312,6 +334,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
         ctx, module, last = CallContext(action, label), self._module, "CKR_SESSION_HANDLE_INVALID"
         for _ in range(self._pool_size + 2):
             lease = self._checkout()
+            self._report(self._pool)
             healthy, recovery = True, None  # type: bool, Recovery | None
             module.enter_shared()
             try:
@@ -334,6 +357,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
             finally:
                 module.leave_shared()
                 self._checkin(lease, healthy)
+                self._report(self._pool)
                 if recovery is Recovery.MODULE:
                     module.reinitialize(lease.generation, 0.0)
         raise translate(ctx, last)
@@ -349,6 +373,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
                 if granted is None:
                     waiter, deadline = _Waiter(), time.monotonic() + SESSION_WAIT
                     pool.waiters.append(waiter)
+                    self._report(pool)
                     while waiter.granted is None and not self._closed:
                         if not pool.cond.wait(deadline - time.monotonic()):
                             break
@@ -369,6 +394,10 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
                 self._hand_out(pool, stale)
             self._close_stale(stale)
             raise
+
+    def _report(self, pool: _Pool) -> None:
+        """Tell the observer the pool's state (read without the lock: integers, for monitoring)."""
+        self._observer.sessions(pool.open, pool.open - len(pool.idle), len(pool.waiters))
 
     def _checkin(self, lease: Lease, healthy: bool) -> None:
         pool, stale = self._pool, list[Lease]()
