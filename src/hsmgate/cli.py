@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from hsmgate import __version__
-from hsmgate.commands import audit, partition, pkcs11, token
+from hsmgate.commands import audit, partition, pkcs11, remote, token
 from hsmgate.commands.common import fail_unexpected, state
 from hsmgate.commands.serve import serve
 from hsmgate.warnings_filter import silence_dsa_deprecation
@@ -37,6 +37,7 @@ cli.add_typer(token.app, name="token")
 cli.add_typer(partition.app, name="partition")
 cli.add_typer(audit.app, name="audit")
 cli.add_typer(pkcs11.app, name="pkcs11")
+remote.register(cli)  # key, sign, verify, encrypt, decrypt, request: calls to a running hsmgate
 
 
 @cli.command()
