@@ -34,14 +34,14 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 BATCH_SIZE = 100
 
 UrlOption = Annotated[str, typer.Option("--url", envvar="HSMGATE_URL", metavar="URL",
-                                        help="hsmgate to call (HSMGATE_URL)")]
+                                        help="hsmgate to call")]
 ApiKeyOption = Annotated[str | None, typer.Option("--api-key", envvar="HSMGATE_API_KEY", metavar="KEY",
-                                                  show_default=False, help="API key of the caller's role "
-                                                                          "(HSMGATE_API_KEY; none in dev mode)")]
+                                                  show_default=False, help="API key of the caller's role (none in dev mode)")]
 KeyOption = Annotated[str, typer.Option("--key", "-k", metavar="LABEL", help="Label of the key to use")]
 PasswordOption = Annotated[str | None, typer.Option("--password", metavar="PASSWORD", envvar="HSMGATE_KEY_PASSWORD",
                                                     show_default=False,
-                                                    help="The key's password, if it has one (HSMGATE_KEY_PASSWORD)")]
+                                                    help="The key's password, if it has one (the environment keeps it out of "
+                                                         "the process list)")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 
 key_app = typer.Typer(help="Keys of the partition: create, list, show, delete.", no_args_is_help=True)
