@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 from tests.conftest import LiveServer
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.subprocess]  # Playwright starts its driver and Chromium
 
 #: Debian's package (``make test`` installs it); Playwright's own browser download is not used.
 CHROMIUM = "/usr/bin/chromium"

@@ -113,6 +113,13 @@ def key_table(key: SignedKeyAttributesDto) -> Table:
     return table
 
 
+def show_key(key: SignedKeyAttributesDto, *, as_json: bool) -> None:
+    if as_json:
+        console.print_json(key.model_dump_json(by_alias=True))
+    else:
+        console.print(key_table(key))
+
+
 @key_app.command("create")
 def key_create(
     label: Annotated[str, typer.Argument(metavar="LABEL", help="Label of the new key", show_default=False)],
@@ -139,7 +146,7 @@ def key_create(
     with connected(url, api_key) as client:
         key = client.create_key(label, algorithm, key_size=key_size, curve_oid=curve_oid(curve),
                                 attributes=attributes, password=password)
-    console.print_json(key.model_dump_json(by_alias=True)) if as_json else console.print(key_table(key))
+    show_key(key, as_json=as_json)
 
 
 @key_app.command("list")
@@ -174,7 +181,7 @@ def key_show(
         body = "\n".join(key.json_.publicKey[i:i + 64] for i in range(0, len(key.json_.publicKey), 64))
         print(f"-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----")
         return
-    console.print_json(key.model_dump_json(by_alias=True)) if as_json else console.print(key_table(key))
+    show_key(key, as_json=as_json)
 
 
 @key_app.command("delete")
