@@ -10,7 +10,9 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
 from hsmgate import __version__
+from hsmgate.api.body_limit import BodyLimitMiddleware, max_batch_body_bytes
 from hsmgate.api.deps import authorize
+from hsmgate.api.dev_guard import guard_dev_mode
 from hsmgate.api.docs_pages import SWAGGER_UI_PATH, install_docs_pages
 from hsmgate.api.errors import install_error_handlers
 from hsmgate.api.execution import inline_operations
@@ -70,6 +72,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app = FastAPI(
         title="hsmgate", version=__version__, description=DESCRIPTION, lifespan=lifespan,
         docs_url=None, openapi_url=OPENAPI_PATH, redoc_url=None,  # docs pages: api/docs_pages.py
+        redirect_slashes=False,  # "/v1/key/" is a 404, not a redirect built from the Host header
         dependencies=[Depends(authorize)],  # every route: authentication + role check (auth/roles.py)
         telemetry=None if settings.otel else {"tracing": False, "metrics": False, "logs": False},
     )
@@ -81,10 +84,16 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.audit = runtime.audit
     app.state.inline_operations = inline_operations(settings, runtime.db.dialect)  # api/execution.py
     app.state.ska_scheduler = runtime.scheduler
+    # Inside the error handlers' middleware (what an application makes of a body cut off at the
+    # limit is no bug to log), outside routing, authentication and parsing (api/body_limit.py).
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
+                       max_batch_body_bytes=max_batch_body_bytes(settings),
+                       batch_paths=frozenset(route.path for route in batch.router.routes))
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
-    # outermost of hsmgate's middleware: counts and times every request, whatever answers it
+    # counts and times every request, whatever answers it (only the dev-mode guard is outside it)
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics.requests)
+    guard_dev_mode(app, settings)  # dev mode: 403 for requests not on loopback, outermost (api/dev_guard.py)
     for router in ROUTERS:
         app.include_router(router)
     install_docs_pages(app, openapi_url=OPENAPI_PATH)

@@ -16,6 +16,7 @@ import socket
 import tempfile
 from pathlib import Path
 
+from hsmgate import private_files
 from hsmgate.settings import ConfigError
 
 
@@ -52,23 +53,22 @@ def _bind_problem(host: str, port: int, exc: OSError) -> str:
 
 
 def prepare_data_dir(path: Path) -> None:
-    """Create the data directory when it is missing; ConfigError when ``path`` is not a directory
-    this user can write to (the master key, the SQLite database and lock files live there)."""
+    """The data directory, created 0700 when missing and an existing one checked for its mode
+    (:func:`hsmgate.private_files.prepare_data_dir`, which also sets the umask); ConfigError when
+    ``path`` is not a directory this user can write to (the master key, the SQLite database and
+    lock files live there)."""
     fix = "choose another with --data-dir (HSMGATE_DATA_DIR)"
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"the data directory {path} is not a directory: {fix}; hsmgate creates a missing one")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create the data directory {path}: {exc.strerror}: create it with write "
-                          f"access for {_user()}, or {fix}") from None
-    try:  # a real write: permission bits do not tell for root, ACLs or a read-only file system
-        fd, probe = tempfile.mkstemp(prefix=".hsmgate-write-test-", dir=path)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ConfigError(f"the data directory {path} is not writable by {_user()} ({exc.strerror}): give that "
-                          f"user write access (chown or chmod u+rwx), or {fix}") from None
+    if path.exists():
+        if not path.is_dir():
+            raise ConfigError(f"the data directory {path} is not a directory: {fix}; hsmgate creates a missing one")
+        try:  # a real write: permission bits do not tell for root, ACLs or a read-only file system
+            fd, probe = tempfile.mkstemp(prefix=".hsmgate-write-test-", dir=path)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise ConfigError(f"the data directory {path} is not writable by {_user()} ({exc.strerror}): give "
+                              f"that user write access (chown or chmod u+rwx), or {fix}") from None
+    private_files.prepare_data_dir(path)
 
 
 def _user() -> str:

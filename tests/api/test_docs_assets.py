@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from hsmgate.api.docs_pages import STATIC_DIRECTORY
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ("/swagger-ui/index.html", "/redoc")

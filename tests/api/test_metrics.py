@@ -24,7 +24,7 @@ from hsmgate.domain.algorithms import (
     WRAP_METHODS,
 )
 from hsmgate.domain.clock import ManualClock
-from tests.conftest import LiveServer, soft_settings
+from tests.helpers import LiveServer, soft_settings
 from tests.ska.helpers import (
     Approver,
     approve,

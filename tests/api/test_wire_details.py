@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import importlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,16 +17,10 @@ from fastapi.routing import APIRoute
 
 import hsmgate.api.routes as routes_package
 from hsmgate.api.lenient_json import TsbRoute
-from tests.conftest import LiveServer, unique
+from tests.helpers import LiveServer, assert_tsb_error, unique
 
 PAYLOAD = base64.b64encode(b"Payload").decode()
 JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture(scope="module")
-def http(soft_server: LiveServer) -> Iterator[httpx.Client]:
-    with soft_server.client() as client:
-        yield client
 
 
 def ec_key(http: httpx.Client, label: str) -> None:
@@ -35,13 +28,6 @@ def ec_key(http: httpx.Client, label: str) -> None:
                                           "attributes": {"sign": True, "decrypt": False, "unwrap": False,
                                                          "destroyable": True, "modifiable": True}})
     assert response.status_code == 201, response.text
-
-
-def assert_error(response: httpx.Response, status: int, code: int) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["errorCode"] == code, body
-    return dict(body)
 
 
 # -- lenient JSON ------------------------------------------------------------------------------
@@ -76,8 +62,8 @@ def test_import_with_a_trailing_comma_succeeds(http: httpx.Client) -> None:
 
 @pytest.mark.parametrize("path", ["/v1/key/import/plain", "/v1/synchronousSign", "/v1/sign", "/v1/approval"])
 def test_other_broken_json_stays_621(http: httpx.Client, path: str) -> None:
-    assert_error(http.post(path, content=b"{bad", headers=JSON), 400, 621)
-    assert_error(http.post(path, content=b'{"a": 1,,}', headers=JSON), 400, 621)
+    assert_tsb_error(http.post(path, content=b"{bad", headers=JSON), 621, 400)
+    assert_tsb_error(http.post(path, content=b'{"a": 1,,}', headers=JSON), 621, 400)
 
 
 # -- empty answers -----------------------------------------------------------------------------
@@ -152,5 +138,5 @@ def test_a_derivation_path_is_610_everywhere(http: httpx.Client, path: str, body
             return {k: fill(v) for k, v in value.items()}
         return value.replace("{k}", label) if isinstance(value, str) else value
 
-    error = assert_error(http.post(path, json=fill(body)), 400, 610)
+    error = assert_tsb_error(http.post(path, json=fill(body)), 610, 400)
     assert "derivation paths are not supported" in str(error["message"])

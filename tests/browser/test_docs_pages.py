@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.subprocess]  # Playwright starts its driver and Chromium
 

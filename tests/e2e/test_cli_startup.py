@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from hsmgate.app import create_app
-from tests.conftest import free_port, soft_settings
+from tests.helpers import free_port, soft_settings
 from tests.postgres import SERVER, ensure_server
 from tests.softhsm import SoftHsmToken
 

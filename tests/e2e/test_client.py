@@ -23,7 +23,7 @@ from hsmgate.auth.roles import Role
 from hsmgate.cli import cli
 from hsmgate.client import AsyncHsmgateClient, HsmgateClient, SignItem, TsbApiError, VerifyItem
 from tests.auth.conftest import API_KEY_SETTINGS, ROLE_KEYS, auth_settings
-from tests.conftest import LiveServer, free_port
+from tests.helpers import LiveServer, free_port
 from tests.ska.helpers import Approver, policy, rule, token
 
 P256 = "1.2.840.10045.3.1.7"

@@ -17,7 +17,7 @@ from hsmgate.settings import ConfigError
 from hsmgate.store.database import Database
 from hsmgate.store.partition_bindings import BindingRepository
 from hsmgate.store.partitions import PartitionRepository
-from tests.conftest import soft_settings
+from tests.helpers import soft_settings
 from tests.softhsm import SoftHsmToken
 
 KEY_A, KEY_B = bytes(range(32)), bytes(range(1, 33))

@@ -12,7 +12,10 @@ import typer
 from hsmgate import __version__
 from hsmgate.auth.mtls import check_tls_files, uvicorn_tls_options
 from hsmgate.commands.common import err, fail, load_settings
-from hsmgate.preflight import check_port_free
+from hsmgate.log_format import configure_logging
+from hsmgate.preflight import check_port_free, prepare_data_dir
+from hsmgate.private_files import restrict_umask
+from hsmgate.serve_guard import ServeLock
 from hsmgate.settings import ConfigError, Settings
 
 
@@ -33,6 +36,7 @@ def serve(
     Before anything is written, the address must be free and the data directory usable; each
     start-up problem is reported as one line and exit status 2.
     """
+    restrict_umask()  # every file this process creates: 0600 / 0700 (private_files.py)
     if config is not None:
         os.environ["HSMGATE_CONFIG"] = str(config)
     settings = load_settings(host=host, port=port, data_dir=data_dir, dev=dev, workers=workers, tls_cert=tls_cert,
@@ -43,12 +47,17 @@ def serve(
         check_port_free(settings.host, settings.port)  # before any migration or write (preflight.py)
     except ConfigError as exc:
         fail(str(exc))
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from hsmgate.app import create_app
     from hsmgate.hsm.base import HsmError
 
+    try:
+        prepare_data_dir(settings.data_dir)  # a writable directory, 0700 (preflight.py, private_files.py)
+        lock = ServeLock.acquire(settings.data_dir)  # one serve per data dir, workers included (serve_guard.py)
+    except ConfigError as exc:
+        fail(str(exc))
+    configure_logging(settings.log_level, settings.log_format)
     if settings.workers > 1:
-        _serve_workers(settings)
+        _serve_workers(settings, lock)
         return
     try:
         app = create_app(settings)
@@ -60,34 +69,47 @@ def serve(
     from hsmgate.serving import settle_heap
 
     settle_heap()
-    err.print(f"hsmgate {__version__}: backend={settings.backend} partition={settings.partition} "
-              f"on {_scheme(settings)}://{settings.host}:{settings.port}  (Swagger UI: /swagger-ui/index.html, "
-              "ReDoc: /redoc)", highlight=False, soft_wrap=True)
+    announce(settings, f"hsmgate {__version__}: backend={settings.backend} partition={settings.partition} "
+             f"on {_scheme(settings)}://{settings.host}:{settings.port}  (Swagger UI: /swagger-ui/index.html, "
+             "ReDoc: /redoc)")
     uvicorn.run(app, host=settings.host, port=settings.port, **uvicorn_options(settings))
 
 
+def announce(settings: Settings, text: str, *, warning: bool = False) -> None:
+    """A start-up line for the operator: on the terminal (text logs), or a log record when the log
+    is JSON, so that every line of the output is one JSON object."""
+    if settings.log_format == "json":
+        logging.getLogger("hsmgate").log(logging.WARNING if warning else logging.INFO, text)
+        return
+    err.print(f"[bold yellow]{text}[/]" if warning else text, highlight=False, soft_wrap=True)  # one line
+
+
 def _warn(settings: Settings) -> None:
-    """What an operator must know about a server that is about to serve (one line each)."""
+    """What an operator must know about a server that is about to serve: said once it is built, so
+    that a start that fails prints its one line and nothing else."""
     if not settings.dev and not settings.is_loopback and settings.tls_cert is None:
-        err.print(f"[bold yellow]WARNING: serving plain HTTP on {settings.host}: API keys and bearer tokens cross "
-                  "the network in clear text. Set HSMGATE_TLS_CERT / HSMGATE_TLS_KEY.[/]", soft_wrap=True)
+        announce(settings, f"WARNING: serving plain HTTP on {settings.host}: API keys and bearer tokens cross "
+                 "the network in clear text. Set HSMGATE_TLS_CERT / HSMGATE_TLS_KEY.", warning=True)
     if settings.dev:
-        err.print("[bold yellow]WARNING: dev mode — no authentication; every caller on this machine can use "
-                  "every key. Never use dev mode in production.[/]", soft_wrap=True)
+        announce(settings, "WARNING: dev mode — no authentication; every caller on this machine can use "
+                 "every key. Never use dev mode in production.", warning=True)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """``uvicorn.Config`` keyword arguments besides host and port, for one process and for every
     worker alike (TLS options belong here too)."""
-    return {"log_level": settings.log_level, "access_log": False, **uvicorn_tls_options(settings)}
+    # log_config None: uvicorn installs no handlers of its own, its records reach the escaping
+    # formatter of hsmgate/log_format.py on the root logger
+    return {"log_level": settings.log_level, "log_config": None, "access_log": False, **uvicorn_tls_options(settings)}
 
 
 def _scheme(settings: Settings) -> str:
     return "https" if settings.tls_cert else "http"
 
 
-def _serve_workers(settings: Settings) -> None:
-    """``--workers N``: N processes, one SO_REUSEPORT socket each (see ``hsmgate.serving``)."""
+def _serve_workers(settings: Settings, lock: ServeLock) -> None:
+    """``--workers N``: N processes, one SO_REUSEPORT socket each (see ``hsmgate.serving``), all
+    holding ``lock``."""
     from hsmgate.hsm.base import HsmError
     from hsmgate.metrics import prepare_multiprocess_dir, remove_multiprocess_dir
     from hsmgate.serving import Supervisor, prepare
@@ -97,10 +119,10 @@ def _serve_workers(settings: Settings) -> None:
     except (ConfigError, HsmError) as exc:
         fail(str(exc))
     _warn(settings)
-    supervisor = Supervisor(settings, uvicorn_options(settings), settings.workers)
-    err.print(f"hsmgate {__version__}: backend={settings.backend} partition={settings.partition} "
-              f"on {_scheme(settings)}://{settings.host}:{settings.port} with {settings.workers} workers "
-              f"({'SO_REUSEPORT' if supervisor.reuseport else 'shared socket'})", highlight=False, soft_wrap=True)
+    supervisor = Supervisor(settings, uvicorn_options(settings), settings.workers, lock)
+    announce(settings, f"hsmgate {__version__}: backend={settings.backend} partition={settings.partition} "
+             f"on {_scheme(settings)}://{settings.host}:{settings.port} with {settings.workers} workers "
+             f"({'SO_REUSEPORT' if supervisor.reuseport else 'shared socket'})")
     metrics_dir = prepare_multiprocess_dir()  # the workers add up their metrics there (hsmgate/metrics.py)
     try:
         status = supervisor.run()

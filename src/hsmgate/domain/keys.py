@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from hsmgate.domain.hsm_errors import translated
 from hsmgate.domain.ska import addresses
 from hsmgate.domain.ska.guard import guard_bits, load_policy, policy_json
 from hsmgate.domain.ska.policy import Policy
+from hsmgate.domain.text import character_name, unsafe_character
 from hsmgate.hsm.base import KeyAttributes, KeyInfo, KeySpec, KeyType, Partition
 from hsmgate.store.key_metadata import KeyMetadataRepository
 
@@ -60,7 +62,15 @@ def utc(moment: datetime) -> datetime:
 
 
 def check_label(label: str, field: str = "label") -> None:
-    """Refuse empty, over-long and reserved-character labels (``/`` is for derivation paths)."""
+    """Refuse empty, over-long and reserved-character labels (``/`` is for derivation paths), and
+    labels that would not read as what they are: control and format characters (zero-width,
+    bidi overrides and isolates; :mod:`hsmgate.domain.text`) and labels not in Unicode NFC.
+
+    Why refuse rather than normalise to NFC: a label is looked up by exact string in the backend,
+    the metadata (passwords, policies) and the audit log. Rewriting it on creation only would
+    leave the caller holding a spelling no lookup finds, and rewriting it on every lookup would
+    have to reach every one of them, or two spellings would reach different records (the key
+    found, its password record missed). A refused label is one clear 610 to fix at the client."""
     if not label or not label.strip():
         raise errors.ValidationFailed(f"'{field}' must not be empty")
     if len(label) > MAX_LABEL_LENGTH:
@@ -69,6 +79,23 @@ def check_label(label: str, field: str = "label") -> None:
         raise errors.InvalidKeyName(
             f"'{field}' must not contain '/' or control characters (derivation paths are not supported)"
         )
+    char = unsafe_character(label)
+    if char is not None:
+        raise errors.InvalidKeyName(
+            f"'{field}' must not contain control or invisible formatting characters (found {character_name(char)})")
+    if not unicodedata.is_normalized("NFC", label):
+        raise errors.InvalidKeyName(
+            f"'{field}' must be in Unicode normalisation form NFC (composed characters, e.g. U+00E9 for 'é', "
+            "not 'e' followed by U+0301)")
+
+
+def check_existing_label(label: str) -> None:
+    """A label naming a key that may exist: only what no key can have is refused (600 empty, 610
+    by :func:`check_key_name`). Keys made before :func:`check_label` became stricter, or outside
+    hsmgate on a PKCS#11 token, stay readable and deletable."""
+    if not label or not label.strip():
+        raise errors.ValidationFailed("'label' must not be empty")
+    check_key_name(label)
 
 
 def check_key_name(label: str) -> None:
@@ -178,7 +205,8 @@ class KeyService:
             return self._create_ska(request, spec, key_id)
         with translated():
             info = self.partition.generate(request.label, spec, attributes, key_id)
-        created = self._metadata.record_creation(request.label, utc(info.created_at or self._now()))
+        created = self._metadata.record_new_key(request.label, utc(info.created_at or self._now()),
+                                                key_id=request.key_id or None)
         return self._signed(info, created)
 
     # -- SKA keys --------------------------------------------------------------------
@@ -219,7 +247,8 @@ class KeyService:
             elif previous is not None:
                 self._metadata.put_ska(label, policy=previous[0], guard=previous[1], address_format=previous[2])
             raise
-        created = self._metadata.record_creation(request.label, utc(info.created_at or self._now()))
+        created = self._metadata.record_new_key(request.label, utc(info.created_at or self._now()),
+                                                key_id=request.key_id or None)
         return self._signed(info, created)
 
     def ska_policy(self, label: str) -> Policy | None:
@@ -243,7 +272,7 @@ class KeyService:
 
     def address(self, label: str) -> bytes:
         """The address hash of an SKA key with ``addressFormat`` (630 for other keys)."""
-        check_label(label)
+        check_existing_label(label)
         with translated():
             info = self.partition.get(label)
         stored, address_format = self._metadata.ska(label)
@@ -297,7 +326,7 @@ class KeyService:
             return self.partition.list_labels()
 
     def describe(self, label: str) -> SignedKey:
-        check_label(label)
+        check_existing_label(label)
         with translated():
             info = self.partition.get(label)
         created = self._metadata.created_at(label)
@@ -306,7 +335,7 @@ class KeyService:
         return self._signed(info, utc(created))
 
     def delete(self, label: str) -> None:
-        check_label(label)
+        check_existing_label(label)
         with translated():
             self.partition.delete(label)
         self._metadata.forget(label)
@@ -316,28 +345,24 @@ class KeyService:
     # -- attestation ---------------------------------------------------------------------------
 
     def _signed(self, info: KeyInfo, created: datetime) -> SignedKey:
-        view = self.view(info, created)
-        origin, public_only = self._metadata.origin(info.label)
-        if origin or public_only:  # imported or unwrapped (domain/key_transfer.py, domain/operations.py)
-            view = replace(view, creation=origin or view.creation, public_only=public_only)
+        facts = self._metadata.facts(info.label)
+        view = self.view(info, created, key_id=facts.key_id)
+        if facts.origin or facts.public_only:  # imported or unwrapped (domain/key_transfer.py, domain/operations.py)
+            view = replace(view, creation=facts.origin or view.creation, public_only=facts.public_only)
         xml = attestation_xml(view)
         with translated():
             signature = self.partition.sign(self.attestation_key_name, ATTESTATION_MECHANISM, xml.encode())
         return SignedKey(view, xml, base64.b64encode(signature).decode(), self.attestation_key_name)
 
-    def view(self, info: KeyInfo, created: datetime) -> KeyView:
+    def view(self, info: KeyInfo, created: datetime, *, key_id: str | None = None) -> KeyView:
+        """The description of a key. ``key_id``: the ``id`` its caller gave at creation (kept in
+        hsmgate's metadata); a backend's own identifier (``info.key_id``, a PKCS#11 CKA_ID hsmgate
+        drew at random to pair the halves of a key) is never shown: the TSB's clients read ``id``
+        as the value they set, or null."""
         algorithm = KEY_ALGORITHM_BY_TYPE[info.key_type]
         oid = algorithm.oid
         if info.key_type is KeyType.ED and info.curve_oid:
             oid = info.curve_oid  # Ed448 reports its own OID
-        key_id = None
-        if info.key_id:
-            try:
-                key_id = info.key_id.decode()
-                if not key_id.isprintable():
-                    raise UnicodeDecodeError("utf-8", info.key_id, 0, 1, "not printable")
-            except UnicodeDecodeError:
-                key_id = info.key_id.hex().upper()
         size = None if info.key_type in (KeyType.EC, KeyType.ED) else info.size
         policy, address = self._ska_view(info)
         return KeyView(

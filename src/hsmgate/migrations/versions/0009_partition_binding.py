@@ -2,18 +2,18 @@
 serial, or a fingerprint of the soft token's master key). Filled on each partition's next start;
 a start with another backend or token is then refused.
 
-The revision id is distinctive on purpose: other branches add their own "0008"; whichever lands
-second re-chains its ``down_revision``.
+The revision id is distinctive on purpose: other branches may add their own "0009"; whichever
+lands second re-chains its ``down_revision``.
 
-Revision ID: 0008_partition_binding
-Revises: 0007
+Revision ID: 0009_partition_binding
+Revises: 0008
 Create Date: 2026-12-07
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_partition_binding"
-down_revision = "0007"
+revision = "0009_partition_binding"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
