@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-APT_PACKAGES := softhsm2 opensc wrk openssl postgresql
+APT_PACKAGES := softhsm2 opensc wrk openssl postgresql chromium
 
 .PHONY: run test test-fast lint bench system-deps clean
 
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# System packages the tests drive (SoftHSM2, pkcs11-tool, wrk); installed once, as root, via apt.
+# System packages the tests drive (SoftHSM2, pkcs11-tool, wrk, Chromium for tests/browser); installed once, as root, via apt.
 system-deps:
 	@missing=""; \
 	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -13,8 +13,11 @@ from hsmgate import __version__
 from hsmgate.api.body_limit import BodyLimitMiddleware, max_batch_body_bytes
 from hsmgate.api.deps import authorize
 from hsmgate.api.dev_guard import guard_dev_mode
+from hsmgate.api.docs_pages import SWAGGER_UI_PATH, install_docs_pages
 from hsmgate.api.errors import install_error_handlers
 from hsmgate.api.execution import inline_operations
+from hsmgate.api.metrics import MetricsMiddleware
+from hsmgate.api.metrics import router as metrics_router
 from hsmgate.api.request_id import RequestIdMiddleware
 from hsmgate.api.routes import (
     approvals,
@@ -32,15 +35,22 @@ from hsmgate.auth.authenticator import Authenticator
 from hsmgate.bootstrap import build_runtime
 from hsmgate.domain.clock import Clock
 from hsmgate.settings import Settings
+from hsmgate.warnings_filter import silence_dsa_deprecation
+
+silence_dsa_deprecation()  # DSA stays for the TSB's DSA keys; the warning says nothing an operator can act on
 
 DESCRIPTION = """REST gateway to hardware security modules, wire-compatible with the Securosys REST API /
 Transaction Security Broker. Keys never leave the partition behind it."""
+
+#: The OpenAPI document (the TSB's springdoc path).
+OPENAPI_PATH = "/v3/api-docs"
 
 #: Routers in the order their routes are matched: the key operations first, since they carry
 #: nearly all the traffic and Starlette tries routes one by one.
 ROUTERS = (
     sync_ops.router, batch.router, pqc.router, timestamps.router, certificates.signing_router, keys.export_router,
     keys.router, data_objects.router, certificates.router, requests.router, approvals.router, service.router,
+    metrics_router,
 )
 
 
@@ -61,7 +71,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
     app = FastAPI(
         title="hsmgate", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-        docs_url="/swagger-ui/index.html", openapi_url="/v3/api-docs", redoc_url=None,
+        docs_url=None, openapi_url=OPENAPI_PATH, redoc_url=None,  # docs pages: api/docs_pages.py
         redirect_slashes=False,  # "/v1/key/" is a 404, not a redirect built from the Host header
         dependencies=[Depends(authorize)],  # every route: authentication + role check (auth/roles.py)
         telemetry=None if settings.otel else {"tracing": False, "metrics": False, "logs": False},
@@ -81,13 +91,16 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                        batch_paths=frozenset(route.path for route in batch.router.routes))
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
+    # counts and times every request, whatever answers it (only the dev-mode guard is outside it)
+    app.add_middleware(MetricsMiddleware, metrics=runtime.metrics.requests)
     guard_dev_mode(app, settings)  # dev mode: 403 for requests not on loopback, outermost (api/dev_guard.py)
     for router in ROUTERS:
         app.include_router(router)
+    install_docs_pages(app, openapi_url=OPENAPI_PATH)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
-        return RedirectResponse("/swagger-ui/index.html")
+        return RedirectResponse(SWAGGER_UI_PATH)
 
     return app
 

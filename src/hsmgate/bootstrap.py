@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -24,6 +25,7 @@ from hsmgate.domain.key_transfer import KeyTransferService
 from hsmgate.domain.key_use import KeyUse, KeyUseServices
 from hsmgate.domain.keys import KeyService
 from hsmgate.domain.operations import OperationsService
+from hsmgate.domain.partition_binding import BindingMismatch, PartitionBindings
 from hsmgate.domain.partitions import PartitionConfig, PartitionError, PartitionRegistry
 from hsmgate.domain.passwords import PasswordService
 from hsmgate.domain.signing import SigningService
@@ -33,34 +35,88 @@ from hsmgate.domain.ska.requests import RequestScheduler, RequestService
 from hsmgate.domain.ska.results import ResultSealer
 from hsmgate.domain.ska.timestamp_key import TimestampService
 from hsmgate.domain.timestamps import RfcTimestampService
-from hsmgate.hsm.base import HsmError, Partition
-from hsmgate.private_files import prepare_data_dir
+from hsmgate.hsm.base import (
+    BackendUnavailable,
+    HsmError,
+    ModuleUnusable,
+    Partition,
+    PinRefused,
+    TokenNotFound,
+)
+from hsmgate.metrics import Metrics
+from hsmgate.preflight import prepare_data_dir
 from hsmgate.settings import ConfigError, Settings
 from hsmgate.store.audit import AuditRepository
 from hsmgate.store.audit_anchors import AnchorError, AnchorSink, FileAnchors, SyslogAnchors
 from hsmgate.store.certificates import CertificateRepository
 from hsmgate.store.data_objects import DataObjectRepository
-from hsmgate.store.database import Database
+from hsmgate.store.database import Database, DatabaseUnavailable
 from hsmgate.store.key_metadata import KeyMetadataRepository
+from hsmgate.store.partition_bindings import BindingRepository
 from hsmgate.store.partitions import PartitionRepository
-from hsmgate.store.requests import RequestRepository
+from hsmgate.store.requests import RequestRepository, count_by_status
 from hsmgate.store.soft_keys import SoftKeyRepository
 from hsmgate.store.wrapped_keys import WrappedKeyRepository
 
+if TYPE_CHECKING:
+    from hsmgate.hsm.pkcs11.partition import PoolObserver
 
-def open_partition(settings: Settings, db: Database) -> Partition:
-    """The configured backend's partition; raises BackendUnavailable or ConfigError with one line."""
+
+def open_database(settings: Settings) -> Database:
+    """The state database, migrated to the latest schema; ConfigError (one line naming the problem
+    and the fix) when it cannot be opened: a missing database, a server that does not answer, a
+    refused login, a SQLite file that cannot be created."""
+    try:
+        db = Database(settings.resolved_database_url)
+    except DatabaseUnavailable as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        db.migrate()
+    except DatabaseUnavailable as exc:
+        db.dispose()
+        raise ConfigError(str(exc)) from None
+    except BaseException:
+        db.dispose()
+        raise
+    return db
+
+
+def open_partition(settings: Settings, db: Database, *, pool_observer: PoolObserver | None = None) -> Partition:
+    """The configured backend's partition; raises BackendUnavailable or ConfigError with one line.
+    ``pool_observer`` watches a PKCS#11 partition's session pool (metrics)."""
     if settings.backend == "pkcs11":
         from hsmgate.hsm.pkcs11 import Pkcs11Partition
 
         return Pkcs11Partition(
             settings.partition, module_path=settings.pkcs11_module or "", token_label=settings.pkcs11_token_label,
             slot_id=settings.pkcs11_slot, pin=settings.load_pkcs11_pin(), pool_size=settings.pkcs11_pool_size,
+            pool_observer=pool_observer,
         )
     from hsmgate.hsm.soft import SoftPartition
 
     return SoftPartition(settings.partition, repository=SoftKeyRepository(db, settings.partition),
                          master_key=settings.load_master_key())
+
+
+def pkcs11_problem(settings: Settings, exc: BackendUnavailable, *, database_partition: bool) -> str:
+    """The backend's message and what to change: the HSMGATE_PKCS11_* setting, or for a partition of
+    the database (``hsmgate partition add``) its record."""
+    module = settings.pkcs11_module
+    if isinstance(exc, ModuleUnusable):
+        fix = ("set HSMGATE_PKCS11_MODULE to the vendor's PKCS#11 library "
+               "(SoftHSM2: /usr/lib/softhsm/libsofthsm2.so)")
+    elif isinstance(exc, TokenNotFound):
+        fix = (f"'hsmgate pkcs11 list --module {module}' shows its tokens: set HSMGATE_PKCS11_TOKEN_LABEL "
+               "or HSMGATE_PKCS11_SLOT to one of them")
+    elif isinstance(exc, PinRefused):
+        fix = ("correct HSMGATE_PKCS11_PIN or HSMGATE_PKCS11_PIN_FILE (tokens lock the user after a few "
+               "wrong PINs)")
+    else:
+        fix = f"check that the HSM is reachable ('hsmgate pkcs11 list --module {module}' shows what the module sees)"
+    if database_partition:
+        fix = (f"partition '{settings.partition}' was added with 'hsmgate partition add': remove it and add it "
+               f"again with the right --module, --token-label or --pin-file ({fix.split(':')[0]})")
+    return f"{str(exc).rstrip('.')}: {fix}"
 
 
 def partition_settings(settings: Settings, config: PartitionConfig) -> Settings:
@@ -118,10 +174,10 @@ def load_certificates(paths: tuple[Path, ...]) -> list[bytes]:
 
 
 def build_partition(settings: Settings, served: Settings, db: Database, backend: Partition,
-                    audit: AuditTrail | None) -> PartitionServices:
+                    audit: AuditTrail | None, metrics: Metrics | None = None) -> PartitionServices:
     """The domain services of one partition, on ``backend``; its attestation key (and that key's
     self-signed certificate) is created when absent and, like the data-object key's name, flagged
-    internal."""
+    internal. With ``metrics``, the key-use gate counts its operations there."""
     name = served.partition
     metadata = KeyMetadataRepository(db, name)
     certificates_store = CertificateRepository(db, name)
@@ -129,7 +185,8 @@ def build_partition(settings: Settings, served: Settings, db: Database, backend:
     passwords = PasswordService(backend, metadata)
     certificates = CertificateService(backend, repository=certificates_store)
     transfer = KeyTransferService(backend, keys=keys, metadata=metadata, certificates=certificates_store)
-    gate = KeyUse(backend, metadata=metadata, passwords=passwords, audit=audit, services=KeyUseServices(
+    gate = KeyUse(backend, metadata=metadata, passwords=passwords, audit=audit,
+                  metrics=metrics.operations if metrics is not None else None, services=KeyUseServices(
         signing=SigningService(backend),
         operations=OperationsService(backend, keys=keys, metadata=metadata,
                                      wrapped_keys=WrappedKeyRepository(db, name)),
@@ -149,18 +206,40 @@ def build_partition(settings: Settings, served: Settings, db: Database, backend:
                              data_objects=DataObjectService(backend, DataObjectRepository(db, name), gate=gate))
 
 
-def build_gateway(settings: Settings, db: Database, audit: AuditTrail | None = None) -> Gateway:
-    """Every served partition's services (backends opened, master keys checked)."""
+def bind_partition(bindings: PartitionBindings, served: Settings, backend: Partition) -> None:
+    """The partition's state belongs to ``backend``'s token (``domain/partition_binding.py``). The
+    master key is checked first (its message names the setting), so a partition is never bound to
+    a wrong key; then a bound partition is compared and an unbound one bound."""
+    identity = backend.identity()
+    check_master_key(served, backend)
+    try:
+        if not bindings.check(served.partition, identity):
+            bindings.bind(served.partition, identity, when=datetime.now(UTC))
+    except BindingMismatch as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def build_gateway(settings: Settings, db: Database, audit: AuditTrail | None = None,
+                  metrics: Metrics | None = None) -> Gateway:
+    """Every served partition's services (backends opened, bound to their state, master keys
+    checked)."""
     # follow key changes from now on (store/key_generation.py; on PostgreSQL this starts the
     # listener, so it is in sync by the first request and key caches pay off at once)
     db.key_generation.current()
+    bindings = PartitionBindings(BindingRepository(db))
     gateway = Gateway()
     try:
-        for served in served_partitions(settings, db):
-            backend = open_partition(served, db)
+        for index, served in enumerate(served_partitions(settings, db)):
             try:
-                check_master_key(served, backend)
-                gateway.add(build_partition(settings, served, db, backend, audit))
+                pool = metrics.pools.pool(served.partition) if metrics and served.backend == "pkcs11" else None
+                backend = open_partition(served, db, pool_observer=pool)
+            except BackendUnavailable as exc:
+                if served.backend != "pkcs11":
+                    raise
+                raise ConfigError(pkcs11_problem(served, exc, database_partition=index > 0)) from None
+            try:
+                bind_partition(bindings, served, backend)
+                gateway.add(build_partition(settings, served, db, backend, audit, metrics))
             except BaseException:
                 backend.close()
                 raise
@@ -170,17 +249,18 @@ def build_gateway(settings: Settings, db: Database, audit: AuditTrail | None = N
     return gateway
 
 
-def build_audit(settings: Settings, db: Database) -> AuditTrail | None:
+def build_audit(settings: Settings, db: Database, metrics: Metrics | None = None) -> AuditTrail | None:
     """The audit trail (None when HSMGATE_AUDIT_ENABLED is false); signers are attached by
     :func:`attach_signers` once the partitions are open."""
     if not settings.audit_enabled:
         return None
-    return audit_trail(settings, db)
+    return audit_trail(settings, db, metrics)
 
 
-def audit_trail(settings: Settings, db: Database) -> AuditTrail:
+def audit_trail(settings: Settings, db: Database, metrics: Metrics | None = None) -> AuditTrail:
     """An audit trail on ``db`` with the configured anchor sinks (the file, and syslog when
-    HSMGATE_AUDIT_ANCHOR_SYSLOG); raises ConfigError when one cannot be opened."""
+    HSMGATE_AUDIT_ANCHOR_SYSLOG); raises ConfigError when one cannot be opened. With ``metrics``,
+    its queue and commits are measured there."""
     sinks: list[AnchorSink] = []
     try:
         sinks.append(FileAnchors(settings.resolved_audit_anchor_file))
@@ -190,7 +270,7 @@ def audit_trail(settings: Settings, db: Database) -> AuditTrail:
         for sink in sinks:
             sink.close()
         raise ConfigError(str(exc)) from None
-    return AuditTrail(AuditRepository(db), fail_closed=settings.audit_fail_closed,
+    return AuditTrail(AuditRepository(db, metrics.audit if metrics is not None else None), fail_closed=settings.audit_fail_closed,
                       checkpoint_interval=settings.audit_checkpoint_interval, anchors=sinks)
 
 
@@ -260,10 +340,12 @@ class Runtime:
     gateway: Gateway
     audit: AuditTrail | None
     scheduler: RequestScheduler
+    metrics: Metrics
 
     def close(self) -> None:
         """Sign what the audit chains appended since their last checkpoint, close backends and
-        the database."""
+        the database; a worker's live gauges stop counting."""
+        self.metrics.process_exiting()
         if self.audit is not None:
             for name in self.gateway.names():
                 self.audit.checkpoint_if_moved(name)
@@ -273,13 +355,19 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
-    """The database migrated, every partition's services, the audit trail and SKA services."""
-    prepare_data_dir(settings.data_dir)  # umask 077, data dir 0700 (private_files.py)
-    db = Database(settings.resolved_database_url)
-    db.migrate()
-    audit = build_audit(settings, db)
-    gateway = build_gateway(settings, db, audit)
+    """The database migrated, every partition's services, the audit trail and SKA services, and
+    the metrics they report to."""
+    prepare_data_dir(settings.data_dir)  # umask 077, data dir 0700, writable (preflight.py, private_files.py)
+    db = open_database(settings)
+    metrics = Metrics()
+    metrics.count_ska_requests(lambda: count_by_status(db))
+    try:
+        audit = build_audit(settings, db, metrics)
+        gateway = build_gateway(settings, db, audit, metrics)
+    except BaseException:
+        db.dispose()
+        raise
     if audit is not None:
         attach_signers(audit, gateway)
     scheduler = build_ska(settings, db, gateway, clock or SystemClock(), audit)
-    return Runtime(settings=settings, db=db, gateway=gateway, audit=audit, scheduler=scheduler)
+    return Runtime(settings=settings, db=db, gateway=gateway, audit=audit, scheduler=scheduler, metrics=metrics)

@@ -60,7 +60,8 @@ def prepare_data_dir(path: Path) -> None:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise ConfigError(f"cannot create the data directory {path}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot create the data directory {path}: {exc.strerror or exc}: create it with write "
+                          "access for this user, or choose another with --data-dir (HSMGATE_DATA_DIR)") from None
     info = path.stat()
     if not stat.S_ISDIR(info.st_mode):
         raise ConfigError(f"the data directory {path} is not a directory")

@@ -18,6 +18,9 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message says which setting and why."""
 
 
+#: Database URL schemes hsmgate has a driver for (SQLAlchemy dialect names).
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
+
 #: Shortest API key accepted (characters); a TSB-style "keymanagement1" is a password, not a key.
 MIN_API_KEY_LENGTH = 16
 #: Shortest HS256 secret accepted (bytes), as RFC 7518 §3.2 requires for HMAC-SHA-256.
@@ -156,6 +159,11 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.backend == "pkcs11" and not self.pkcs11_module:
             raise ValueError("HSMGATE_PKCS11_MODULE is required with HSMGATE_BACKEND=pkcs11")
+        if self.backend == "pkcs11" and (self.pkcs11_token_label is None) == (self.pkcs11_slot is None):
+            raise ValueError("set exactly one of HSMGATE_PKCS11_TOKEN_LABEL and HSMGATE_PKCS11_SLOT with "
+                             "HSMGATE_BACKEND=pkcs11 ('hsmgate pkcs11 list --module PATH' shows the tokens)")
+        if self.database_url:
+            _check_database_url(self.database_url)
         self._check_auth_settings()
         return self
 
@@ -258,7 +266,11 @@ class Settings(BaseSettings):
         if path.exists():
             if path.stat().st_mode & 0o077:
                 raise ConfigError(f"{path} must not be readable by group or others (chmod 600)")
-            return _decode_key(path.read_text().strip())
+            try:
+                return _decode_key(path.read_text().strip())
+            except OSError as exc:
+                raise ConfigError(f"cannot read the master key {path}: {exc.strerror}: run hsmgate as the user "
+                                  "that owns it, or set HSMGATE_MASTER_KEY") from None
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = secrets.token_bytes(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -275,6 +287,20 @@ class Settings(BaseSettings):
             except OSError as exc:
                 raise ConfigError(f"cannot read HSMGATE_PKCS11_PIN_FILE {self.pkcs11_pin_file}: {exc.strerror}") from None
         raise ConfigError("HSMGATE_PKCS11_PIN or HSMGATE_PKCS11_PIN_FILE is required with the pkcs11 backend")
+
+
+def _check_database_url(url: str) -> None:
+    """A URL of a database hsmgate has a driver for; the message never repeats the URL (it may hold
+    a password)."""
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if scheme in DATABASE_SCHEMES:
+        return
+    if scheme == "postgres":
+        raise ValueError("HSMGATE_DATABASE_URL starts with postgres://, which SQLAlchemy does not accept: "
+                         "write postgresql://user:password@host:5432/database")
+    shown = f"'{scheme}://'" if scheme else "no scheme"
+    raise ValueError(f"HSMGATE_DATABASE_URL has {shown}: use postgresql://user:password@host:5432/database "
+                     "or sqlite:////absolute/path/state.db")
 
 
 def _decode_key(text: str) -> bytes:

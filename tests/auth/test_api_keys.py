@@ -33,6 +33,7 @@ PATH_GROUPS: dict[Role, list[tuple[str, str, dict[str, Any] | None]]] = {
         ("GET", "/v1/versionInfo", None),
         ("GET", "/v1/licenseInfo", None),
         ("GET", "/v1/keystore/statistics", None),
+        ("GET", "/metrics", None),
     ],
 }
 
@@ -102,6 +103,9 @@ def test_open_paths_need_no_key(api_key_server: LiveServer) -> None:
         assert http.get("/health").status_code == 200
         assert http.get("/v3/api-docs").status_code == 200
         assert http.get("/swagger-ui/index.html").status_code == 200
+        assert http.get("/redoc").status_code == 200
+        for asset in ("swagger-ui/swagger-ui-bundle.js", "swagger-ui/swagger-ui.css", "redoc/redoc.standalone.js"):
+            assert http.get(f"/static/{asset}").status_code == 200, asset
         assert http.get("/", follow_redirects=False).status_code in (302, 307)
         document = http.get("/v3/api-docs").json()
         assert {"apiKey", "bearerJwt"} <= set(document["components"]["securitySchemes"])

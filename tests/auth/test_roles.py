@@ -14,6 +14,7 @@ import jwt
 import pytest
 from fastapi.routing import APIRoute
 
+from hsmgate.api.docs_pages import REDOC_PATH, STATIC_PATH, SWAGGER_UI_PATH
 from hsmgate.app import create_app
 from hsmgate.auth.roles import OPEN_PATHS, ROLE_PATHS, Role, RoleTable, compile_pattern
 from tests.auth.conftest import API_KEY_SETTINGS, ROLE_KEYS
@@ -108,7 +109,8 @@ def test_every_route_of_the_app_is_open_or_has_a_role(tmp_path: Path) -> None:
     assert documented <= walked, f"documented but not walked: {sorted(documented - walked)}"
     # a plain Starlette route runs no FastAPI dependency, so no authentication: only the API's description
     plain = {r.path for r in mounted_routes(app.router.routes) if not isinstance(r.route, APIRoute)}
-    assert plain <= {app.openapi_url, app.docs_url, app.swagger_ui_oauth2_redirect_url}, plain
+    # (the OpenAPI document, and the Swagger UI and ReDoc pages with their files: api/docs_pages.py)
+    assert plain <= {app.openapi_url, SWAGGER_UI_PATH, REDOC_PATH, STATIC_PATH + "/{path:path}"}, plain
     uncovered = sorted(f"{method} {r.path}" for r in api_routes for method in r.methods
                        if r.path not in OPEN_PATHS and not table.roles_for(r.path))
     assert uncovered == [], f"routes without a role in hsmgate/auth/roles.py: {uncovered}"

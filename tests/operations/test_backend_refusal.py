@@ -14,7 +14,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec as ec_keys
 
 from hsmgate import bootstrap
-from hsmgate.hsm.base import Capabilities, KeyAttributes, KeyInfo, KeySpec, Partition, SignMechanism
+from hsmgate.hsm.base import (
+    Capabilities,
+    KeyAttributes,
+    KeyInfo,
+    KeySpec,
+    Partition,
+    SignMechanism,
+    TokenIdentity,
+)
 from tests.helpers import LiveServer, assert_tsb_error, b64, soft_settings, unb64
 from tests.operations.helpers import OPEN, create_key, public_key_der
 
@@ -26,6 +34,9 @@ class SignOnlyPartition(Partition):
     def __init__(self, inner: Partition) -> None:
         self._inner = inner
         self.name = inner.name
+
+    def identity(self) -> TokenIdentity:
+        return self._inner.identity()
 
     def capabilities(self) -> Capabilities:
         return replace(self._inner.capabilities(), backend="sign-only", cipher=frozenset(), wrap=frozenset(),
@@ -59,7 +70,8 @@ def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """A server whose every partition is the soft token behind :class:`SignOnlyPartition`."""
     opened = bootstrap.open_partition
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(bootstrap, "open_partition", lambda settings, db: SignOnlyPartition(opened(settings, db)))
+        patch.setattr(bootstrap, "open_partition",
+                      lambda settings, db, **options: SignOnlyPartition(opened(settings, db, **options)))
         server = LiveServer(soft_settings(tmp_path_factory.mktemp("sign-only")))
     with server, server.client() as client:
         yield client

@@ -56,10 +56,12 @@ LENIENT_ROLE_PATHS: Mapping[Role, tuple[str, ...]] = {
 
 #: hsmgate endpoints the TSB table does not know, with the role of their single-item counterpart
 #: (batch sign/verify like /v1/synchronousSign, ML-KEM decapsulation like /v1/synchronousDecrypt,
-#: /v1/verifyHmac like /v1/synchronousHmac).
+#: /v1/verifyHmac like /v1/synchronousHmac); the Prometheus metrics like the other service
+#: information (/v1/keystore/statistics).
 EXTENSION_ROLE_PATHS: Mapping[Role, tuple[str, ...]] = {
     Role.KEY_OPERATION: ("/v1/synchronousSignBatch", "/v1/verifyBatch", "/v1/encapsulate",
                          "/v1/synchronousDecapsulate", "/v1/decapsulate", "/v1/verifyHmac"),
+    Role.SERVICE: ("/metrics",),
 }
 
 #: Routes anyone may call: the load balancers' health check and ``/`` (a redirect to the Swagger

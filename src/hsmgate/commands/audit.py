@@ -28,9 +28,9 @@ from hsmgate.settings import ConfigError, Settings
 app = typer.Typer(help="The tamper-evident audit log: verify the hash chains and signed checkpoints, export.",
                   no_args_is_help=True)
 
-ConfigOption = Annotated[Path | None, typer.Option(help="TOML configuration file [HSMGATE_CONFIG]")]
-DataDirOption = Annotated[Path | None, typer.Option(help="State directory [HSMGATE_DATA_DIR]")]
-PartitionOption = Annotated[str | None, typer.Option(help="Only this partition [default: all]")]
+ConfigOption = Annotated[Path | None, typer.Option(metavar="FILE", help="TOML configuration file (HSMGATE_CONFIG)")]
+DataDirOption = Annotated[Path | None, typer.Option(metavar="DIR", help="Data directory of the server (HSMGATE_DATA_DIR)")]
+PartitionOption = Annotated[str | None, typer.Option(metavar="NAME", help="Only this partition (default: every partition)")]
 
 
 def _settings(config: Path | None, data_dir: Path | None) -> Settings:
@@ -40,13 +40,15 @@ def _settings(config: Path | None, data_dir: Path | None) -> Settings:
 
 
 def _database(settings: Settings):  # type: ignore[no-untyped-def]
-    from hsmgate.store.database import Database
+    from hsmgate.bootstrap import open_database
 
     if not settings.database_url and not (settings.data_dir / "state.db").exists():
-        fail(f"no state database in {settings.data_dir} (set --data-dir or HSMGATE_DATABASE_URL)")
-    db = Database(settings.resolved_database_url)
-    db.migrate()
-    return db
+        fail(f"no state database in {settings.data_dir}: point --data-dir (HSMGATE_DATA_DIR) at the data "
+             "directory of the server, or set HSMGATE_DATABASE_URL")
+    try:
+        return open_database(settings)
+    except ConfigError as exc:
+        fail(str(exc))
 
 
 def _private(path: str, flags: int) -> int:
@@ -98,8 +100,8 @@ def _attestation_public_keys(settings: Settings, db, names: list[str]) -> dict[s
 @app.command("verify")
 def verify(
     partition: PartitionOption = None,
-    input_file: Annotated[Path | None, typer.Option("--input", help="Verify an export (JSON lines) instead of the database")] = None,
-    public_key: Annotated[Path | None, typer.Option(help="Attestation public key (PEM/DER) to check signatures with; "
+    input_file: Annotated[Path | None, typer.Option("--input", metavar="FILE", help="Verify an export (JSON lines) instead of the database")] = None,
+    public_key: Annotated[Path | None, typer.Option(metavar="FILE", help="Attestation public key (PEM/DER) to check signatures with; "
                                                          "needs --partition, or an --input of one partition")] = None,
     anchors: Annotated[list[Path] | None, typer.Option(help="Anchor file (JSON lines, syslog prefixes allowed) to "
                                                             "hold the log against; repeat it for the files of several "
@@ -242,12 +244,12 @@ def export_lines(repository: Any, names: list[str], after: int = 0) -> Iterator[
 @app.command("export")
 def export(
     partition: PartitionOption = None,
-    output: Annotated[Path | None, typer.Option(help="Write to this file [default: standard output]")] = None,
-    after: Annotated[int, typer.Option(help="Only records after this sequence number")] = 0,
+    output: Annotated[Path | None, typer.Option(metavar="FILE", help="Write to this file (default: standard output)")] = None,
+    after: Annotated[int, typer.Option(metavar="N", help="Only records after this sequence number")] = 0,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Write the audit log as JSON lines (verifiable offline with ``audit verify --input``)."""
+    """Write the audit log as JSON lines (verifiable offline with 'hsmgate audit verify --input')."""
     from hsmgate.store.audit import AuditRepository
 
     settings = _settings(config, data_dir)

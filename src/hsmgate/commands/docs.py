@@ -115,6 +115,15 @@ JSON, answers without data) are listed in [TSB deviations](tsb-deviations.md).
 """
 
 
+#: What the documentation routes are (``api/docs_pages.py``; the OpenAPI document is FastAPI's).
+DOCUMENTATION_ROUTES = {
+    "/swagger-ui/index.html": "Swagger UI, from files in the package (api/docs_pages.py)",
+    "/redoc": "ReDoc, from files in the package (api/docs_pages.py)",
+    "/static/{path:path}": "the documentation pages' scripts, style sheet, favicon and licences (api/static/)",
+    "/v3/api-docs": "the OpenAPI document (FastAPI)",
+}
+
+
 def _anchor(title: str) -> str:
     return re.sub(r"[^a-z0-9 -]", "", title.lower()).replace(" ", "-")
 
@@ -180,8 +189,7 @@ def render_endpoints(routes: Sequence[MountedRoute], reference: Reference, roles
     for route in routes:
         if route in claimed:
             continue
-        what = route.summary if route.api else "FastAPI's Swagger UI (OAuth2 redirect page)" \
-            if route.path.endswith("oauth2-redirect") else "documentation page (FastAPI)"
+        what = route.summary if route.api else DOCUMENTATION_ROUTES.get(route.path, "documentation page (FastAPI)")
         extension_rows.append(f"| `{route.method}` | `{route.path}` | {_cell(', '.join(route.tags)) or '–'} "
                               f"| {_served(route)} | {_roles(table, route, route.path)} | {_cell(what)} |")
     if problems:

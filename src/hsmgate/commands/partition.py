@@ -19,8 +19,8 @@ from hsmgate.settings import ConfigError, Settings
 app = typer.Typer(help="Partitions (1:n mode): each with its own backend, kept in the state database.",
                   no_args_is_help=True)
 
-ConfigOption = Annotated[Path | None, typer.Option(help="TOML configuration file [HSMGATE_CONFIG]")]
-DataDirOption = Annotated[Path | None, typer.Option(help="State directory [HSMGATE_DATA_DIR]")]
+ConfigOption = Annotated[Path | None, typer.Option(metavar="FILE", help="TOML configuration file (HSMGATE_CONFIG)")]
+DataDirOption = Annotated[Path | None, typer.Option(metavar="DIR", help="Data directory of the server (HSMGATE_DATA_DIR)")]
 
 
 class Backend(enum.StrEnum):
@@ -35,18 +35,14 @@ def _settings(config: Path | None, data_dir: Path | None) -> Settings:
 
 
 def _registry(settings: Settings, *, master_key: bool):  # type: ignore[no-untyped-def]
+    from hsmgate.bootstrap import open_database
     from hsmgate.domain.partitions import PartitionRegistry
-    from hsmgate.private_files import prepare_data_dir
-    from hsmgate.store.database import Database
+    from hsmgate.preflight import prepare_data_dir
     from hsmgate.store.partitions import PartitionRepository
 
     try:
         prepare_data_dir(settings.data_dir)
-    except ConfigError as exc:
-        fail(str(exc))
-    db = Database(settings.resolved_database_url)
-    db.migrate()
-    try:
+        db = open_database(settings)
         key = settings.load_master_key() if master_key else None
     except ConfigError as exc:
         fail(str(exc))
@@ -63,13 +59,13 @@ def _read_pin(pin_file: Path) -> str:
 
 @app.command("add")
 def add(
-    name: Annotated[str, typer.Argument(help="Partition name (what JWT 'partition' claims and mTLS mappings name)")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Partition name (what JWT 'partition' claims and mTLS mappings name)", show_default=False)],
     backend: Annotated[Backend, typer.Option(help="soft: built-in token; pkcs11: a token of a PKCS#11 module")],
-    module: Annotated[str | None, typer.Option(help="PKCS#11 module (.so) path")] = None,
-    token_label: Annotated[str | None, typer.Option(help="PKCS#11 token label")] = None,
-    slot: Annotated[int | None, typer.Option(help="PKCS#11 slot id (instead of the token label)")] = None,
-    pin_file: Annotated[Path | None, typer.Option(help="File holding the user PIN ('-': read stdin)")] = None,
-    pool_size: Annotated[int | None, typer.Option(help="PKCS#11 sessions [HSMGATE_PKCS11_POOL_SIZE]")] = None,
+    module: Annotated[str | None, typer.Option(metavar="PATH", help="PKCS#11 module (.so) path")] = None,
+    token_label: Annotated[str | None, typer.Option(metavar="LABEL", help="PKCS#11 token label")] = None,
+    slot: Annotated[int | None, typer.Option(metavar="ID", help="PKCS#11 slot id (instead of the token label)")] = None,
+    pin_file: Annotated[Path | None, typer.Option(metavar="FILE", help="File holding the user PIN ('-': read standard input)")] = None,
+    pool_size: Annotated[int | None, typer.Option(metavar="N", help="PKCS#11 sessions to keep open (default: HSMGATE_PKCS11_POOL_SIZE)")] = None,
     check: Annotated[bool, typer.Option(help="Open the backend once before saving")] = True,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
@@ -131,7 +127,7 @@ def list_(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
 
 @app.command("remove")
 def remove(
-    name: Annotated[str, typer.Argument(help="Partition name")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Partition name", show_default=False)],
     purge: Annotated[bool, typer.Option(help="Also destroy the soft token's keys of this partition "
                                                             "(its attestation key is kept for the audit log)")] = False,
     config: ConfigOption = None,

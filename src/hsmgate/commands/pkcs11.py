@@ -21,7 +21,7 @@ app = typer.Typer(help="Operator tools for PKCS#11 modules.", no_args_is_help=Tr
 @app.command("list")
 def list_module(
     module: Annotated[str, typer.Option(envvar="HSMGATE_PKCS11_MODULE",
-                                        help="Path of the PKCS#11 module [HSMGATE_PKCS11_MODULE]")],
+                                        metavar="PATH", help="Path of the PKCS#11 module")],
     mechanisms: Annotated[bool, typer.Option("--mechanisms/--no-mechanisms", help="Also list mechanisms")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")] = False,
 ) -> None:

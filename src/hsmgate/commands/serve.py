@@ -13,24 +13,29 @@ from hsmgate import __version__
 from hsmgate.auth.mtls import check_tls_files, uvicorn_tls_options
 from hsmgate.commands.common import err, fail, load_settings
 from hsmgate.log_format import configure_logging
-from hsmgate.private_files import prepare_data_dir, restrict_umask
+from hsmgate.preflight import check_port_free, prepare_data_dir
+from hsmgate.private_files import restrict_umask
 from hsmgate.serve_guard import ServeLock
 from hsmgate.settings import ConfigError, Settings
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to bind [HSMGATE_HOST, default 127.0.0.1]")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [HSMGATE_PORT, default 8080]")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="State directory [HSMGATE_DATA_DIR, default ./.hsmgate]")] = None,
+    host: Annotated[str | None, typer.Option(metavar="ADDRESS", help="Address to listen on (HSMGATE_HOST; default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(metavar="PORT", help="Port to listen on (HSMGATE_PORT; default 8080)")] = None,
+    data_dir: Annotated[Path | None, typer.Option(metavar="DIR", help="Where hsmgate keeps its state (HSMGATE_DATA_DIR; default ./.hsmgate)")] = None,
     dev: Annotated[bool | None, typer.Option("--dev", help="Development mode: no authentication, loopback only")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML configuration file [HSMGATE_CONFIG]")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes behind the one address [HSMGATE_WORKERS, default 1]")] = None,
-    tls_cert: Annotated[Path | None, typer.Option(help="Serve HTTPS with this PEM certificate (chain) [HSMGATE_TLS_CERT]")] = None,
-    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert [HSMGATE_TLS_KEY]")] = None,
-    tls_client_ca: Annotated[Path | None, typer.Option(help="PEM CA(s) that issue client certificates [HSMGATE_TLS_CLIENT_CA]")] = None,
-    tls_client_auth: Annotated[str | None, typer.Option(help="Client certificates: need | want | none [HSMGATE_TLS_CLIENT_AUTH]")] = None,
+    config: Annotated[Path | None, typer.Option(metavar="FILE", help="TOML configuration file (HSMGATE_CONFIG)")] = None,
+    workers: Annotated[int | None, typer.Option(metavar="N", help="Worker processes behind the one address (HSMGATE_WORKERS; default 1)")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(metavar="FILE", help="Serve HTTPS with this PEM certificate or chain (HSMGATE_TLS_CERT)")] = None,
+    tls_key: Annotated[Path | None, typer.Option(metavar="FILE", help="PEM private key of --tls-cert (HSMGATE_TLS_KEY)")] = None,
+    tls_client_ca: Annotated[Path | None, typer.Option(metavar="FILE", help="PEM CA certificates that issue client certificates (HSMGATE_TLS_CLIENT_CA)")] = None,
+    tls_client_auth: Annotated[str | None, typer.Option(metavar="MODE", help="Client certificates: need, want or none (HSMGATE_TLS_CLIENT_AUTH)")] = None,
 ) -> None:
-    """Serve the REST API."""
+    """Serve the REST API.
+
+    Before anything is written, the address must be free and the data directory usable; each
+    start-up problem is reported as one line and exit status 2.
+    """
     restrict_umask()  # every file this process creates: 0600 / 0700 (private_files.py)
     if config is not None:
         os.environ["HSMGATE_CONFIG"] = str(config)
@@ -39,23 +44,18 @@ def serve(
     try:
         settings.check_bind()
         check_tls_files(settings)
+        check_port_free(settings.host, settings.port)  # before any migration or write (preflight.py)
     except ConfigError as exc:
         fail(str(exc))
-    configure_logging(settings.log_level, settings.log_format)
-    if not settings.dev and not settings.is_loopback and settings.tls_cert is None:
-        announce(settings, f"WARNING: serving plain HTTP on {settings.host}: API keys and bearer tokens cross "
-                 "the network in clear text. Set HSMGATE_TLS_CERT / HSMGATE_TLS_KEY.", warning=True)
-    if settings.dev:
-        announce(settings, "WARNING: dev mode — no authentication; every caller on this machine can use "
-                 "every key. Never use dev mode in production.", warning=True)
     from hsmgate.app import create_app
     from hsmgate.hsm.base import HsmError
 
     try:
-        prepare_data_dir(settings.data_dir)
+        prepare_data_dir(settings.data_dir)  # a writable directory, 0700 (preflight.py, private_files.py)
         lock = ServeLock.acquire(settings.data_dir)  # one serve per data dir, workers included (serve_guard.py)
     except ConfigError as exc:
         fail(str(exc))
+    configure_logging(settings.log_level, settings.log_format)
     if settings.workers > 1:
         _serve_workers(settings, lock)
         return
@@ -63,13 +63,15 @@ def serve(
         app = create_app(settings)
     except (ConfigError, HsmError) as exc:
         fail(str(exc))
+    _warn(settings)
     import uvicorn
 
     from hsmgate.serving import settle_heap
 
     settle_heap()
     announce(settings, f"hsmgate {__version__}: backend={settings.backend} partition={settings.partition} "
-             f"on {_scheme(settings)}://{settings.host}:{settings.port}  (Swagger UI: /swagger-ui/index.html)")
+             f"on {_scheme(settings)}://{settings.host}:{settings.port}  (Swagger UI: /swagger-ui/index.html, "
+             "ReDoc: /redoc)")
     uvicorn.run(app, host=settings.host, port=settings.port, **uvicorn_options(settings))
 
 
@@ -79,7 +81,18 @@ def announce(settings: Settings, text: str, *, warning: bool = False) -> None:
     if settings.log_format == "json":
         logging.getLogger("hsmgate").log(logging.WARNING if warning else logging.INFO, text)
         return
-    err.print(f"[bold yellow]{text}[/]" if warning else text, highlight=False)
+    err.print(f"[bold yellow]{text}[/]" if warning else text, highlight=False, soft_wrap=True)  # one line
+
+
+def _warn(settings: Settings) -> None:
+    """What an operator must know about a server that is about to serve: said once it is built, so
+    that a start that fails prints its one line and nothing else."""
+    if not settings.dev and not settings.is_loopback and settings.tls_cert is None:
+        announce(settings, f"WARNING: serving plain HTTP on {settings.host}: API keys and bearer tokens cross "
+                 "the network in clear text. Set HSMGATE_TLS_CERT / HSMGATE_TLS_KEY.", warning=True)
+    if settings.dev:
+        announce(settings, "WARNING: dev mode — no authentication; every caller on this machine can use "
+                 "every key. Never use dev mode in production.", warning=True)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -98,18 +111,23 @@ def _serve_workers(settings: Settings, lock: ServeLock) -> None:
     """``--workers N``: N processes, one SO_REUSEPORT socket each (see ``hsmgate.serving``), all
     holding ``lock``."""
     from hsmgate.hsm.base import HsmError
+    from hsmgate.metrics import prepare_multiprocess_dir, remove_multiprocess_dir
     from hsmgate.serving import Supervisor, prepare
 
     try:
         prepare(settings)
     except (ConfigError, HsmError) as exc:
         fail(str(exc))
+    _warn(settings)
     supervisor = Supervisor(settings, uvicorn_options(settings), settings.workers, lock)
     announce(settings, f"hsmgate {__version__}: backend={settings.backend} partition={settings.partition} "
              f"on {_scheme(settings)}://{settings.host}:{settings.port} with {settings.workers} workers "
              f"({'SO_REUSEPORT' if supervisor.reuseport else 'shared socket'})")
+    metrics_dir = prepare_multiprocess_dir()  # the workers add up their metrics there (hsmgate/metrics.py)
     try:
         status = supervisor.run()
     except OSError as exc:
         fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
+    finally:
+        remove_multiprocess_dir(metrics_dir)
     raise typer.Exit(status)

@@ -18,11 +18,11 @@ app = typer.Typer(help="JWT bearer tokens (claims: sub, partition, roles, iss, a
 
 @app.command("issue")
 def issue(
-    sub: Annotated[str, typer.Option("--sub", help="Subject: who the token is for (audit log name)")],
+    sub: Annotated[str, typer.Option("--sub", metavar="NAME", help="Subject: who the token is for (the name in the audit log)")],
     role: Annotated[list[Role], typer.Option("--role", help="A TSB role (repeat for several)")],
-    partition: Annotated[str | None, typer.Option(help="Partition [default HSMGATE_PARTITION]")] = None,
-    ttl: Annotated[str, typer.Option(help="Lifetime: seconds, or 15m / 8h / 7d")] = "15m",
-    config: Annotated[Path | None, typer.Option(help="TOML configuration file [HSMGATE_CONFIG]")] = None,
+    partition: Annotated[str | None, typer.Option(metavar="NAME", help="Partition (default: HSMGATE_PARTITION)")] = None,
+    ttl: Annotated[str, typer.Option(metavar="DURATION", help="Lifetime: seconds, or 15m / 8h / 7d")] = "15m",
+    config: Annotated[Path | None, typer.Option(metavar="FILE", help="TOML configuration file (HSMGATE_CONFIG)")] = None,
 ) -> None:
     """Print a token signed with HSMGATE_JWT_SIGNING_KEY (or HSMGATE_JWT_HS256_SECRET)."""
     from hsmgate.auth.jwt_tokens import TokenIssuer, parse_ttl

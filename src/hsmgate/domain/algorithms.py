@@ -381,3 +381,30 @@ CERTIFICATE_SIGNATURE_ALGORITHMS: tuple[str, ...] = (
     "SHA224_WITH_RSA", "SHA256_WITH_RSA", "SHA384_WITH_RSA", "SHA512_WITH_RSA",
     "SHA224_WITH_ECDSA", "SHA256_WITH_ECDSA", "SHA384_WITH_ECDSA", "SHA512_WITH_ECDSA", "EDDSA",
 )
+
+
+# -- key families (metrics labels) ------------------------------------------------------------
+
+#: Label of a key family no algorithm name determines (an export, a timestamp key, …).
+UNKNOWN_FAMILY = "unknown"
+
+
+def _key_families() -> dict[str, str]:
+    """The key family each signature algorithm, cipher and wrap method works with (the wrapping
+    key's, for a wrap method): the key type's wire name, or ``ML-DSA`` / ``SLH-DSA`` for the
+    post-quantum signature rows, which accept every parameter set."""
+    families: dict[str, str] = {}
+    for signature in SIGNATURE_ALGORITHMS.values():
+        if signature.key_types:
+            families[signature.wire_name] = "ML-DSA" if signature.key_types == ML_DSA_KEY_TYPES else "SLH-DSA"
+        else:
+            families[signature.wire_name] = signature.key_type.value
+    for cipher in CIPHER_ALGORITHMS.values():
+        families[cipher.wire_name] = cipher.key_type.value
+    for wrap in WRAP_METHODS.values():
+        families[wrap.wire_name] = "/".join(sorted(t.value for t in wrap.wrapping_key_types))
+    return families
+
+
+#: Algorithm wire name → key family, for the key-use gate's operation counts (domain/metrics.py).
+KEY_FAMILIES: dict[str, str] = _key_families()

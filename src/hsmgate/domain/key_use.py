@@ -17,7 +17,9 @@ name to a backend. Every method does, in this order, for each key it names:
 5. the operation (the domain services of ``signing``, ``operations``, ``kem``, ``certificates``,
    ``timestamps``, ``key_transfer`` on the backend partition);
 6. the audit record of the outcome — one per item of a batch — submitted while the operation runs
-   (``domain/audit/recording.py``: the route waits for its commit before answering).
+   (``domain/audit/recording.py``: the route waits for its commit before answering); and the count
+   of the outcome by operation, key family and algorithm (``domain/metrics.py``), for every
+   caller, the SKA executor included, whether or not the audit log is on.
 
 A single signature is a batch of one: :meth:`KeyUse.sign` runs :meth:`KeyUse.sign_batch`.
 
@@ -35,7 +37,7 @@ from typing import TypeVar
 from cryptography import x509
 
 from hsmgate.domain import errors
-from hsmgate.domain.algorithms import SignatureType
+from hsmgate.domain.algorithms import KEY_FAMILIES, UNKNOWN_FAMILY, SignatureType
 from hsmgate.domain.audit.chain import ERROR, OK
 from hsmgate.domain.audit.recording import Actor, AuditTrail, RequestAudit
 from hsmgate.domain.certificates import CertificateService, Profile
@@ -44,13 +46,14 @@ from hsmgate.domain.hsm_errors import translated
 from hsmgate.domain.kem import KemService
 from hsmgate.domain.key_transfer import KeyTransferService
 from hsmgate.domain.keys import SignedKey, check_key_name, check_label
+from hsmgate.domain.metrics import NoOperationCounter, OperationCounter
 from hsmgate.domain.operations import Encrypted, OperationsService
 from hsmgate.domain.passwords import PasswordService
 from hsmgate.domain.signing import SigningService
 from hsmgate.domain.ska.approval_token import Operation
 from hsmgate.domain.ska.approvals import ApprovalService
 from hsmgate.domain.ska.guard import check_use
-from hsmgate.domain.timestamps import RfcTimestampService
+from hsmgate.domain.timestamps import HASH_ALGORITHMS, RfcTimestampService
 from hsmgate.hsm.base import ExportedKey, KeyAttributes, Partition
 from hsmgate.store.key_metadata import KeyMetadataRepository, KeyState
 
@@ -119,12 +122,14 @@ class KeyUse:
     """The key-use gate of one partition (module text)."""
 
     def __init__(self, partition: Partition, *, metadata: KeyMetadataRepository, passwords: PasswordService,
-                 services: KeyUseServices, audit: AuditTrail | None) -> None:
+                 services: KeyUseServices, audit: AuditTrail | None,
+                 metrics: OperationCounter | None = None) -> None:
         self.partition = partition
         self.services = services
         self._metadata = metadata
         self._passwords = passwords
         self._audit = audit
+        self._metrics: OperationCounter = metrics if metrics is not None else NoOperationCounter()
         self._approvals: ApprovalService | None = None
 
     def attach_approvals(self, approvals: ApprovalService) -> None:
@@ -185,19 +190,36 @@ class KeyUse:
         """Steps 5–6: ``call`` with its outcome recorded (``mutating``: a ``started`` record first)."""
         return _recorded(self.recorder(caller), caller, operation, label, call, mutating=mutating)
 
-    def _use(self, caller: Caller, operation: str, key: KeyRef, call: Callable[[], T], *, private: bool = False,
-             exporting: bool = False, approvals: Sequence[bytes] | None = None, approval_payload: bytes = b"",
-             mutating: bool = False) -> T:
-        """The whole road for an operation on one key."""
-        recorder = self.recorder(caller)
-        state = self._password_passed(caller, recorder, key)
+    def _use(self, caller: Caller, operation: str, key: KeyRef, call: Callable[[], T], *, algorithm: str,
+             key_type: str | None = None, private: bool = False, exporting: bool = False,
+             approvals: Sequence[bytes] | None = None, approval_payload: bytes = b"", mutating: bool = False) -> T:
+        """The whole road for an operation on one key, counted by ``algorithm`` (and ``key_type``
+        when the algorithm does not tell the key family)."""
 
-        def admitted() -> T:
-            self.check_key(key, state, private=private, exporting=exporting, approvals=approvals,
-                           approval_payload=approval_payload)
-            return call()
+        def road() -> T:
+            recorder = self.recorder(caller)
+            state = self._password_passed(caller, recorder, key)
 
-        return _recorded(recorder, caller, operation, key.label, admitted, mutating=mutating)
+            def admitted() -> T:
+                self.check_key(key, state, private=private, exporting=exporting, approvals=approvals,
+                               approval_payload=approval_payload)
+                return call()
+
+            return _recorded(recorder, caller, operation, key.label, admitted, mutating=mutating)
+
+        return self._counted(operation, algorithm, road, key_type)
+
+    def _counted(self, operation: str, algorithm: str, call: Callable[[], T], key_type: str | None = None) -> T:
+        """``call``, its outcome counted (step 6): every refusal and failure as ``error``."""
+        label = algorithm_label(algorithm)
+        family = key_type or KEY_FAMILIES.get(label, UNKNOWN_FAMILY)
+        try:
+            result = call()
+        except Exception:
+            self._metrics.count(operation, family, label, ERROR)
+            raise
+        self._metrics.count(operation, family, label, OK)
+        return result
 
     # -- sign and verify ------------------------------------------------------------------------
 
@@ -211,7 +233,31 @@ class KeyUse:
     def sign_batch(self, caller: Caller, items: Sequence[SignItem]) -> list[bytes | TsbError]:
         """A signature (or the TSB error of that item alone) per item, in order. Items are admitted
         one by one — each (key, password) pair's password is checked once per batch — then signed
-        per (key, algorithm, encoding, context): the key is looked up once per group."""
+        per (key, algorithm, encoding, context): the key is looked up once per group. Each item's
+        outcome is counted."""
+        try:
+            results = self._sign_batch(caller, items)
+        except Exception:
+            self._count_items(SIGN, [item.algorithm for item in items], [ERROR] * len(items))
+            raise
+        self._count_items(SIGN, [item.algorithm for item in items],
+                          [ERROR if isinstance(result, TsbError) else OK for result in results])
+        return results
+
+    def _count_items(self, operation: str, algorithms: Sequence[str], outcomes: Sequence[str]) -> None:
+        """One count per (algorithm, outcome) of a batch, not one per item."""
+        if len(algorithms) == 1:
+            label = algorithm_label(algorithms[0])
+            self._metrics.count(operation, KEY_FAMILIES.get(label, UNKNOWN_FAMILY), label, outcomes[0])
+            return
+        tally: dict[tuple[str, str], int] = {}
+        for algorithm, outcome in zip(algorithms, outcomes, strict=True):
+            tally[(algorithm, outcome)] = tally.get((algorithm, outcome), 0) + 1
+        for (algorithm, outcome), n in tally.items():
+            label = algorithm_label(algorithm)
+            self._metrics.count(operation, KEY_FAMILIES.get(label, UNKNOWN_FAMILY), label, outcome, n)
+
+    def _sign_batch(self, caller: Caller, items: Sequence[SignItem]) -> list[bytes | TsbError]:
         recorder = self.recorder(caller)
         results: list[bytes | TsbError | None] = [None] * len(items)
         passed: dict[tuple[str, str | None], KeyState] = {}
@@ -277,6 +323,10 @@ class KeyUse:
         return results
 
     def _verify(self, caller: Caller, item: VerifyItem, passed: dict[tuple[str, str | None], KeyState] | None) -> bool:
+        return self._counted(VERIFY, item.algorithm, lambda: self._verify_uncounted(caller, item, passed))
+
+    def _verify_uncounted(self, caller: Caller, item: VerifyItem,
+                          passed: dict[tuple[str, str | None], KeyState] | None) -> bool:
         key = item.key
         recorder = self.recorder(caller)
         pair = (key.label, key.password)
@@ -292,7 +342,7 @@ class KeyUse:
             return signing.verify(label=key.label, algorithm=item.algorithm, payload=item.payload,
                                   signature=item.signature, context=item.context)
 
-        return _recorded(recorder, caller, "verifySignature", key.label, call, mutating=False)
+        return _recorded(recorder, caller, VERIFY, key.label, call, mutating=False)
 
     # -- ciphers, key wrapping, HMAC -------------------------------------------------------------
 
@@ -300,28 +350,33 @@ class KeyUse:
                 tag_length: int) -> Encrypted:
         operations = self.services.operations
         return self._use(caller, "encrypt", key, lambda: operations.encrypt(
-            label=key.label, algorithm=algorithm, payload=payload, aad=aad, tag_length=tag_length))
+            label=key.label, algorithm=algorithm, payload=payload, aad=aad, tag_length=tag_length), algorithm=algorithm)
 
     def decrypt(self, caller: Caller, key: KeyRef, *, algorithm: str, encrypted_payload: bytes, iv: bytes | None,
                 aad: bytes | None, tag_length: int, approvals: Sequence[bytes] | None = None) -> bytes:
         operations = self.services.operations
         return self._use(caller, "decrypt", key, lambda: operations.decrypt(
             label=key.label, algorithm=algorithm, encrypted_payload=encrypted_payload, iv=iv, aad=aad,
-            tag_length=tag_length), private=True, approvals=approvals, approval_payload=encrypted_payload)
+            tag_length=tag_length), algorithm=algorithm, private=True, approvals=approvals,
+            approval_payload=encrypted_payload)
 
     def wrap(self, caller: Caller, *, wrapping: KeyRef, target: KeyRef, method: str) -> bytes:
         """``target`` wrapped under ``wrapping``; both keys pass the gate (the target as an export)."""
         operations = self.services.operations
-        recorder = self.recorder(caller)
-        wrapping_state = self._password_passed(caller, recorder, wrapping)
-        target_state = self._password_passed(caller, recorder, target)
 
-        def call() -> bytes:
-            self.check_key(wrapping, wrapping_state)
-            self.check_key(target, target_state, exporting=True)
-            return operations.wrap(key_label=target.label, wrap_label=wrapping.label, method=method)
+        def road() -> bytes:
+            recorder = self.recorder(caller)
+            wrapping_state = self._password_passed(caller, recorder, wrapping)
+            target_state = self._password_passed(caller, recorder, target)
 
-        return _recorded(recorder, caller, "wrapKey", wrapping.label, call, mutating=False)
+            def call() -> bytes:
+                self.check_key(wrapping, wrapping_state)
+                self.check_key(target, target_state, exporting=True)
+                return operations.wrap(key_label=target.label, wrap_label=wrapping.label, method=method)
+
+            return _recorded(recorder, caller, "wrapKey", wrapping.label, call, mutating=False)
+
+        return self._counted("wrapKey", method, road)
 
     def unwrap(self, caller: Caller, unwrapping: KeyRef, *, wrapped: bytes, label: str, attributes: KeyAttributes,
                method: str, algorithm: str | None, policy_requested: bool = False, label_field: str = "label",
@@ -333,16 +388,19 @@ class KeyUse:
         operations = self.services.operations
         return self._use(caller, "unwrapKey", unwrapping, lambda: operations.unwrap(
             wrapped=wrapped, label=label, attributes=attributes, unwrap_label=unwrapping.label, method=method,
-            algorithm=algorithm), private=True, approvals=approvals, approval_payload=wrapped, mutating=True)
+            algorithm=algorithm), algorithm=method, private=True, approvals=approvals, approval_payload=wrapped,
+            mutating=True)
 
     def hmac(self, caller: Caller, key: KeyRef, payload: bytes) -> bytes:
         operations = self.services.operations
-        return self._use(caller, "hmac", key, lambda: operations.hmac(label=key.label, payload=payload))
+        return self._use(caller, "hmac", key, lambda: operations.hmac(label=key.label, payload=payload),
+                         algorithm=HMAC, key_type=HMAC)
 
     def hmac_verify(self, caller: Caller, key: KeyRef, payload: bytes, mac: bytes) -> bool:
         operations = self.services.operations
         return self._use(caller, "hmacVerify", key,
-                         lambda: operations.hmac_verify(label=key.label, payload=payload, mac=mac))
+                         lambda: operations.hmac_verify(label=key.label, payload=payload, mac=mac),
+                         algorithm=HMAC, key_type=HMAC)
 
     # -- ML-KEM ----------------------------------------------------------------------------------
 
@@ -350,17 +408,19 @@ class KeyUse:
         """(ciphertext, shared secret) for a key of the partition or a caller's public key."""
         kem = self.services.kem
         if key is None:
-            return self.run(caller, "encapsulate", None, lambda: kem.encapsulate(public_key=public_key))
+            return self._counted("encapsulate", ML_KEM, lambda: self.run(
+                caller, "encapsulate", None, lambda: kem.encapsulate(public_key=public_key)), ML_KEM)
         if public_key is not None:
             raise errors.ValidationFailed("exactly one of 'publicKey' and 'keyName' must be given")
-        return self._use(caller, "encapsulate", key, lambda: kem.encapsulate(label=key.label))
+        return self._use(caller, "encapsulate", key, lambda: kem.encapsulate(label=key.label), algorithm=ML_KEM,
+                         key_type=ML_KEM)
 
     def decapsulate(self, caller: Caller, key: KeyRef, ciphertext: bytes,
                     approvals: Sequence[bytes] | None = None) -> bytes:
         kem = self.services.kem
         return self._use(caller, "synchronousDecapsulate", key,
-                         lambda: kem.decapsulate(label=key.label, ciphertext=ciphertext),
-                         private=True, approvals=approvals, approval_payload=ciphertext)
+                         lambda: kem.decapsulate(label=key.label, ciphertext=ciphertext), algorithm=ML_KEM,
+                         key_type=ML_KEM, private=True, approvals=approvals, approval_payload=ciphertext)
 
     # -- certificates and timestamps -------------------------------------------------------------
 
@@ -368,19 +428,20 @@ class KeyUse:
                             profile: Profile) -> str:
         certificates = self.services.certificates
         return self._use(caller, "certificateRequest", key, lambda: certificates.request(
-            label=key.label, algorithm=algorithm, subject=subject, profile=profile), private=True)
+            label=key.label, algorithm=algorithm, subject=subject, profile=profile), algorithm=algorithm, private=True)
 
     def self_sign(self, caller: Caller, key: KeyRef, *, algorithm: str, common_name: str, profile: Profile) -> str:
         certificates = self.services.certificates
         return self._use(caller, "selfSignCertificate", key, lambda: certificates.self_sign(
-            label=key.label, algorithm=algorithm, common_name=common_name, profile=profile), private=True)
+            label=key.label, algorithm=algorithm, common_name=common_name, profile=profile), algorithm=algorithm,
+            private=True)
 
     def sign_certificate(self, caller: Caller, key: KeyRef, *, algorithm: str, csr: str, common_name: str | None,
                          profile: Profile) -> str:
         certificates = self.services.certificates
         return self._use(caller, "signCertificate", key, lambda: certificates.sign_request(
             label=key.label, algorithm=algorithm, csr=csr, common_name=common_name, profile=profile),
-            private=True)
+            algorithm=algorithm, private=True)
 
     def rfc_timestamp(self, caller: Caller, *, payload: bytes, hash_name: str) -> bytes:
         """An RFC 3161 token signed by the configured timestamp key (which passes the gate too)."""
@@ -393,14 +454,16 @@ class KeyUse:
                 self.check_key(key, self._metadata.state(key.label), private=True)
             return timestamps.create(payload=payload, hash_name=hash_name)
 
-        return self.run(caller, "createRfcTimestamp", timestamps.key_name, call)
+        return self._counted("createRfcTimestamp", hash_name.upper().replace("-", ""),
+                             lambda: self.run(caller, "createRfcTimestamp", timestamps.key_name, call))
 
     # -- export and random -----------------------------------------------------------------------
 
     def export(self, caller: Caller, key: KeyRef) -> ExportedKey:
         """Material of an extractable, non-sensitive key without policy."""
         transfer = self.services.transfer
-        return self._use(caller, "exportKey", key, lambda: transfer.export_plain(key.label), exporting=True)
+        return self._use(caller, "exportKey", key, lambda: transfer.export_plain(key.label), algorithm=NO_ALGORITHM,
+                         exporting=True)
 
     def random(self, caller: Caller, length: int) -> bytes:
         """``length`` bytes from the partition's random generator."""
@@ -408,7 +471,8 @@ class KeyUse:
             with translated():
                 return self.partition.generate_random(length)
 
-        return self.run(caller, "generateRandom", None, call)
+        return self._counted("generateRandom", NO_ALGORITHM, lambda: self.run(caller, "generateRandom", None, call),
+                             NO_ALGORITHM)
 
 
 def check_unwrap_target(label: str, label_field: str, *, policy_requested: bool) -> None:
@@ -421,8 +485,18 @@ def check_unwrap_target(label: str, label_field: str, *, policy_requested: bool)
     check_label(label, label_field)
 
 
-#: Audit operation name of a signature (single, batch item or executed request).
+#: Audit operation name of a signature (single, batch item or executed request), and of a verification.
 SIGN = "synchronousSign"
+VERIFY = "verifySignature"
+#: Algorithm (and key family) labels of operations whose algorithm the key decides.
+HMAC, ML_KEM, NO_ALGORITHM = "HMAC", "ML-KEM", "none"
+#: Every algorithm label an operation count may carry; anything else (a caller's free text) is ``other``.
+ALGORITHM_LABELS: frozenset[str] = frozenset({*KEY_FAMILIES, *HASH_ALGORITHMS, HMAC, ML_KEM, NO_ALGORITHM})
+
+
+def algorithm_label(algorithm: str) -> str:
+    """``algorithm`` when it is a name of the registries, else ``other`` (bounded label values)."""
+    return algorithm if algorithm in ALGORITHM_LABELS else "other"
 
 
 def _recorded(recorder: RequestAudit | None, caller: Caller, operation: str, label: str | None,

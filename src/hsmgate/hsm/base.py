@@ -61,6 +61,18 @@ class BackendUnavailable(HsmError):
     """The module, token or session is not reachable right now."""
 
 
+class ModuleUnusable(BackendUnavailable):
+    """The PKCS#11 module file is missing or is not a PKCS#11 library."""
+
+
+class TokenNotFound(BackendUnavailable):
+    """No token (or more than one) matches the configured label or slot."""
+
+
+class PinRefused(BackendUnavailable):
+    """The token refused the user PIN (wrong, expired, locked or not initialised)."""
+
+
 class KeyType(enum.StrEnum):
     """Key types a partition can hold. Values are the TSB's ``algorithm`` spelling."""
 
@@ -363,10 +375,26 @@ def sign_each(items: Sequence[bytes], sign: Callable[[bytes], bytes]) -> list[by
             results.append(exc)
     return results
 
+@dataclass(frozen=True, slots=True)
+class TokenIdentity:
+    """What a partition's keys are kept in, to tell it from any other: the backend, and for a
+    PKCS#11 token its label and serial number, for the soft token a fingerprint of its master key
+    (an HMAC under the key, never the key itself)."""
+
+    backend: str
+    token_label: str | None = None
+    token_serial: str | None = None
+    key_fingerprint: str | None = None
+
+
 class Partition(ABC):
     """One key store. Implementations must be safe to call from several threads at once."""
 
     name: str
+
+    @abstractmethod
+    def identity(self) -> TokenIdentity:
+        """The token this partition's keys live in (the state database is bound to it)."""
 
     @abstractmethod
     def capabilities(self) -> Capabilities:

@@ -12,6 +12,8 @@ This token is for a zero-install start and for development; it gives no hardware
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import threading
@@ -46,6 +48,7 @@ from hsmgate.hsm.base import (
     Partition,
     SignMechanism,
     SignScheme,
+    TokenIdentity,
     UnsupportedByBackend,
     WrapMechanism,
     WrapMode,
@@ -67,6 +70,12 @@ SECRET_KEY_SIZES: dict[KeyType, frozenset[int]] = {
 }
 
 _SEAL_CONTEXT = b"hsmgate/soft-token/v1"
+_FINGERPRINT_CONTEXT = b"hsmgate/master-key-fingerprint/v1"
+
+
+def master_key_fingerprint(master_key: bytes) -> str:
+    """Hex HMAC-SHA-256 of a fixed context under the master key: names the key without revealing it."""
+    return hmac.new(master_key, _FINGERPRINT_CONTEXT, hashlib.sha256).hexdigest()
 
 
 class Sealer:
@@ -114,12 +123,16 @@ class SoftPartition(Partition):
         self.name = name
         self._repo = repository
         self._sealer = Sealer(master_key)
+        self._identity = TokenIdentity(backend="soft", key_fingerprint=master_key_fingerprint(master_key))
         self._cache: dict[str, _LoadedKey] = {}
         self._lock = threading.Lock()
         self._capabilities = _soft_capabilities()
 
     def capabilities(self) -> Capabilities:
         return self._capabilities
+
+    def identity(self) -> TokenIdentity:
+        return self._identity
 
     def generate(self, label: str, spec: KeySpec, attributes: KeyAttributes,
                  key_id: bytes | None = None) -> KeyInfo:

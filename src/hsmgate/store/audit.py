@@ -36,11 +36,12 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import func, select
 
@@ -62,6 +63,30 @@ RECORD_COLUMNS = ("partition", "seq", "time", "principal", "auth_method", "opera
                   "request_id", "outcome", "error_code", "prev_hash", "hash", "ska_request_id")
 CHECKPOINT_COLUMNS = ("partition", "seq", "hash", "time", "key_name", "signature")
 INTEGER_COLUMNS = frozenset({"seq", "error_code"})
+
+
+class AuditObserver(Protocol):
+    """Watches the queue and its group commits (``hsmgate/metrics.py``); called on the hot path."""
+
+    def queued(self, records: int) -> None:
+        """``records`` were submitted."""
+
+    def committed(self, records: int, seconds: float) -> None:
+        """A group commit of ``records`` took ``seconds`` (from the chain head's lock to the commit)."""
+
+    def failed(self, records: int) -> None:
+        """A group commit of ``records`` failed: they are not written."""
+
+
+class _Unobserved:
+    def queued(self, records: int) -> None:
+        return None
+
+    def committed(self, records: int, seconds: float) -> None:
+        return None
+
+    def failed(self, records: int) -> None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +129,9 @@ class _Pending:
 class AuditRepository:
     """The audit tables of one database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, observer: AuditObserver | None = None) -> None:
         self._db = db
+        self._observer: AuditObserver = observer if observer is not None else _Unobserved()
         self._sqlite = db.engine.dialect.name == "sqlite"
         #: Writes are local and short (an SQLite file, one fsync), fine to run on
         #: an event loop; else (a network database) :meth:`write_soon` is the way not to block.
@@ -139,6 +165,7 @@ class AuditRepository:
         pending = _Pending(partition, build)
         with self._queue_lock:
             self._queue.append(pending)
+        self._observer.queued(1)
         return pending.future
 
     def append(self, partition: str, build: Build) -> dict[str, Any]:
@@ -205,15 +232,18 @@ class AuditRepository:
             groups.setdefault(item.partition, []).append(item)
         written: list[tuple[str, list[dict[str, Any]]]] = []
         for partition, items in groups.items():
+            started = time.perf_counter()
             try:
                 rows = self._locked(partial(self._write_rows, partition=partition,
                                             builds=[item.build for item in items]))
             except BaseException as exc:  # every record of the failed transaction is unwritten
+                self._observer.failed(len(items))
                 for item in items:
                     item.future.set_exception(exc)
                 if not isinstance(exc, Exception):
                     raise
             else:
+                self._observer.committed(len(items), time.perf_counter() - started)
                 self._heads_known.add(partition)
                 for item, row in zip(items, rows, strict=True):
                     item.future.set_result(row)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import stat
 import threading
 from collections.abc import Callable, Iterator
@@ -14,7 +15,8 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -23,9 +25,17 @@ from hsmgate.store.key_generation import BUMPED, KeyGeneration, open_key_generat
 T = TypeVar("T")
 
 _MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+#: Seconds a PostgreSQL connection attempt may take (an unreachable host otherwise waits for the
+#: kernel's TCP timeout, minutes); a ``connect_timeout`` in the URL wins.
+CONNECT_TIMEOUT = 10
 #: Key of the PostgreSQL advisory lock that serialises schema migrations of concurrent starts
 #: (several workers or instances sharing one database).
 _MIGRATION_LOCK_KEY = 0x4853_4D47  # "HSMG"
+
+
+class DatabaseUnavailable(Exception):
+    """The state database cannot be opened or reached; the message (one line, no password) names the
+    problem and what to do about it."""
 
 
 class Database:
@@ -39,8 +49,11 @@ class Database:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         elif url.startswith("postgresql"):
             # timestamps come back in UTC whatever the server's TimeZone setting
-            kwargs["connect_args"] = {"options": "-c TimeZone=UTC"}
-        self.engine: Engine = create_engine(url, **kwargs)
+            kwargs["connect_args"] = {"options": "-c TimeZone=UTC", **_timeout(url)}
+        try:
+            self.engine: Engine = create_engine(url, **kwargs)
+        except (ArgumentError, NoSuchModuleError) as exc:
+            raise DatabaseUnavailable(f"cannot use the database URL: {_first_line(exc)}") from None
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
             _private_sqlite_files(self.engine.url.database)
@@ -83,11 +96,16 @@ class Database:
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
-        with self._migration_lock(), self.engine.begin() as connection:
-            if self.dialect == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
-            cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
+        try:
+            with self._migration_lock(), self.engine.begin() as connection:
+                if self.dialect == "postgresql":
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+                cfg.attributes["connection"] = connection
+                command.upgrade(cfg, "head")
+        except DBAPIError as exc:
+            if not _is_connect_failure(exc):
+                raise
+            raise DatabaseUnavailable(connection_problem(self.url, exc)) from None
 
     @contextmanager
     def _migration_lock(self) -> Iterator[None]:
@@ -96,7 +114,10 @@ class Database:
         if not path or path == ":memory:" or path.startswith("file:"):
             yield
             return
-        fd = os.open(f"{path}.migrate.lock", os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+        try:
+            fd = os.open(f"{path}.migrate.lock", os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+        except OSError as exc:  # the directory is missing or not writable
+            raise DatabaseUnavailable(connection_problem(self.url, exc)) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
@@ -184,6 +205,57 @@ class Database:
             if self._quick_engine is not None:
                 self._quick_engine.dispose()
         self.engine.dispose()
+
+
+def _timeout(url: str) -> dict[str, int]:
+    return {} if "connect_timeout" in make_url(url).query else {"connect_timeout": CONNECT_TIMEOUT}
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return lines[0].strip() if lines else type(error).__name__
+
+
+def _is_connect_failure(error: DBAPIError) -> bool:
+    """True for errors of opening a connection (SQLAlchemy names no statement then; SQLite reports a
+    file it cannot open at the first statement)."""
+    return error.statement is None or "unable to open database file" in str(error.orig)
+
+
+def connection_problem(url: str, error: BaseException) -> str:
+    """One line on why the database at ``url`` cannot be opened, and what to do; the password is
+    never shown."""
+    parsed = make_url(url)
+    detail = str(getattr(error, "orig", None) or error)
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(parsed.database or "")
+        reason = getattr(error, "strerror", None) or _first_line(error)
+        return (f"cannot open the SQLite database {path}: {reason}: check that {path.parent} exists and that "
+                "this user may write to it, or set HSMGATE_DATABASE_URL to another database")
+    host, port, user = parsed.host or "localhost", parsed.port or 5432, parsed.username
+    where = f"the PostgreSQL server at {host}:{port}"
+    shown = parsed.render_as_string(hide_password=True)
+    if missing := re.search(r'database "([^"]+)" does not exist', detail):
+        name = missing[1]
+        owner = f' OWNER "{user}"' if user else ""
+        as_user = f" -U {user}" if user else ""
+        return (f"database '{name}' does not exist on {where}: create it with 'createdb -h {host} -p {port}{as_user} "
+                f"{name}' (or in psql: CREATE DATABASE \"{name}\"{owner};), then start hsmgate again")
+    if "Connection refused" in detail:
+        return (f"cannot connect to {where}: connection refused: start PostgreSQL or correct the host and port "
+                f"of HSMGATE_DATABASE_URL ({shown})")
+    if "resolve host" in detail or "translate host name" in detail:
+        return f"cannot resolve the host '{host}' of HSMGATE_DATABASE_URL ({shown}): correct it"
+    if "timeout expired" in detail or "timed out" in detail:
+        return (f"{where} did not answer within {CONNECT_TIMEOUT} s: check that it is reachable from here "
+                f"(firewall, host and port of HSMGATE_DATABASE_URL: {shown})")
+    if refused := re.search(r'(password authentication failed for user "[^"]+"|role "[^"]+" does not exist)',
+                            detail):
+        return (f"{where} refused the login: {refused[1]}: correct the user and password of "
+                f"HSMGATE_DATABASE_URL ({shown})")
+    if fatal := re.search(r"FATAL:\s+(.+)", detail):
+        return f"{where} refused the connection: {fatal[1].strip()}: check HSMGATE_DATABASE_URL ({shown})"
+    return f"cannot open the state database {shown}: {_first_line(error)}: check HSMGATE_DATABASE_URL"
 
 
 #: Mode of the SQLite database file and its companions (the data directory's rule, private_files.py).

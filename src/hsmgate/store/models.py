@@ -109,6 +109,21 @@ class PartitionRecord(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
+class PartitionBinding(Base):
+    """The token a served partition's state belongs to, recorded on its first start: the backend,
+    a PKCS#11 token's label and serial, or a fingerprint of the soft token's master key (an HMAC,
+    never the key). A start with another backend or token is refused (``domain/partition_binding.py``)."""
+
+    __tablename__ = "partition_bindings"
+
+    partition: Mapped[str] = mapped_column(String(128), primary_key=True)
+    backend: Mapped[str] = mapped_column(String(16), nullable=False)
+    token_label: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    token_serial: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    key_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    bound_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
 class AuditRecordRow(Base):
     """One record of a partition's audit chain. Append-only: the migration installs triggers that
     refuse UPDATE and DELETE. ``time`` is kept as the exact ISO-8601 text that was hashed."""

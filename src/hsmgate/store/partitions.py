@@ -11,6 +11,7 @@ from hsmgate.store.models import (
     CertificateRecord,
     DataObjectRecord,
     KeyMetadata,
+    PartitionBinding,
     PartitionRecord,
     SkaRequestRow,
     SkaTaskRow,
@@ -45,7 +46,9 @@ class PartitionRepository:
             return session.scalar(select(PartitionRecord).where(PartitionRecord.name == name))
 
     def remove(self, name: str) -> bool:
+        """Forget the partition and which token it was bound to (``partition_bindings``)."""
         with self._db.session() as session:
+            session.execute(delete(PartitionBinding).where(PartitionBinding.partition == name))
             return bool(session.execute(delete(PartitionRecord).where(PartitionRecord.name == name)).rowcount)
 
     def soft_key_labels(self, name: str) -> list[str]:

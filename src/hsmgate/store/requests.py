@@ -16,7 +16,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 
 from hsmgate.store.database import Database
 from hsmgate.store.models import SkaRequestRow, SkaTaskRow
@@ -37,6 +37,14 @@ class SortOrder(enum.StrEnum):
 
 LIVE = ("PENDING", "APPROVED")
 """Statuses of requests that may still be approved, executed, cancelled or expire."""
+
+
+def count_by_status(db: Database) -> dict[tuple[str, str], int]:
+    """Requests per (partition, status) across every partition: one indexed GROUP BY (metrics)."""
+    with db.session() as session:
+        rows = session.execute(select(SkaRequestRow.partition, SkaRequestRow.status, func.count())
+                               .group_by(SkaRequestRow.partition, SkaRequestRow.status))
+        return {(partition, status): int(count) for partition, status, count in rows}
 
 
 class RequestRepository:

@@ -13,7 +13,7 @@ from typing import ClassVar, TypedDict
 import pkcs11
 from pkcs11.exceptions import PKCS11Error
 
-from hsmgate.hsm.base import BackendUnavailable
+from hsmgate.hsm.base import BackendUnavailable, ModuleUnusable
 from hsmgate.hsm.pkcs11.errors import CKR_CRYPTOKI_ALREADY_INITIALIZED, CKR_OK, ckr_name
 from hsmgate.hsm.pkcs11.mechanisms import ckm_name
 
@@ -79,7 +79,7 @@ class Pkcs11Module:
         """The module for ``module_path`` in this process, loaded on first use."""
         path = os.path.realpath(module_path)
         if not os.path.isfile(path):
-            raise BackendUnavailable(f"PKCS#11 module {module_path} does not exist.")
+            raise ModuleUnusable(f"PKCS#11 module {module_path} does not exist.")
         with cls._registry_lock:
             module = cls._registry.get(path)
             if module is None:
@@ -87,7 +87,7 @@ class Pkcs11Module:
                     module = cls._registry[path] = cls(path)
                 except (PKCS11Error, OSError, AttributeError) as exc:
                     message = f"PKCS#11 module {module_path} cannot be used ({exc})."
-                    raise BackendUnavailable(message) from None
+                    raise ModuleUnusable(message) from None
         module.ensure_process()
         return module
 

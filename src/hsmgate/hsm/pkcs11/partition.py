@@ -9,7 +9,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pkcs11
 from asn1crypto.core import ObjectIdentifier
@@ -31,7 +31,10 @@ from hsmgate.hsm.base import (
     KeyType,
     OperationNotPermitted,
     Partition,
+    PinRefused,
     SignMechanism,
+    TokenIdentity,
+    TokenNotFound,
     UnsupportedByBackend,
 )
 from hsmgate.hsm.pkcs11.errors import (
@@ -98,6 +101,11 @@ SESSION_WAIT = 30.0
 KEY_CACHE_SIZE = 256
 
 
+def _text(value: bytes | str) -> str:
+    """A CK_TOKEN_INFO text field (blank-padded; python-pkcs11 gives the serial as bytes)."""
+    return (value.decode("ascii", "replace") if isinstance(value, bytes) else value).strip()
+
+
 class _TokenMissing(Exception):
     pass
 
@@ -108,6 +116,25 @@ _OPEN_NEW = "open a new session"
 @dataclass(slots=True)
 class _Waiter:
     granted: Lease | str | None = None  # an idle session, or _OPEN_NEW
+
+
+class PoolObserver(Protocol):
+    """Watches a partition's session pool (``hsmgate/metrics.py``); called with the pool's lock held
+    or right after, so it must be quick."""
+
+    def pool_size(self, size: int) -> None:
+        """The most sessions the pool opens."""
+
+    def sessions(self, open_: int, in_use: int, waiting: int) -> None:
+        """Sessions open (or being opened), of them checked out, and threads waiting for one."""
+
+
+class _Unobserved:
+    def pool_size(self, size: int) -> None:
+        return None
+
+    def sessions(self, open_: int, in_use: int, waiting: int) -> None:
+        return None
 
 
 @dataclass(slots=True)
@@ -127,7 +154,8 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
     """A partition on one token of a PKCS#11 module, chosen by token label or by slot id."""
 
     def __init__(self, name: str, *, module_path: str, token_label: str | None = None,
-                 slot_id: int | None = None, pin: str, pool_size: int = 4) -> None:
+                 slot_id: int | None = None, pin: str, pool_size: int = 4,
+                 pool_observer: PoolObserver | None = None) -> None:
         if (token_label is None) == (slot_id is None):
             raise ValueError("give exactly one of token_label and slot_id")
         if pool_size < 1:
@@ -137,10 +165,15 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
         self._where = f"token '{token_label}'" if token_label is not None else f"slot {slot_id}"
         self._closed, self._pool, self._generate_lock = False, _Pool(), threading.Lock()
         self._pin_refused: str | None = None  # never retry a refused PIN: tokens lock it after a few tries
+        self._observer: PoolObserver = pool_observer if pool_observer is not None else _Unobserved()
+        self._observer.pool_size(pool_size)
         self._module, self._module_path = Pkcs11Module.load(module_path), module_path
         lease = self._checkout(startup=True)
         try:
             self._mechanisms, self._ranges = self._read_mechanisms(lease.session)
+            token = lease.session.token
+            self._identity = TokenIdentity(backend="pkcs11", token_label=str(token.label).strip(),
+                                           token_serial=_text(token.serial))
         finally:
             self._checkin(lease, healthy=True)
         self._capabilities = self._derive_capabilities()
@@ -148,6 +181,9 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
         self._probe_lock = threading.Lock()
 
     # --------------------------------------------------------------------------------------------- public API
+    def identity(self) -> TokenIdentity:
+        return self._identity
+
     def capabilities(self) -> Capabilities:
         """Key generation and signing from the mechanism list; the optional operations are added on first
         use, after a round trip with throwaway session keys (see :meth:`_probe_operations`)."""
@@ -298,6 +334,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
         ctx, module, last = CallContext(action, label), self._module, "CKR_SESSION_HANDLE_INVALID"
         for _ in range(self._pool_size + 2):
             lease = self._checkout()
+            self._report(self._pool)
             healthy, recovery = True, None  # type: bool, Recovery | None
             module.enter_shared()
             try:
@@ -320,6 +357,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
             finally:
                 module.leave_shared()
                 self._checkin(lease, healthy)
+                self._report(self._pool)
                 if recovery is Recovery.MODULE:
                     module.reinitialize(lease.generation, 0.0)
         raise translate(ctx, last)
@@ -335,6 +373,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
                 if granted is None:
                     waiter, deadline = _Waiter(), time.monotonic() + SESSION_WAIT
                     pool.waiters.append(waiter)
+                    self._report(pool)
                     while waiter.granted is None and not self._closed:
                         if not pool.cond.wait(deadline - time.monotonic()):
                             break
@@ -355,6 +394,10 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
                 self._hand_out(pool, stale)
             self._close_stale(stale)
             raise
+
+    def _report(self, pool: _Pool) -> None:
+        """Tell the observer the pool's state (read without the lock: integers, for monitoring)."""
+        self._observer.sessions(pool.open, pool.open - len(pool.idle), len(pool.waiters))
 
     def _checkin(self, lease: Lease, healthy: bool) -> None:
         pool, stale = self._pool, list[Lease]()
@@ -424,7 +467,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
         module, failure = self._module, "CKR_TOKEN_NOT_PRESENT"
         attempts = STARTUP_ATTEMPTS if startup else 2
         if self._pin_refused:
-            raise BackendUnavailable(f"Login to {self._where} failed earlier: the token refused the PIN "
+            raise PinRefused(f"Login to {self._where} failed earlier: the token refused the PIN "
                                      f"({self._pin_refused}); reconfigure the partition.")
         for attempt in range(attempts):
             generation = module.generation
@@ -439,7 +482,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
                 failure = CKR_NAMES.get(rv, f"CKR_0x{rv:X}")
                 if failure in PIN_REFUSED:
                     self._pin_refused = failure
-                    raise BackendUnavailable(f"Login to {self._where} failed: the token refused the PIN "
+                    raise PinRefused(f"Login to {self._where} failed: the token refused the PIN "
                                              f"({failure}).")
             except _TokenMissing:
                 failure = "CKR_TOKEN_NOT_PRESENT"
@@ -453,7 +496,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
             if not module.reinitialize(generation, 0.0 if startup else REINIT_INTERVAL):
                 break
         if failure == "CKR_TOKEN_NOT_PRESENT":
-            raise BackendUnavailable(f"No {self._where} is present in PKCS#11 module {self._module_path}.")
+            raise TokenNotFound(f"No {self._where} is present in PKCS#11 module {self._module_path}.")
         raise BackendUnavailable(f"The {self._where} of PKCS#11 module {self._module_path} is not "
                                  f"reachable ({failure}).")
 
@@ -469,7 +512,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
             if self._token_label is None or token.label == self._token_label:
                 tokens.append(token)
         if len(tokens) > 1:
-            raise BackendUnavailable(f"{len(tokens)} tokens are labelled '{self._token_label}'; set slot_id.")
+            raise TokenNotFound(f"{len(tokens)} tokens are labelled '{self._token_label}'; set slot_id.")
         if not tokens:
             raise _TokenMissing
         return tokens[0]
