@@ -5,7 +5,8 @@ Each partition has one :class:`KeyUse`. Routes map wire DTOs onto its methods, t
 executor calls the same methods once a request is approved, and nothing else hands a caller's key
 name to a backend. Every method does, in this order, for each key it names:
 
-1. the key name: a derivation path is refused with 610;
+1. the key name (610 when malformed): ``<master>/<path>`` names a derived key, whose key state —
+   internal flag, password, SKA policy — is its master's (``domain/derivation.py``);
 2. reserved keys: a key flagged *internal* (``key_metadata.internal``: the attestation key, the SKA
    timestamp key, the data-object key, any key hsmgate keeps for itself) is refused with 614 —
    whatever the operation and the caller's role;
@@ -151,8 +152,7 @@ class KeyUse:
 
     def _password_passed(self, caller: Caller, recorder: RequestAudit | None, key: KeyRef) -> KeyState:
         try:
-            check_key_name(key.label)
-            state = self._metadata.state(key.label)
+            state = self._metadata.state(check_key_name(key.label).master)
             if not caller.executing:
                 self._passwords.verify(key.label, state.password_hash, key.password, field=key.field)
         except TsbError as exc:

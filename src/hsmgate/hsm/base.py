@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from hsmgate.hsm.derivation import DerivationPath, DerivationScheme, NodeInfo
+
 
 class HsmError(Exception):
     """Base of every error a backend raises; ``str(err)`` is safe to show to a caller."""
@@ -267,11 +269,13 @@ class ExportedKey:
 
 @dataclass(frozen=True, slots=True)
 class KeySpec:
-    """What to generate: a key type plus its size in bits or its curve OID."""
+    """What to generate: a key type plus its size in bits or its curve OID. ``derivation``: make a
+    derivation master (EC / ED) of that scheme from a fresh random 256-bit seed."""
 
     key_type: KeyType
     size: int | None = None
     curve_oid: str | None = None
+    derivation: DerivationScheme | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +319,8 @@ class KeyInfo:
     key_id: bytes | None = None
     public_key: bytes | None = None
     created_at: datetime | None = None
+    #: a derivation master or a derived child: its node's public facts (chain code, depth, …)
+    derivation: NodeInfo | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +329,10 @@ class Capabilities:
 
     ``key_specs`` maps each key type to the sizes (bits) or curve OIDs it can generate; an empty
     set means "no size parameter" (e.g. Ed25519 is listed by curve, ChaCha20 has one size).
-    ``sign`` is the set of (key type, mechanism) pairs the backend can execute.
+    ``sign`` is the set of (key type, mechanism) pairs the backend can execute. ``derivation``:
+    the (scheme, curve OID) pairs of the derivation masters it can hold; a partition that lists any
+    accepts key names ``<master>/<path>`` wherever a label names a key to use (module text of
+    ``derivation.py``).
     """
 
     backend: str
@@ -334,12 +343,18 @@ class Capabilities:
     hmac: frozenset[KeyType] = frozenset()
     kem: frozenset[KeyType] = frozenset()
     key_import: frozenset[KeyType] = frozenset()
+    derivation: frozenset[tuple[DerivationScheme, str]] = frozenset()
+
+    def can_derive(self, scheme: DerivationScheme, curve_oid: str | None) -> bool:
+        return (scheme, curve_oid or "") in self.derivation
 
     def can_generate(self, spec: KeySpec) -> bool:
         allowed = self.key_specs.get(spec.key_type)
         if allowed is None:
             return False
         wanted = spec.curve_oid if spec.key_type in (KeyType.EC, KeyType.ED) else spec.size
+        if spec.derivation is not None and not self.can_derive(spec.derivation, spec.curve_oid):
+            return False
         return not allowed or wanted in allowed
 
     def can_sign(self, key_type: KeyType, mechanism: SignMechanism) -> bool:
@@ -364,7 +379,13 @@ def sign_each(items: Sequence[bytes], sign: Callable[[bytes], bytes]) -> list[by
     return results
 
 class Partition(ABC):
-    """One key store. Implementations must be safe to call from several threads at once."""
+    """One key store. Implementations must be safe to call from several threads at once.
+
+    Where a method takes the label of a key to *use* (``get``, ``sign``, ``verify``, ``wrap``'s
+    target, …), a partition whose capabilities list ``derivation`` also accepts ``<master>/<path>``:
+    a persisted child of that name if one exists, else the child derived on the fly from the master
+    (never stored). Labels of keys to create or delete are plain labels, except :meth:`derive_key`.
+    """
 
     name: str
 
@@ -463,6 +484,17 @@ class Partition(ABC):
     def export_key(self, label: str) -> ExportedKey:
         """Material of an extractable, non-sensitive key; OperationNotPermitted otherwise."""
         raise UnsupportedByBackend("key export is not supported by this backend")
+
+    def import_seed(self, label: str, *, seed: bytes, curve_oid: str, scheme: DerivationScheme,
+                    attributes: KeyAttributes) -> KeyInfo:
+        """Make a derivation master from a BIP-32 seed (128–512 bits). Raises KeyExists,
+        InvalidInput (seed length), UnsupportedByBackend."""
+        raise UnsupportedByBackend("key derivation is not supported by this backend")
+
+    def derive_key(self, master_label: str, path: DerivationPath, *, attributes: KeyAttributes) -> KeyInfo:
+        """Persist the child of ``master_label`` at ``path`` as the key ``<master>/<path>``. Raises
+        KeyNotFound, KeyExists, InvalidInput (a path the scheme cannot derive), UnsupportedByBackend."""
+        raise UnsupportedByBackend("key derivation is not supported by this backend")
 
     @abstractmethod
     def generate_random(self, length: int) -> bytes:

@@ -41,6 +41,10 @@ class SealedKeyRecord(Protocol):
     def nonce(self) -> bytes: ...  # the 96-bit sealing nonce, fresh per record: identifies this version
     @property
     def created_at(self) -> datetime: ...  # a store may drop the time zone; the token reads it as UTC
+    @property
+    def derivation(self) -> Mapping[str, str | int | None] | None: ...  # derivation.NodeInfo.to_record()
+    @property
+    def next_index(self) -> int | None: ...  # stateful keys: the next one-time key index
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,8 @@ class SealedKey:
     sealed_material: bytes
     nonce: bytes
     created_at: datetime
+    derivation: Mapping[str, str | int | None] | None = None
+    next_index: int | None = None
 
 
 class KeyGenerationReader(Protocol):

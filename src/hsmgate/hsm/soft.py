@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from hsmgate.hsm import softcipher, softcrypto, softpq
+from hsmgate.hsm import softcipher, softcrypto, softderive, softpq
 from hsmgate.hsm.base import (
     BackendUnavailable,
     Capabilities,
@@ -51,7 +51,11 @@ from hsmgate.hsm.base import (
     WrapMode,
     sign_each,
 )
+from hsmgate.hsm.derivation import DerivationPath, DerivationScheme, NodeInfo, split_key_name
 from hsmgate.hsm.sealed_store import SealedKey, SealedKeyRecord, SealedKeyStore
+
+#: Temporary children (``<master>/<path>`` with no record) kept unsealed per process, most recent last.
+MAX_DERIVED_CACHE = 4096
 
 #: Sizes in bits of generated secret keys.
 SECRET_KEY_SIZES: dict[KeyType, frozenset[int]] = {
@@ -104,6 +108,9 @@ class _LoadedKey:
     secret: bytes | None = None
     raw_rsa: object | None = None  # pycryptodome key for the raw RSA operation, built lazily
     pq: softpq.PqPrivateKey | None = None  # ML-DSA / SLH-DSA / ML-KEM private key
+    hd: softderive.Master | None = None  # a derivation master's unsealed root node
+    #: the label whose record this entry comes from: itself, or the master of a temporary child
+    source: str = ""
 
 
 class SoftPartition(Partition):
@@ -128,6 +135,9 @@ class SoftPartition(Partition):
                                        f"{'curve ' + str(spec.curve_oid) if spec.curve_oid else f'size {spec.size}'}")
         attributes = attributes.with_history(always_sensitive=attributes.sensitive,
                                              never_extractable=not attributes.extractable)
+        if spec.derivation is not None:
+            return self._store_master(label, spec.derivation, spec.curve_oid or "", secrets.token_bytes(32),
+                                      attributes, key_id)
         public_der: bytes | None = None
         size = spec.size
         if spec.key_type.is_post_quantum:
@@ -159,6 +169,77 @@ class SoftPartition(Partition):
             raise KeyExists(f"a key with label '{label}' already exists") from None
         return self._info(record)
 
+    # -- derivation masters and children (softderive) -----------------------------------------
+
+    def import_seed(self, label: str, *, seed: bytes, curve_oid: str, scheme: DerivationScheme,
+                    attributes: KeyAttributes) -> KeyInfo:
+        attributes = attributes.with_history(always_sensitive=False, never_extractable=False)
+        return self._store_master(label, scheme, curve_oid, seed, attributes, None)
+
+    def _store_master(self, label: str, scheme: DerivationScheme, curve_oid: str, seed: bytes,
+                      attributes: KeyAttributes, key_id: bytes | None) -> KeyInfo:
+        material = softderive.master_material(scheme, curve_oid, seed)
+        root = softderive.node(softderive.load_master(material))
+        key_type = KeyType.ED if curve_oid == softderive.ED25519_OID else KeyType.EC
+        return self._add(label, key_type, attributes, material, _curve_size(key_type, curve_oid), curve_oid,
+                         softcrypto.spki_der(root.private.public_key()), key_id=key_id, derivation=root.info)
+
+    def derive_key(self, master_label: str, path: DerivationPath, *, attributes: KeyAttributes) -> KeyInfo:
+        master = self._load(master_label)
+        if master.hd is None:
+            raise UnsupportedByBackend(f"key '{master_label}' is not a derivation master")
+        child = softderive.node(master.hd, path)
+        key_type = master.info.key_type
+        material = child.private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption())
+        attributes = attributes.with_history(always_sensitive=master.info.attributes.always_sensitive
+                                             and attributes.sensitive,
+                                             never_extractable=master.info.attributes.never_extractable
+                                             and not attributes.extractable)
+        return self._add(f"{master_label}/{path}", key_type, attributes, material, master.info.size,
+                         master.info.curve_oid, softcrypto.spki_der(child.private.public_key()),
+                         derivation=child.info)
+
+    def _add(self, label: str, key_type: KeyType, attributes: KeyAttributes, material: bytes, size: int | None,
+             curve_oid: str | None, public_der: bytes | None, *, key_id: bytes | None = None,
+             derivation: NodeInfo | None = None, next_index: int | None = None) -> KeyInfo:
+        nonce, sealed = self._sealer.seal(self.name, label, material)
+        record = SealedKey(
+            label=label, key_id=key_id, key_type=key_type.value, key_size=size, curve_oid=curve_oid,
+            attributes=asdict(attributes), public_key=public_der, sealed_material=sealed, nonce=nonce,
+            created_at=datetime.now(UTC).replace(microsecond=0),
+            derivation=derivation.to_record() if derivation is not None else None, next_index=next_index,
+        )
+        try:
+            self._repo.add(record)
+        except self._repo.DuplicateLabel:
+            raise KeyExists(f"a key with label '{label}' already exists") from None
+        return self._info(record)
+
+    def _derived(self, label: str) -> _LoadedKey:
+        """The temporary child ``<master>/<path>`` (no record of that name): derived from the
+        master, cached like a key and dropped with it."""
+        master_label, path_text = split_key_name(label)
+        if path_text is None:
+            raise KeyNotFound(f"key '{label}' not found")
+        try:
+            path = DerivationPath.parse(path_text)
+        except ValueError as exc:
+            raise InvalidInput(f"key name '{label}': {exc}") from None
+        master = self._load(master_label)
+        if master.hd is None:
+            raise UnsupportedByBackend(f"key '{master_label}' is not a derivation master")
+        child = softderive.node(master.hd, path)
+        info = replace(master.info, label=label, public_key=softcrypto.spki_der(child.private.public_key()),
+                       key_id=None, derivation=child.info)
+        loaded = _LoadedKey(info, master.nonce, token=master.token, private=child.private, source=master_label)
+        with self._lock:
+            if len(self._cache) >= MAX_DERIVED_CACHE:  # temporary children crowd the cache: drop them
+                for stale in [k for k, v in self._cache.items() if v.source != k]:
+                    del self._cache[stale]
+            self._cache[label] = loaded
+        return loaded
+
     def list_labels(self) -> list[str]:
         return self._repo.labels()
 
@@ -170,6 +251,8 @@ class SoftPartition(Partition):
             return cached.info
         record = self._repo.get(label)
         if record is None:
+            if "/" in label:
+                return self._derived(label).info
             raise KeyNotFound(f"key '{label}' not found")
         return self._info(record)
 
@@ -470,6 +553,7 @@ class SoftPartition(Partition):
             label=record.label, key_type=KeyType(record.key_type), attributes=attributes,
             size=record.key_size, curve_oid=record.curve_oid, key_id=record.key_id,
             public_key=record.public_key, created_at=created,
+            derivation=NodeInfo.from_record(dict(record.derivation)) if record.derivation else None,
         )
 
     def _cached(self, label: str) -> _LoadedKey | None:
@@ -483,7 +567,8 @@ class SoftPartition(Partition):
         token = self._repo.key_generation.current()
         if token is not None and token == cached.token:
             return cached
-        if self._repo.record_nonce(label) == cached.nonce:
+        # a temporary child is re-derived once anything moved: a persisted child of its name may now exist
+        if cached.source == label and self._repo.record_nonce(label) == cached.nonce:
             cached.token = token
             return cached
         with self._lock:
@@ -498,10 +583,15 @@ class SoftPartition(Partition):
         token = self._repo.key_generation.current()  # before the read, as in _cached
         record = self._repo.get(label)
         if record is None:
+            if "/" in label:
+                return self._derived(label)
             raise KeyNotFound(f"key '{label}' not found")
         material = self._sealer.open(self.name, label, record.nonce, record.sealed_material)
         info = self._info(record)
-        if info.key_type.is_asymmetric and not material:  # an imported public key without its private key
+        if softderive.is_master_material(material):
+            hd = softderive.load_master(material)
+            loaded = _LoadedKey(info, record.nonce, private=softderive.node(hd).private, hd=hd)
+        elif info.key_type.is_asymmetric and not material:  # an imported public key without its private key
             loaded = _LoadedKey(info, record.nonce)
         elif info.key_type.is_post_quantum:
             loaded = _LoadedKey(info, record.nonce, pq=softpq.load(info.key_type, material))
@@ -511,6 +601,7 @@ class SoftPartition(Partition):
         else:
             loaded = _LoadedKey(info, record.nonce, secret=material)
         loaded.token = token
+        loaded.source = label
         with self._lock:
             self._cache[label] = loaded
         return loaded
@@ -543,7 +634,12 @@ def _soft_capabilities() -> Capabilities:
     sign |= frozenset((t, m) for t in softpq.PARAMETER_SETS for m in softpq.sign_mechanisms(t))
     kem_wrap = frozenset((t, WrapMechanism(WrapMode.ML_KEM_AES_KWP)) for t in softpq.ML_KEM_TYPES)
     return _with_operations(
-        Capabilities(backend="soft", key_specs=key_specs, sign=sign, kem=softpq.ML_KEM_TYPES, wrap=kem_wrap))
+        Capabilities(backend="soft", key_specs=key_specs, sign=sign, kem=softpq.ML_KEM_TYPES, wrap=kem_wrap,
+                     derivation=softderive.SUPPORTED))
+
+
+def _curve_size(key_type: KeyType, curve_oid: str) -> int:
+    return softcrypto.ED_CURVES[curve_oid] if key_type is KeyType.ED else softcrypto.EC_CURVES[curve_oid][1]
 
 
 def _describe_material(spec: KeySpec, material: bytes) -> tuple[int | None, str | None, bytes | None]:

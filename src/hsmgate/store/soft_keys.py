@@ -50,6 +50,10 @@ class SoftKeyFields(Protocol):
     def nonce(self) -> bytes: ...
     @property
     def created_at(self) -> datetime: ...
+    @property
+    def derivation(self) -> Mapping[str, str | int | None] | None: ...
+    @property
+    def next_index(self) -> int | None: ...
 
 
 class SoftKeyRepository:
@@ -69,6 +73,8 @@ class SoftKeyRepository:
             key_size=record.key_size, curve_oid=record.curve_oid, attributes=dict(record.attributes),
             public_key=record.public_key, sealed_material=record.sealed_material, nonce=record.nonce,
             created_at=record.created_at,
+            derivation=dict(record.derivation) if record.derivation is not None else None,
+            next_index=record.next_index,
         )
         try:
             with self._db.session() as session:

@@ -9,6 +9,7 @@ from hsmgate.api.deps import CallerDep, ServicesDep
 from hsmgate.api.operation_route import OperationRoute
 from hsmgate.api.routes import empty, empty_response, tsb_router
 from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
+from hsmgate.api.wire.derivation import DeriveKeyAttributes, DeriveKeyDto, ImportSeedDto
 from hsmgate.api.wire.key_transfer import ChangeKeyPasswordDto, ImportAttributes, KeyExportDto, KeyImportDto
 from hsmgate.api.wire.keys import (
     CreateKeyAttributes,
@@ -21,7 +22,14 @@ from hsmgate.api.wire.keys import (
 from hsmgate.domain.attestation import iso_z
 from hsmgate.domain.key_transfer import KeyImport
 from hsmgate.domain.key_use import KeyRef
-from hsmgate.domain.keys import KeyAttributes, NewKey, SignedKey, requested_attributes
+from hsmgate.domain.keys import (
+    DeriveRequest,
+    KeyAttributes,
+    NewKey,
+    SeedImport,
+    SignedKey,
+    requested_attributes,
+)
 from hsmgate.domain.ska.policy import Policy
 
 router = tsb_router(tags=["Keys"], responses=ERROR_RESPONSES)
@@ -29,6 +37,8 @@ router = tsb_router(tags=["Keys"], responses=ERROR_RESPONSES)
 export_router = tsb_router(tags=["Keys"], responses=ERROR_RESPONSES, route_class=OperationRoute)
 
 KeyNamePath = Path(min_length=1, max_length=256, description="The key's label")
+KeyNameOrPath = Path(min_length=1, max_length=640,
+                     description="The key's label, or <master>/<derivation path> for a derived key")
 
 
 def key_response(signed: SignedKey) -> SignedKeyAttributesDto:
@@ -38,7 +48,8 @@ def key_response(signed: SignedKey) -> SignedKeyAttributesDto:
         xml=signed.xml,
         json=KeyJson(
             label=view.label, id=view.key_id, algorithm=view.algorithm, algorithmOid=view.algorithm_oid,
-            curveOid=view.curve_oid, keySize=view.key_size, createTime=iso_z(view.create_time),
+            curveOid=view.curve_oid, derivedAttributes=view.derivation, extendedPublicKey=view.extended_public_key,
+            keySize=view.key_size, createTime=iso_z(view.create_time),
             attestTime=iso_z(view.attest_time),
             publicKey=encode_base64(view.public_key) if view.public_key is not None else None,
             attributes=KeyAttributesOut(
@@ -56,10 +67,11 @@ def key_response(signed: SignedKey) -> SignedKeyAttributesDto:
     )
 
 
-def key_attributes(attrs: CreateKeyAttributes | ImportAttributes, *, public_only: bool = False) -> KeyAttributes:
+def key_attributes(attrs: CreateKeyAttributes | ImportAttributes | DeriveKeyAttributes, *,
+                   public_only: bool = False, derivation: bool = False) -> KeyAttributes:
     """Domain attributes of an ``AttributesDto`` (the defaults are domain rules:
-    :func:`hsmgate.domain.keys.requested_attributes`)."""
-    return requested_attributes(attrs.model_dump(), public_only=public_only)
+    :func:`hsmgate.domain.keys.requested_attributes`; ``derivation``: bip32/slip10 may be set)."""
+    return requested_attributes(attrs.model_dump(), public_only=public_only, derivation=derivation)
 
 
 @router.post("/v1/key", status_code=status.HTTP_201_CREATED, operation_id="createKey",
@@ -69,9 +81,33 @@ def create_key(body: CreateKeyDto, services: ServicesDep, caller: CallerDep) -> 
     signed = services.admin.create(caller, NewKey(
         label=body.label, algorithm=str(body.algorithm) if body.algorithm else None,
         algorithm_oid=body.algorithmOid, key_size=body.keySize, curve_oid=body.curveOid,
-        attributes=key_attributes(body.attributes), key_id=body.id, policy=policy,
+        attributes=key_attributes(body.attributes, derivation=True), key_id=body.id, policy=policy,
+        address_format=body.addressFormat.format if body.addressFormat is not None else None,
+        bip32=body.attributes.bip32, slip10=body.attributes.slip10,
+    ), body.password)
+    return key_response(signed)
+
+
+@router.post("/v1/importedKey", operation_id="importKey", response_model=SignedKeyAttributesDto,
+             summary="Import a BIP-32 / SLIP-10 seed as a derivation master key")
+def import_seed(body: ImportSeedDto, services: ServicesDep, caller: CallerDep) -> SignedKeyAttributesDto:
+    policy = None if body.policy is None else Policy.from_wire(body.policy)
+    signed = services.admin.import_seed(caller, SeedImport(
+        label=body.label, seed=body.seed, curve_oid=body.curveOid, algorithm=body.algorithm,
+        attributes=key_attributes(body.attributes, derivation=True), bip32=body.attributes.bip32,
+        slip10=body.attributes.slip10, policy=policy,
         address_format=body.addressFormat.format if body.addressFormat is not None else None,
     ), body.password)
+    return key_response(signed)
+
+
+@router.post("/v1/derivedKey", operation_id="deriveKey", response_model=SignedKeyAttributesDto,
+             summary="Derive and store the child of a master key as <master>/<path>")
+def derive_key(body: DeriveKeyDto, services: ServicesDep, caller: CallerDep) -> SignedKeyAttributesDto:
+    signed = services.admin.derive(caller, KeyRef(body.masterKeyLabel, body.masterKeyPassword, "masterKeyPassword"),
+                                   DeriveRequest(master=body.masterKeyLabel, path=body.derivationPath,
+                                                 attributes=key_attributes(body.attributes)
+                                                 if body.attributes is not None else None))
     return key_response(signed)
 
 
@@ -87,10 +123,10 @@ def key_attributes_with_password(body: KeyLabelWithPasswordDto, services: Servic
     return key_response(services.admin.describe(caller, KeyRef(body.label, body.password, "password")))
 
 
-@router.get("/v1/key/{keyName}/attributes", operation_id="getKeyAttributes", deprecated=True,
+@router.get("/v1/key/{keyName:path}/attributes", operation_id="getKeyAttributes", deprecated=True,
             response_model=SignedKeyAttributesDto, summary="Attributes of a key (deprecated form)")
 def key_attributes_by_path(services: ServicesDep, caller: CallerDep,
-                           keyName: str = KeyNamePath) -> SignedKeyAttributesDto:
+                           keyName: str = KeyNameOrPath) -> SignedKeyAttributesDto:
     return key_response(services.admin.describe(caller, KeyRef(keyName, None, "password")))
 
 
@@ -149,3 +185,9 @@ class KeyAddressDto(BaseModel):
 def key_address(body: KeyLabelWithPasswordDto, services: ServicesDep, caller: CallerDep) -> KeyAddressDto:
     return KeyAddressDto(address=encode_base64(services.admin.address(caller, KeyRef(body.label, body.password,
                                                                                       "password"))))
+
+
+@router.get("/v1/key/{keyName:path}/address", operation_id="getKeyAddress", deprecated=True,
+            response_model=KeyAddressDto, summary="Blockchain address hash of an SKA key (deprecated form)")
+def key_address_by_path(services: ServicesDep, caller: CallerDep, keyName: str = KeyNameOrPath) -> KeyAddressDto:
+    return KeyAddressDto(address=encode_base64(services.admin.address(caller, KeyRef(keyName, None, "password"))))
