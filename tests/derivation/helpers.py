@@ -27,7 +27,7 @@ def import_seed(http: httpx.Client, label: str, seed: bytes, curve_oid: str, **e
                             "attributes": dict(SIGN_ATTRIBUTES)}
     body.update(extra)
     response = http.post("/v1/importedKey", json=body)
-    assert response.status_code == 200, response.text
+    assert response.status_code == 201, response.text
     return response.json()
 
 

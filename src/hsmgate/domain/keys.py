@@ -440,10 +440,19 @@ class KeyService:
         return self._signed(info, utc(created))
 
     def delete(self, label: str) -> None:
-        check_label(label)
+        """Destroy a key; ``<master>/<path>`` deletes a persisted child (650 when only derivable)."""
+        name = check_key_name(label)
+        if name.path is None:
+            check_label(label)
+        else:
+            key_info(self.partition, label)  # 614 / 400 for a path no master derives
+            with translated():
+                if name.label not in self.partition.list_labels():
+                    raise errors.KeyNotFound(f"key '{name.label}' is not a persisted derived key")
         with translated():
-            self.partition.delete(label)
-        self._metadata.forget(label)
+            self.partition.delete(name.label)
+        if name.path is None:
+            self._metadata.forget(label)
         for listener in self.on_delete:
             listener(label)
 

@@ -88,7 +88,7 @@ def create_key(body: CreateKeyDto, services: ServicesDep, caller: CallerDep) -> 
     return key_response(signed)
 
 
-@router.post("/v1/importedKey", operation_id="importKey", response_model=SignedKeyAttributesDto,
+@router.post("/v1/importedKey", status_code=status.HTTP_201_CREATED, operation_id="importKey", response_model=SignedKeyAttributesDto,
              summary="Import a BIP-32 / SLIP-10 seed as a derivation master key")
 def import_seed(body: ImportSeedDto, services: ServicesDep, caller: CallerDep) -> SignedKeyAttributesDto:
     policy = None if body.policy is None else Policy.from_wire(body.policy)
@@ -101,7 +101,7 @@ def import_seed(body: ImportSeedDto, services: ServicesDep, caller: CallerDep) -
     return key_response(signed)
 
 
-@router.post("/v1/derivedKey", operation_id="deriveKey", response_model=SignedKeyAttributesDto,
+@router.post("/v1/derivedKey", status_code=status.HTTP_201_CREATED, operation_id="deriveKey", response_model=SignedKeyAttributesDto,
              summary="Derive and store the child of a master key as <master>/<path>")
 def derive_key(body: DeriveKeyDto, services: ServicesDep, caller: CallerDep) -> SignedKeyAttributesDto:
     signed = services.admin.derive(caller, KeyRef(body.masterKeyLabel, body.masterKeyPassword, "masterKeyPassword"),
