@@ -141,6 +141,7 @@ def test_change_password_and_data_object_delete_answer_empty(http: httpx.Client)
     ("/v1/certificate/synchronous/selfsign", {"signKeyName": "{k}/0", "commonName": "x",
                                               "signatureAlgorithm": "SHA256_WITH_ECDSA", "validity": 1}),
     ("/v1/key/address", {"label": "{k}/0"}),
+    ("/v1/key/deleteKey", {"label": "{k}/0"}),
 ])
 def test_a_derivation_path_on_a_plain_key_is_614_everywhere(http: httpx.Client, path: str, body: dict[str, object]) -> None:
     label = unique("derived")
@@ -158,7 +159,6 @@ def test_a_derivation_path_on_a_plain_key_is_614_everywhere(http: httpx.Client, 
 @pytest.mark.parametrize(("path", "body"), [
     ("/v1/key", {"label": "{k}/0", "algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7",
                  "attributes": {"sign": True, "decrypt": False, "unwrap": False}}),
-    ("/v1/key/deleteKey", {"label": "{k}/0"}),
     ("/v1/synchronousSign", {"signRequest": {"payload": PAYLOAD, "signKeyName": "{k}/00",
                                              "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
     ("/v1/synchronousSign", {"signRequest": {"payload": PAYLOAD, "signKeyName": "{k}/0//1",

@@ -433,7 +433,7 @@ def test_addresses(http: httpx.Client, address_format: str) -> None:
         expected = RIPEMD160.new(hashlib.sha256(raw).digest()).digest()
     assert key["json"]["addressTruncated"] == {"address": expected.hex().upper(), "format": address_format}
     assert f'<address_truncated format="{address_format}">{expected.hex().upper()}</address_truncated>' in key["xml"]
-    assert http.post("/v1/key/address", json={"label": label}).json() == {"address": b64(expected)}
+    assert http.post("/v1/key/address", json={"label": label}).json()["address"] == b64(expected)
     plain = unique("plain")
     create_key(http, plain, None, curve=SECP256K1)
     assert_error(http.post("/v1/key/address", json={"label": plain}), 400, 630)

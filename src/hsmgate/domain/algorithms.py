@@ -124,6 +124,7 @@ class PayloadForm(enum.Enum):
     KECCAK = "keccak"  # hsmgate applies Keccak (pre-standard SHA-3), the key signs the digest
     DOUBLE_SHA256 = "double-sha256"  # hsmgate applies SHA-256 once, the backend once more
     MU = "mu"  # the payload is the 64-byte ML-DSA message representative μ (external-μ ML-DSA)
+    BIP340 = "bip340"  # the payload is the 32-byte BIP-340 message (a BIP-341 sighash), signed as is
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,7 @@ class SignatureAlgorithm:
     deterministic: bool = False
     keccak_bits: int | None = None
     key_types: frozenset[KeyType] = frozenset()  # when set: every key type the row accepts (PQC families)
+    curves: frozenset[str] = frozenset()  # when set: the only curves (OIDs) the row accepts (BIP-340)
 
     def accepts(self, key_type: KeyType) -> bool:
         """True when a key of ``key_type`` may use this algorithm (else 607)."""
@@ -168,6 +170,10 @@ class SignatureAlgorithm:
             return SignMechanism(self.scheme, digest_hash, True, self.deterministic), payload
         if form is PayloadForm.MU:
             if len(payload) != 64:
+                return None
+            return SignMechanism(self.scheme, None, True), payload
+        if form is PayloadForm.BIP340:
+            if len(payload) != 32:
                 return None
             return SignMechanism(self.scheme, None, True), payload
         if form is PayloadForm.KECCAK:
@@ -208,6 +214,8 @@ def _sig_rows() -> list[SignatureAlgorithm]:
         SignatureAlgorithm("SHA256_WITH_ECDSA_DETERMINISTIC", KeyType.EC, SignScheme.ECDSA, HashAlg.SHA256,
                            deterministic=True),
         SignatureAlgorithm("EDDSA", KeyType.ED, SignScheme.EDDSA),
+        SignatureAlgorithm("NONE_WITH_EC_SCHNORR_BIP0340", KeyType.EC, SignScheme.BIP340, form=PayloadForm.BIP340,
+                           curves=frozenset({SECP256K1_OID})),
     ]
     rows += _post_quantum_rows()
     return rows
@@ -252,7 +260,7 @@ SIGNATURE_ALGORITHMS: dict[str, SignatureAlgorithm] = {row.wire_name: row for ro
 #: Signature algorithms the TSB defines that hsmgate does not implement yet (answered with 611).
 #: ``KYBER`` (listed in the 2.1 signature enum) is a KEM; LMS / XMSS / BLS keys are not supported.
 UNSUPPORTED_SIGNATURE_ALGORITHMS: tuple[str, ...] = (
-    "NONE_WITH_EC_SCHNORR_BIP0340", "BLS", "ISS_KERL", "KYBER", "LMS",
+    "BLS", "ISS_KERL", "KYBER", "LMS",
     "XMSS-SHA256_10_256", "XMSS-SHAKE256_10_256",
 )
 

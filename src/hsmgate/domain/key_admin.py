@@ -11,7 +11,15 @@ from __future__ import annotations
 from hsmgate.domain.certificates import CertificateService
 from hsmgate.domain.key_transfer import KeyImport, KeyTransferService
 from hsmgate.domain.key_use import Caller, InternalKey, KeyRef, KeyUse
-from hsmgate.domain.keys import DeriveRequest, KeyService, NewKey, SeedImport, SignedKey, check_label
+from hsmgate.domain.keys import (
+    DeriveRequest,
+    KeyAddress,
+    KeyService,
+    NewKey,
+    SeedImport,
+    SignedKey,
+    check_label,
+)
 from hsmgate.domain.passwords import PasswordService
 from hsmgate.store.certificates import CertificateRepository
 from hsmgate.store.key_metadata import KeyMetadataRepository
@@ -120,11 +128,11 @@ class KeyAdministration:
 
         self._gate.run(caller, "deleteCertificate", label, call, mutating=True)
 
-    def address(self, caller: Caller, key: KeyRef) -> bytes:
-        """The address hash of an SKA key created with ``addressFormat`` (630 without policy)."""
+    def address(self, caller: Caller, key: KeyRef) -> KeyAddress:
+        """The address of an SKA key created with ``addressFormat`` (630 without policy)."""
         self._gate.check_password(caller, key)
 
-        def call() -> bytes:
+        def call() -> KeyAddress:
             self.refuse_internal(key.label)
             return self.keys.address(key.label)
 

@@ -52,7 +52,7 @@ from hsmgate.domain.ska.approval_token import Operation
 from hsmgate.domain.ska.approvals import ApprovalService
 from hsmgate.domain.ska.guard import check_use
 from hsmgate.domain.timestamps import RfcTimestampService
-from hsmgate.hsm.base import ExportedKey, KeyAttributes, Partition
+from hsmgate.hsm.base import ExportedKey, KeyAttributes, Partition, SchnorrOptions
 from hsmgate.store.key_metadata import KeyMetadataRepository, KeyState
 
 T = TypeVar("T")
@@ -91,6 +91,7 @@ class SignItem:
     signature_type: SignatureType | None = None
     context: bytes | None = None
     approvals: Sequence[bytes] | None = None  # ``signedApprovals`` (SKA)
+    schnorr: SchnorrOptions | None = None  # BIP-340: aux randomness and Taproot tweak
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +217,7 @@ class KeyUse:
         results: list[bytes | TsbError | None] = [None] * len(items)
         passed: dict[tuple[str, str | None], KeyState] = {}
         usable: set[str] = set()  # keys whose use passed steps 2 and 4 without approvals
-        groups: dict[tuple[str, str, SignatureType | None, bytes | None], list[int]] = {}
+        groups: dict[tuple[str, str, SignatureType | None, bytes | None, SchnorrOptions | None], list[int]] = {}
         for index, item in enumerate(items):
             key = item.key
             try:
@@ -238,13 +239,14 @@ class KeyUse:
                 if recorder is not None:
                     recorder.record_outcome(SIGN, key.label, ERROR, exc.code)
                 continue
-            groups.setdefault((key.label, item.algorithm, item.signature_type, item.context), []).append(index)
+            groups.setdefault((key.label, item.algorithm, item.signature_type, item.context, item.schnorr),
+                              []).append(index)
         signing = self.services.signing
-        for (label, algorithm, signature_type, context), members in groups.items():
+        for (label, algorithm, signature_type, context, schnorr), members in groups.items():
             try:
                 signed = signing.sign_many(label=label, algorithm=algorithm,
                                            payloads=[items[i].payload for i in members],
-                                           signature_type=signature_type, context=context)
+                                           signature_type=signature_type, context=context, schnorr=schnorr)
             except TsbError as exc:
                 signed = [exc] * len(members)
             except Exception:

@@ -84,6 +84,15 @@ class DeriveRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyAddress:
+    """A key's blockchain address: the TSB's hash base and (extension) the full text form."""
+
+    format: str
+    hash: bytes  # BTC: HASH160 of the compressed key; ETH: the last 20 bytes of Keccak-256
+    text: str  # BTC: bech32 P2WPKH (bc1q…); ETH: EIP-55 (0x…)
+
+
+@dataclass(frozen=True, slots=True)
 class SignedKey:
     """A key description with its attestation: what every key endpoint returns."""
 
@@ -372,16 +381,17 @@ class KeyService:
             address = (addresses.address(address_format, info.public_key).hex().upper(), address_format)
         return load_policy(stored), address
 
-    def address(self, label: str) -> bytes:
-        """The address hash of an SKA key with ``addressFormat`` (630 for other keys); a derived
-        key (``<master>/<path>``) has an address when its master has a policy and a format."""
+    def address(self, label: str) -> KeyAddress:
+        """The address of an SKA key with ``addressFormat`` (630 for other keys); a derived key
+        (``<master>/<path>``) has an address when its master has a policy and a format."""
         info = key_info(self.partition, label)
         stored, address_format = self._metadata.ska(check_key_name(label).master)
         if stored is None:
             raise errors.InvalidAddressOnNonSkaKey(f"key '{label}' has no policy: addresses exist only for SKA keys")
         if not address_format or not info.public_key:
             raise errors.InvalidAddressOnNonSkaKey(f"key '{label}' was created without 'addressFormat'")
-        return addresses.address(address_format, info.public_key)
+        return KeyAddress(address_format, addresses.address(address_format, info.public_key),
+                          addresses.address_text(address_format, info.public_key))
 
     def _spec(self, algorithm: KeyAlgorithm, request: NewKey) -> KeySpec:
         caps = self.partition.capabilities()

@@ -181,6 +181,7 @@ class SignScheme(enum.StrEnum):
     HASH_ML_DSA = "HashML-DSA"  # FIPS 204 pre-hash variant; ``hash`` names the pre-hash
     SLH_DSA = "SLH-DSA"  # FIPS 205 pure SLH-DSA
     HASH_SLH_DSA = "HashSLH-DSA"  # FIPS 205 pre-hash variant
+    BIP340 = "BIP-340"  # Schnorr on secp256k1, x-only keys, 64-byte R.x‖s; the data is the 32-byte message
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +200,26 @@ class SignMechanism:
     hash: HashAlg | PreHash | None = None
     prehashed: bool = False
     deterministic: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SchnorrOptions:
+    """Inputs of a BIP-340 signature beyond the message.
+
+    ``aux_rand``: the 32 bytes of auxiliary randomness (None: the backend draws fresh random bytes).
+    The key may be tweaked for a BIP-341 Taproot key-path spend — at most one of:
+
+    * ``tweak``: the 32-byte scalar t itself: the signing key is d̃ + t, where d̃ is d or n − d so
+      that d̃·G has an even y (BIP-341 ``taproot_tweak_seckey`` with t given);
+    * ``merkle_root``: t = tagged_hash("TapTweak", x(P) ‖ merkle_root), with merkle_root empty
+      (BIP-86: an output without scripts) or the 32-byte root of the script tree.
+
+    The signature then verifies under the output key x(d̃·G + t·G).
+    """
+
+    aux_rand: bytes | None = None
+    tweak: bytes | None = None
+    merkle_root: bytes | None = None
 
 
 class CipherMode(enum.StrEnum):
@@ -432,6 +453,12 @@ class Partition(ABC):
         An error about the key itself (missing, no ``sign`` attribute) may instead be raised once.
         This default signs one by one; a backend that can look the key up once overrides it."""
         return sign_each(items, lambda data: self.sign(label, mechanism, data, context=context))
+
+    def sign_bip340(self, label: str, messages: Sequence[bytes], options: SchnorrOptions) -> list[bytes | HsmError]:
+        """BIP-340 Schnorr signatures (64 bytes each) of 32-byte ``messages`` with a secp256k1 key,
+        one result per message as :meth:`sign_many`. Declared in capabilities as
+        ``(KeyType.EC, SignMechanism(SignScheme.BIP340, None, True))``."""
+        raise UnsupportedByBackend("BIP-340 Schnorr signatures are not supported by this backend")
 
     @abstractmethod
     def verify(self, label: str, mechanism: SignMechanism, data: bytes, signature: bytes,

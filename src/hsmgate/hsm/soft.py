@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from Crypto.PublicKey import RSA as PyCryptodomeRSA
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from hsmgate.hsm import softcipher, softcrypto, softderive, softpq
+from hsmgate.hsm import softcipher, softcrypto, softderive, softpq, softschnorr
 from hsmgate.hsm.base import (
     BackendUnavailable,
     Capabilities,
@@ -44,6 +44,7 @@ from hsmgate.hsm.base import (
     KeyType,
     OperationNotPermitted,
     Partition,
+    SchnorrOptions,
     SignMechanism,
     SignScheme,
     UnsupportedByBackend,
@@ -289,9 +290,23 @@ class SoftPartition(Partition):
         raw = self._raw_rsa(key) if mechanism.scheme is SignScheme.RSA_PKCS1V15_RAW else None
         return lambda data: softcrypto.sign(private, mechanism, data, raw)
 
+    def sign_bip340(self, label: str, messages: Sequence[bytes], options: SchnorrOptions) -> list[bytes | HsmError]:
+        key = self._load(label)
+        if not key.info.attributes.sign:
+            raise OperationNotPermitted(f"key '{label}' does not have the sign attribute")
+        if not isinstance(key.private, ec.EllipticCurvePrivateKey):
+            raise UnsupportedByBackend(f"key '{label}' ({key.info.key_type}) cannot make BIP-340 signatures")
+        signer = softschnorr.signing_key(key.private, options)
+        return sign_each(messages, lambda message: softschnorr.sign(signer, message, options.aux_rand))
+
     def verify(self, label: str, mechanism: SignMechanism, data: bytes, signature: bytes,
                *, context: bytes | None = None) -> bool:
         key = self._load(label)
+        if mechanism.scheme is SignScheme.BIP340 and key.info.public_key is not None:
+            public = softcrypto.load_spki(key.info.public_key)
+            if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(public.curve, ec.SECP256K1):
+                raise UnsupportedByBackend(f"key '{label}' is no secp256k1 key: no BIP-340 signatures")
+            return softschnorr.verify(public, data, signature)
         if key.info.public_key is None or not self._capabilities.can_sign(key.info.key_type, mechanism):
             raise UnsupportedByBackend(f"key '{label}' ({key.info.key_type}) cannot verify {mechanism.scheme}")
         if key.info.key_type.is_post_quantum:
@@ -628,7 +643,7 @@ def _soft_capabilities() -> Capabilities:
         (key_type, mechanism)
         for key_type in (KeyType.RSA, KeyType.DSA, KeyType.EC, KeyType.ED)
         for mechanism in softcrypto.sign_mechanisms(key_type)
-    )
+    ) | {(KeyType.EC, SignMechanism(SignScheme.BIP340, None, True))}  # secp256k1 only (softschnorr)
     # post-quantum (softpq): no size parameter; ML-KEM decapsulates and wraps (KEM + AES-KWP)
     key_specs.update({t: frozenset() for t in softpq.PARAMETER_SETS})
     sign |= frozenset((t, m) for t in softpq.PARAMETER_SETS for m in softpq.sign_mechanisms(t))

@@ -24,6 +24,7 @@ from hsmgate.domain.key_transfer import KeyImport
 from hsmgate.domain.key_use import KeyRef
 from hsmgate.domain.keys import (
     DeriveRequest,
+    KeyAddress,
     KeyAttributes,
     NewKey,
     SeedImport,
@@ -178,16 +179,22 @@ def change_key_password(body: ChangeKeyPasswordDto, services: ServicesDep, calle
 
 class KeyAddressDto(BaseModel):
     address: str = Field(description="base64 of the address hash (ETH: 20 bytes of Keccak-256; BTC: HASH160)")
+    #: hsmgate extensions: the format and the full address (BTC: bech32 P2WPKH; ETH: EIP-55)
+    format: str | None = None
+    addressText: str | None = Field(None, examples=["bc1q0xcqpzrky6eff2g52qdye53xkk9jxkvrh6yhyw"])
+
+
+def address_response(address: KeyAddress) -> KeyAddressDto:
+    return KeyAddressDto(address=encode_base64(address.hash), format=address.format, addressText=address.text)
 
 
 @router.post("/v1/key/address", operation_id="getKeyAddressWithKeyPassword", response_model=KeyAddressDto,
              summary="Blockchain address hash of an SKA key created with addressFormat")
 def key_address(body: KeyLabelWithPasswordDto, services: ServicesDep, caller: CallerDep) -> KeyAddressDto:
-    return KeyAddressDto(address=encode_base64(services.admin.address(caller, KeyRef(body.label, body.password,
-                                                                                      "password"))))
+    return address_response(services.admin.address(caller, KeyRef(body.label, body.password, "password")))
 
 
 @router.get("/v1/key/{keyName:path}/address", operation_id="getKeyAddress", deprecated=True,
             response_model=KeyAddressDto, summary="Blockchain address hash of an SKA key (deprecated form)")
 def key_address_by_path(services: ServicesDep, caller: CallerDep, keyName: str = KeyNameOrPath) -> KeyAddressDto:
-    return KeyAddressDto(address=encode_base64(services.admin.address(caller, KeyRef(keyName, None, "password"))))
+    return address_response(services.admin.address(caller, KeyRef(keyName, None, "password")))
