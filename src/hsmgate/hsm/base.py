@@ -98,10 +98,11 @@ class KeyType(enum.StrEnum):
     ML_KEM_512 = "ML-KEM-512"
     ML_KEM_768 = "ML-KEM-768"
     ML_KEM_1024 = "ML-KEM-1024"
+    BLS = "BLS"  # BLS12-381, the TSB's "BLS"
 
     @property
     def is_asymmetric(self) -> bool:
-        return self in (KeyType.RSA, KeyType.DSA, KeyType.EC, KeyType.ED) or self.is_post_quantum
+        return self in (KeyType.RSA, KeyType.DSA, KeyType.EC, KeyType.ED, KeyType.BLS) or self.is_post_quantum
 
     @property
     def is_post_quantum(self) -> bool:
@@ -181,6 +182,7 @@ class SignScheme(enum.StrEnum):
     HASH_ML_DSA = "HashML-DSA"  # FIPS 204 pre-hash variant; ``hash`` names the pre-hash
     SLH_DSA = "SLH-DSA"  # FIPS 205 pure SLH-DSA
     HASH_SLH_DSA = "HashSLH-DSA"  # FIPS 205 pre-hash variant
+    BLS = "BLS-SIG-POP"  # BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_ (minimal-pubkey-size); the data is the message
     BIP340 = "BIP-340"  # Schnorr on secp256k1, x-only keys, 64-byte R.x‖s; the data is the 32-byte message
 
 

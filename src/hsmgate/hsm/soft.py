@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from hsmgate.hsm import softcipher, softcrypto, softderive, softpq, softschnorr
+from hsmgate.hsm import softbls, softcipher, softcrypto, softderive, softpq, softschnorr
 from hsmgate.hsm.base import (
     BackendUnavailable,
     Capabilities,
@@ -110,6 +110,7 @@ class _LoadedKey:
     raw_rsa: object | None = None  # pycryptodome key for the raw RSA operation, built lazily
     pq: softpq.PqPrivateKey | None = None  # ML-DSA / SLH-DSA / ML-KEM private key
     hd: softderive.Master | None = None  # a derivation master's unsealed root node
+    bls: int | None = None  # a BLS12-381 secret scalar
     #: the label whose record this entry comes from: itself, or the master of a temporary child
     source: str = ""
 
@@ -143,6 +144,9 @@ class SoftPartition(Partition):
         size = spec.size
         if spec.key_type.is_post_quantum:
             material, public_der = softpq.generate(spec.key_type)  # format recorded in the material
+            size = None
+        elif spec.key_type is KeyType.BLS:
+            material, public_der = softbls.generate()
             size = None
         elif spec.key_type.is_asymmetric:
             private = softcrypto.generate_private_key(spec)
@@ -282,6 +286,9 @@ class SoftPartition(Partition):
         if key.pq is not None and self._capabilities.can_sign(key.info.key_type, mechanism):
             pq = key.pq
             return lambda data: softpq.sign(pq, mechanism, data, context)
+        if key.bls is not None and mechanism.scheme is SignScheme.BLS and not context:
+            secret = key.bls
+            return lambda data: softbls.sign(secret, data)
         if context and key.pq is None:
             raise InvalidInput("a context string is only defined for ML-DSA and SLH-DSA")
         if key.private is None or not self._capabilities.can_sign(key.info.key_type, mechanism):
@@ -311,6 +318,8 @@ class SoftPartition(Partition):
             raise UnsupportedByBackend(f"key '{label}' ({key.info.key_type}) cannot verify {mechanism.scheme}")
         if key.info.key_type.is_post_quantum:
             return softpq.verify(key.info.key_type, key.info.public_key, mechanism, data, signature, context)
+        if key.info.key_type is KeyType.BLS:
+            return softbls.verify(key.info.public_key, data, signature)
         if context:
             raise InvalidInput("a context string is only defined for ML-DSA and SLH-DSA")
         return softcrypto.verify(softcrypto.load_spki(key.info.public_key), mechanism, data, signature)
@@ -442,6 +451,8 @@ class SoftPartition(Partition):
 
     def export_key(self, label: str) -> ExportedKey:
         key = self._load(label)
+        if key.bls is not None:
+            raise UnsupportedByBackend(f"the soft token cannot export {key.info.key_type} keys (wrap them instead)")
         if key.info.key_type.is_asymmetric and key.private is None and key.pq is None:
             return ExportedKey(public_key=key.info.public_key)  # a public key alone is public
         attributes = key.info.attributes
@@ -475,6 +486,11 @@ class SoftPartition(Partition):
         if not target.info.attributes.extractable:
             raise OperationNotPermitted(f"key '{target_label}' is not extractable")
         is_private = target.info.key_type.is_asymmetric
+        if target.bls is not None:  # AES_WRAP(_PAD)_BLS: the 32-byte secret key (softbls)
+            if wrapping.info.key_type is not KeyType.AES:
+                raise UnsupportedByBackend(f"{mechanism.mode} wraps secret keys only")
+            return softcipher.wrap_with_aes(wrapping.secret or b"", mechanism,
+                                            target.bls.to_bytes(softbls.SECRET_SIZE, "big"), private=False)
         if is_private:
             if target.private is None:
                 raise UnsupportedByBackend(f"key '{target_label}' has no private key this token can wrap")
@@ -498,7 +514,7 @@ class SoftPartition(Partition):
             raise OperationNotPermitted(f"key '{unwrapping_label}' does not have the unwrap attribute")
         if key.info.key_type is KeyType.AES:
             material = softcipher.unwrap_with_aes(key.secret or b"", mechanism, wrapped)
-            if spec.key_type.is_asymmetric and mechanism.mode is WrapMode.AES_KW:
+            if spec.key_type.is_asymmetric and spec.key_type is not KeyType.BLS and mechanism.mode is WrapMode.AES_KW:
                 material = softcipher.strip_der_padding(material)
         elif isinstance(key.private, rsa.RSAPrivateKey):
             material = softcipher.unwrap_with_rsa(key.private, mechanism, wrapped)
@@ -610,6 +626,8 @@ class SoftPartition(Partition):
             loaded = _LoadedKey(info, record.nonce)
         elif info.key_type.is_post_quantum:
             loaded = _LoadedKey(info, record.nonce, pq=softpq.load(info.key_type, material))
+        elif info.key_type is KeyType.BLS:
+            loaded = _LoadedKey(info, record.nonce, bls=softbls.load(material))
         elif info.key_type.is_asymmetric:
             private = serialization.load_der_private_key(material, password=None)
             loaded = _LoadedKey(info, record.nonce, private=private)  # type: ignore[arg-type]
@@ -643,7 +661,9 @@ def _soft_capabilities() -> Capabilities:
         (key_type, mechanism)
         for key_type in (KeyType.RSA, KeyType.DSA, KeyType.EC, KeyType.ED)
         for mechanism in softcrypto.sign_mechanisms(key_type)
-    ) | {(KeyType.EC, SignMechanism(SignScheme.BIP340, None, True))}  # secp256k1 only (softschnorr)
+    ) | {(KeyType.EC, SignMechanism(SignScheme.BIP340, None, True)),  # secp256k1 only (softschnorr)
+         (KeyType.BLS, SignMechanism(SignScheme.BLS))}  # softbls
+    key_specs[KeyType.BLS] = frozenset()
     # post-quantum (softpq): no size parameter; ML-KEM decapsulates and wraps (KEM + AES-KWP)
     key_specs.update({t: frozenset() for t in softpq.PARAMETER_SETS})
     sign |= frozenset((t, m) for t in softpq.PARAMETER_SETS for m in softpq.sign_mechanisms(t))
@@ -665,6 +685,8 @@ def _describe_material(spec: KeySpec, material: bytes) -> tuple[int | None, str 
     try:
         if key_type.is_post_quantum:
             return None, None, softpq.load(key_type, material).spki
+        if key_type is KeyType.BLS:
+            return None, None, softbls.spki(softbls.load(material))
         if key_type.is_asymmetric:
             private = serialization.load_der_private_key(material, password=None)
             if softcrypto.key_type_of(private) is not key_type:  # type: ignore[arg-type]
