@@ -36,6 +36,7 @@ class KeyAlgorithm:
     sizes: frozenset[int] = frozenset()  # allowed keySize values; empty: keySize is not used
     default_size: int | None = None
     needs_curve: bool = False
+    reported_name: str | None = None  # the ``algorithm`` key attributes report, when not ``wire_name``
 
 
 def _row(name: str, key_type: KeyType, oid: str, sizes: tuple[int, ...] = (), default: int | None = None,
@@ -70,6 +71,8 @@ KEY_ALGORITHMS: dict[str, KeyAlgorithm] = {row.wire_name: row for row in (
     _row("ML-KEM-1024", KeyType.ML_KEM_1024, "2.16.840.1.101.3.4.4.3"),
     # BLS12-381, ciphersuite BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_; the TSB's default OID
     _row("BLS", KeyType.BLS, "1.3.6.1.4.1.44668.5.3.1.1"),
+    # HSS/LMS (RFC 8554) with LM-OTS W1; keySize (hsmgate extension) is the tree height: 2^h signatures
+    KeyAlgorithm("LMS", KeyType.LMS, "1.2.840.113549.1.9.16.3.17", frozenset({5, 10}), 5, reported_name="HSS-LMS"),
 )}
 KEY_ALGORITHM_BY_TYPE: dict[KeyType, KeyAlgorithm] = {row.key_type: row for row in KEY_ALGORITHMS.values()}
 KEY_ALGORITHM_BY_OID: dict[str, KeyAlgorithm] = {row.oid: row for row in KEY_ALGORITHMS.values()}
@@ -78,7 +81,7 @@ KEY_ALGORITHM_BY_OID: dict[str, KeyAlgorithm] = {row.oid: row for row in KEY_ALG
 #: ISS, DH: not implemented; XMSS: no library that passes known-answer tests (see docs/post-quantum.md);
 #: the draft round-3 names (Dilithium, SPHINCS+, Kyber) are not FIPS 203/204/205.
 UNSUPPORTED_KEY_ALGORITHMS: frozenset[str] = frozenset({
-    "ISS", "DH", "LMS", "XMSS-SHA256_10_256", "XMSS-SHAKE256_10_256",
+    "ISS", "DH", "XMSS-SHA256_10_256", "XMSS-SHAKE256_10_256",
     "DILITHIUM_L2", "DILITHIUM_L3", "DILITHIUM_L5",
     "SPHINCS_PLUS_SHAKE_L1", "SPHINCS_PLUS_SHAKE_L3", "SPHINCS_PLUS_SHAKE_L5",
     *(f"KYBER{n}_WITH_{v}" for n in (512, 768, 1024) for v in ("SHAKE", "SHA2_AES")),
@@ -217,6 +220,7 @@ def _sig_rows() -> list[SignatureAlgorithm]:
                            deterministic=True),
         SignatureAlgorithm("EDDSA", KeyType.ED, SignScheme.EDDSA),
         SignatureAlgorithm("BLS", KeyType.BLS, SignScheme.BLS),
+        SignatureAlgorithm("LMS", KeyType.LMS, SignScheme.HSS_LMS),
         SignatureAlgorithm("NONE_WITH_EC_SCHNORR_BIP0340", KeyType.EC, SignScheme.BIP340, form=PayloadForm.BIP340,
                            curves=frozenset({SECP256K1_OID})),
     ]
@@ -263,7 +267,7 @@ SIGNATURE_ALGORITHMS: dict[str, SignatureAlgorithm] = {row.wire_name: row for ro
 #: Signature algorithms the TSB defines that hsmgate does not implement yet (answered with 611).
 #: ``KYBER`` (listed in the 2.1 signature enum) is a KEM; LMS / XMSS / BLS keys are not supported.
 UNSUPPORTED_SIGNATURE_ALGORITHMS: tuple[str, ...] = (
-    "ISS_KERL", "KYBER", "LMS",
+    "ISS_KERL", "KYBER",
     "XMSS-SHA256_10_256", "XMSS-SHAKE256_10_256",
 )
 

@@ -43,6 +43,8 @@ class KeyView:
     #: a derivation master or child: ``{derivationType, derivationValue}`` and its BIP-32 xpub (secp256k1)
     derivation: dict[str, str] | None = None
     extended_public_key: str | None = None
+    #: a stateful (LMS) key: (one-time keys used, one-time keys in all)
+    one_time_keys: tuple[int, int] | None = None
 
 
 def iso_z(moment: datetime) -> str:

@@ -494,11 +494,13 @@ class KeyService:
         size = None if info.key_type in (KeyType.EC, KeyType.ED) else info.size
         policy, address = self._ska_view(info)
         return KeyView(
-            label=info.label, key_id=key_id, algorithm=algorithm.wire_name, algorithm_oid=oid,
+            label=info.label, key_id=key_id, algorithm=algorithm.reported_name or algorithm.wire_name,
+            algorithm_oid=oid,
             curve_oid=info.curve_oid, key_size=size, create_time=created, attest_time=self._now(),
             public_key=info.public_key, attributes=info.attributes,
             asymmetric=info.key_type.is_asymmetric, policy=policy, address_truncated=address,
             derivation=derived_attributes(info),
             extended_public_key=info.derivation.extended_public_key if info.derivation else None,
+            one_time_keys=info.one_time_keys,
         )
 

@@ -15,6 +15,7 @@ Exceptions (all subclasses of :class:`HsmError`)::
      ├── KeyExists            a key with that label already exists
      ├── UnsupportedByBackend the backend cannot do this key type / mechanism (never a fallback)
      ├── OperationNotPermitted the key's attributes forbid the operation (e.g. sign=false)
+     │    └── KeyExhausted    a stateful (LMS) key has no one-time key left
      ├── InvalidInput         the data cannot be used with this mechanism (wrong digest length …)
      ├── DecryptFailed        authentication tag / padding check failed (reserved for decrypt)
      └── BackendUnavailable   the token or module is gone; the caller may retry later
@@ -49,6 +50,10 @@ class UnsupportedByBackend(HsmError):
 
 class OperationNotPermitted(HsmError):
     """The key's attributes forbid the operation (for example ``sign`` is false)."""
+
+
+class KeyExhausted(OperationNotPermitted):
+    """A stateful (hash-based) key has used every one-time key: it can never sign again."""
 
 
 class InvalidInput(HsmError):
@@ -99,10 +104,12 @@ class KeyType(enum.StrEnum):
     ML_KEM_768 = "ML-KEM-768"
     ML_KEM_1024 = "ML-KEM-1024"
     BLS = "BLS"  # BLS12-381, the TSB's "BLS"
+    LMS = "LMS"  # HSS/LMS (RFC 8554), stateful; the TSB reports it as "HSS-LMS"
 
     @property
     def is_asymmetric(self) -> bool:
-        return self in (KeyType.RSA, KeyType.DSA, KeyType.EC, KeyType.ED, KeyType.BLS) or self.is_post_quantum
+        return self in (KeyType.RSA, KeyType.DSA, KeyType.EC, KeyType.ED, KeyType.BLS, KeyType.LMS) \
+            or self.is_post_quantum
 
     @property
     def is_post_quantum(self) -> bool:
@@ -183,6 +190,7 @@ class SignScheme(enum.StrEnum):
     SLH_DSA = "SLH-DSA"  # FIPS 205 pure SLH-DSA
     HASH_SLH_DSA = "HashSLH-DSA"  # FIPS 205 pre-hash variant
     BLS = "BLS-SIG-POP"  # BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_ (minimal-pubkey-size); the data is the message
+    HSS_LMS = "HSS/LMS"  # RFC 8554 HSS signature of the message (stateful: one one-time key per signature)
     BIP340 = "BIP-340"  # Schnorr on secp256k1, x-only keys, 64-byte R.x‖s; the data is the 32-byte message
 
 
@@ -344,6 +352,8 @@ class KeyInfo:
     created_at: datetime | None = None
     #: a derivation master or a derived child: its node's public facts (chain code, depth, …)
     derivation: NodeInfo | None = None
+    #: a stateful key: (one-time keys used, one-time keys in all), read fresh by :meth:`Partition.get`
+    one_time_keys: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

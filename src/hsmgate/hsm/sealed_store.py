@@ -108,3 +108,14 @@ class SealedKeyStore(Protocol):
     def record_nonce(self, label: str) -> bytes | None:
         """Only the sealing nonce of ``label``'s record (one cheap lookup), or None when there is none."""
         ...
+
+    def reserve_index(self, label: str, limit: int) -> int | None:
+        """Advance the record's ``next_index`` by one in its own committed transaction and return the
+        index it had — or None (changing nothing) when it has reached ``limit`` or there is no such
+        record. Atomic across threads, processes and instances sharing the database: no two calls
+        ever return the same index for one record."""
+        ...
+
+    def next_index(self, label: str) -> int | None:
+        """The record's ``next_index`` as committed now (None: no record, or not a stateful key)."""
+        ...

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from hsmgate.hsm import softbls, softcipher, softcrypto, softderive, softpq, softschnorr
+from hsmgate.hsm import softbls, softcipher, softcrypto, softderive, softlms, softpq, softschnorr
 from hsmgate.hsm.base import (
     BackendUnavailable,
     Capabilities,
@@ -37,6 +37,7 @@ from hsmgate.hsm.base import (
     HsmError,
     InvalidInput,
     KeyAttributes,
+    KeyExhausted,
     KeyExists,
     KeyInfo,
     KeyNotFound,
@@ -111,6 +112,7 @@ class _LoadedKey:
     pq: softpq.PqPrivateKey | None = None  # ML-DSA / SLH-DSA / ML-KEM private key
     hd: softderive.Master | None = None  # a derivation master's unsealed root node
     bls: int | None = None  # a BLS12-381 secret scalar
+    lms: softlms.LmsKey | None = None  # an LMS tree; its one-time key index lives in the store
     #: the label whose record this entry comes from: itself, or the master of a temporary child
     source: str = ""
 
@@ -148,6 +150,11 @@ class SoftPartition(Partition):
         elif spec.key_type is KeyType.BLS:
             material, public_der = softbls.generate()
             size = None
+        elif spec.key_type is KeyType.LMS:
+            size = spec.size or softlms.DEFAULT_HEIGHT
+            material, public_der, _ = softlms.generate(size)
+            return self._add(label, KeyType.LMS, attributes, material, size, None, public_der, key_id=key_id,
+                             next_index=0)
         elif spec.key_type.is_asymmetric:
             private = softcrypto.generate_private_key(spec)
             material = private.private_bytes(
@@ -252,7 +259,7 @@ class SoftPartition(Partition):
         """The key's description from its record, without unsealing it: only the operations that
         use the key unseal (a key sealed under another master key is still described and deleted)."""
         cached = self._cached(label)
-        if cached is not None:
+        if cached is not None and cached.info.key_type is not KeyType.LMS:
             return cached.info
         record = self._repo.get(label)
         if record is None:
@@ -289,6 +296,8 @@ class SoftPartition(Partition):
         if key.bls is not None and mechanism.scheme is SignScheme.BLS and not context:
             secret = key.bls
             return lambda data: softbls.sign(secret, data)
+        if key.lms is not None and mechanism.scheme is SignScheme.HSS_LMS and not context:
+            return self._lms_signer(label, key.lms)
         if context and key.pq is None:
             raise InvalidInput("a context string is only defined for ML-DSA and SLH-DSA")
         if key.private is None or not self._capabilities.can_sign(key.info.key_type, mechanism):
@@ -296,6 +305,19 @@ class SoftPartition(Partition):
         private = key.private
         raw = self._raw_rsa(key) if mechanism.scheme is SignScheme.RSA_PKCS1V15_RAW else None
         return lambda data: softcrypto.sign(private, mechanism, data, raw)
+
+    def _lms_signer(self, label: str, key: softlms.LmsKey) -> Callable[[bytes], bytes]:
+        """Each signature first reserves its one-time key index in the store, committed, and only
+        then computes the signature with it (``softlms``): an index is never used twice, whatever
+        process signs and whenever one dies."""
+        def sign(data: bytes) -> bytes:
+            index = self._repo.reserve_index(label, key.capacity)
+            if index is None:
+                raise KeyExhausted(f"LMS key '{label}' is exhausted: all {key.capacity} one-time signatures are "
+                                   "used; it can never sign again")
+            return softlms.sign(key, index, data)
+
+        return sign
 
     def sign_bip340(self, label: str, messages: Sequence[bytes], options: SchnorrOptions) -> list[bytes | HsmError]:
         key = self._load(label)
@@ -320,6 +342,8 @@ class SoftPartition(Partition):
             return softpq.verify(key.info.key_type, key.info.public_key, mechanism, data, signature, context)
         if key.info.key_type is KeyType.BLS:
             return softbls.verify(key.info.public_key, data, signature)
+        if key.info.key_type is KeyType.LMS:
+            return softlms.verify(key.info.public_key, data, signature)
         if context:
             raise InvalidInput("a context string is only defined for ML-DSA and SLH-DSA")
         return softcrypto.verify(softcrypto.load_spki(key.info.public_key), mechanism, data, signature)
@@ -453,6 +477,9 @@ class SoftPartition(Partition):
         key = self._load(label)
         if key.bls is not None:
             raise UnsupportedByBackend(f"the soft token cannot export {key.info.key_type} keys (wrap them instead)")
+        if key.lms is not None:
+            raise OperationNotPermitted(f"key '{label}' is a stateful LMS key: a copy could reuse one-time keys, "
+                                        "so it never leaves the token")
         if key.info.key_type.is_asymmetric and key.private is None and key.pq is None:
             return ExportedKey(public_key=key.info.public_key)  # a public key alone is public
         attributes = key.info.attributes
@@ -486,6 +513,9 @@ class SoftPartition(Partition):
         if not target.info.attributes.extractable:
             raise OperationNotPermitted(f"key '{target_label}' is not extractable")
         is_private = target.info.key_type.is_asymmetric
+        if target.lms is not None:
+            raise OperationNotPermitted(f"key '{target_label}' is a stateful LMS key: a copy could reuse one-time "
+                                        "keys, so it is never wrapped")
         if target.bls is not None:  # AES_WRAP(_PAD)_BLS: the 32-byte secret key (softbls)
             if wrapping.info.key_type is not KeyType.AES:
                 raise UnsupportedByBackend(f"{mechanism.mode} wraps secret keys only")
@@ -585,6 +615,8 @@ class SoftPartition(Partition):
             size=record.key_size, curve_oid=record.curve_oid, key_id=record.key_id,
             public_key=record.public_key, created_at=created,
             derivation=NodeInfo.from_record(dict(record.derivation)) if record.derivation else None,
+            one_time_keys=(record.next_index, 1 << (record.key_size or 0))
+            if record.next_index is not None and record.key_type == KeyType.LMS.value else None,
         )
 
     def _cached(self, label: str) -> _LoadedKey | None:
@@ -628,6 +660,8 @@ class SoftPartition(Partition):
             loaded = _LoadedKey(info, record.nonce, pq=softpq.load(info.key_type, material))
         elif info.key_type is KeyType.BLS:
             loaded = _LoadedKey(info, record.nonce, bls=softbls.load(material))
+        elif softlms.is_lms_material(material):
+            loaded = _LoadedKey(info, record.nonce, lms=softlms.load(material))
         elif info.key_type.is_asymmetric:
             private = serialization.load_der_private_key(material, password=None)
             loaded = _LoadedKey(info, record.nonce, private=private)  # type: ignore[arg-type]
@@ -662,8 +696,10 @@ def _soft_capabilities() -> Capabilities:
         for key_type in (KeyType.RSA, KeyType.DSA, KeyType.EC, KeyType.ED)
         for mechanism in softcrypto.sign_mechanisms(key_type)
     ) | {(KeyType.EC, SignMechanism(SignScheme.BIP340, None, True)),  # secp256k1 only (softschnorr)
-         (KeyType.BLS, SignMechanism(SignScheme.BLS))}  # softbls
+         (KeyType.BLS, SignMechanism(SignScheme.BLS)),  # softbls
+         (KeyType.LMS, SignMechanism(SignScheme.HSS_LMS))}  # softlms
     key_specs[KeyType.BLS] = frozenset()
+    key_specs[KeyType.LMS] = frozenset(softlms.HEIGHTS)
     # post-quantum (softpq): no size parameter; ML-KEM decapsulates and wraps (KEM + AES-KWP)
     key_specs.update({t: frozenset() for t in softpq.PARAMETER_SETS})
     sign |= frozenset((t, m) for t in softpq.PARAMETER_SETS for m in softpq.sign_mechanisms(t))

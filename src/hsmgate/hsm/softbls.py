@@ -35,11 +35,11 @@ _CURVE_ORDER = 0x73EDA753299D7D483339D80809A1D80553BDA402FFFE5BFEFFFFFFFF0000000
 
 
 class _AlgorithmIdentifier(core.Sequence):
-    _fields = [("algorithm", core.ObjectIdentifier)]
+    _fields = [("algorithm", core.ObjectIdentifier)]  # noqa: RUF012 (asn1crypto declares fields so)
 
 
 class _PublicKeyInfo(core.Sequence):
-    _fields = [("algorithm", _AlgorithmIdentifier), ("public_key", core.OctetBitString)]
+    _fields = [("algorithm", _AlgorithmIdentifier), ("public_key", core.OctetBitString)]  # noqa: RUF012 (asn1crypto declares fields so)
 
 
 def generate() -> tuple[bytes, bytes]:

@@ -50,6 +50,8 @@ def key_response(signed: SignedKey) -> SignedKeyAttributesDto:
         json=KeyJson(
             label=view.label, id=view.key_id, algorithm=view.algorithm, algorithmOid=view.algorithm_oid,
             curveOid=view.curve_oid, derivedAttributes=view.derivation, extendedPublicKey=view.extended_public_key,
+            remainingSignatures=None if view.one_time_keys is None else view.one_time_keys[1] - view.one_time_keys[0],
+            maxSignatures=None if view.one_time_keys is None else view.one_time_keys[1],
             keySize=view.key_size, createTime=iso_z(view.create_time),
             attestTime=iso_z(view.attest_time),
             publicKey=encode_base64(view.public_key) if view.public_key is not None else None,
