@@ -90,7 +90,12 @@ def hss_public_key(key: LmsKey) -> bytes:
 
 
 def spki(key: LmsKey) -> bytes:
-    return _PublicKeyInfo({"algorithm": {"algorithm": HSS_LMS_OID}, "public_key": hss_public_key(key)}).dump()
+    return spki_of(hss_public_key(key))
+
+
+def spki_of(hss_public: bytes) -> bytes:
+    """The SubjectPublicKeyInfo of an HSS public key (``u32(L) ‖ LMS public key``), as RFC 8708."""
+    return _PublicKeyInfo({"algorithm": {"algorithm": HSS_LMS_OID}, "public_key": hss_public}).dump()
 
 
 def sign(key: LmsKey, index: int, message: bytes) -> bytes:
