@@ -5,14 +5,26 @@ on ``<master>/<path>``; the child reports the master's policy."""
 from __future__ import annotations
 
 import base64
+import hashlib
 
+import coincurve
 import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from hsmgate.domain.clock import ManualClock
 from tests.conftest import unique
-from tests.ska.helpers import Approver, assert_error, b64, policy, rule, sign_request, tasks, token, wait_status
+from tests.ska.helpers import (
+    Approver,
+    assert_error,
+    b64,
+    policy,
+    rule,
+    sign_request,
+    tasks,
+    token,
+    wait_status,
+)
 
 SECP256K1 = "1.3.132.0.10"
 
@@ -38,3 +50,15 @@ def test_children_of_an_ska_master_need_its_approvals(http: httpx.Client, clock:
     public = serialization.load_der_public_key(base64.b64decode(described["publicKey"]))
     assert isinstance(public, ec.EllipticCurvePublicKey)
     public.verify(base64.b64decode(done["result"]), b"pay", ec.ECDSA(hashes.SHA256()))
+
+    # BIP-340 with a BIP-86 tweak through an approved request: the fields travel with the request
+    sighash = hashlib.sha256(b"taproot").digest()
+    request_id = sign_request(http, child, sighash, algorithm="NONE_WITH_EC_SCHNORR_BIP0340", merkleRootData="")
+    task = tasks(http, approver, clock, requestId=request_id)[0]
+    assert http.post("/v1/approval", json=approver.send_approval(task)).status_code == 200
+    done = wait_status(http, request_id, "EXECUTED")
+    internal = public.public_numbers().x.to_bytes(32, "big")
+    tag = hashlib.sha256(b"TapTweak").digest()
+    output = coincurve.PublicKeyXOnly(internal)
+    output.tweak_add(hashlib.sha256(tag + tag + internal).digest())
+    assert output.verify(base64.b64decode(done["result"]), sighash)

@@ -10,6 +10,7 @@ import base64
 import httpx
 import milagro_bls_binding as milagro
 from asn1crypto import core
+from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
 from tests.conftest import unique
 
@@ -61,7 +62,6 @@ def test_bls_verifies_a_second_implementations_signature(client: httpx.Client) -
     assert client.post("/v1/key", json={"label": wrapping, "algorithm": "AES", "keySize": 256, "attributes": {
         **cipher, "extractable": True, "sensitive": False}}).status_code == 201
     exported = client.post("/v1/key/export/plain", json={"label": wrapping}).json()
-    from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
     wrapped = aes_key_wrap_with_padding(base64.b64decode(exported["secretKey"]), secret)
     unwrapped = client.post("/v1/synchronousUnwrap", json={"unwrapKeyRequest": {
         "wrappedKey": base64.b64encode(wrapped).decode(), "label": restored, "unwrapKeyName": wrapping,

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import base64
 
-import httpx
 import hsslms
+import httpx
 import pytest
 from asn1crypto import core
 
