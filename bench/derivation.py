@@ -83,9 +83,9 @@ def main() -> None:
     lines = [
         "# Derivation, BIP-340, BLS and LMS: in-process throughput",
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `bench/derivation.py --seconds {seconds:g}` on "
-        f"{platform.machine()} ({platform.python_implementation()} {platform.python_version()}), one thread, soft token on "
-        "SQLite, no HTTP. The machine has 2 cores shared with other work: take the figures as orders of magnitude.",
+        (f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `bench/derivation.py --seconds {seconds:g}` on "
+         f"{platform.machine()} ({platform.python_implementation()} {platform.python_version()}), one thread, soft token "
+         "on SQLite, no HTTP. The machine has 2 cores shared with other work: take the figures as orders of magnitude."),
         "",
         "| operation | per second |",
         "|---|---:|",
