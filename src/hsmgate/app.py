@@ -10,7 +10,9 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
 from hsmgate import __version__
+from hsmgate.api.body_limit import BodyLimitMiddleware, max_batch_body_bytes
 from hsmgate.api.deps import authorize
+from hsmgate.api.dev_guard import guard_dev_mode
 from hsmgate.api.errors import install_error_handlers
 from hsmgate.api.execution import inline_operations
 from hsmgate.api.request_id import RequestIdMiddleware
@@ -60,6 +62,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app = FastAPI(
         title="hsmgate", version=__version__, description=DESCRIPTION, lifespan=lifespan,
         docs_url="/swagger-ui/index.html", openapi_url="/v3/api-docs", redoc_url=None,
+        redirect_slashes=False,  # "/v1/key/" is a 404, not a redirect built from the Host header
         dependencies=[Depends(authorize)],  # every route: authentication + role check (auth/roles.py)
         telemetry=None if settings.otel else {"tracing": False, "metrics": False, "logs": False},
     )
@@ -71,8 +74,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.audit = runtime.audit
     app.state.inline_operations = inline_operations(settings, runtime.db.dialect)  # api/execution.py
     app.state.ska_scheduler = runtime.scheduler
+    # Inside the error handlers' middleware (what an application makes of a body cut off at the
+    # limit is no bug to log), outside routing, authentication and parsing (api/body_limit.py).
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
+                       max_batch_body_bytes=max_batch_body_bytes(settings),
+                       batch_paths=frozenset(route.path for route in batch.router.routes))
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
+    guard_dev_mode(app, settings)  # dev mode: 403 for requests not on loopback, outermost (api/dev_guard.py)
     for router in ROUTERS:
         app.include_router(router)
 

@@ -6,7 +6,7 @@ services — for the HTTP app (``app.py``) and the command line alike. Nothing e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -30,11 +30,14 @@ from hsmgate.domain.signing import SigningService
 from hsmgate.domain.ska.approvals import ApprovalService, SkaServices
 from hsmgate.domain.ska.execution import SCHEDULER_AUTH_METHOD, SCHEDULER_PRINCIPAL, register_executors
 from hsmgate.domain.ska.requests import RequestScheduler, RequestService
+from hsmgate.domain.ska.results import ResultSealer
 from hsmgate.domain.ska.timestamp_key import TimestampService
 from hsmgate.domain.timestamps import RfcTimestampService
 from hsmgate.hsm.base import HsmError, Partition
+from hsmgate.private_files import prepare_data_dir
 from hsmgate.settings import ConfigError, Settings
 from hsmgate.store.audit import AuditRepository
+from hsmgate.store.audit_anchors import AnchorError, AnchorSink, FileAnchors, SyslogAnchors
 from hsmgate.store.certificates import CertificateRepository
 from hsmgate.store.data_objects import DataObjectRepository
 from hsmgate.store.database import Database
@@ -116,8 +119,9 @@ def load_certificates(paths: tuple[Path, ...]) -> list[bytes]:
 
 def build_partition(settings: Settings, served: Settings, db: Database, backend: Partition,
                     audit: AuditTrail | None) -> PartitionServices:
-    """The domain services of one partition, on ``backend``; its attestation key is created when
-    absent and, like the data-object key's name, flagged internal."""
+    """The domain services of one partition, on ``backend``; its attestation key (and that key's
+    self-signed certificate) is created when absent and, like the data-object key's name, flagged
+    internal."""
     name = served.partition
     metadata = KeyMetadataRepository(db, name)
     certificates_store = CertificateRepository(db, name)
@@ -137,6 +141,7 @@ def build_partition(settings: Settings, served: Settings, db: Database, backend:
     admin = KeyAdministration(keys=keys, gate=gate, passwords=passwords, transfer=transfer, metadata=metadata,
                               certificates=certificates, certificate_store=certificates_store)
     keys.ensure_attestation_key(settings.attestation_key_size)
+    certificates.attestation_certificate(settings.attestation_key_name)  # the chain of attestation bundles
     now = datetime.now(UTC).replace(microsecond=0)
     for internal in (settings.attestation_key_name, DATA_OBJECT_KEY):
         metadata.mark_internal(internal, when=now)
@@ -170,8 +175,23 @@ def build_audit(settings: Settings, db: Database) -> AuditTrail | None:
     :func:`attach_signers` once the partitions are open."""
     if not settings.audit_enabled:
         return None
+    return audit_trail(settings, db)
+
+
+def audit_trail(settings: Settings, db: Database) -> AuditTrail:
+    """An audit trail on ``db`` with the configured anchor sinks (the file, and syslog when
+    HSMGATE_AUDIT_ANCHOR_SYSLOG); raises ConfigError when one cannot be opened."""
+    sinks: list[AnchorSink] = []
+    try:
+        sinks.append(FileAnchors(settings.resolved_audit_anchor_file))
+        if settings.audit_anchor_syslog:
+            sinks.append(SyslogAnchors(settings.audit_anchor_syslog_address))
+    except AnchorError as exc:
+        for sink in sinks:
+            sink.close()
+        raise ConfigError(str(exc)) from None
     return AuditTrail(AuditRepository(db), fail_closed=settings.audit_fail_closed,
-                      checkpoint_interval=settings.audit_checkpoint_interval)
+                      checkpoint_interval=settings.audit_checkpoint_interval, anchors=sinks)
 
 
 def attach_signers(audit: AuditTrail, gateway: Gateway) -> None:
@@ -179,6 +199,12 @@ def attach_signers(audit: AuditTrail, gateway: Gateway) -> None:
     for name in gateway.names():
         services = gateway.services(name)
         audit.signers[name] = AttestationSigner(services.partition, services.keys.attestation_key_name)
+
+
+def result_sealer(settings: Settings) -> ResultSealer:
+    """The sealer of SKA request results, keyed by the master key (HSMGATE_MASTER_KEY, or
+    ``<data-dir>/master.key``, created 0600 on first use with either backend)."""
+    return ResultSealer(settings.load_master_key(), retention=timedelta(seconds=settings.ska_result_retention))
 
 
 def build_partition_ska(settings: Settings, db: Database, services: PartitionServices, clock: Clock,
@@ -192,7 +218,8 @@ def build_partition_ska(settings: Settings, db: Database, services: PartitionSer
     timestamps.ensure(clock.now())
     metadata.mark_internal(settings.timestamp_key_name, when=datetime.now(UTC).replace(microsecond=0))
     requests = RequestService(partition_name=name, repository=RequestRepository(db, name), keys=services.keys,
-                              signing=services.key_use.services.signing, timestamps=timestamps, clock=clock)
+                              signing=services.key_use.services.signing, timestamps=timestamps, clock=clock,
+                              results=result_sealer(settings))
     approvals = ApprovalService(
         requests, clock=clock, max_timestamp_diff=settings.max_timestamp_diff,
         max_future_timestamp_diff=settings.max_future_timestamp_diff,
@@ -240,14 +267,14 @@ class Runtime:
         if self.audit is not None:
             for name in self.gateway.names():
                 self.audit.checkpoint_if_moved(name)
-            self.audit.repository.close()
+            self.audit.close()
         self.gateway.close()
         self.db.dispose()
 
 
 def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     """The database migrated, every partition's services, the audit trail and SKA services."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings.data_dir)  # umask 077, data dir 0700 (private_files.py)
     db = Database(settings.resolved_database_url)
     db.migrate()
     audit = build_audit(settings, db)

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from hsmgate import __version__
-from hsmgate.commands import audit, partition, pkcs11, token
+from hsmgate.commands import audit, db, docs, partition, pkcs11, token
 from hsmgate.commands.serve import serve
 
 cli = typer.Typer(help="hsmgate: REST gateway to hardware security modules (Securosys TSB wire format).",
@@ -16,7 +16,9 @@ cli.command()(serve)
 cli.add_typer(token.app, name="token")
 cli.add_typer(partition.app, name="partition")
 cli.add_typer(audit.app, name="audit")
+cli.add_typer(db.app, name="db")
 cli.add_typer(pkcs11.app, name="pkcs11")
+cli.add_typer(docs.app, name="docs")
 
 
 @cli.command()

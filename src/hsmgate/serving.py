@@ -11,7 +11,8 @@ them. Elsewhere than Linux every worker shares one socket, as with uvicorn.
 
 Each worker builds its own app with :func:`hsmgate.app.create_app` (its own database engine and
 soft-token cache); the supervisor migrates the schema and creates the attestation key once before
-starting them.
+starting them. Every worker shares the supervisor's serve lock of the data directory and stops when
+the supervisor dies (``serve_guard.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ import sys
 import time
 from typing import Any
 
+from hsmgate.log_format import configure_logging
+from hsmgate.private_files import prepare_data_dir
+from hsmgate.serve_guard import ServeLock, die_with_parent
 from hsmgate.settings import Settings
 
 log = logging.getLogger("hsmgate.serving")
@@ -36,10 +40,10 @@ _MAX_FAST_FAILURES = 3
 
 
 def settle_heap() -> None:
-    """Take what start-up built (modules, the app, registries: ~160k objects) out of the garbage
-    collector's view. Otherwise every full collection walks them all: under load, requests that
-    wait for their audit commit survive into the oldest generation and trigger a full pass about
-    1.5 times a second, ~110 ms each — the p99 latency (measured 130 ms → 20–30 ms with this)."""
+    """Take what start-up built (modules, the app, registries) out of the garbage collector's view.
+    Otherwise every full collection walks them all: under load, requests that wait for their audit
+    commit survive into the oldest generation and trigger frequent long full passes, which set the
+    p99 latency (bench/results/design-measurements.md)."""
     gc.collect()
     gc.freeze()
 
@@ -88,26 +92,30 @@ def prepare(settings: Settings) -> None:
     asyncio.run(cycle())
 
 
-def _worker(settings: Settings, sock: socket.socket, uvicorn_options: dict[str, Any], index: int) -> None:
-    """Entry point of one worker process (spawned): its own app on its own (or the shared) socket."""
+def _worker(settings: Settings, sock: socket.socket, uvicorn_options: dict[str, Any], index: int,
+            lock: ServeLock, supervisor_pid: int) -> None:
+    """Entry point of one worker process (spawned): its own app on its own (or the shared) socket.
+    ``lock``: the supervisor's serve lock, held by this process too for as long as it runs."""
+    die_with_parent(supervisor_pid)
     import uvicorn
 
     from hsmgate.app import create_app
 
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format=f"%(asctime)s %(levelname)s %(name)s[w{index}]: %(message)s")
+    configure_logging(settings.log_level, settings.log_format, worker=index)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; it sends SIGTERM
     app = create_app(settings)
     settle_heap()
     config = uvicorn.Config(app, **uvicorn_options)
     uvicorn.Server(config).run(sockets=[sock])
+    os.close(lock.fd)  # stopped: let go of the data directory
 
 
 class Supervisor:
     """Starts N workers, restarts one that dies, stops them all on SIGTERM / SIGINT."""
 
-    def __init__(self, settings: Settings, uvicorn_options: dict[str, Any], workers: int) -> None:
+    def __init__(self, settings: Settings, uvicorn_options: dict[str, Any], workers: int, lock: ServeLock) -> None:
         self.settings = settings
+        self.lock = lock
         self.options = {k: v for k, v in uvicorn_options.items() if k not in ("host", "port", "workers")}
         self.count = workers
         self.reuseport = reuseport_supported()
@@ -119,7 +127,7 @@ class Supervisor:
     def _start(self, index: int) -> None:
         process = self._context.Process(
             target=_worker, name=f"hsmgate-worker-{index}",
-            args=(self.settings, self.sockets[index], self.options, index), daemon=False,
+            args=(self.settings, self.sockets[index], self.options, index, self.lock, os.getpid()), daemon=False,
         )
         process.start()
         self.processes[index] = process
@@ -175,6 +183,8 @@ def serve(settings: Settings, uvicorn_options: dict[str, Any]) -> int:
     keyword arguments (host, port, log level, TLS files…), the same for every worker."""
     import uvicorn
 
+    prepare_data_dir(settings.data_dir)
+    lock = ServeLock.acquire(settings.data_dir)  # held until this process exits
     if settings.workers <= 1:
         from hsmgate.app import create_app
 
@@ -183,4 +193,4 @@ def serve(settings: Settings, uvicorn_options: dict[str, Any]) -> int:
         uvicorn.run(app, **uvicorn_options)
         return 0
     prepare(settings)
-    return Supervisor(settings, uvicorn_options, settings.workers).run()
+    return Supervisor(settings, uvicorn_options, settings.workers, lock).run()

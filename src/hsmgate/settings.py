@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     attestation_key_size: int = 2048
     max_random_length: int = Field(65536, ge=1)
     log_level: str = "info"
+    #: ``text``: one escaped line per record; ``json``: one JSON object per line (hsmgate/log_format.py)
+    log_format: Literal["text", "json"] = "text"
     # -- RFC 3161 timestamps --
     #: key that signs /v1/createRfcTimestamp tokens (the TSB's hsm.rfcTimestampKeyName); unset: refused
     rfc_timestamp_key_name: str | None = None
@@ -93,9 +95,16 @@ class Settings(BaseSettings):
     timestamp_signing_certificates: PathList = ()
     #: seconds between two passes of the request scheduler (timelocks, expiry)
     ska_scheduler_interval: float = Field(5.0, gt=0, le=3600)
+    #: seconds an executed request's result stays fetchable (then erased; domain/ska/results.py)
+    ska_result_retention: int = Field(86400, ge=60)
     # -- scale-out --
     workers: int = Field(1, ge=1, le=64)
     max_batch: int = Field(1000, ge=1, le=100_000)
+    #: Largest request body accepted (bytes), checked before authentication: on every route but the
+    #: batches (default 1 MiB), and on the batch routes (None: sized from max_batch to the largest
+    #: legitimate batch, api/body_limit.py: 96,624,576 for 1000).
+    max_body_bytes: int = Field(1024 * 1024, ge=1)
+    max_batch_body_bytes: int | None = Field(None, ge=1)
     #: FastAPI's native OpenTelemetry (traces, metrics, logs to the globally configured providers).
     #: Off by default: even without a provider, checking for one costs time on every request
     #: (bench/results/design-measurements.md).
@@ -118,6 +127,9 @@ class Settings(BaseSettings):
     jwt_jwks_file: Path | None = None
     jwt_signing_key: Path | None = None
     jwt_leeway_seconds: int = Field(30, ge=0, le=600)
+    #: Longest token lifetime accepted (seconds): exp - iat, or exp - now without iat. A stolen
+    #: token is useful at most this long; ``hsmgate token issue`` refuses longer --ttl values.
+    jwt_max_lifetime: int = Field(86400, ge=60)
     #: TLS of ``hsmgate serve`` and client certificates (mTLS).
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -132,6 +144,13 @@ class Settings(BaseSettings):
     audit_fail_closed: bool = True
     #: Sign a checkpoint of a partition's chain every this many records.
     audit_checkpoint_interval: int = Field(100, ge=1)
+    #: Every signed checkpoint is also appended here, outside the database (store/audit_anchors.py);
+    #: default ``<data-dir>/audit-anchors.jsonl``.
+    audit_anchor_file: Path | None = None
+    #: Also send every signed checkpoint to syslog, one line each.
+    audit_anchor_syslog: bool = False
+    #: Where syslog listens: a socket path or ``host:port`` (UDP); default /dev/log, else localhost:514.
+    audit_anchor_syslog_address: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -171,6 +190,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'state.db').resolve()}"
+
+    @property
+    def resolved_audit_anchor_file(self) -> Path:
+        """HSMGATE_AUDIT_ANCHOR_FILE, else ``audit-anchors.jsonl`` in the data directory."""
+        return self.audit_anchor_file or self.data_dir / "audit-anchors.jsonl"
 
     @property
     def is_loopback(self) -> bool:
@@ -235,7 +259,7 @@ class Settings(BaseSettings):
             if path.stat().st_mode & 0o077:
                 raise ConfigError(f"{path} must not be readable by group or others (chmod 600)")
             return _decode_key(path.read_text().strip())
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = secrets.token_bytes(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:

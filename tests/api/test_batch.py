@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from tests.conftest import LiveServer, soft_settings, unique
+from tests.helpers import LiveServer, assert_tsb_error, soft_settings, unique
 
 ATTRIBUTES = {"sign": True, "decrypt": False, "unwrap": False, "extractable": False, "sensitive": True,
               "modifiable": True, "destroyable": True}
@@ -121,7 +121,7 @@ def test_the_batch_limit_is_configurable(tmp_path: Any) -> None:
     with LiveServer(soft_settings(tmp_path, max_batch=3)) as server, server.client() as client:
         item = {"payload": "AA==", "signKeyName": "x", "signatureAlgorithm": "EDDSA"}
         response = client.post("/v1/synchronousSignBatch", json={"signRequests": [item] * 4})
-        assert response.status_code == 400 and response.json()["errorCode"] == 600
+        assert_tsb_error(response, 600, 400)
         assert response.json()["message"] == "'signRequests' must hold at most 3 items, got 4"
         response = client.post("/v1/verifyBatch", json={"verifyRequests": [{}] * 4})
         assert response.status_code == 400 and "'verifyRequests' must hold at most 3" in response.json()["message"]

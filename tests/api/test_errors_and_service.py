@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, soft_settings, unique
+from tests.helpers import TSB_ERROR_KEYS, LiveServer, assert_tsb_error, soft_settings, unique
 
-ERROR_KEYS = {"errorCode", "reason", "message"}
 JSON = {"Content-Type": "application/json"}
 ATTRIBUTES = {"sign": True, "decrypt": False, "unwrap": False, "destroyable": True}
-
-
-@pytest.fixture(scope="module")
-def http(soft_server: LiveServer) -> Iterator[httpx.Client]:
-    with soft_server.client() as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
@@ -32,25 +25,13 @@ def rsa_label(http: httpx.Client) -> str:
     return label
 
 
-def tsb_error(response: httpx.Response, status: int, code: int) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert isinstance(body, dict) and set(body) == ERROR_KEYS, body
-    assert body["errorCode"] == code, body
-    assert isinstance(body["reason"], str) and body["reason"].startswith("res.error."), body
-    assert isinstance(body["message"], str) and body["message"], body
-    assert "Traceback" not in response.text
-    return body
-
-
 # ---------------------------------------------------------------------------------------------
 # malformed requests
 
 
 @pytest.mark.parametrize("path", ["/v1/key", "/v1/synchronousSign", "/v1/verify", "/v1/key/attributes"])
 def test_malformed_json_is_621(http: httpx.Client, path: str) -> None:
-    body = tsb_error(http.post(path, content=b"{bad", headers=JSON), 400, 621)
+    body = assert_tsb_error(http.post(path, content=b"{bad", headers=JSON), 621, 400)
     assert body["reason"] == "res.error.invalid.json"
 
 
@@ -59,7 +40,7 @@ def test_malformed_json_is_621(http: httpx.Client, path: str) -> None:
 )
 @pytest.mark.parametrize("path", ["/v1/key", "/v1/synchronousSign"])
 def test_body_that_is_not_an_object_is_600(http: httpx.Client, path: str, content: bytes) -> None:
-    body = tsb_error(http.post(path, content=content, headers=JSON), 400, 600)
+    body = assert_tsb_error(http.post(path, content=content, headers=JSON), 600, 400)
     assert body["reason"] == "res.error.input.validation.failed"
 
 
@@ -75,29 +56,29 @@ def test_bad_base64_payload_names_the_field(http: httpx.Client, rsa_label: str) 
                 }
             },
         )
-        body = tsb_error(response, 400, 600)
+        body = assert_tsb_error(response, 600, 400)
         assert "'signRequest.payload'" in str(body["message"]), body
 
 
 def test_missing_envelope_field_names_it(http: httpx.Client) -> None:
-    body = tsb_error(http.post("/v1/synchronousSign", json={"payload": "AA=="}), 400, 600)
+    body = assert_tsb_error(http.post("/v1/synchronousSign", json={"payload": "AA=="}), 600, 400)
     assert "signRequest" in str(body["message"])
-    body = tsb_error(
+    body = assert_tsb_error(
         http.post("/v1/synchronousSign", json={"signRequest": {"payload": "AA==", "signKeyName": "x"}}),
-        400,
         600,
+        400,
     )
     assert "'signRequest.signatureAlgorithm'" in str(body["message"])
 
 
 def test_unknown_route_is_404_with_tsb_body(http: httpx.Client) -> None:
-    tsb_error(http.get("/v1/nothing-here"), 404, 102)
-    tsb_error(http.post("/v1/synchronousSignature", json={}), 404, 102)
+    assert_tsb_error(http.get("/v1/nothing-here"), 102, 404)
+    assert_tsb_error(http.post("/v1/synchronousSignature", json={}), 102, 404)
 
 
 def test_wrong_method_is_405_with_tsb_body(http: httpx.Client) -> None:
-    tsb_error(http.put("/v1/key", json={}), 405, 102)
-    tsb_error(http.get("/v1/synchronousSign"), 405, 102)
+    assert_tsb_error(http.put("/v1/key", json={}), 102, 405)
+    assert_tsb_error(http.get("/v1/synchronousSign"), 102, 405)
 
 
 REQUESTS: list[tuple[str, Callable[[httpx.Client], httpx.Response]]] = [
@@ -140,7 +121,7 @@ def test_every_error_body_has_exactly_the_tsb_keys(
     response = call(http)
     assert 400 <= response.status_code < 500, response.text
     body = response.json()
-    assert set(body) == ERROR_KEYS, body
+    assert set(body) == TSB_ERROR_KEYS, body
     assert (
         isinstance(body["errorCode"], int)
         and isinstance(body["reason"], str)
@@ -163,9 +144,9 @@ def test_password_array_form_parses_and_protects_the_key(http: httpx.Client) -> 
         },
     )
     assert response.status_code == 201, response.text
-    tsb_error(http.post("/v1/key/attributes", json={"label": label}), 400, 620)
+    assert_tsb_error(http.post("/v1/key/attributes", json={"label": label}), 620, 400)
     assert http.post("/v1/key/attributes", json={"label": label, "password": "ab"}).status_code == 200
-    body = tsb_error(
+    body = assert_tsb_error(
         http.post(
             "/v1/key",
             json={
@@ -176,8 +157,8 @@ def test_password_array_form_parses_and_protects_the_key(http: httpx.Client) -> 
                 "attributes": ATTRIBUTES,
             },
         ),
-        400,
         600,
+        400,
     )
     assert "password" in str(body["message"])
 
@@ -193,7 +174,7 @@ def test_unexpected_error_is_a_tsb_500_and_keeps_the_connection(tmp_path: Path) 
     server.app.add_api_route("/v1/test-only-boom", boom, methods=["GET"], include_in_schema=False)
     with server, server.client() as http:
         for _ in range(10):
-            body = tsb_error(http.get("/v1/test-only-boom"), 500, 1)
+            body = assert_tsb_error(http.get("/v1/test-only-boom"), 1, 500)
             assert body["reason"] == "res.error.technical"
             assert "secret internal detail" not in str(body["message"])
             assert http.get("/health").status_code == 200  # same pooled connection, not reset
@@ -244,15 +225,42 @@ def test_generate_random(http: httpx.Client) -> None:
 
 @pytest.mark.parametrize("length", ["0", "70000", "-1"])
 def test_generate_random_out_of_range(http: httpx.Client, length: str) -> None:
-    response = http.get(f"/v1/generateRandom/{length}")
-    assert response.status_code == 400, response.text
-    assert set(response.json()) == ERROR_KEYS
+    body = assert_tsb_error(http.get(f"/v1/generateRandom/{length}"), 619, 400)
+    assert body["reason"] == "res.error.invalid.number.range"
+    assert body["message"] == "'length' must be between 1 and 65536"
 
 
 def test_health(http: httpx.Client) -> None:
     response = http.get("/health")
     assert response.status_code == 200
-    assert response.json()["status"] == "UP"
+    assert response.json() == {"status": "UP"}  # open route: no partition names, no backend
+
+
+def test_health_down_names_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hsmgate.hsm.base import BackendUnavailable
+
+    settings = soft_settings(tmp_path, partition="secret-partition-name")
+    with LiveServer(settings) as server, server.client() as client:
+        partition = server.app.state.gateway.services("secret-partition-name").partition
+
+        def unreachable(_length: int) -> bytes:
+            raise BackendUnavailable("token 'secret-partition-name' is gone")
+
+        monkeypatch.setattr(partition, "generate_random", unreachable)
+        response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json() == {"status": "DOWN"}
+    assert "secret" not in response.text
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_trailing_slash_is_not_redirected(http: httpx.Client, method: str) -> None:
+    """Starlette would answer "/v1/key/" with a redirect whose Location it builds from the
+    request's Host header (an open redirect for anyone who can set it); hsmgate answers 404."""
+    response = http.request(method, "/v1/key/", headers={"Host": "evil.example"}, follow_redirects=False)
+    assert "location" not in response.headers
+    assert_tsb_error(response, 102, 404)
+    assert http.get("/v1/key").status_code == 200  # the route itself is there
 
 
 def test_root_redirects_to_swagger(http: httpx.Client) -> None:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from hsmgate.domain.data_objects import DATA_OBJECT_KEY
-from tests.conftest import LiveServer, soft_settings
+from tests.helpers import LiveServer, soft_settings
 
 MANAGEMENT = "km-key-0123456789abcdef"
 OPERATION = "op-key-0123456789abcdef"

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hsmgate.api.operation_route import OperationRoute
 from hsmgate.api.wire.signing import SignedSynchronousSignRequestDto
-from tests.conftest import LiveServer, soft_settings, unique
+from tests.helpers import LiveServer, soft_settings, unique
 
 ATTRIBUTES = {"sign": True, "decrypt": False, "unwrap": False, "extractable": False, "sensitive": True,
               "modifiable": True, "destroyable": True}
@@ -114,6 +114,14 @@ def test_an_operation_route_refuses_parameters_it_cannot_supply() -> None:
     with pytest.raises(TypeError):
         app.router.add_api_route("/y", no_body, methods=["POST"], route_class_override=OperationRoute)
 
+    def not_a_path_parameter(keyName: str) -> None:  # pragma: no cover
+        return None
+
+    with pytest.raises(TypeError, match="unsupported parameter keyName"):
+        app.router.add_api_route("/w", not_a_path_parameter, methods=["GET"], route_class_override=OperationRoute)
+    # a str named like a parameter of the path is given that parameter (the deprecated GET forms)
+    app.router.add_api_route("/w/{keyName}", not_a_path_parameter, methods=["GET"], route_class_override=OperationRoute)
+
     async def coroutine(body: SignedSynchronousSignRequestDto) -> None:  # pragma: no cover
         return None
 
@@ -152,7 +160,7 @@ def test_an_added_middleware_sees_the_key_operations(tmp_path: Path) -> None:
     app = create_app(soft_settings(tmp_path))
     app.add_middleware(_Recorder, seen=seen)
     label = "pipeline-ed"
-    with TestClient(app) as http:
+    with TestClient(app, base_url="http://127.0.0.1") as http:  # dev mode answers on loopback only (api/dev_guard.py)
         assert http.post("/v1/key", json={"label": label, "algorithm": "ED", "curveOid": "1.3.101.112",
                                           "attributes": {"sign": True, "decrypt": False, "unwrap": False}}
                          ).status_code == 201

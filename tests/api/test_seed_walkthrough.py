@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import unique
+from tests.helpers import unique
 
 OPENSSL = shutil.which("openssl")
 
@@ -165,6 +165,7 @@ def test_sign_response_is_a_single_signature(walkthrough: dict[str, Any]) -> Non
     assert len(base64.b64decode(body["signature"], validate=True)) == 256  # RSA-2048
 
 
+@pytest.mark.subprocess
 def test_signature_verifies_with_openssl(walkthrough: dict[str, Any], tmp_path: Path) -> None:
     public_pem = der_to_pem(walkthrough["created"].json()["json"]["publicKey"], tmp_path, "pub")
     (tmp_path / "data").write_bytes(base64.b64decode("UGF5bG9hZA=="))
@@ -212,6 +213,7 @@ def test_signature_verifies_with_openssl(walkthrough: dict[str, Any], tmp_path: 
     assert "Verified OK" not in result.stdout
 
 
+@pytest.mark.subprocess
 def test_attestation_signature_verifies_with_openssl(walkthrough: dict[str, Any], tmp_path: Path) -> None:
     attestation: httpx.Response = walkthrough["attestation"]
     assert attestation.status_code == 200, attestation.text
@@ -239,6 +241,7 @@ def test_attestation_signature_verifies_with_openssl(walkthrough: dict[str, Any]
     assert "Verified OK" not in result.stdout
 
 
+@pytest.mark.subprocess
 def test_attestation_key_signs_its_own_description(walkthrough: dict[str, Any], tmp_path: Path) -> None:
     body = walkthrough["attestation"].json()
     assert body["attestationKeyName"] == "attestation-key"

@@ -13,7 +13,6 @@ import base64
 import hashlib
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from hsmgate.domain.algorithms import CURVES, SIGNATURE_ALGORITHMS
 from hsmgate.hsm.base import KeyType
 from hsmgate.hsm.softcrypto import EC_CURVES
-from tests.conftest import unique
+from tests.helpers import assert_tsb_error, unique
 
 # ---------------------------------------------------------------------------------------------
 # keys
@@ -81,12 +80,6 @@ def create_key(http: httpx.Client, body: dict[str, Any], attributes: dict[str, A
     assert response.status_code == 201, response.text
     spki = base64.b64decode(response.json()["json"]["publicKey"])
     return LiveKey(label, serialization.load_der_public_key(spki), spki)
-
-
-@pytest.fixture(scope="module")
-def http(soft_server: Any) -> Iterator[httpx.Client]:
-    with soft_server.client() as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
@@ -545,8 +538,7 @@ def test_verify_endpoint(
 
 def test_verify_endpoint_unknown_key(http: httpx.Client) -> None:
     response = verify_call(http, unique("nope"), "SHA256_WITH_RSA", b"x", b"y")
-    assert response.status_code == 404
-    assert response.json()["errorCode"] == 650
+    assert_tsb_error(response, 650, 404)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -575,8 +567,7 @@ def test_algorithm_not_matching_key_is_607(
         "res.error.algorithm.not.supported.by.key",
     )
     response = verify_call(http, keys[key_name].label, algorithm, hashlib.sha256(b"m").digest(), b"\x01" * 64)
-    assert response.status_code == 400
-    assert response.json()["errorCode"] == 607
+    assert_tsb_error(response, 607, 400)
 
 
 def test_key_without_sign_attribute_is_refused(http: httpx.Client) -> None:
@@ -624,7 +615,7 @@ def test_pss_hash_too_large_for_the_key_is_607(http: httpx.Client) -> None:
         status, body = sign_error(http, key.label, algorithm, payload)
         assert (status, body["errorCode"]) == (400, 607), body
         response = verify_call(http, key.label, algorithm, payload, b"\x01" * 128)
-        assert response.status_code == 400 and response.json()["errorCode"] == 607, response.text
+        assert_tsb_error(response, 607, 400)
     # SHA-384 still fits (98 <= 128 bytes) and verifies
     sem = semantics("SHA384_WITH_RSA_PSS")
     assert sem is not None

@@ -2,13 +2,12 @@
 route, while other broken JSON stays 400 / 621; routes that answer nothing answer 200 with an empty
 body (not ``null``); a key name holding a derivation path (``key/0/1``) on a key that is no
 derivation master is 614 on every operation (never 650), and a label with ``/`` is 610 where a key is
-created or deleted."""
+created; a malformed path is 610."""
 
 from __future__ import annotations
 
 import base64
 import importlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,16 +18,10 @@ from fastapi.routing import APIRoute
 
 import hsmgate.api.routes as routes_package
 from hsmgate.api.lenient_json import TsbRoute
-from tests.conftest import LiveServer, unique
+from tests.helpers import LiveServer, assert_tsb_error, unique
 
 PAYLOAD = base64.b64encode(b"Payload").decode()
 JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture(scope="module")
-def http(soft_server: LiveServer) -> Iterator[httpx.Client]:
-    with soft_server.client() as client:
-        yield client
 
 
 def ec_key(http: httpx.Client, label: str) -> None:
@@ -36,13 +29,6 @@ def ec_key(http: httpx.Client, label: str) -> None:
                                           "attributes": {"sign": True, "decrypt": False, "unwrap": False,
                                                          "destroyable": True, "modifiable": True}})
     assert response.status_code == 201, response.text
-
-
-def assert_error(response: httpx.Response, status: int, code: int) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["errorCode"] == code, body
-    return dict(body)
 
 
 # -- lenient JSON ------------------------------------------------------------------------------
@@ -77,8 +63,8 @@ def test_import_with_a_trailing_comma_succeeds(http: httpx.Client) -> None:
 
 @pytest.mark.parametrize("path", ["/v1/key/import/plain", "/v1/synchronousSign", "/v1/sign", "/v1/approval"])
 def test_other_broken_json_stays_621(http: httpx.Client, path: str) -> None:
-    assert_error(http.post(path, content=b"{bad", headers=JSON), 400, 621)
-    assert_error(http.post(path, content=b'{"a": 1,,}', headers=JSON), 400, 621)
+    assert_tsb_error(http.post(path, content=b"{bad", headers=JSON), 621, 400)
+    assert_tsb_error(http.post(path, content=b'{"a": 1,,}', headers=JSON), 621, 400)
 
 
 # -- empty answers -----------------------------------------------------------------------------
@@ -143,7 +129,8 @@ def test_change_password_and_data_object_delete_answer_empty(http: httpx.Client)
     ("/v1/key/address", {"label": "{k}/0"}),
     ("/v1/key/deleteKey", {"label": "{k}/0"}),
 ])
-def test_a_derivation_path_on_a_plain_key_is_614_everywhere(http: httpx.Client, path: str, body: dict[str, object]) -> None:
+def test_a_derivation_path_on_a_plain_key_is_614_everywhere(http: httpx.Client, path: str,
+                                                            body: dict[str, object]) -> None:
     label = unique("derived")
     ec_key(http, label)  # the key exists: only the path after it is refused
 
@@ -152,7 +139,7 @@ def test_a_derivation_path_on_a_plain_key_is_614_everywhere(http: httpx.Client, 
             return {k: fill(v) for k, v in value.items()}
         return value.replace("{k}", label) if isinstance(value, str) else value
 
-    error = assert_error(http.post(path, json=fill(body)), 400, 614)
+    error = assert_tsb_error(http.post(path, json=fill(body)), 614, 400)
     assert "is not a derivation master" in str(error["message"])
 
 
@@ -178,4 +165,4 @@ def test_a_slash_in_a_new_label_or_a_malformed_path_is_610(http: httpx.Client, p
             return {k: fill(v) for k, v in value.items()}
         return value.replace("{k}", label) if isinstance(value, str) else value
 
-    assert_error(http.post(path, json=fill(body)), 400, 610)
+    assert_tsb_error(http.post(path, json=fill(body)), 610, 400)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hsmgate.auth.roles import Role
-from tests.conftest import LiveServer, soft_settings
+from tests.helpers import LiveServer, soft_settings
 
 #: Two keys per role (rollover): the first and the second are both valid.
 ROLE_KEYS: dict[Role, tuple[str, str]] = {role: (f"{role}-{secrets.token_hex(12)}", f"{role}-{secrets.token_hex(12)}")

@@ -11,7 +11,7 @@ import pytest
 
 from hsmgate.auth.roles import Role
 from tests.auth.conftest import API_KEY_SETTINGS, ROLE_KEYS, ec_key_body, sign_body
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer, assert_tsb_error
 
 VERIFY_KEY = "role-check-verify-key"  # a caller's key: internal keys (the attestation key) refuse every use
 VERIFY_BODY = {"verifySignatureRequest": {"signKeyName": VERIFY_KEY, "payload": "AA==", "signature": "AA==",
@@ -64,8 +64,7 @@ def test_each_role_on_each_path_group(api_key_server: LiveServer, role: Role, gr
             if role is group:
                 assert response.status_code == 200, response.text
             else:  # the TSB answers a key of another role like a wrong key: 401 / 631
-                assert response.status_code == 401, response.text
-                assert response.json()["errorCode"] == 631
+                assert_tsb_error(response, 631, 401)
 
 
 @pytest.mark.parametrize(("method", "path", "body"), [r for requests in PATH_GROUPS.values() for r in requests])
@@ -80,7 +79,7 @@ def test_missing_key_is_416_and_wrong_key_is_631(api_key_server: LiveServer, met
         assert wrong.status_code == 401
         assert wrong.json()["errorCode"] == 631 and wrong.json()["reason"] == "res.error.invalid.api.key"
         prefix = call(http, method, path, body, {"X-API-KEY": ROLE_KEYS[Role.SERVICE][0][:-1]})
-        assert prefix.status_code == 401 and prefix.json()["errorCode"] == 631
+        assert_tsb_error(prefix, 631, 401)
 
 
 def test_key_management_round_trip_with_its_key(api_key_server: LiveServer) -> None:
@@ -93,7 +92,7 @@ def test_key_management_round_trip_with_its_key(api_key_server: LiveServer) -> N
         signed = http.post("/v1/synchronousSign", headers=operation, json=sign_body("api-key-roles"))
         assert signed.status_code == 200, signed.text
         refused = http.post("/v1/synchronousSign", headers=management, json=sign_body("api-key-roles"))
-        assert refused.status_code == 401 and refused.json()["errorCode"] == 631
+        assert_tsb_error(refused, 631, 401)
         assert http.delete("/v1/key/api-key-roles", headers=operation).status_code == 401
         assert http.delete("/v1/key/api-key-roles", headers=management).status_code == 200
 
@@ -133,3 +132,21 @@ def test_one_key_may_serve_several_roles(serve: Callable[..., LiveServer]) -> No
         assert http.get("/v1/generateRandom/8", headers={"X-API-KEY": shared}).status_code == 200
         assert http.get("/v1/versionInfo", headers={"X-API-KEY": shared}).status_code == 200
         assert http.get("/v1/key", headers={"X-API-KEY": shared}).status_code == 401
+
+
+@pytest.mark.parametrize(("method", "path", "body", "role"), [
+    ("GET", "/v1/key", None, Role.KEY_MANAGEMENT),
+    ("POST", "/v1/verify", VERIFY_BODY, Role.KEY_OPERATION),  # an operation route (api/operation_route.py)
+    ("POST", "/v1/verifyBatch", {"verifyRequests": [VERIFY_BODY["verifySignatureRequest"]]}, Role.KEY_OPERATION),
+])
+def test_two_api_key_headers_are_refused(api_key_server: LiveServer, method: str, path: str,
+                                         body: dict[str, Any] | None, role: Role) -> None:
+    """Judged by the first header, a request with a valid key first and anything second passed,
+    while a proxy or log in front may see only the second: refuse the ambiguity."""
+    good, other = ROLE_KEYS[role][0], "revoked-key-the-proxy-sees-0000"
+    with api_key_server.client() as http:
+        for headers in ([("X-API-KEY", good), ("X-API-KEY", other)], [("X-API-KEY", good), ("x-api-key", good)]):
+            response = http.request(method, path, json=body, headers=headers)
+            assert response.status_code == 401, response.text
+            assert response.json()["errorCode"] == 631 and "more than one X-API-KEY" in response.json()["message"]
+        assert call(http, method, path, body, {"X-API-KEY": good}).status_code == 200

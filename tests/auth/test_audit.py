@@ -23,7 +23,7 @@ from hsmgate.store.audit import AuditRepository
 from hsmgate.store.database import Database
 from tests.auth.chain_workers import append
 from tests.auth.conftest import ec_key_body, sign_body
-from tests.conftest import LiveServer, soft_settings
+from tests.helpers import DATABASES, LiveServer, soft_settings
 from tests.postgres import fresh_database
 
 PAYLOAD = base64.b64encode(b"a payload that must never reach the audit log").decode()
@@ -279,7 +279,7 @@ def _check(url: str, partitions: tuple[str, ...], expected: int) -> None:
         db.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'state.db'}"
@@ -303,6 +303,8 @@ def test_chain_appends_from_many_threads(database_url: str) -> None:
     _check(database_url, partitions, 160)
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_chain_appends_from_many_processes(database_url: str) -> None:
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=append, args=(database_url, f"p{n}", 20)) for n in range(3)]

@@ -21,8 +21,8 @@ from sqlalchemy import text
 from hsmgate.domain.audit.verification import verify_chain
 from hsmgate.store.audit import AuditRepository
 from hsmgate.store.database import Database
-from tests.conftest import LiveServer, soft_settings, unique
 from tests.e2e.test_multi_instance import Instance
+from tests.helpers import DATABASES, LiveServer, soft_settings, unique
 from tests.postgres import fresh_database
 
 ATTRIBUTES = {"sign": True, "decrypt": False, "unwrap": False, "extractable": False, "sensitive": True,
@@ -30,7 +30,7 @@ ATTRIBUTES = {"sign": True, "decrypt": False, "unwrap": False, "extractable": Fa
 PAYLOAD = b"audited under load"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """SQLite: operations and their audit commits run on the event loop; PostgreSQL: operations in
     the threadpool, commits by the repository's writer thread (api/execution.py)."""
@@ -110,6 +110,7 @@ def assert_one_record_per_signature(records: list[dict[str, Any]], responses: di
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
 
 
+@pytest.mark.slow
 def test_concurrent_signs_each_leave_one_record_in_one_valid_chain(database_url: str, tmp_path: Path) -> None:
     settings = soft_settings(tmp_path / "data", database_url=database_url, audit_checkpoint_interval=16)
     with LiveServer(settings) as server:
@@ -193,6 +194,7 @@ def test_signatures_whose_record_cannot_be_written_are_refused(database_url: str
     assert sum(r["operation"] == "synchronousSign" for r in records) == 20  # the refused ones left none
 
 
+@pytest.mark.slow
 def test_two_servers_on_one_database_append_to_one_chain(database_url: str, tmp_path: Path) -> None:
     """Two apps (each with its own repository, lock file descriptor and event loop) at once."""
     master_key = base64.b64encode(os.urandom(32)).decode()
@@ -206,6 +208,8 @@ def test_two_servers_on_one_database_append_to_one_chain(database_url: str, tmp_
     assert_one_record_per_signature(records, responses, public)
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_two_processes_on_one_database_append_to_one_chain(database_url: str, tmp_path: Path) -> None:
     env = {"HSMGATE_DATABASE_URL": database_url, "HSMGATE_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
            "HSMGATE_AUDIT_ENABLED": "true"}

@@ -21,12 +21,11 @@ from hsmgate.domain.audit.verification import verify_chain
 from hsmgate.domain.clock import ManualClock
 from hsmgate.domain.ska.approval_token import ApprovalToBeSigned, Operation
 from hsmgate.store.audit import AuditRepository
-from tests.conftest import unique
+from tests.helpers import assert_tsb_error, unique
 from tests.ska.helpers import (
     Approver,
     ClockServer,
     approve,
-    assert_error,
     clock_server,
     create_key,
     policy,
@@ -203,7 +202,7 @@ def test_hsmgates_own_keys_sign_nothing_through_requests(http: httpx.Client, ser
     response = http.post("/v1/sign", json={"signRequest": {
         "payload": base64.b64encode(PAYLOAD).decode(), "signKeyName": service_key,
         "signatureAlgorithm": "SHA256_WITH_RSA" if service_key == "attestation-key" else "SHA256_WITH_ECDSA"}})
-    assert_error(response, 400, 614)
+    assert_tsb_error(response, 614, 400)
 
 
 @pytest.mark.parametrize("path", ["/v1/synchronousSign", "/v1/synchronousSignBatch"])
@@ -213,7 +212,7 @@ def test_the_timestamp_key_signs_no_caller_data(http: httpx.Client, path: str) -
     item = {"payload": base64.b64encode(PAYLOAD).decode(), "signKeyName": "timestamp-key",
             "signatureAlgorithm": "SHA256_WITH_ECDSA"}
     if path == "/v1/synchronousSign":
-        assert_error(http.post(path, json={"signRequest": item}), 400, 614)
+        assert_tsb_error(http.post(path, json={"signRequest": item}), 614, 400)
     else:
         response = http.post(path, json={"signRequests": [item]})
         assert response.status_code == 200, response.text

@@ -23,7 +23,7 @@ from hsmgate.auth.jwt_tokens import TokenIssuer, parse_ttl, thumbprint
 from hsmgate.cli import cli
 from hsmgate.settings import ConfigError, Settings
 from tests.auth.conftest import auth_settings
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer, assert_tsb_error
 
 ISSUER, AUDIENCE = "https://issuer.example.test", "hsmgate-tests"
 HS_SECRET = "a-shared-hs256-secret-of-at-least-32-bytes!"
@@ -128,7 +128,7 @@ def test_missing_token_is_406(jwt_server: LiveServer) -> None:
     assert response.json()["errorCode"] == 406 and response.json()["reason"] == "res.error.missing.access.token"
     with jwt_server.client() as http:
         basic = http.get("/v1/key", headers={"Authorization": "Basic YWxpY2U6c2VjcmV0"})
-        assert basic.status_code == 401 and basic.json()["errorCode"] == 406
+        assert_tsb_error(basic, 406, 401)
 
 
 def test_alg_none_is_refused(jwt_server: LiveServer) -> None:
@@ -216,6 +216,42 @@ def test_partition_claim_binds_the_token(jwt_server: LiveServer, keys: Keys) -> 
     assert response.status_code == 403 and "attestation-key" not in response.text
 
 
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+def test_numeric_dates_given_as_strings_are_refused(jwt_server: LiveServer, keys: Keys, claim: str) -> None:
+    """PyJWT converts ``"exp": "1700000000"`` with int(); RFC 7519 says a NumericDate is a number."""
+    values = claims()
+    token = jwt.encode({**values, claim: str(values[claim])}, keys.rsa, algorithm="RS256")
+    assert_invalid(get_keys(jwt_server, token), f"'{claim}' claim must be a NumericDate")
+    true = jwt.encode({**values, "exp": True}, keys.rsa, algorithm="RS256")
+    assert get_keys(jwt_server, true).status_code == 401
+
+
+def test_token_lifetime_is_capped(jwt_server: LiveServer, keys: Keys) -> None:
+    now = int(time.time())
+    day = 24 * 3600
+    too_long = jwt.encode(claims(iat=now, exp=now + day + 1), keys.rsa, algorithm="RS256")
+    assert_invalid(get_keys(jwt_server, too_long), "HSMGATE_JWT_MAX_LIFETIME")
+    # without iat the remaining lifetime counts
+    no_iat = jwt.encode(claims(iat=None, nbf=None, exp=now + 30 * day), keys.rsa, algorithm="RS256")
+    assert_invalid(get_keys(jwt_server, no_iat), "from now")
+    # iat set back to look fresh does not help: exp - iat is what counts
+    backdated = jwt.encode(claims(iat=now - day, exp=now + 3600), keys.rsa, algorithm="RS256")
+    assert_invalid(get_keys(jwt_server, backdated), "from iat")
+    within = jwt.encode(claims(iat=now, exp=now + day), keys.rsa, algorithm="RS256")
+    assert get_keys(jwt_server, within).status_code == 200
+    no_iat_within = jwt.encode(claims(iat=None, nbf=None, exp=now + 3600), keys.rsa, algorithm="RS256")
+    assert get_keys(jwt_server, no_iat_within).status_code == 200
+
+
+def test_token_lifetime_cap_is_configurable(tmp_path: Path, keys: Keys) -> None:
+    with LiveServer(auth_settings(tmp_path, **keys.settings(), jwt_max_lifetime=600)) as server:
+        now = int(time.time())
+        assert_invalid(get_keys(server, jwt.encode(claims(iat=now, exp=now + 601), keys.rsa, algorithm="RS256")),
+                       "at most 600 s")
+        assert get_keys(server, jwt.encode(claims(iat=now, exp=now + 600), keys.rsa, algorithm="RS256")).status_code \
+            == 200
+
+
 def test_token_issue_command_mints_a_working_token(jwt_server: LiveServer, keys: Keys,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {"HSMGATE_JWT_ISSUER": ISSUER, "HSMGATE_JWT_AUDIENCE": AUDIENCE,
@@ -232,6 +268,9 @@ def test_token_issue_command_mints_a_working_token(jwt_server: LiveServer, keys:
     assert get_keys(jwt_server, token).status_code == 200
     bad = CliRunner().invoke(cli, ["token", "issue", "--sub", "x", "--role", "keyManagement", "--ttl", "soon"])
     assert bad.exit_code == 2 and "invalid duration" in bad.output
+    long = CliRunner().invoke(cli, ["token", "issue", "--sub", "x", "--role", "keyManagement", "--ttl", "7d"])
+    assert long.exit_code == 2 and "HSMGATE_JWT_MAX_LIFETIME" in long.output
+    assert len(long.output.strip().splitlines()) == 1, long.output
 
 
 def test_token_issue_without_signing_key_fails_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -269,3 +308,28 @@ def test_weak_or_unusable_keys_are_refused_at_start(tmp_path: Path) -> None:
     p384.write_bytes(pem_public(ec.generate_private_key(ec.SECP384R1())))
     with pytest.raises(ConfigError, match="P-256"):
         verification_keys(Settings(jwt_issuer=ISSUER, jwt_audience=AUDIENCE, jwt_public_keys=str(p384)))
+
+
+def test_two_authorization_headers_are_refused(jwt_server: LiveServer, keys: Keys) -> None:
+    good = jwt.encode(claims(), keys.rsa, algorithm="RS256")
+    with jwt_server.client() as http:
+        response = http.get("/v1/key", headers=[("Authorization", f"Bearer {good}"),
+                                                ("Authorization", "Bearer something-else")])
+    assert_invalid(response, "more than one Authorization header")
+
+
+@pytest.mark.parametrize("subject", ["alice\n2026-01-01 00:00:00,000 INFO hsmgate.audit: forged", "bob\x1b[2J",
+                                     "mallory\u202egnp.exe", "eve\u200b", "carol\u2028x", "dave\x85"])
+def test_subjects_with_control_or_format_characters_are_refused(jwt_server: LiveServer, keys: Keys,
+                                                                subject: str) -> None:
+    """The sub names the caller in log lines and the audit log: no forged lines, no terminal escapes,
+    no reversed or invisible text there. Refused even when the token lacks the route's role."""
+    for roles in (["keyManagement"], ["service"]):
+        token = jwt.encode(claims(sub=subject, roles=roles), keys.rsa, algorithm="RS256")
+        response = get_keys(jwt_server, token)
+        assert_invalid(response, "'sub' claim must not contain control or format characters")
+        assert subject not in response.text
+    partition = jwt.encode(claims(partition="default\n"), keys.rsa, algorithm="RS256")
+    assert_invalid(get_keys(jwt_server, partition), "'partition' claim must not contain")
+    fine = jwt.encode(claims(sub="J\u00fcrg M\u00fcller \u65e5\u672c"), keys.rsa, algorithm="RS256")
+    assert get_keys(jwt_server, fine).status_code == 200

@@ -20,7 +20,7 @@ from hsmgate.auth.roles import Role
 from hsmgate.store.audit import AuditRepository
 from tests.auth.conftest import API_KEY_SETTINGS, ROLE_KEYS
 from tests.auth.pki import Issued, Pki
-from tests.conftest import LiveServer, free_port
+from tests.helpers import LiveServer, assert_tsb_error, free_port
 
 
 class Certificates:
@@ -131,7 +131,7 @@ def test_mapped_certificate_is_the_principal(need_server: LiveServer, certs: Cer
     with certs.client(need_server, certs.operator) as http:
         assert http.get("/v1/generateRandom/8").status_code == 200
         refused = http.get("/v1/key")
-        assert refused.status_code == 403 and refused.json()["errorCode"] == 400
+        assert_tsb_error(refused, 400, 403)
         assert certs.operator.subject in refused.json()["message"]
     with certs.client(need_server, certs.admin) as http:  # mapped by its SHA-256 fingerprint
         assert http.get("/v1/key").status_code == 200
@@ -148,7 +148,7 @@ def test_mapped_certificate_is_the_principal(need_server: LiveServer, certs: Cer
 def test_unmapped_certificate_authenticates_nothing(need_server: LiveServer, certs: Certificates) -> None:
     with certs.client(need_server, certs.unmapped) as http:
         response = http.get("/v1/generateRandom/8")
-        assert response.status_code == 401 and response.json()["errorCode"] == 618
+        assert_tsb_error(response, 618, 401)
         assert "app-unmapped" in response.json()["message"]
         assert http.get("/health").status_code == 200
 
@@ -173,7 +173,7 @@ def test_plain_http_to_the_tls_port_gets_nothing(need_server: LiveServer) -> Non
 def test_want_without_certificate_falls_back_to_other_methods(want_server: LiveServer, certs: Certificates) -> None:
     with certs.client(want_server, None) as http:
         missing = http.get("/v1/generateRandom/8")
-        assert missing.status_code == 401 and missing.json()["errorCode"] == 416
+        assert_tsb_error(missing, 416, 401)
         assert "client certificate" in missing.json()["message"]
         key = {"X-API-KEY": ROLE_KEYS[Role.KEY_OPERATION][0]}
         assert http.get("/v1/generateRandom/8", headers=key).status_code == 200
@@ -195,3 +195,29 @@ def test_every_presented_credential_must_allow_the_call(want_server: LiveServer,
         assert http.get("/v1/generateRandom/8", headers={"X-API-KEY": "wrong-key-wrong-key"}).status_code == 401
     with certs.client(want_server, certs.unmapped) as http:  # an unmapped certificate is no credential
         assert http.get("/v1/key", headers=management).status_code == 200
+
+
+@pytest.mark.parametrize("common_name", ["ops\n2026-01-01 00:00:00,000 INFO hsmgate.audit: forged", "ops\u202egnp.exe",
+                                         "ops\x1b[31m"])
+def test_certificate_subjects_with_control_or_format_characters_are_refused(
+        tmp_path: Path, certs: Certificates, common_name: str) -> None:
+    """Mapped by fingerprint, or by the ``*`` entry, such a certificate would name the caller in the
+    logs and the audit log; it is refused (401 / 618) without echoing the subject."""
+    from cryptography.hazmat.primitives import hashes
+
+    from tests.auth.conftest import auth_settings
+
+    odd = certs.pki.issue(common_name)
+    fingerprint = odd.certificate.fingerprint(hashes.SHA256()).hex()
+    for key in (f"sha256:{fingerprint}", "*"):
+        settings = certs.settings("need", mtls_identities={key: {"roles": ["keyOperation"]},
+                                                           certs.operator.subject: {"roles": ["keyOperation"]}})
+        with LiveServer(auth_settings(tmp_path / key[:6], **settings)) as server, certs.client(server, odd) as http:
+            response = http.get("/v1/generateRandom/8")
+            assert response.status_code == 401, response.text
+            assert response.json()["errorCode"] == 618 and "control or format characters" in response.json()["message"]
+            assert common_name not in response.text
+            records = list(AuditRepository(server.app.state.db).records("default"))
+            assert not any(common_name in str(r["principal"]) for r in records)
+            with certs.client(server, certs.operator) as fine:  # an ordinary certificate still works
+                assert fine.get("/v1/generateRandom/8").status_code == 200

@@ -20,7 +20,7 @@ from hsmgate.store.database import Database
 from hsmgate.store.models import PartitionRecord
 from hsmgate.store.partitions import PartitionRepository
 from tests.auth.conftest import API_KEY_SETTINGS, ROLE_KEYS, ec_key_body, sign_body
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer, assert_tsb_error
 from tests.softhsm import SoftHsmToken
 
 pytest_plugins = ["tests.softhsm_fixtures"]  # one SoftHSM2 directory per test session (SOFTHSM2_CONF)
@@ -137,7 +137,7 @@ def test_keys_of_another_partition_are_invisible(partition_cli: Cli, serve: Call
                          http.post("/v1/key/attributes", headers=b, json={"label": "alpha-only"}),
                          http.delete("/v1/key/alpha-only", headers=b),
                          http.post("/v1/key/deleteKey", headers=b, json={"label": "alpha-only"})):
-            assert response.status_code == 404 and response.json()["errorCode"] == 650, response.text
+            assert_tsb_error(response, 650, 404)
         assert http.get("/v1/key/alpha-only/attributes", headers=a).status_code == 200  # still there
 
         key_a = http.get("/v1/key/same-name/attributes", headers=a).json()["json"]["publicKey"]
@@ -177,6 +177,7 @@ def test_remove_refuses_a_soft_partition_with_keys_unless_purged(partition_cli: 
         assert "b-key" not in labels and "attestation-key" in labels
 
 
+@pytest.mark.pkcs11
 def test_a_pkcs11_partition_beside_the_soft_one(partition_cli: Cli, serve: Callable[..., LiveServer],
                                                tmp_path: Path, master_key: str,
                                                softhsm_factory: Callable[[str], SoftHsmToken]) -> None:

@@ -21,7 +21,7 @@ from hsmgate.app import create_app
 from hsmgate.cli import cli
 from hsmgate.settings import ConfigError, Settings
 from tests.auth.pki import Pki
-from tests.conftest import LiveServer, free_port, soft_settings
+from tests.helpers import LiveServer, free_port, soft_settings
 
 SERVICE_KEY = "service-key-0123456789abcdef"
 
@@ -90,6 +90,8 @@ def test_tls_settings_are_checked() -> None:
         Settings(tls_client_auth="sometimes")
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_serve_with_mtls_on_all_interfaces_and_two_workers(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The real command: HTTPS on 0.0.0.0, client certificates required, two worker processes."""
     pki = Pki(tmp_path / "pki")

@@ -1,8 +1,8 @@
 """The backend contract for the optional operations: encrypt/decrypt, wrap/unwrap, HMAC.
 
-Each case runs for exactly what the backend *declares* in ``capabilities()`` — a backend that
-declares nothing (the PKCS#11 backend before its pass) runs only the refusal case — so adding a
-mechanism to a backend's declaration is what puts it under test here.
+Every backend runs every cipher and wrap case hsmgate implements (``tests/contract/backends.py``);
+a case the backend does not declare in ``capabilities()`` is skipped with the reason, so the report
+shows each backend's gaps, and declaring a mechanism is what puts it under test.
 """
 
 from __future__ import annotations
@@ -25,7 +25,17 @@ from hsmgate.hsm.base import (
     WrapMechanism,
     WrapMode,
 )
-from tests.contract.backends import BACKENDS, open_backend
+from tests.contract.backends import (
+    BACKENDS,
+    CIPHER_CASES,
+    CIPHER_KEY_TYPES,
+    WRAP_CASES,
+    WRAP_KEY_TYPES,
+    mechanism_id,
+    open_backend,
+    params,
+    unsupported,
+)
 
 ALL = KeyAttributes(encrypt=True, decrypt=True, wrap=True, unwrap=True, sign=True, verify=True,
                     extractable=True, sensitive=False, destroyable=True)
@@ -52,49 +62,67 @@ def keys(partition: Partition) -> dict[KeyType, str]:
     return out
 
 
-def test_declared_ciphers_round_trip(partition: Partition, keys: dict[KeyType, str]) -> None:
-    declared = sorted(partition.capabilities().cipher, key=str)
-    for key_type, mechanism in declared:
-        if key_type not in keys:
-            continue
-        data = secrets.token_bytes(32)
-        aad = b"aad" if mechanism.mode in (CipherMode.AES_GCM, CipherMode.CHACHA20_POLY1305) else None
-        result = partition.encrypt(keys[key_type], mechanism, data, aad=aad)
-        plain = partition.decrypt(keys[key_type], mechanism, result.ciphertext, iv=result.iv, aad=aad, tag=result.tag)
-        assert plain.endswith(data), mechanism  # raw RSA returns the whole modulus-sized block
-        if result.tag:
-            with pytest.raises(DecryptFailed):
-                partition.decrypt(keys[key_type], mechanism, result.ciphertext, iv=result.iv, aad=aad,
-                                  tag=bytes([result.tag[0] ^ 1]) + result.tag[1:])
-        if mechanism.mode in _NO_PADDING and key_type is not KeyType.RSA:
-            with pytest.raises(Exception, match="multiple"):
-                partition.encrypt(keys[key_type], mechanism, data[:13])
+def test_declared_cases_are_all_under_test(partition: Partition) -> None:
+    """A cipher or wrap mechanism a backend declares beyond the contract's cases would go untested."""
+    capabilities = partition.capabilities()
+    ciphers = {case for case in capabilities.cipher if case[0] in CIPHER_KEY_TYPES} - set(CIPHER_CASES)
+    wraps = {case for case in capabilities.wrap if case[0] in WRAP_KEY_TYPES} - set(WRAP_CASES)
+    assert ciphers == set(), sorted(mechanism_id(*c) for c in ciphers)
+    assert wraps == set(), sorted(mechanism_id(*c) for c in wraps)
 
 
-def test_declared_wraps_round_trip(partition: Partition, keys: dict[KeyType, str]) -> None:
-    target = keys.get(KeyType.AES)
-    for key_type, mechanism in sorted(partition.capabilities().wrap, key=str):
-        if key_type not in keys or target is None or key_type not in (KeyType.AES, KeyType.RSA):
-            continue
-        blob = partition.wrap(keys[key_type], mechanism, target)
-        label = f"ops-unwrapped-{secrets.token_hex(3)}"
-        info = partition.unwrap(keys[key_type], mechanism, blob, label=label, spec=KeySpec(KeyType.AES),
-                                attributes=ALL)
-        assert info.key_type is KeyType.AES and info.size == 256
-        assert not info.attributes.always_sensitive and not info.attributes.never_extractable
-        ecb = CipherMechanism(CipherMode.AES_ECB)
-        if partition.capabilities().can_encrypt(KeyType.AES, ecb):  # the same key: the same ciphertext
-            block = secrets.token_bytes(16)
-            assert partition.encrypt(label, ecb, block).ciphertext == partition.encrypt(target, ecb, block).ciphertext
+def _key(partition: Partition, keys: dict[KeyType, str], key_type: KeyType) -> str:
+    if key_type not in keys:
+        unsupported(partition, f"generating {SPECS[key_type]}")
+    return keys[key_type]
+
+
+@pytest.mark.parametrize(("key_type", "mechanism"), params(CIPHER_CASES))
+def test_cipher_round_trip(partition: Partition, keys: dict[KeyType, str], key_type: KeyType,
+                           mechanism: CipherMechanism) -> None:
+    if not partition.capabilities().can_encrypt(key_type, mechanism):
+        unsupported(partition, f"encryption with {mechanism_id(key_type, mechanism)}")
+    label = _key(partition, keys, key_type)
+    data = secrets.token_bytes(32)
+    aad = b"aad" if mechanism.mode in (CipherMode.AES_GCM, CipherMode.CHACHA20_POLY1305) else None
+    result = partition.encrypt(label, mechanism, data, aad=aad)
+    assert data not in result.ciphertext
+    plain = partition.decrypt(label, mechanism, result.ciphertext, iv=result.iv, aad=aad, tag=result.tag)
+    assert plain.endswith(data), mechanism  # raw RSA returns the whole modulus-sized block
+    if result.tag:
         with pytest.raises(DecryptFailed):
-            partition.unwrap(keys[key_type], mechanism, blob[:-1] + bytes([blob[-1] ^ 1]),
-                             label=f"{label}-bad", spec=KeySpec(KeyType.AES), attributes=ALL)
+            partition.decrypt(label, mechanism, result.ciphertext, iv=result.iv, aad=aad,
+                              tag=bytes([result.tag[0] ^ 1]) + result.tag[1:])
+    if mechanism.mode in _NO_PADDING and key_type is not KeyType.RSA:
+        with pytest.raises(Exception, match="multiple"):
+            partition.encrypt(label, mechanism, data[:13])
+
+
+@pytest.mark.parametrize(("key_type", "mechanism"), params(WRAP_CASES))
+def test_wrap_round_trip(partition: Partition, keys: dict[KeyType, str], key_type: KeyType,
+                         mechanism: WrapMechanism) -> None:
+    if not partition.capabilities().can_wrap(key_type, mechanism):
+        unsupported(partition, f"wrapping with {mechanism_id(key_type, mechanism)}")
+    wrapping, target = _key(partition, keys, key_type), _key(partition, keys, KeyType.AES)
+    blob = partition.wrap(wrapping, mechanism, target)
+    label = f"ops-unwrapped-{secrets.token_hex(3)}"
+    info = partition.unwrap(wrapping, mechanism, blob, label=label, spec=KeySpec(KeyType.AES), attributes=ALL)
+    assert info.key_type is KeyType.AES and info.size == 256
+    assert not info.attributes.always_sensitive and not info.attributes.never_extractable
+    ecb = CipherMechanism(CipherMode.AES_ECB)
+    if partition.capabilities().can_encrypt(KeyType.AES, ecb):  # the same key: the same ciphertext
+        block = secrets.token_bytes(16)
+        assert (partition.encrypt(label, ecb, block).ciphertext
+                == partition.encrypt(target, ecb, block).ciphertext)
+    with pytest.raises(DecryptFailed):
+        partition.unwrap(wrapping, mechanism, blob[:-1] + bytes([blob[-1] ^ 1]),
+                         label=f"{label}-bad", spec=KeySpec(KeyType.AES), attributes=ALL)
 
 
 def test_non_extractable_keys_are_never_wrapped(partition: Partition, keys: dict[KeyType, str]) -> None:
     mechanism = WrapMechanism(WrapMode.AES_KWP)
     if KeyType.AES not in keys or not partition.capabilities().can_wrap(KeyType.AES, mechanism):
-        pytest.skip("the backend declares no AES key wrap")
+        unsupported(partition, "AES key wrap with padding (RFC 5649)")
     locked = f"ops-locked-{secrets.token_hex(3)}"
     partition.generate(locked, SPECS[KeyType.AES], KeyAttributes(decrypt=True, extractable=False))
     with pytest.raises(OperationNotPermitted):
@@ -103,7 +131,7 @@ def test_non_extractable_keys_are_never_wrapped(partition: Partition, keys: dict
 
 def test_declared_hmac(partition: Partition, keys: dict[KeyType, str]) -> None:
     if KeyType.HMAC_SHA256 not in partition.capabilities().hmac or KeyType.HMAC_SHA256 not in keys:
-        pytest.skip("the backend declares no HMAC-SHA256")
+        unsupported(partition, "HMAC-SHA256")
     label = keys[KeyType.HMAC_SHA256]
     mac = partition.hmac(label, b"data")
     assert len(mac) == 32
@@ -115,7 +143,7 @@ def test_undeclared_operations_are_refused(partition: Partition, keys: dict[KeyT
     capabilities = partition.capabilities()
     label = keys.get(KeyType.AES)
     if label is None:
-        pytest.skip("no AES key")
+        unsupported(partition, f"generating {SPECS[KeyType.AES]}")
     undeclared = [m for m in (CipherMechanism(CipherMode.AES_GCM, tag_bits=128), CipherMechanism(CipherMode.AES_CTR))
                   if not capabilities.can_encrypt(KeyType.AES, m)]
     for mechanism in undeclared:

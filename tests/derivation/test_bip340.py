@@ -26,8 +26,8 @@ from bip_utils import P2TRAddrEncoder
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.conftest import unique
 from tests.derivation.helpers import P256, SECP256K1, attributes, b64, import_seed, tsb_error
+from tests.helpers import unique
 
 DATA = Path(__file__).parent / "data"
 ALGORITHM = "NONE_WITH_EC_SCHNORR_BIP0340"

@@ -10,7 +10,6 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from tests.conftest import unique
 from tests.derivation.helpers import (
     ED25519,
     P256,
@@ -21,6 +20,7 @@ from tests.derivation.helpers import (
     import_seed,
     tsb_error,
 )
+from tests.helpers import unique
 
 SEED = bytes(range(32))
 

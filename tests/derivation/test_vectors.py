@@ -20,7 +20,6 @@ from bip32 import BIP32
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from tests.conftest import unique
 from tests.derivation.helpers import (
     CURVE_OIDS,
     SECP256K1,
@@ -30,6 +29,7 @@ from tests.derivation.helpers import (
     raw_public_key,
     tsb_path,
 )
+from tests.helpers import unique
 
 DATA = Path(__file__).parent / "data"
 

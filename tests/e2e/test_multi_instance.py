@@ -19,8 +19,10 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tests.conftest import free_port, unique
+from tests.helpers import DATABASES, assert_tsb_error, free_port, unique
 from tests.postgres import fresh_database
+
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
 
 ATTRIBUTES = {"sign": True, "decrypt": False, "unwrap": False, "extractable": False, "sensitive": True,
               "modifiable": True, "destroyable": True}
@@ -82,7 +84,7 @@ class Instance:
         return workers
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=DATABASES)
 def shared_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
     """One database and one master key for every instance of a test."""
     master_key = base64.b64encode(os.urandom(32)).decode()
@@ -166,8 +168,7 @@ def test_a_key_deleted_on_one_instance_is_refused_by_the_other_at_once(
         warm(on_b, label)  # B has unsealed and cached the key
         assert on_a.delete(f"/v1/key/{label}").status_code == 200
         response = refused_on(on_b, label, 404, postgresql=postgresql)
-        assert response.status_code == 404, response.text
-        assert response.json()["errorCode"] == 650
+        assert_tsb_error(response, 650, 404)
 
 
 def test_a_password_set_on_one_instance_is_required_by_the_other(
@@ -180,7 +181,7 @@ def test_a_password_set_on_one_instance_is_required_by_the_other(
         changed = on_a.post("/v1/key/changePassword", json={"label": label, "newPassword": "pw-on-a"})
         assert changed.status_code == 200, changed.text
         response = refused_on(on_b, label, 400, postgresql=postgresql)
-        assert response.status_code == 400 and response.json()["errorCode"] == 620, response.text
+        assert_tsb_error(response, 620, 400)
         assert refused_on(on_b, label, 200, postgresql=False, password="pw-on-a").status_code == 200
 
 

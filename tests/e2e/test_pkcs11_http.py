@@ -22,8 +22,10 @@ import httpx
 import pytest
 
 from hsmgate.hsm.pkcs11.partition import REINIT_INTERVAL
-from tests.conftest import LiveServer, free_port, soft_settings, unique
+from tests.helpers import LiveServer, assert_tsb_error, free_port, soft_settings, unique
 from tests.softhsm import SoftHsmToken, token_directory
+
+pytestmark = pytest.mark.pkcs11
 
 RSA_ATTRS = {"sign": True, "decrypt": False, "unwrap": False, "extractable": False, "sensitive": True,
              "modifiable": True, "destroyable": True}
@@ -83,6 +85,7 @@ def public_key(http: httpx.Client, label: str) -> str:
     return response.json()["json"]["publicKey"]
 
 
+@pytest.mark.subprocess
 def test_seed_walkthrough_on_the_token(http: httpx.Client, token: SoftHsmToken, tmp_path: Path) -> None:
     label = unique("seed-p11")
     created = http.post("/v1/key", json={"label": label, "algorithm": "RSA", "keySize": 2048,
@@ -107,6 +110,7 @@ def test_seed_walkthrough_on_the_token(http: httpx.Client, token: SoftHsmToken, 
     ("EC:prime256v1", "SHA256_WITH_ECDSA", "sha256"),
     ("EC:secp384r1", "SHA384_WITH_ECDSA", "sha384"),
 ])
+@pytest.mark.subprocess
 def test_keys_made_by_pkcs11_tool_sign_through_hsmgate(http: httpx.Client, token: SoftHsmToken, tmp_path: Path,
                                                        key_type: str, algorithm: str, digest: str) -> None:
     label = unique("ext")
@@ -117,6 +121,7 @@ def test_keys_made_by_pkcs11_tool_sign_through_hsmgate(http: httpx.Client, token
     assert openssl_verify(tmp_path, public_key(http, label), digest, payload, signature) == "Verified OK"
 
 
+@pytest.mark.subprocess
 def test_keys_made_by_hsmgate_are_listed_by_pkcs11_tool_with_their_attributes(http: httpx.Client,
                                                                             token: SoftHsmToken) -> None:
     ec_label, aes_label = unique("mine-ec"), unique("mine-aes")
@@ -158,7 +163,7 @@ def test_token_disappearing_gives_503_and_recovers(server: LiveServer, http: htt
             "payload": "AA==", "signKeyName": label, "signatureAlgorithm": "SHA256_WITH_ECDSA"}})
         if response.status_code == 200:
             break
-        assert response.status_code == 503 and response.json()["errorCode"] == 701, response.text
+        assert_tsb_error(response, 701, 503)
         assert time.monotonic() < deadline, "the token did not come back"
         time.sleep(0.1)
     sign(http, label, "SHA256_WITH_ECDSA", b"back again")
@@ -172,6 +177,7 @@ def _serve(env_overrides: dict[str, str], tmp_path: Path) -> subprocess.Complete
                           env=env, timeout=60)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("case", ["wrong-pin", "missing-module", "absent-token"])
 def test_startup_failures_are_one_line(case: str, token: SoftHsmToken, tmp_path: Path) -> None:
     env = {"HSMGATE_PKCS11_MODULE": token.module_path, "HSMGATE_PKCS11_TOKEN_LABEL": token.token_label,

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import hashes, keywrap, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from tests.conftest import LiveServer, soft_settings
-from tests.operations.conftest import OPEN, b64, create_key, export, tsb_error, unb64
+from tests.helpers import LiveServer, assert_tsb_error, b64, soft_settings, unb64
+from tests.operations.helpers import OPEN, create_key, export
 from tests.softhsm import SoftHsmToken
 
 pytest_plugins = ["tests.softhsm_fixtures"]
@@ -49,10 +49,10 @@ def test_aes_gcm_round_trip(http: httpx.Client) -> None:
     assert back.status_code == 200, back.text
     assert unb64(back.json()["payload"]) == b"over http"
     tampered = encrypted[:-1] + bytes([encrypted[-1] ^ 1])
-    tsb_error(http.post("/v1/synchronousDecrypt", json={"decryptRequest": {
-        "encryptedPayload": b64(tampered), "decryptKeyName": label, "cipherAlgorithm": "AES_GCM",
-        "initializationVector": body["initializationVector"], "additionalAuthenticationData": b64(b"aad")}}),
-        400, 410)
+    assert_tsb_error(http.post("/v1/synchronousDecrypt", json={"decryptRequest": {
+               "encryptedPayload": b64(tampered), "decryptKeyName": label, "cipherAlgorithm": "AES_GCM",
+               "initializationVector": body["initializationVector"], "additionalAuthenticationData": b64(b"aad")}}),
+               410, 400)
 
 
 def test_rsa_oaep_sha1_round_trip_and_sha256_refused(http: httpx.Client) -> None:
@@ -69,9 +69,9 @@ def test_rsa_oaep_sha1_round_trip_and_sha256_refused(http: httpx.Client) -> None
         "cipherAlgorithm": "RSA_PADDING_OAEP_WITH_SHA1"}})
     assert back.status_code == 200, back.text
     assert unb64(back.json()["payload"]) == b"back"
-    body = tsb_error(http.post("/v1/encrypt", json={"encryptRequest": {
-        "payload": b64(b"rsa"), "encryptKeyName": label, "cipherAlgorithm": "RSA_PADDING_OAEP_WITH_SHA256"}}),
-        400, 629)
+    body = assert_tsb_error(http.post("/v1/encrypt", json={"encryptRequest": {
+               "payload": b64(b"rsa"), "encryptKeyName": label, "cipherAlgorithm": "RSA_PADDING_OAEP_WITH_SHA256"}}),
+               629, 400)
     assert "pkcs11" in body["message"]
 
 

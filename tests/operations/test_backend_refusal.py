@@ -10,11 +10,13 @@ from dataclasses import replace
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec as ec_keys
 
 from hsmgate import bootstrap
 from hsmgate.hsm.base import Capabilities, KeyAttributes, KeyInfo, KeySpec, Partition, SignMechanism
-from tests.conftest import LiveServer, soft_settings
-from tests.operations.conftest import OPEN, b64, create_key, tsb_error
+from tests.helpers import LiveServer, assert_tsb_error, b64, soft_settings, unb64
+from tests.operations.helpers import OPEN, create_key, public_key_der
 
 
 class SignOnlyPartition(Partition):
@@ -66,35 +68,36 @@ def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
 def test_cipher_refused_with_629(bare: httpx.Client) -> None:
     aes = create_key(bare, {"algorithm": "AES", "keySize": 256})
     for algorithm in ("AES_GCM", "AES_CBC_NO_PADDING", "AES"):
-        body = tsb_error(bare.post("/v1/encrypt", json={"encryptRequest": {
-            "payload": b64(b"x" * 16), "encryptKeyName": aes, "cipherAlgorithm": algorithm}}), 400, 629)
+        body = assert_tsb_error(bare.post("/v1/encrypt", json={"encryptRequest": {
+                   "payload": b64(b"x" * 16), "encryptKeyName": aes, "cipherAlgorithm": algorithm}}), 629, 400)
         assert body["reason"] == "res.error.unsupported.cipher" and "sign-only" in body["message"]
-    tsb_error(bare.post("/v1/synchronousDecrypt", json={"decryptRequest": {
-        "encryptedPayload": b64(b"x" * 32), "decryptKeyName": aes, "cipherAlgorithm": "AES_GCM",
-        "initializationVector": b64(b"i" * 12)}}), 400, 629)
+    assert_tsb_error(bare.post("/v1/synchronousDecrypt", json={"decryptRequest": {
+               "encryptedPayload": b64(b"x" * 32), "decryptKeyName": aes, "cipherAlgorithm": "AES_GCM",
+               "initializationVector": b64(b"i" * 12)}}), 629, 400)
 
 
 def test_wrap_hmac_import_refused_with_611(bare: httpx.Client) -> None:
     aes = create_key(bare, {"algorithm": "AES", "keySize": 256})
     other = create_key(bare, {"algorithm": "AES", "keySize": 128})
-    body = tsb_error(bare.post("/v1/wrap", json={"wrapKeyRequest": {
-        "keyToBeWrapped": other, "wrapKeyName": aes, "wrapMethod": "AES_WRAP"}}), 400, 611)
+    body = assert_tsb_error(bare.post("/v1/wrap", json={"wrapKeyRequest": {
+               "keyToBeWrapped": other, "wrapKeyName": aes, "wrapMethod": "AES_WRAP"}}), 611, 400)
     assert "AES_WRAP" in body["message"]
-    tsb_error(bare.post("/v1/synchronousUnwrap", json={"unwrapKeyRequest": {
-        "wrappedKey": b64(b"w" * 40), "label": "never", "unwrapKeyName": aes, "wrapMethod": "AES_WRAP_PAD",
-        "attributes": OPEN}}), 400, 611)
+    assert_tsb_error(bare.post("/v1/synchronousUnwrap", json={"unwrapKeyRequest": {
+               "wrappedKey": b64(b"w" * 40), "label": "never", "unwrapKeyName": aes, "wrapMethod": "AES_WRAP_PAD",
+               "attributes": OPEN}}), 611, 400)
     hmac_key = create_key(bare, {"algorithm": "HMACSHA256"})
-    tsb_error(bare.post("/v1/synchronousHmac", json={"hmacRequest": {"keyName": hmac_key, "payload": b64(b"x")}}),
-              400, 611)
-    tsb_error(bare.post("/v1/key/import/plain", json={"label": "imported", "algorithm": "AES",
-                                                      "secretKey": b64(b"k" * 16), "attributes": OPEN}), 400, 611)
+    assert_tsb_error(
+        bare.post("/v1/synchronousHmac", json={"hmacRequest": {"keyName": hmac_key, "payload": b64(b"x")}}),
+            611, 400)
+    assert_tsb_error(bare.post("/v1/key/import/plain", json={"label": "imported", "algorithm": "AES",
+                                                             "secretKey": b64(b"k" * 16), "attributes": OPEN}), 611, 400)
     assert "never" not in bare.get("/v1/key").json() and "imported" not in bare.get("/v1/key").json()
 
 
 def test_export_falls_to_the_backend_refusal(bare: httpx.Client) -> None:
     """Export has no capability flag: the inherited Partition.export_key answers, mapped to 611."""
     aes = create_key(bare, {"algorithm": "AES", "keySize": 256})
-    tsb_error(bare.post("/v1/key/export/plain", json={"label": aes}), 400, 611)
+    assert_tsb_error(bare.post("/v1/key/export/plain", json={"label": aes}), 611, 400)
 
 
 def test_signing_still_works(bare: httpx.Client) -> None:
@@ -102,6 +105,9 @@ def test_signing_still_works(bare: httpx.Client) -> None:
     response = bare.post("/v1/synchronousSign", json={"signRequest": {
         "payload": b64(b"x"), "signKeyName": ec, "signatureAlgorithm": "SHA256_WITH_ECDSA"}})
     assert response.status_code == 200, response.text
+    public = serialization.load_der_public_key(public_key_der(bare, ec))
+    assert isinstance(public, ec_keys.EllipticCurvePublicKey)
+    public.verify(unb64(response.json()["signature"]), b"x", ec_keys.ECDSA(hashes.SHA256()))
 
 
 def test_the_base_class_defaults_refuse() -> None:

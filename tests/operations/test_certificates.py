@@ -14,7 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.operations.conftest import CLOSED, create_key, openssl, public_key_der, tsb_error
+from tests.helpers import assert_tsb_error
+from tests.operations.helpers import CLOSED, create_key, openssl, public_key_der
 
 RSA = {"algorithm": "RSA", "keySize": 2048}
 P256 = {"algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7"}
@@ -44,6 +45,7 @@ def ca(http: httpx.Client, tmp_path_factory: pytest.TempPathFactory) -> tuple[st
     return label, path
 
 
+@pytest.mark.subprocess
 def test_self_signed_ca_certificate(ca: tuple[str, Path], http: httpx.Client) -> None:
     label, path = ca
     text = path.read_text()
@@ -65,6 +67,7 @@ def test_self_signed_ca_certificate(ca: tuple[str, Path], http: httpx.Client) ->
     assert http.get(f"/v1/certificate/{label}").json() == {"label": label, "certificate": text}
 
 
+@pytest.mark.subprocess
 def test_csr_verifies_and_ca_issues_a_leaf_openssl_accepts(http: httpx.Client, ca: tuple[str, Path],
                                                            tmp_path: Path) -> None:
     ca_label, ca_path = ca
@@ -106,6 +109,7 @@ def test_csr_verifies_and_ca_issues_a_leaf_openssl_accepts(http: httpx.Client, c
     assert (cert.not_valid_after_utc - cert.not_valid_before_utc).days == 30
 
 
+@pytest.mark.subprocess
 def test_ca_signs_an_openssl_csr(http: httpx.Client, ca: tuple[str, Path], tmp_path: Path) -> None:
     ca_label, ca_path = ca
     openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384", "-nodes", "-keyout", "key.pem",
@@ -126,6 +130,7 @@ def test_ca_signs_an_openssl_csr(http: httpx.Client, ca: tuple[str, Path], tmp_p
     assert modulus == openssl("pkey", "-in", "key.pem", "-pubout", cwd=tmp_path).stdout
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(("body", "algorithm"), [(P256, "SHA256_WITH_ECDSA"),
                                                  ({"algorithm": "EC", "curveOid": "1.3.132.0.35"}, "SHA512_WITH_ECDSA"),
                                                  ({"algorithm": "ED", "curveOid": "1.3.101.112"}, "EDDSA"),
@@ -142,58 +147,141 @@ def test_self_signed_by_other_key_types(http: httpx.Client, tmp_path: Path, body
 def test_import_get_delete(http: httpx.Client, ca: tuple[str, Path]) -> None:
     _ca_label, ca_path = ca
     label = create_key(http, RSA, CA_ATTRIBUTES, prefix="imp-cert")
-    tsb_error(http.get(f"/v1/certificate/{label}"), 404, 650)
+    assert_tsb_error(http.get(f"/v1/certificate/{label}"), 650, 404)
     # the CA's certificate does not certify this key
     der = certificate(ca_path.read_text()).public_bytes(serialization.Encoding.DER)
 
-    body = tsb_error(http.post("/v1/certificate/import/plain",
-                               json={"label": label, "certificate": base64.b64encode(der).decode()}), 400, 402)
+    body = assert_tsb_error(http.post("/v1/certificate/import/plain",
+                                      json={"label": label, "certificate": base64.b64encode(der).decode()}), 402, 400)
     assert "public key" in body["message"]
     own = post(http, "selfsign", {"signKeyName": label, "validity": 1, "signatureAlgorithm": "SHA256_WITH_RSA",
                                   "commonName": "own"})["certificate"]
     assert http.delete(f"/v1/certificate/{label}").status_code == 200
-    tsb_error(http.delete(f"/v1/certificate/{label}"), 404, 650)
+    assert_tsb_error(http.delete(f"/v1/certificate/{label}"), 650, 404)
     response = http.post("/v1/certificate/import/plain", json={"label": label, "certificate": own})  # PEM accepted
     assert response.status_code == 200, response.text
     assert response.json() == {"label": label, "certificate": own}
     assert http.get(f"/v1/certificate/{label}").json()["certificate"] == own
     # deleting the key deletes its certificate
     assert http.delete(f"/v1/key/{label}").status_code == 200
-    tsb_error(http.get(f"/v1/certificate/{label}"), 404, 650)
+    assert_tsb_error(http.get(f"/v1/certificate/{label}"), 650, 404)
 
 
 def test_certificate_errors(http: httpx.Client, ca: tuple[str, Path]) -> None:
     ca_label, _ = ca
     ec = create_key(http, P256, CA_ATTRIBUTES, prefix="err")
     selfsign = {"signKeyName": ec, "validity": 1, "signatureAlgorithm": "SHA256_WITH_RSA", "commonName": "x"}
-    tsb_error(http.post("/v1/certificate/synchronous/selfsign", json=selfsign), 400, 607)
-    tsb_error(http.post("/v1/certificate/synchronous/selfsign",
-                        json={**selfsign, "signatureAlgorithm": "SHA1_WITH_RSA"}), 400, 600)
-    tsb_error(http.post("/v1/certificate/synchronous/selfsign",
-                        json={**selfsign, "signatureAlgorithm": "SHA256_WITH_ECDSA", "validity": 0}), 400, 600)
-    tsb_error(http.post("/v1/certificate/synchronous/selfsign",
-                        json={**selfsign, "signatureAlgorithm": "SHA256_WITH_ECDSA", "keyUsage": ["FLY"]}), 400, 600)
+    assert_tsb_error(http.post("/v1/certificate/synchronous/selfsign", json=selfsign), 607, 400)
+    assert_tsb_error(http.post("/v1/certificate/synchronous/selfsign",
+                               json={**selfsign, "signatureAlgorithm": "SHA1_WITH_RSA"}), 600, 400)
+    assert_tsb_error(http.post("/v1/certificate/synchronous/selfsign",
+                               json={**selfsign, "signatureAlgorithm": "SHA256_WITH_ECDSA", "validity": 0}), 600, 400)
+    assert_tsb_error(http.post("/v1/certificate/synchronous/selfsign",
+                               json={**selfsign, "signatureAlgorithm": "SHA256_WITH_ECDSA", "keyUsage": ["FLY"]}), 600, 400)
     sign = {"signKeyName": ca_label, "validity": 1, "signatureAlgorithm": "SHA256_WITH_RSA"}
-    tsb_error(http.post("/v1/certificate/synchronous/sign", json={**sign, "certificateSigningRequest": "garbage"}),
-              400, 628)
+    assert_tsb_error(
+        http.post("/v1/certificate/synchronous/sign", json={**sign, "certificateSigningRequest": "garbage"}),
+            628, 400)
     csr = post(http, "request", {"signKeyName": ec, "validity": 1, "signatureAlgorithm": "SHA256_WITH_ECDSA",
                                  "standardCertificateAttributes": {"commonName": "x"}})["certificateSigningRequest"]
     der = bytearray(x509.load_pem_x509_csr(csr.replace("NEW CERTIFICATE", "CERTIFICATE").encode())
                     .public_bytes(serialization.Encoding.DER))
     der[-3] ^= 1  # inside the signature
 
-    tsb_error(http.post("/v1/certificate/synchronous/sign",
-                        json={**sign, "certificateSigningRequest": base64.b64encode(bytes(der)).decode()}), 400, 411)
+    assert_tsb_error(http.post("/v1/certificate/synchronous/sign",
+                               json={**sign, "certificateSigningRequest": base64.b64encode(bytes(der)).decode()}), 411, 400)
     # a key without a certificate cannot issue
     no_cert = create_key(http, RSA, CA_ATTRIBUTES, prefix="nocert")
-    tsb_error(http.post("/v1/certificate/synchronous/sign",
-                        json={**sign, "signKeyName": no_cert, "certificateSigningRequest": csr}), 400, 402)
+    assert_tsb_error(http.post("/v1/certificate/synchronous/sign",
+                               json={**sign, "signKeyName": no_cert, "certificateSigningRequest": csr}), 402, 400)
     # a key without the sign attribute cannot sign anything
     no_sign = create_key(http, P256, {"sign": False, "decrypt": True, "unwrap": False}, prefix="nosign")
-    body = tsb_error(http.post("/v1/certificate/synchronous/selfsign",
-                               json={**selfsign, "signKeyName": no_sign, "signatureAlgorithm": "SHA256_WITH_ECDSA"}),
-                     400, 701)
+    body = assert_tsb_error(http.post("/v1/certificate/synchronous/selfsign",
+                                      json={**selfsign, "signKeyName": no_sign, "signatureAlgorithm": "SHA256_WITH_ECDSA"}),
+                            701, 400)
     assert body["message"].startswith("KEY_FUNCTION_NOT_PERMITTED")
-    tsb_error(http.post("/v1/certificate/synchronous/request", json={
-        "signKeyName": ec, "validity": 1, "signatureAlgorithm": "SHA256_WITH_ECDSA",
-        "standardCertificateAttributes": {"commonName": "x", "country": "CHE"}}), 400, 600)
+    assert_tsb_error(http.post("/v1/certificate/synchronous/request", json={
+               "signKeyName": ec, "validity": 1, "signatureAlgorithm": "SHA256_WITH_ECDSA",
+               "standardCertificateAttributes": {"commonName": "x", "country": "CHE"}}), 600, 400)
+
+
+def test_control_characters_in_certificate_names_are_refused(http: httpx.Client, ca: tuple[str, Path]) -> None:
+    """A NUL in a common name (``good.example\\0.evil.example``) or a line feed in any name: 600
+    naming the field, for each way a name enters a certificate."""
+    ca_label, _ = ca
+    ec = create_key(http, P256, CA_ATTRIBUTES, prefix="names")
+    selfsign = {"signKeyName": ec, "validity": 1, "signatureAlgorithm": "SHA256_WITH_ECDSA"}
+    body = assert_tsb_error(http.post("/v1/certificate/synchronous/selfsign",
+                                      json={**selfsign, "commonName": "good.example\u0000.evil.example"}), 600, 400)
+    assert "'commonName'" in body["message"] and "U+0000" in body["message"]
+    body = assert_tsb_error(http.post("/v1/certificate/synchronous/request", json={
+        **selfsign, "standardCertificateAttributes": {"commonName": "good.example\u0000.evil.example"}}), 600, 400)
+    assert "'standardCertificateAttributes.commonName'" in body["message"]
+    body = assert_tsb_error(http.post("/v1/certificate/synchronous/request", json={
+        **selfsign, "standardCertificateAttributes": {"commonName": "x", "organizationName": "a\nb"}}), 600, 400)
+    assert "'standardCertificateAttributes.organizationName'" in body["message"]
+
+    csr = post(http, "request", {**selfsign, "standardCertificateAttributes": {"commonName": "fine"}})
+    sign = {"signKeyName": ca_label, "validity": 1, "signatureAlgorithm": "SHA256_WITH_RSA",
+            "certificateSigningRequest": csr["certificateSigningRequest"]}
+    body = assert_tsb_error(http.post("/v1/certificate/synchronous/sign",
+                                      json={**sign, "commonName": "good.example\u0000.evil.example"}), 600, 400)
+    assert "'commonName'" in body["message"]
+    # a CSR made elsewhere whose subject carries the NUL
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec as ec_keys
+
+    key = ec_keys.generate_private_key(ec_keys.SECP256R1())
+    evil = (x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "good.example\u0000.evil.example")]))
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode())
+    body = assert_tsb_error(http.post("/v1/certificate/synchronous/sign", json={**sign, "certificateSigningRequest": evil}),
+                            600, 400)
+    assert "certificateSigningRequest subject commonName" in body["message"]
+    evil_san = (x509.CertificateSigningRequestBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fine")]))
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName("good.example\u0000.evil.example")]),
+                               critical=False)
+                .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode())
+    body = assert_tsb_error(http.post("/v1/certificate/synchronous/sign",
+                                      json={**sign, "certificateSigningRequest": evil_san}), 600, 400)
+    assert "subjectAltName" in body["message"]
+    assert post(http, "selfsign", {**selfsign, "commonName": "r\u00e9seau \u200cok"})["certificate"]  # no control
+
+
+def test_ca_signs_a_pem_csr_pasted_unescaped_into_the_json_body(http: httpx.Client, ca: tuple[str, Path]) -> None:
+    """The TSB's Go client pastes a multi-line PEM CSR into the JSON body without escaping its
+    newlines (raw U+000A inside a JSON string, which strict JSON forbids); the TSB (Jackson)
+    accepts it, so hsmgate does too (docs/tsb-deviations.md)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    ca_label, ca_path = ca
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pasted.example")]))
+           .sign(key, hashes.SHA256()))
+    pem = csr.public_bytes(serialization.Encoding.PEM).decode()
+    assert pem.count("\n") > 3
+    body = ('{\n  "signKeyName": "' + ca_label + '",\n  "validity": 30,\n  "signatureAlgorithm": "SHA256_WITH_RSA",\n'
+            '  "certificateSigningRequest": "' + pem + '"\n}')
+    raw = body.encode()
+    assert b"REQUEST-----\nMI" in raw  # the newlines are raw bytes inside the JSON string
+    response = http.post("/v1/certificate/synchronous/sign", content=raw,
+                         headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    issued = certificate(response.json()["certificate"])
+    ca_cert = certificate(ca_path.read_text())
+    issued.verify_directly_issued_by(ca_cert)  # cryptography checks the CA's signature
+    assert issued.public_key().public_bytes(serialization.Encoding.DER,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo) == \
+        key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert issued.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "pasted.example"
+    # with a trailing comma as well (the parser reports only the first departure), on a flat-body route
+    both = raw.replace(b'\n}', b',\n}')
+    assert http.post("/v1/certificate/synchronous/sign", content=both,
+                     headers={"Content-Type": "application/json"}).status_code == 200
+    # a raw control character outside a string is still not JSON
+    broken = raw.replace(b'"validity"', b'\x01"validity"')
+    assert_tsb_error(http.post("/v1/certificate/synchronous/sign", content=broken,
+                               headers={"Content-Type": "application/json"}), 621, 400)

@@ -6,8 +6,7 @@ import os
 
 import httpx
 
-from tests.conftest import unique
-from tests.operations.conftest import b64, tsb_error, unb64
+from tests.helpers import assert_tsb_error, b64, unb64, unique
 
 
 def put(http: httpx.Client, name: str, value: bytes, **attributes: bool) -> httpx.Response:
@@ -28,9 +27,9 @@ def test_create_read_replace_delete(http: httpx.Client) -> None:
     assert response.status_code == 200
     assert unb64(http.get(f"/v1/dataObject/{name}").json()["value"]) == b"second"
     assert http.delete(f"/v1/dataObject/{name}").status_code == 200
-    body = tsb_error(http.get(f"/v1/dataObject/{name}"), 404, 653)
+    body = assert_tsb_error(http.get(f"/v1/dataObject/{name}"), 653, 404)
     assert body["reason"] == "res.error.data.object.not.existent"
-    tsb_error(http.delete(f"/v1/dataObject/{name}"), 404, 653)
+    assert_tsb_error(http.delete(f"/v1/dataObject/{name}"), 653, 404)
 
 
 def test_private_object_is_encrypted_at_rest(http: httpx.Client, soft_server: object) -> None:
@@ -52,10 +51,10 @@ def test_private_object_is_encrypted_at_rest(http: httpx.Client, soft_server: ob
 def test_attributes_and_limits(http: httpx.Client) -> None:
     fixed = unique("fixed")
     assert put(http, fixed, b"v", modifiable=False, destroyable=False).status_code == 201
-    body = tsb_error(put(http, fixed, b"w"), 400, 615)
+    body = assert_tsb_error(put(http, fixed, b"w"), 615, 400)
     assert body["reason"] == "res.error.data.object.already.existing"
-    tsb_error(http.delete(f"/v1/dataObject/{fixed}"), 400, 614)
+    assert_tsb_error(http.delete(f"/v1/dataObject/{fixed}"), 614, 400)
     assert unb64(http.get(f"/v1/dataObject/{fixed}").json()["value"]) == b"v"
-    tsb_error(put(http, unique("big"), b"x" * (64 * 1024 + 1)), 400, 616)
-    tsb_error(put(http, unique("empty"), b""), 400, 616)
-    tsb_error(http.post("/v1/dataObject", json={"name": "a/b", "value": b64(b"x")}), 400, 610)
+    assert_tsb_error(put(http, unique("big"), b"x" * (64 * 1024 + 1)), 616, 400)
+    assert_tsb_error(put(http, unique("empty"), b""), 616, 400)
+    assert_tsb_error(http.post("/v1/dataObject", json={"name": "a/b", "value": b64(b"x")}), 610, 400)

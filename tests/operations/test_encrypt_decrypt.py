@@ -21,17 +21,8 @@ from cryptography.hazmat.primitives import padding as sym_padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from tests.operations.conftest import (
-    CLOSED,
-    OPEN,
-    b64,
-    create_key,
-    export,
-    openssl,
-    public_key_der,
-    tsb_error,
-    unb64,
-)
+from tests.helpers import assert_tsb_error, b64, unb64
+from tests.operations.helpers import CLOSED, OPEN, create_key, export, openssl, public_key_der
 
 # ---------------------------------------------------------------------------------------------
 # an independent reference implementation of every symmetric cipherAlgorithm
@@ -186,9 +177,9 @@ def test_gcm_tag_length_is_honoured(http: httpx.Client, secret_keys: dict[str, t
     # tagLength 0 is the default 128 bits
     assert len(unb64(encrypt(http, label, "AES_GCM", b"x", tagLength=0).json()["messageAuthenticationCode"])) == 16
     for bad in (100, 32, 256, -8):
-        tsb_error(encrypt(http, label, "AES_GCM", b"x", tagLength=bad), 400, 624)
+        assert_tsb_error(encrypt(http, label, "AES_GCM", b"x", tagLength=bad), 624, 400)
     chacha_label, _ = secret_keys["ChaCha20"]
-    tsb_error(encrypt(http, chacha_label, "CHACHA20_AEAD", b"x", tagLength=96), 400, 624)
+    assert_tsb_error(encrypt(http, chacha_label, "CHACHA20_AEAD", b"x", tagLength=96), 624, 400)
 
 
 @pytest.mark.parametrize("damage", ["tag", "ciphertext", "iv", "aad", "key"])
@@ -212,7 +203,7 @@ def test_damaged_aead_input_is_410_never_plaintext(http: httpx.Client, secret_ke
     else:
         label = create_key(http, KEY_BODIES[family], prefix="other")
     response = decrypt(http, label, algorithm, bytes(encrypted), bytes(iv), additionalAuthenticationData=b64(aad))
-    body = tsb_error(response, 400, 410)
+    body = assert_tsb_error(response, 410, 400)
     assert body["reason"] == "res.error.decrypt.failed"
     assert "secret payload" not in response.text
 
@@ -220,13 +211,13 @@ def test_damaged_aead_input_is_410_never_plaintext(http: httpx.Client, secret_ke
 def test_truncated_aead_payload_and_bad_padding_are_410(http: httpx.Client,
                                                         secret_keys: dict[str, tuple[str, bytes]]) -> None:
     label, key = secret_keys["AES"]
-    tsb_error(decrypt(http, label, "AES_GCM", b"short", os.urandom(12)), 400, 410)
+    assert_tsb_error(decrypt(http, label, "AES_GCM", b"short", os.urandom(12)), 410, 400)
     # plain AES (ECB + PKCS#7): a block whose last byte is no valid padding
     block = Cipher(algorithms.AES(key), modes.ECB()).encryptor().update(b"\x00" * 15 + b"\x11")
-    tsb_error(decrypt(http, label, "AES", block), 400, 410)
+    assert_tsb_error(decrypt(http, label, "AES", block), 410, 400)
     # no-padding CBC: a ciphertext that is not block aligned, an IV of the wrong size
-    tsb_error(decrypt(http, label, "AES_CBC_NO_PADDING", os.urandom(20), os.urandom(16)), 400, 410)
-    tsb_error(decrypt(http, label, "AES_CBC_NO_PADDING", os.urandom(32), os.urandom(8)), 400, 410)
+    assert_tsb_error(decrypt(http, label, "AES_CBC_NO_PADDING", os.urandom(20), os.urandom(16)), 410, 400)
+    assert_tsb_error(decrypt(http, label, "AES_CBC_NO_PADDING", os.urandom(32), os.urandom(8)), 410, 400)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,6 +258,7 @@ def _message(algorithm: str) -> bytes:
     return os.urandom(48)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("algorithm", list(RSA_CASES))
 def test_openssl_encrypts_hsmgate_decrypts(http: httpx.Client, rsa_closed: tuple[str, Path], tmp_path: Path,
                                            algorithm: str) -> None:
@@ -280,6 +272,7 @@ def test_openssl_encrypts_hsmgate_decrypts(http: httpx.Client, rsa_closed: tuple
     assert unb64(response.json()["payload"]) == message  # RSA_NO_PADDING: the full 256-byte block
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("algorithm", list(RSA_CASES))
 def test_hsmgate_encrypts_openssl_decrypts(http: httpx.Client, rsa_open: tuple[str, Path], tmp_path: Path,
                                            algorithm: str) -> None:
@@ -304,15 +297,16 @@ def test_damaged_oaep_ciphertext_is_410(http: httpx.Client, rsa_open: tuple[str,
     label, _ = rsa_open
     ciphertext = bytearray(unb64(encrypt(http, label, "RSA_PADDING_OAEP_WITH_SHA256", b"x").json()["encryptedPayload"]))
     ciphertext[10] ^= 1
-    tsb_error(decrypt(http, label, "RSA_PADDING_OAEP_WITH_SHA256", bytes(ciphertext)), 400, 410)
-    tsb_error(decrypt(http, label, "RSA_PADDING_OAEP_WITH_SHA256", b"too short"), 400, 410)
+    assert_tsb_error(decrypt(http, label, "RSA_PADDING_OAEP_WITH_SHA256", bytes(ciphertext)), 410, 400)
+    assert_tsb_error(decrypt(http, label, "RSA_PADDING_OAEP_WITH_SHA256", b"too short"), 410, 400)
 
 
 def test_rsa_payload_too_long_is_612(http: httpx.Client, rsa_open: tuple[str, Path]) -> None:
     label, _ = rsa_open
-    tsb_error(encrypt(http, label, "RSA", os.urandom(246)), 400, 612)  # PKCS#1 v1.5 takes 245 bytes
-    tsb_error(encrypt(http, label, "RSA_PADDING_OAEP_WITH_SHA512", os.urandom(127)), 400, 612)  # 256-130
-    tsb_error(encrypt(http, label, "RSA_NO_PADDING", b"\xff" * 256), 400, 612)  # not below the modulus
+    assert_tsb_error(encrypt(http, label, "RSA", os.urandom(246)), 612, 400)  # PKCS#1 v1.5 takes 245 bytes
+    assert_tsb_error(
+        encrypt(http, label, "RSA_PADDING_OAEP_WITH_SHA512", os.urandom(127)), 612, 400)  # 256-130
+    assert_tsb_error(encrypt(http, label, "RSA_NO_PADDING", b"\xff" * 256), 612, 400)  # not below the modulus
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,18 +317,20 @@ def test_mismatches_and_missing_fields(http: httpx.Client, secret_keys: dict[str
                                        rsa_open: tuple[str, Path]) -> None:
     aes, _ = secret_keys["AES"]
     rsa, _ = rsa_open
-    body = tsb_error(encrypt(http, rsa, "AES_GCM", b"x"), 400, 607)
+    body = assert_tsb_error(encrypt(http, rsa, "AES_GCM", b"x"), 607, 400)
     assert "AES" in body["message"]
-    tsb_error(encrypt(http, aes, "RSA_PADDING_OAEP", b"x"), 400, 607)
-    tsb_error(encrypt(http, secret_keys["Camellia"][0], "AES_CBC_NO_PADDING", os.urandom(16)), 400, 607)
-    body = tsb_error(decrypt(http, aes, "AES_CBC_NO_PADDING", os.urandom(16)), 400, 600)
+    assert_tsb_error(encrypt(http, aes, "RSA_PADDING_OAEP", b"x"), 607, 400)
+    assert_tsb_error(
+        encrypt(http, secret_keys["Camellia"][0], "AES_CBC_NO_PADDING", os.urandom(16)), 607, 400)
+    body = assert_tsb_error(decrypt(http, aes, "AES_CBC_NO_PADDING", os.urandom(16)), 600, 400)
     assert "initializationVector" in body["message"]
-    tsb_error(encrypt(http, aes, "AES_CBC_NO_PADDING", os.urandom(13)), 400, 612)
-    body = tsb_error(encrypt(http, aes, "AES_CTR", b"x", additionalAuthenticationData=b64(b"a")), 400, 600)
+    assert_tsb_error(encrypt(http, aes, "AES_CBC_NO_PADDING", os.urandom(13)), 612, 400)
+    body = assert_tsb_error(
+        encrypt(http, aes, "AES_CTR", b"x", additionalAuthenticationData=b64(b"a")), 600, 400)
     assert "additionalAuthenticationData" in body["message"]
-    body = tsb_error(encrypt(http, aes, "AES_SIV", b"x"), 400, 600)
+    body = assert_tsb_error(encrypt(http, aes, "AES_SIV", b"x"), 600, 400)
     assert "Value 'AES_SIV' is not valid" in body["message"]
-    tsb_error(encrypt(http, "no-such-key", "AES_GCM", b"x"), 404, 650)
+    assert_tsb_error(encrypt(http, "no-such-key", "AES_GCM", b"x"), 650, 404)
 
 
 def test_attributes_govern_encrypt_and_decrypt(http: httpx.Client) -> None:
@@ -343,16 +339,16 @@ def test_attributes_govern_encrypt_and_decrypt(http: httpx.Client) -> None:
                             {"sign": False, "decrypt": True, "unwrap": False})
     assert encrypt(http, decrypting, "AES_GCM", b"x").status_code == 200
     signing = create_key(http, {"algorithm": "AES", "keySize": 128}, {"sign": True, "decrypt": False, "unwrap": False})
-    body = tsb_error(encrypt(http, signing, "AES_GCM", b"x"), 400, 701)
+    body = assert_tsb_error(encrypt(http, signing, "AES_GCM", b"x"), 701, 400)
     assert body["message"].startswith("KEY_FUNCTION_NOT_PERMITTED")
     # an explicit encrypt: false wins over decrypt: true
     no_encrypt = create_key(http, {"algorithm": "AES", "keySize": 128},
                             {"sign": False, "decrypt": True, "unwrap": False, "encrypt": False})
-    tsb_error(encrypt(http, no_encrypt, "AES_GCM", b"x"), 400, 701)
+    assert_tsb_error(encrypt(http, no_encrypt, "AES_GCM", b"x"), 701, 400)
     # encrypt: true, decrypt: false: encryption only
     only_encrypt = create_key(http, {"algorithm": "AES", "keySize": 128},
                               {"sign": True, "decrypt": False, "unwrap": False, "encrypt": True})
     body = encrypt(http, only_encrypt, "AES_GCM", b"x").json()
     response = decrypt(http, only_encrypt, "AES_GCM", unb64(body["encryptedPayload"]),
                        unb64(body["initializationVector"]))
-    assert tsb_error(response, 400, 701)["message"].startswith("KEY_FUNCTION_NOT_PERMITTED")
+    assert assert_tsb_error(response, 701, 400)["message"].startswith("KEY_FUNCTION_NOT_PERMITTED")

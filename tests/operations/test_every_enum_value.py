@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.operations.conftest import OPEN, b64, create_key, tsb_error, unb64
+from tests.helpers import assert_tsb_error, b64, unb64
+from tests.operations.helpers import OPEN, create_key
 
 #: §5.4 — all work on the soft backend.
 CIPHER_ALGORITHMS = [
@@ -21,6 +22,7 @@ CIPHER_ALGORITHMS = [
     "CAMELLIA", "CAMELLIA_CBC_NO_PADDING", "CAMELLIA_ECB", "TDEA_CBC", "TDEA_ECB", "TDEA_CBC_NO_PADDING",
 ]
 #: §5.5 (+ ML-KEM from the Go client) → None when it works, else the documented (status, errorCode).
+#: None: the method round-trips; otherwise the refusal's (errorCode, HTTP status).
 WRAP_METHODS: dict[str, tuple[int, int] | None] = {
     "AES_WRAP": None, "AES_WRAP_DSA": None, "AES_WRAP_EC": None, "AES_WRAP_ED": None, "AES_WRAP_RSA": None,
     "AES_WRAP_BLS": None,
@@ -81,7 +83,7 @@ def test_every_wrap_method_round_trips_or_is_refused(http: httpx.Client, keys: d
         "keyToBeWrapped": target, "wrapKeyName": wrapping, "wrapMethod": method}})
     expected = WRAP_METHODS[method]
     if expected is not None:
-        body = tsb_error(response, *expected)
+        body = assert_tsb_error(response, *expected)
         assert method in body["message"]
         return
     assert response.status_code == 200, response.text

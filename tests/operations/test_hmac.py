@@ -9,7 +9,8 @@ import hmac
 import httpx
 import pytest
 
-from tests.operations.conftest import b64, create_key, export, tsb_error, unb64
+from tests.helpers import assert_tsb_error, b64, unb64
+from tests.operations.helpers import create_key, export
 
 HMAC_KEYS = {"HMACSHA1": hashlib.sha1, "HMACSHA224": hashlib.sha224, "HMACSHA256": hashlib.sha256,
              "HMACSHA384": hashlib.sha384, "HMACSHA512": hashlib.sha512}
@@ -40,11 +41,12 @@ def test_hmac_matches_python_and_verifies(http: httpx.Client, algorithm: str) ->
 
 def test_hmac_needs_an_hmac_key_with_sign(http: httpx.Client) -> None:
     aes = create_key(http, {"algorithm": "AES", "keySize": 256})
-    body = tsb_error(keyed_hash(http, aes, b"x"), 400, 607)
+    body = assert_tsb_error(keyed_hash(http, aes, b"x"), 607, 400)
     assert "not an HMAC key" in body["message"]
     no_sign = create_key(http, {"algorithm": "HMACSHA256"}, {"sign": False, "decrypt": True, "unwrap": False})
-    assert tsb_error(keyed_hash(http, no_sign, b"x"), 400, 701)["message"].startswith("KEY_FUNCTION_NOT_PERMITTED")
-    tsb_error(keyed_hash(http, "no-such-hmac-key", b"x"), 404, 650)
+    assert assert_tsb_error(
+        keyed_hash(http, no_sign, b"x"), 701, 400)["message"].startswith("KEY_FUNCTION_NOT_PERMITTED")
+    assert_tsb_error(keyed_hash(http, "no-such-hmac-key", b"x"), 650, 404)
     # /v1/verify with neither envelope
-    body = tsb_error(http.post("/v1/verify", json={"requestSignature": None}), 400, 600)
+    body = assert_tsb_error(http.post("/v1/verify", json={"requestSignature": None}), 600, 400)
     assert "verifySignatureRequest" in body["message"]

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import unique
-from tests.operations.conftest import OPEN, b64, export, tsb_error, unb64
+from tests.helpers import assert_tsb_error, b64, unb64, unique
+from tests.operations.helpers import OPEN, export
 
 SIGN = {"sign": True, "decrypt": False, "unwrap": False}
 DER, PEM = serialization.Encoding.DER, serialization.Encoding.PEM
@@ -99,10 +99,11 @@ def test_private_key_on_an_existing_label_is_608(http: httpx.Client, rsa_key: rs
     label = unique("imp")
     body = {"privateKey": b64(rsa_key.private_bytes(DER, PKCS8, NONE)), "attributes": SIGN}
     imported(import_key(http, "RSA", label=label, **body))
-    tsb_error(import_key(http, "RSA", label=label, **body), 400, 608)
+    assert_tsb_error(import_key(http, "RSA", label=label, **body), 608, 400)
     # a public key cannot replace a key pair either
-    tsb_error(import_key(http, "RSA", label=label, publicKey=b64(rsa_key.public_key().public_bytes(DER, SPKI))),
-              400, 608)
+    assert_tsb_error(
+        import_key(http, "RSA", label=label, publicKey=b64(rsa_key.public_key().public_bytes(DER, SPKI))),
+            608, 400)
 
 
 def test_public_key_alone_encrypts_and_verifies_and_can_be_replaced(http: httpx.Client,
@@ -125,8 +126,8 @@ def test_public_key_alone_encrypts_and_verifies_and_can_be_replaced(http: httpx.
         "signature": b64(signature)}})
     assert response.json() == {"signatureValid": True}
     # no private half: no signing
-    tsb_error(http.post("/v1/synchronousSign", json={"signRequest": {
-        "payload": b64(b"x"), "signKeyName": label, "signatureAlgorithm": "SHA256_WITH_RSA"}}), 400, 701)
+    assert_tsb_error(http.post("/v1/synchronousSign", json={"signRequest": {
+               "payload": b64(b"x"), "signKeyName": label, "signatureAlgorithm": "SHA256_WITH_RSA"}}), 701, 400)
     # export gives the public key; a new public key replaces the old one
     assert http.post("/v1/key/export/plain", json={"label": label}).json() == {
         "privateKey": None, "publicKey": key["json"]["publicKey"], "secretKey": None}
@@ -154,8 +155,8 @@ def test_certificate_alone_and_certificate_for_a_key_pair(http: httpx.Client) ->
         == certificate
     # a private key with a certificate that is not its own
     stranger = self_signed(ec.generate_private_key(ec.SECP256R1()))
-    tsb_error(import_key(http, "EC", privateKey=b64(private.private_bytes(DER, PKCS8, NONE)),
-                         certificate=b64(stranger.public_bytes(DER)), attributes=SIGN), 400, 402)
+    assert_tsb_error(import_key(http, "EC", privateKey=b64(private.private_bytes(DER, PKCS8, NONE)),
+                                certificate=b64(stranger.public_bytes(DER)), attributes=SIGN), 402, 400)
 
 
 def test_secret_keys(http: httpx.Client) -> None:
@@ -167,7 +168,7 @@ def test_secret_keys(http: httpx.Client) -> None:
         "payload": b64(b"hello"), "encryptKeyName": label, "cipherAlgorithm": "AES_GCM"}}).json()
     assert AESGCM(secret).decrypt(unb64(body["initializationVector"]), unb64(body["encryptedPayload"]), None) == b"hello"
     assert export(http, label)["secretKey"] == secret
-    tsb_error(import_key(http, "AES", secretKey=b64(os.urandom(20)), attributes=OPEN), 400, 612)
+    assert_tsb_error(import_key(http, "AES", secretKey=b64(os.urandom(20)), attributes=OPEN), 612, 400)
     # HMAC keys made elsewhere may have any length
     hmac_key = imported(import_key(http, "HMACSHA256", secretKey=b64(os.urandom(40)), attributes=SIGN))
     assert hmac_key["json"]["keySize"] == 320
@@ -190,17 +191,17 @@ def test_secret_keys(http: httpx.Client) -> None:
     ({"algorithm": "AES", "secretKey": b64(b"k" * 16), "policy": {"ruleUse": None}, "attributes": OPEN}, 400, 611),
 ])
 def test_import_validation(http: httpx.Client, fields: dict[str, Any], status: int, code: int) -> None:
-    tsb_error(import_key(http, **fields), status, code)
+    assert_tsb_error(import_key(http, **fields), code, status)
 
 
 def test_import_key_type_mismatches(http: httpx.Client, rsa_key: rsa.RSAPrivateKey) -> None:
     ec_key = ec.generate_private_key(ec.SECP256R1())
-    body = tsb_error(import_key(http, "RSA", privateKey=b64(ec_key.private_bytes(DER, PKCS8, NONE)),
-                                attributes=SIGN), 400, 613)
+    body = assert_tsb_error(import_key(http, "RSA", privateKey=b64(ec_key.private_bytes(DER, PKCS8, NONE)),
+                                       attributes=SIGN), 613, 400)
     assert "EC" in body["message"]
     other = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    tsb_error(import_key(http, "RSA", privateKey=b64(rsa_key.private_bytes(DER, PKCS8, NONE)),
-                         publicKey=b64(other.public_key().public_bytes(DER, SPKI)), attributes=SIGN), 400, 407)
+    assert_tsb_error(import_key(http, "RSA", privateKey=b64(rsa_key.private_bytes(DER, PKCS8, NONE)),
+                                publicKey=b64(other.public_key().public_bytes(DER, SPKI)), attributes=SIGN), 407, 400)
 
 
 def test_export_only_extractable_non_sensitive_keys(http: httpx.Client) -> None:
@@ -209,7 +210,7 @@ def test_export_only_extractable_non_sensitive_keys(http: httpx.Client) -> None:
         label = unique("noexp")
         assert http.post("/v1/key", json={"label": label, "algorithm": "AES", "keySize": 128,
                                           "attributes": attributes}).status_code == 201
-        body = tsb_error(http.post("/v1/key/export/plain", json={"label": label}), 400, 701)
+        body = assert_tsb_error(http.post("/v1/key/export/plain", json={"label": label}), 701, 400)
         assert body["message"].startswith("KEY_FUNCTION_NOT_PERMITTED")
     label = unique("exp")
     assert http.post("/v1/key", json={"label": label, "algorithm": "EC", "curveOid": "1.3.132.0.34",
@@ -218,4 +219,32 @@ def test_export_only_extractable_non_sensitive_keys(http: httpx.Client) -> None:
     private = serialization.load_der_private_key(exported["privateKey"] or b"", None)
     assert private.public_key().public_bytes(DER, SPKI) == exported["publicKey"]
     assert exported["secretKey"] is None
-    tsb_error(http.post("/v1/key/export/plain", json={"label": "no-such-key"}), 404, 650)
+    assert_tsb_error(http.post("/v1/key/export/plain", json={"label": "no-such-key"}), 650, 404)
+
+
+def test_deprecated_get_export_goes_through_the_same_gate(http: httpx.Client) -> None:
+    """``GET /v1/key/{keyName}/export/plain`` (deprecated by the TSB for the POST with a password)
+    answers what the POST answers, and refuses what it refuses; it carries no password."""
+    label = unique("get-exp")
+    assert http.post("/v1/key", json={"label": label, "algorithm": "AES", "keySize": 256,
+                                      "attributes": OPEN}).status_code == 201
+    response = http.get(f"/v1/key/{label}/export/plain")
+    assert response.status_code == 200, response.text
+    assert response.json() == http.post("/v1/key/export/plain", json={"label": label}).json()
+    secret = unb64(response.json()["secretKey"])
+    encrypted = http.post("/v1/encrypt", json={"encryptRequest": {
+        "payload": b64(b"exported by GET"), "encryptKeyName": label, "cipherAlgorithm": "AES_GCM"}}).json()
+    assert AESGCM(secret).decrypt(unb64(encrypted["initializationVector"]), unb64(encrypted["encryptedPayload"]),
+                                  None) == b"exported by GET"
+    sensitive = unique("get-noexp")
+    assert http.post("/v1/key", json={"label": sensitive, "algorithm": "AES", "keySize": 128,
+                                      "attributes": {**OPEN, "sensitive": True}}).status_code == 201
+    assert assert_tsb_error(http.get(f"/v1/key/{sensitive}/export/plain"), 701, 400)["message"].startswith(
+        "KEY_FUNCTION_NOT_PERMITTED")
+    guarded = unique("get-pw")
+    assert http.post("/v1/key", json={"label": guarded, "algorithm": "AES", "keySize": 128, "password": "pw",
+                                      "attributes": OPEN}).status_code == 201
+    assert_tsb_error(http.get(f"/v1/key/{guarded}/export/plain"), 620, 400)
+    assert_tsb_error(http.get("/v1/key/no-such-key/export/plain"), 650, 404)
+    assert_tsb_error(http.get("/v1/key/attestation-key/export/plain"), 614, 400)  # internal keys, as on every road
+    assert_tsb_error(http.get(f"/v1/key/{'k' * 300}/export/plain"), 610, 400)  # a name no key can have

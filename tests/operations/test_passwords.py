@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import unique
-from tests.operations.conftest import OPEN, b64, tsb_error
+from tests.helpers import assert_tsb_error, b64, unique
+from tests.operations.helpers import OPEN
 
 EC = {"algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7"}
 
@@ -35,21 +35,21 @@ def test_password_in_either_form_protects_every_operation(http: httpx.Client, gi
     for form in ("s3cret", list("s3cret")):
         assert sign(http, label, form).status_code == 200
     for wrong in (None, "", [], "S3cret", list("s3cre")):
-        body = tsb_error(sign(http, label, wrong), 400, 620)
+        body = assert_tsb_error(sign(http, label, wrong), 620, 400)
         assert body["reason"] == "res.error.key.password.mismatch"
     # attributes, verify, export, delete ask for it too
-    tsb_error(http.post("/v1/key/attributes", json={"label": label}), 400, 620)
+    assert_tsb_error(http.post("/v1/key/attributes", json={"label": label}), 620, 400)
     assert http.post("/v1/key/attributes", json={"label": label, "password": "s3cret"}).status_code == 200
-    tsb_error(http.get(f"/v1/key/{label}/attributes"), 400, 620)
+    assert_tsb_error(http.get(f"/v1/key/{label}/attributes"), 620, 400)
     verify = {"signKeyName": label, "signatureAlgorithm": "SHA256_WITH_ECDSA", "payload": b64(b"x"),
               "signature": sign(http, label, "s3cret").json()["signature"]}
-    tsb_error(http.post("/v1/verify", json={"verifySignatureRequest": verify}), 400, 620)
+    assert_tsb_error(http.post("/v1/verify", json={"verifySignatureRequest": verify}), 620, 400)
     assert http.post("/v1/verify", json={"verifySignatureRequest": {**verify, "masterKeyPassword": "s3cret"}}).json() \
         == {"signatureValid": True}
-    tsb_error(http.post("/v1/key/export/plain", json={"label": label, "password": "nope"}), 400, 620)
+    assert_tsb_error(http.post("/v1/key/export/plain", json={"label": label, "password": "nope"}), 620, 400)
     assert http.post("/v1/key/export/plain", json={"label": label, "password": "s3cret"}).status_code == 200
-    tsb_error(http.delete(f"/v1/key/{label}"), 400, 620)
-    tsb_error(http.post("/v1/key/deleteKey", json={"label": label}), 400, 620)
+    assert_tsb_error(http.delete(f"/v1/key/{label}"), 620, 400)
+    assert_tsb_error(http.post("/v1/key/deleteKey", json={"label": label}), 620, 400)
     assert http.post("/v1/key/deleteKey", json={"label": label, "password": list("s3cret")}).status_code == 200
     assert label not in http.get("/v1/key").json()
 
@@ -57,39 +57,40 @@ def test_password_in_either_form_protects_every_operation(http: httpx.Client, gi
 def test_password_on_cipher_wrap_hmac_and_certificates(http: httpx.Client) -> None:
     aes = create(http, "pw-aes", body={"algorithm": "AES", "keySize": 256})
     request = {"payload": b64(b"x"), "encryptKeyName": aes, "cipherAlgorithm": "AES_GCM"}
-    tsb_error(http.post("/v1/encrypt", json={"encryptRequest": request}), 400, 620)
+    assert_tsb_error(http.post("/v1/encrypt", json={"encryptRequest": request}), 620, 400)
     body = http.post("/v1/encrypt", json={"encryptRequest": {**request, "keyPassword": "pw-aes"}}).json()
     decrypt = {"encryptedPayload": body["encryptedPayload"], "decryptKeyName": aes, "cipherAlgorithm": "AES_GCM",
                "initializationVector": body["initializationVector"]}
-    tsb_error(http.post("/v1/synchronousDecrypt", json={"decryptRequest": decrypt}), 400, 620)
+    assert_tsb_error(http.post("/v1/synchronousDecrypt", json={"decryptRequest": decrypt}), 620, 400)
     assert http.post("/v1/synchronousDecrypt", json={"decryptRequest": {**decrypt, "keyPassword": "pw-aes"}}) \
         .status_code == 200
     target = create(http, None, body={"algorithm": "AES", "keySize": 128})
     wrap = {"keyToBeWrapped": target, "wrapKeyName": aes, "wrapMethod": "AES_WRAP"}
-    body = tsb_error(http.post("/v1/wrap", json={"wrapKeyRequest": wrap}), 400, 620)
+    body = assert_tsb_error(http.post("/v1/wrap", json={"wrapKeyRequest": wrap}), 620, 400)
     assert "wrapKeyPassword" in body["message"]
     assert http.post("/v1/wrap", json={"wrapKeyRequest": {**wrap, "wrapKeyPassword": "pw-aes"}}).status_code == 200
     # a password for a key that has none is wrong as well
-    tsb_error(http.post("/v1/wrap", json={"wrapKeyRequest": {**wrap, "wrapKeyPassword": "pw-aes",
-                                                             "keyToBeWrappedPassword": "x"}}), 400, 620)
+    assert_tsb_error(http.post("/v1/wrap", json={"wrapKeyRequest": {**wrap, "wrapKeyPassword": "pw-aes",
+                                                                    "keyToBeWrappedPassword": "x"}}), 620, 400)
     hmac_key = create(http, "pw-hmac", body={"algorithm": "HMACSHA256"})
-    tsb_error(http.post("/v1/synchronousHmac", json={"hmacRequest": {"keyName": hmac_key, "payload": b64(b"x")}}),
-              400, 620)
+    assert_tsb_error(
+        http.post("/v1/synchronousHmac", json={"hmacRequest": {"keyName": hmac_key, "payload": b64(b"x")}}),
+            620, 400)
     request = {"signKeyName": create(http, "pw-cert"), "validity": 1, "signatureAlgorithm": "SHA256_WITH_ECDSA",
                "commonName": "pw"}
-    tsb_error(http.post("/v1/certificate/synchronous/selfsign", json=request), 400, 620)
+    assert_tsb_error(http.post("/v1/certificate/synchronous/selfsign", json=request), 620, 400)
     assert http.post("/v1/certificate/synchronous/selfsign", json={**request, "keyPassword": "pw-cert"}) \
         .status_code == 200
     # a password for a key that does not exist: the missing key is what matters
-    tsb_error(sign(http, "no-such-key", "x"), 404, 650)
+    assert_tsb_error(sign(http, "no-such-key", "x"), 650, 404)
 
 
 def test_change_password(http: httpx.Client) -> None:
     label = create(http, "old")
     change = {"label": label, "password": "old", "newPassword": list("new")}
-    tsb_error(http.post("/v1/key/changePassword", json={**change, "password": "wrong"}), 400, 620)
+    assert_tsb_error(http.post("/v1/key/changePassword", json={**change, "password": "wrong"}), 620, 400)
     assert http.post("/v1/key/changePassword", json=change).status_code == 200
-    tsb_error(sign(http, label, "old"), 400, 620)
+    assert_tsb_error(sign(http, label, "old"), 620, 400)
     assert sign(http, label, "new").status_code == 200
     # an empty new password removes it
     assert http.post("/v1/key/changePassword", json={"label": label, "password": "new", "newPassword": None}) \
@@ -97,28 +98,31 @@ def test_change_password(http: httpx.Client) -> None:
     assert sign(http, label, None).status_code == 200
     # a key without password gets one
     assert http.post("/v1/key/changePassword", json={"label": label, "newPassword": "fresh"}).status_code == 200
-    tsb_error(sign(http, label, None), 400, 620)
+    assert_tsb_error(sign(http, label, None), 620, 400)
 
 
 def test_change_password_needs_a_modifiable_key(http: httpx.Client) -> None:
     label = create(http, "fixed", {**OPEN, "modifiable": False})
-    body = tsb_error(http.post("/v1/key/changePassword", json={"label": label, "password": "fixed",
-                                                               "newPassword": "other"}), 400, 701)
+    body = assert_tsb_error(http.post("/v1/key/changePassword", json={"label": label, "password": "fixed",
+                                                                      "newPassword": "other"}), 701, 400)
     assert body["message"].startswith("KEY_FUNCTION_NOT_PERMITTED") and "modifiable" in body["message"]
     assert sign(http, label, "fixed").status_code == 200
-    tsb_error(http.post("/v1/key/changePassword", json={"label": "no-such-key", "newPassword": "x"}), 404, 650)
+    assert_tsb_error(
+        http.post("/v1/key/changePassword", json={"label": "no-such-key", "newPassword": "x"}), 650, 404)
 
 
 def test_failed_creation_leaves_no_password_behind(http: httpx.Client) -> None:
     label = unique("pw-fail")
     response = http.post("/v1/key", json={"label": label, "algorithm": "RSA", "keySize": 1000, "password": "x",
                                           "attributes": OPEN})
-    tsb_error(response, 400, 603)
+    assert_tsb_error(response, 603, 400)
     create_response = http.post("/v1/key", json={"label": label, **EC, "attributes": OPEN})
     assert create_response.status_code == 201
     assert sign(http, label, None).status_code == 200
     # and creating over an existing key does not change that key's password
-    tsb_error(http.post("/v1/key", json={"label": label, **EC, "password": "intruder", "attributes": OPEN}), 400, 608)
+    assert_tsb_error(
+        http.post("/v1/key", json={"label": label, **EC, "password": "intruder", "attributes": OPEN}), 608, 400)
     assert sign(http, label, None).status_code == 200
-    tsb_error(http.post("/v1/key", json={"label": unique("pw"), **EC, "password": ["ab"], "attributes": OPEN}),
-              400, 600)
+    assert_tsb_error(
+        http.post("/v1/key", json={"label": unique("pw"), **EC, "password": ["ab"], "attributes": OPEN}),
+            600, 400)

@@ -14,8 +14,8 @@ from asn1crypto import cms, tsp
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from tests.conftest import LiveServer, soft_settings
-from tests.operations.conftest import b64, openssl, tsb_error, unb64
+from tests.helpers import LiveServer, assert_tsb_error, b64, soft_settings, unb64
+from tests.operations.helpers import openssl
 
 SIGN_ONLY = {"sign": True, "decrypt": False, "unwrap": False}
 
@@ -33,7 +33,7 @@ def stamp(http: httpx.Client, payload: bytes, hash_algorithm: str = "SHA256") ->
 
 
 def test_refused_without_a_configured_key(http: httpx.Client) -> None:
-    body = tsb_error(stamp(http, b"data"), 400, 300)
+    body = assert_tsb_error(stamp(http, b"data"), 300, 400)
     assert body["reason"] == "res.error.config.not.existent" and "HSMGATE_RFC_TIMESTAMP_KEY_NAME" in body["message"]
 
 
@@ -43,6 +43,7 @@ def test_refused_without_a_configured_key(http: httpx.Client) -> None:
     ({"algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7"}, "SHA-512"),
     ({"algorithm": "RSA", "keySize": 2048}, "sha1"),
 ], ids=["rsa-sha256", "p384-sha384", "p256-sha512", "rsa-sha1"])
+@pytest.mark.subprocess
 def test_token_verifies_with_openssl(tsa: httpx.Client, tmp_path: Path, key: dict[str, object],
                                      hash_algorithm: str) -> None:
     assert tsa.delete("/v1/key/tsa-key").status_code in (200, 404)
@@ -75,16 +76,16 @@ def test_token_verifies_with_openssl(tsa: httpx.Client, tmp_path: Path, key: dic
 
 
 def test_timestamp_errors(tsa: httpx.Client) -> None:
-    tsb_error(stamp(tsa, b"x", "MD5"), 400, 600)
+    assert_tsb_error(stamp(tsa, b"x", "MD5"), 600, 400)
     assert tsa.delete("/v1/key/tsa-key").status_code in (200, 404)
-    tsb_error(stamp(tsa, b"x"), 404, 650)
+    assert_tsb_error(stamp(tsa, b"x"), 650, 404)
     # a certificate without the timeStamping EKU is refused rather than used
     assert tsa.post("/v1/key", json={"label": "tsa-key", "algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7",
                                      "attributes": {**SIGN_ONLY, "destroyable": True}}).status_code == 201
     response = tsa.post("/v1/certificate/synchronous/selfsign", json={
         "signKeyName": "tsa-key", "validity": 1, "signatureAlgorithm": "SHA256_WITH_ECDSA", "commonName": "no eku"})
     assert response.status_code == 200
-    body = tsb_error(stamp(tsa, b"x"), 400, 402)
+    body = assert_tsb_error(stamp(tsa, b"x"), 402, 400)
     assert "timeStamping" in body["message"]
 
 

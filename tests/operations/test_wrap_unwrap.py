@@ -15,7 +15,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes, keywrap, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from tests.operations.conftest import CLOSED, OPEN, b64, create_key, export, tsb_error, unb64
+from tests.helpers import assert_tsb_error, b64, unb64
+from tests.operations.helpers import CLOSED, OPEN, create_key, export
 
 PRIVATE_BODIES = {
     "RSA": {"algorithm": "RSA", "keySize": 2048},
@@ -82,8 +83,9 @@ def test_rfc3394_refuses_a_key_that_is_not_a_multiple_of_8_bytes(http: httpx.Cli
                                                                    targets: dict[str, Any]) -> None:
     kek_label, kek_bytes = kek
     label, material = targets["HMACSHA1"]  # 20 bytes
-    body = tsb_error(wrap(http, label, kek_label, "AES_WRAP"), 400, 612)
-    assert "AES_WRAP_PAD" in body["message"] or "_PAD" in body["message"]
+    body = assert_tsb_error(wrap(http, label, kek_label, "AES_WRAP"), 612, 400)
+    assert body["message"] == ("AES key wrap (RFC 3394) needs a key of a multiple of 8 bytes, at least 16; "
+                               "this one has 20 bytes: use a _PAD wrap method")
     blob = wrapped(wrap(http, label, kek_label, "AES_WRAP_PAD"))
     assert keywrap.aes_key_unwrap_with_padding(kek_bytes, blob) == material["secretKey"]
 
@@ -121,14 +123,15 @@ def test_private_keys_travel_as_pkcs8(http: httpx.Client, kek: tuple[str, bytes]
 def test_suffix_must_name_the_wrapped_key_type(http: httpx.Client, kek: tuple[str, bytes],
                                                targets: dict[str, Any]) -> None:
     kek_label, _ = kek
-    body = tsb_error(wrap(http, targets["EC"][0], kek_label, "AES_WRAP_PAD_RSA"), 400, 613)
+    body = assert_tsb_error(wrap(http, targets["EC"][0], kek_label, "AES_WRAP_PAD_RSA"), 613, 400)
     assert "EC" in body["message"]
-    body = tsb_error(wrap(http, targets["EC"][0], kek_label, "AES_WRAP_PAD"), 400, 613)
+    body = assert_tsb_error(wrap(http, targets["EC"][0], kek_label, "AES_WRAP_PAD"), 613, 400)
     assert "AES_WRAP_PAD_EC" in body["message"]
-    tsb_error(wrap(http, targets["AES-256"][0], kek_label, "AES_WRAP_EC"), 400, 613)
+    assert_tsb_error(wrap(http, targets["AES-256"][0], kek_label, "AES_WRAP_EC"), 613, 400)
     # an EC blob unwrapped as RSA: the blob does not hold an RSA key
     blob = wrapped(wrap(http, targets["EC"][0], kek_label, "AES_WRAP_PAD_EC"))
-    tsb_error(unwrap(http, blob, f"{targets['EC'][0]}-as-rsa", kek_label, "AES_WRAP_PAD_RSA"), 400, 410)
+    assert_tsb_error(
+        unwrap(http, blob, f"{targets['EC'][0]}-as-rsa", kek_label, "AES_WRAP_PAD_RSA"), 410, 400)
 
 
 @pytest.mark.parametrize("method", ["RSA_WRAP_OAEP", "RSA_WRAP_PAD"])
@@ -145,7 +148,7 @@ def test_rsa_wrap_of_a_secret_key(http: httpx.Client, rsa_kek: tuple[str, Any], 
     assert response.json()["json"]["algorithm"] == "AES" and response.json()["json"]["keySize"] == 256
     assert export(http, f"{label}-{method}")["secretKey"] == material["secretKey"]
     # RSA methods carry secret keys only
-    tsb_error(wrap(http, targets["EC"][0], kek_label, method), 400, 613)
+    assert_tsb_error(wrap(http, targets["EC"][0], kek_label, method), 613, 400)
 
 
 def test_unwrapped_secret_key_keeps_its_algorithm(http: httpx.Client, kek: tuple[str, bytes],
@@ -169,22 +172,23 @@ def test_unwrapped_secret_key_keeps_its_algorithm(http: httpx.Client, kek: tuple
 def test_wrapping_honours_extractable_and_the_wrap_attributes(http: httpx.Client, kek: tuple[str, bytes]) -> None:
     kek_label, _ = kek
     locked = create_key(http, {"algorithm": "AES", "keySize": 256}, CLOSED)
-    body = tsb_error(wrap(http, locked, kek_label, "AES_WRAP"), 400, 701)
+    body = assert_tsb_error(wrap(http, locked, kek_label, "AES_WRAP"), 701, 400)
     assert body["message"].startswith("KEY_FUNCTION_NOT_PERMITTED") and "extractable" in body["message"]
     target = create_key(http, {"algorithm": "AES", "keySize": 128})
     no_wrap = create_key(http, {"algorithm": "AES", "keySize": 256}, {"sign": False, "decrypt": True, "unwrap": False})
-    tsb_error(wrap(http, target, no_wrap, "AES_WRAP"), 400, 701)
+    assert_tsb_error(wrap(http, target, no_wrap, "AES_WRAP"), 701, 400)
     blob = wrapped(wrap(http, target, kek_label, "AES_WRAP"))
-    tsb_error(unwrap(http, blob, f"{target}-x", no_wrap, "AES_WRAP"), 400, 701)
+    assert_tsb_error(unwrap(http, blob, f"{target}-x", no_wrap, "AES_WRAP"), 701, 400)
     # a damaged blob, a wrong key: 410
-    tsb_error(unwrap(http, blob[:-1] + bytes([blob[-1] ^ 1]), f"{target}-y", kek_label, "AES_WRAP"), 400, 410)
+    assert_tsb_error(
+        unwrap(http, blob[:-1] + bytes([blob[-1] ^ 1]), f"{target}-y", kek_label, "AES_WRAP"), 410, 400)
     other = create_key(http, {"algorithm": "AES", "keySize": 256})
-    tsb_error(unwrap(http, blob, f"{target}-z", other, "AES_WRAP"), 400, 410)
+    assert_tsb_error(unwrap(http, blob, f"{target}-z", other, "AES_WRAP"), 410, 400)
     # the new label must be free; the wrapping key must fit the method
-    tsb_error(unwrap(http, blob, target, kek_label, "AES_WRAP"), 400, 608)
-    tsb_error(wrap(http, target, kek_label, "RSA_WRAP_OAEP"), 400, 607)
-    tsb_error(unwrap(http, blob, f"{target}-w", kek_label, "AES_WRAP",
-                     {"sign": False, "decrypt": False, "unwrap": False}), 400, 606)
+    assert_tsb_error(unwrap(http, blob, target, kek_label, "AES_WRAP"), 608, 400)
+    assert_tsb_error(wrap(http, target, kek_label, "RSA_WRAP_OAEP"), 607, 400)
+    assert_tsb_error(unwrap(http, blob, f"{target}-w", kek_label, "AES_WRAP",
+                            {"sign": False, "decrypt": False, "unwrap": False}), 606, 400)
 
 
 def test_wrapped_key_is_base64(http: httpx.Client, kek: tuple[str, bytes], targets: dict[str, Any]) -> None:

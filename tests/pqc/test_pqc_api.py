@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -24,7 +23,7 @@ from pqcrypto import HashAlgorithm, InvalidSignatureError
 
 from hsmgate.domain.algorithms import PREHASH_WIRE_NAMES
 from hsmgate.hsm.base import PreHash
-from tests.conftest import unique
+from tests.helpers import unique
 from tests.pqc import slhdsa_ref
 from tests.pqc.test_softpq import parse_spki
 
@@ -63,12 +62,6 @@ def b64(data: bytes) -> str:
 def module_for(algorithm: str) -> Any:
     package = "pqcrypto.kem" if algorithm.startswith("ML-KEM") else "pqcrypto.sign"
     return importlib.import_module(f"{package}.{algorithm.lower().replace('-', '_')}")
-
-
-@pytest.fixture(scope="module")
-def http(soft_server: Any) -> Iterator[httpx.Client]:
-    with soft_server.client() as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +192,8 @@ def test_ml_dsa_m_signs_an_external_mu(http: httpx.Client, keys: dict[str, dict[
 # -- SLH-DSA ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("algorithm", SLH_DSA)
+@pytest.mark.parametrize("algorithm", [  # the small-signature ("s") sets sign in seconds: slow
+    pytest.param(name, marks=pytest.mark.slow) if name.endswith("s") else name for name in SLH_DSA])
 def test_slh_dsa_every_set(http: httpx.Client, keys: dict[str, dict[str, Any]], algorithm: str) -> None:
     """f sets: both names, with and without context; s sets (0.3–2 s per signature): one signature."""
     key, module = keys[algorithm], module_for(algorithm)
@@ -315,14 +309,30 @@ def test_kem_refusals(http: httpx.Client, keys: dict[str, dict[str, Any]]) -> No
     assert error(http.post("/v1/encapsulate", json={"publicKey": keys["ML-DSA-44"]["publicKey"]})) == (400, 613)
     assert error(http.post("/v1/encapsulate", json={"publicKey": b64(b"not a key")})) == (400, 600)
     assert error(http.post("/v1/encapsulate", json={})) == (400, 600)
-    # decapsulation returns the secret to the caller: it needs decrypt (or derive)
-    label = unique("kem-unwrap-only")
+    # a key with none of decrypt, derive, unwrap may not decapsulate
+    label = unique("kem-sign-only")
     created = http.post("/v1/key", json={"label": label, "algorithm": "ML-KEM-512", "attributes": {
-        "sign": False, "decrypt": False, "unwrap": True, "wrap": True}})
+        "sign": True, "decrypt": False, "unwrap": False, "derive": False}})
     assert created.status_code == 201, created.text
     ciphertext, _ = module_for("ML-KEM-512").encaps(parse_spki(base64.b64decode(created.json()["json"]["publicKey"]))[2])
     refused = decapsulate(http, label, ciphertext)
     assert error(refused) == (400, 701) and "KEY_FUNCTION_NOT_PERMITTED" in refused.json()["message"]
+
+
+@pytest.mark.parametrize("algorithm", ML_KEM)
+def test_decapsulation_with_the_go_clients_own_key_attributes(http: httpx.Client, algorithm: str) -> None:
+    """The TSB's Go client creates its ML-KEM keys with ``unwrap`` and ``wrap`` but not ``decrypt``
+    (``testPostQuantumWrapKeyAttributes``) and decapsulates with them: ``unwrap`` permits it."""
+    label = unique("kem-go-client")
+    created = http.post("/v1/key", json={"label": label, "algorithm": algorithm, "attributes": {
+        "decrypt": False, "encrypt": False, "destroyable": True, "extractable": True, "sign": False,
+        "unwrap": True, "verify": False, "wrap": True}, "policy": None})
+    assert created.status_code == 201, created.text
+    raw = parse_spki(base64.b64decode(created.json()["json"]["publicKey"]))[2]
+    ciphertext, shared = module_for(algorithm).encaps(raw)  # pqcrypto: an independent encapsulation
+    answer = decapsulate(http, label, ciphertext)
+    assert answer.status_code == 200, answer.text
+    assert base64.b64decode(answer.json()["sharedSecret"]) == shared
 
 
 def test_ml_kem_routes_are_documented(http: httpx.Client) -> None:

@@ -308,14 +308,16 @@ def test_pq_keys_survive_a_restart(token: tuple[SoftPartition, Database, bytes])
     assert reopened.decapsulate("kem", ciphertext) == shared
 
 
-def test_decapsulate_needs_decrypt_or_derive(token: tuple[SoftPartition, Database, bytes]) -> None:
+def test_decapsulate_needs_decrypt_derive_or_unwrap(token: tuple[SoftPartition, Database, bytes]) -> None:
     partition, _, _ = token
-    partition.generate("unwrap-only", KeySpec(KeyType.ML_KEM_768), KeyAttributes(unwrap=True))
-    partition.generate("derive", KeySpec(KeyType.ML_KEM_768), KeyAttributes(unwrap=True, derive=True))
-    ciphertext, shared = softpq.encapsulate(KeyType.ML_KEM_768, partition.get("derive").public_key or b"")
-    assert partition.decapsulate("derive", ciphertext) == shared
+    for label, attributes in (("unwrap-only", KeyAttributes(unwrap=True)), ("derive", KeyAttributes(derive=True)),
+                              ("decrypt", KeyAttributes(decrypt=True)), ("sign-only", KeyAttributes(sign=True))):
+        partition.generate(label, KeySpec(KeyType.ML_KEM_768), attributes)
+    for label in ("unwrap-only", "derive", "decrypt"):
+        ciphertext, shared = softpq.encapsulate(KeyType.ML_KEM_768, partition.get(label).public_key or b"")
+        assert partition.decapsulate(label, ciphertext) == shared
     with pytest.raises(OperationNotPermitted):
-        partition.decapsulate("unwrap-only", ciphertext)
+        partition.decapsulate("sign-only", ciphertext)
 
 
 def test_ml_kem_wraps_and_unwraps_every_kind_of_key(token: tuple[SoftPartition, Database, bytes]) -> None:

@@ -23,21 +23,17 @@ import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-import tests.conftest as live
+from hsmgate.app import create_app
 from hsmgate.domain.clock import ManualClock
 from hsmgate.domain.ska.approval_token import SignedApproval
 from hsmgate.settings import Settings
-from tests.conftest import LiveServer, soft_settings
+from tests.helpers import LiveServer, b64, soft_settings
 
 OPENSSL = shutil.which("openssl")
 SIGN_ATTRIBUTES = {"sign": True, "decrypt": False, "unwrap": False, "destroyable": True}
 SECP256K1 = "1.3.132.0.10"
 P256 = "1.2.840.10045.3.1.7"
 ED25519 = "1.3.101.112"
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def spki_of(public_key: Any) -> bytes:
@@ -48,12 +44,7 @@ class ClockServer(LiveServer):
     """A live server whose SKA clock the test controls (``create_app(settings, clock=…)``)."""
 
     def __init__(self, settings: Settings, clock: ManualClock) -> None:
-        original = live.create_app
-        live.create_app = lambda s: original(s, clock=clock)  # type: ignore[assignment]
-        try:
-            super().__init__(settings)
-        finally:
-            live.create_app = original  # type: ignore[assignment]
+        super().__init__(settings, app=create_app(settings, clock=clock))
         self.clock = clock
 
 
@@ -233,11 +224,3 @@ def wait_status(http: httpx.Client, request_id: str, expected: str, timeout: flo
             assert body["status"] == expected, body
             return body
         time.sleep(0.05)
-
-
-def assert_error(response: httpx.Response, http_status: int, code: int) -> dict[str, Any]:
-    assert response.status_code == http_status, response.text
-    body = dict(response.json())
-    assert body["errorCode"] == code, body
-    assert set(body) == {"errorCode", "reason", "message"}
-    return body

@@ -13,11 +13,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from hsmgate.domain.clock import ManualClock
-from tests.conftest import unique
+from tests.helpers import assert_tsb_error, b64, unique
 from tests.ska.helpers import (
     Approver,
-    assert_error,
-    b64,
     policy,
     rule,
     sign_request,
@@ -41,8 +39,8 @@ def test_children_of_an_ska_master_need_its_approvals(http: httpx.Client, clock:
     described = http.post("/v1/key/attributes", json={"label": child}).json()["json"]
     assert described["policy"]["ruleUse"] is not None
     assert described["addressTruncated"]["format"] == "BTC"
-    assert_error(http.post("/v1/synchronousSign", json={"signRequest": {
-        "payload": b64(b"pay"), "signKeyName": child, "signatureAlgorithm": "SHA256_WITH_ECDSA"}}), 400, 401)
+    assert_tsb_error(http.post("/v1/synchronousSign", json={"signRequest": {
+        "payload": b64(b"pay"), "signKeyName": child, "signatureAlgorithm": "SHA256_WITH_ECDSA"}}), 401, 400)
     request_id = sign_request(http, child, b"pay")
     task = tasks(http, approver, clock, requestId=request_id)[0]
     assert http.post("/v1/approval", json=approver.send_approval(task)).status_code == 200

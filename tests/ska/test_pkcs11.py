@@ -7,18 +7,17 @@ import base64
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr
 
 from hsmgate.domain.clock import ManualClock
 from hsmgate.domain.ska.approval_token import ApprovalToBeSigned, Operation
-from tests.conftest import soft_settings, unique
+from tests.helpers import assert_tsb_error, b64, soft_settings, unique
 from tests.ska.helpers import (
     Approver,
     approve,
-    assert_error,
-    b64,
     clock_server,
     create_key,
     policy,
@@ -29,6 +28,8 @@ from tests.ska.helpers import (
     token,
 )
 from tests.softhsm import SoftHsmToken
+
+pytestmark = pytest.mark.pkcs11
 
 pytest_plugins = ["tests.softhsm_fixtures"]  # one SoftHSM2 directory per test session (SOFTHSM2_CONF)
 
@@ -61,11 +62,11 @@ def test_round_trip_on_softhsm(tmp_path: Path, softhsm_factory: Callable[[str], 
         public.verify(base64.b64decode(done["result"]), b"Some Payload", ec.ECDSA(hashes.SHA256()))
 
         sync = {"signRequest": {"payload": b64(b"x"), "signKeyName": label, "signatureAlgorithm": "SHA256_WITH_ECDSA"}}
-        assert_error(http.post("/v1/synchronousSign", json=sync), 400, 401)
+        assert_tsb_error(http.post("/v1/synchronousSign", json=sync), 401, 400)
         block_token = ApprovalToBeSigned.time_less(Operation.BLOCK, label.encode()).encode()
         assert http.post("/v1/synchronousBlock", json={"blockRequest": {
             "blockKeyName": label, "signedApprovals": [officer.signed_approval(block_token)]}}).status_code == 200
-        assert_error(http.post("/v1/sign", json=sync), 400, 614)
+        assert_tsb_error(http.post("/v1/sign", json=sync), 614, 400)
         blocked_id = http.post("/v1/unblock", json={"unblockRequest": {"unblockKeyName": label}}).json()
         unblock_id = blocked_id["unblockKeyRequestId"]
         assert approve(http, officer, server.clock, unblock_id, kind="UnblockKey").status_code == 200

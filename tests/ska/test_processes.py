@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from hsmgate.domain.clock import ManualClock
-from tests.conftest import soft_settings, unique
+from tests.helpers import soft_settings, unique
 from tests.ska.helpers import (
     Approver,
     approve,
@@ -59,6 +59,8 @@ def test_pending_requests_survive_a_restart(tmp_path: Path) -> None:
         _verify(key["json"]["publicKey"], status(http, pending)["result"], b"second")
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 @pytest.mark.parametrize("requests_count", [10])
 def test_two_processes_execute_each_request_exactly_once(tmp_path: Path, requests_count: int) -> None:
     approver = Approver("ed25519")

@@ -14,10 +14,11 @@ import pytest
 from hsmgate.store.database import Database
 from hsmgate.store.models import SkaRequestRow, SkaTaskRow
 from hsmgate.store.requests import LIVE, RequestRepository, SortOrder, TaskState
+from tests.helpers import DATABASES
 from tests.postgres import fresh_database
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=DATABASES)
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     if request.param == "sqlite":
         db = Database(f"sqlite:///{tmp_path / 'state.db'}")

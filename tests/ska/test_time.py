@@ -12,11 +12,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from hsmgate.domain.clock import ManualClock
 from hsmgate.domain.ska.approval_token import ApprovalToBeSigned
-from tests.conftest import unique
+from tests.helpers import assert_tsb_error, unique
 from tests.ska.helpers import (
     Approver,
     approve,
-    assert_error,
     create_key,
     policy,
     rule,
@@ -57,7 +56,7 @@ def test_timeout_expires_the_request(http: httpx.Client, clock: ManualClock) -> 
     expired = wait_status(http, request_id, "EXPIRED")
     assert expired["approvedBy"] == [one.b64] and expired["result"] is None
     assert tasks(http, two, clock, requestId=request_id) == []
-    assert_error(http.post("/v1/approval", json=two.send_approval(late_task)), 404, 652)
+    assert_tsb_error(http.post("/v1/approval", json=two.send_approval(late_task)), 652, 404)
 
 
 def test_fulfilled_before_timelock_but_past_timeout_expires(http: httpx.Client, clock: ManualClock) -> None:

@@ -13,18 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from hsmgate.domain.clock import ManualClock
-from tests.conftest import unique
-from tests.ska.helpers import (
-    Approver,
-    assert_error,
-    b64,
-    clock_server,
-    create_key,
-    policy,
-    rule,
-    sign_request,
-    token,
-)
+from tests.helpers import assert_tsb_error, b64, unique
+from tests.ska.helpers import Approver, clock_server, create_key, policy, rule, sign_request, token
 
 
 def _certificate(key: ec.EllipticCurvePrivateKey, name: str) -> bytes:
@@ -61,5 +51,7 @@ def test_timestamp_signer(tmp_path: Path) -> None:
         assert sorted(t["approverPublicKey"] for t in everyone.json()["tasks"]) == sorted([one.b64, two.b64])  # type: ignore[attr-defined]
         only_two = fetch(signer_key, signer, approverPublicKey=two.b64).json()["tasks"]  # type: ignore[attr-defined]
         assert [t["approverPublicKey"] for t in only_two] == [two.b64]
-        assert_error(fetch(other_key, _certificate(other_key, "intruder")), 400, 405)  # type: ignore[arg-type]
-        assert_error(fetch(other_key, signer), 400, 403)  # type: ignore[arg-type]  # not the certificate's key
+        assert_tsb_error(
+            fetch(other_key, _certificate(other_key, "intruder")), 405, 400)  # type: ignore[arg-type]
+        assert_tsb_error(
+            fetch(other_key, signer), 403, 400)  # type: ignore[arg-type]  # not the certificate's key

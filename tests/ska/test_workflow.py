@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from hsmgate.domain.clock import ManualClock
 from hsmgate.domain.ska.approval_token import ApprovalToBeSigned, HsmTimestamp, Operation, Tag
 from hsmgate.domain.ska.policy import Policy, binary_policy
-from tests.conftest import unique
+from tests.helpers import assert_tsb_error, b64, unique
 from tests.ska.helpers import (
     ED25519,
     OPENSSL,
@@ -27,8 +27,6 @@ from tests.ska.helpers import (
     Approver,
     OpenSslApprover,
     approve,
-    assert_error,
-    b64,
     create_key,
     policy,
     rule,
@@ -113,6 +111,7 @@ def test_round_trip_with_each_approver_key_type(http: httpx.Client, clock: Manua
     assert tasks(http, approver, clock, requestId=request_id) == []  # approved: no longer listed
 
 
+@pytest.mark.subprocess
 @pytest.mark.skipif(OPENSSL is None, reason="needs the OpenSSL CLI")
 def test_approver_driven_only_by_the_openssl_cli(http: httpx.Client, clock: ManualClock, tmp_path: Path) -> None:
     approver = OpenSslApprover(tmp_path)
@@ -211,24 +210,25 @@ def test_replayed_and_foreign_approvals_are_refused(http: httpx.Client, clock: M
     old_approval = one.send_approval(task_one_first)
     assert http.post("/v1/approval", json=old_approval).status_code == 200
     # the same approval again: an approver counts once
-    assert_error(http.post("/v1/approval", json=old_approval), 400, 615)
+    assert_tsb_error(http.post("/v1/approval", json=old_approval), 615, 400)
     assert status(http, first)["status"] == "PENDING"
 
     # the first request's (valid) approval presented for the second request's task
     task_one_second = task_of(http, one, clock, second)
     foreign = {**old_approval, "id": task_one_second["id"]}
-    assert_error(http.post("/v1/approval", json=foreign), 400, 403)
+    assert_tsb_error(http.post("/v1/approval", json=foreign), 403, 400)
     # a signature over another token with this request's token
     forged = {**one.send_approval(task_one_second), "signature": old_approval["signature"]}
-    assert_error(http.post("/v1/approval", json=forged), 400, 403)
+    assert_tsb_error(http.post("/v1/approval", json=forged), 403, 400)
     # another approver's task, and an approver who is not in the policy
-    assert_error(http.post("/v1/approval", json={**two.send_approval(task_one_second)}), 403, 415)
-    assert_error(http.post("/v1/approval", json=stranger.send_approval(task_one_second)), 403, 415)
+    assert_tsb_error(http.post("/v1/approval", json={**two.send_approval(task_one_second)}), 415, 403)
+    assert_tsb_error(http.post("/v1/approval", json=stranger.send_approval(task_one_second)), 415, 403)
     assert tasks(http, stranger, clock, requestId=second) == []
     # wrong digest for the key type, unknown task
-    assert_error(http.post("/v1/approval", json={**one.send_approval(task_one_second),
-                                                 "approvalDigestAlgorithm": "MD5"}), 400, 600)
-    assert_error(http.post("/v1/approval", json={**one.send_approval(task_one_second), "id": "nope"}), 404, 652)
+    assert_tsb_error(http.post("/v1/approval", json={**one.send_approval(task_one_second),
+                                                     "approvalDigestAlgorithm": "MD5"}), 600, 400)
+    assert_tsb_error(
+        http.post("/v1/approval", json={**one.send_approval(task_one_second), "id": "nope"}), 652, 404)
     assert status(http, second)["approvedBy"] == []
 
 
@@ -237,18 +237,19 @@ def test_task_fetch_authentication(http: httpx.Client, clock: ManualClock,
     approver = approvers["ec"][0]
     auth = approver.authentication(clock.now())
     bad_signature = {**auth, "timestampSignature": approvers["ec"][1].authentication(clock.now())["timestampSignature"]}
-    assert_error(http.post("/v1/filteredSignApprovalTask", json=bad_signature), 400, 403)
+    assert_tsb_error(http.post("/v1/filteredSignApprovalTask", json=bad_signature), 403, 400)
     import datetime as dt
 
     stale = approver.authentication(clock.now() - dt.timedelta(seconds=601))
-    assert_error(http.post("/v1/filteredSignApprovalTask", json=stale), 400, 404)
+    assert_tsb_error(http.post("/v1/filteredSignApprovalTask", json=stale), 404, 400)
     future = approver.authentication(clock.now() + dt.timedelta(seconds=5))
-    assert_error(http.post("/v1/filteredSignApprovalTask", json=future), 400, 404)
-    assert_error(http.post("/v1/filteredSignApprovalTask", json={**auth, "timestamp": "yesterday"}), 400, 600)
+    assert_tsb_error(http.post("/v1/filteredSignApprovalTask", json=future), 404, 400)
+    assert_tsb_error(
+        http.post("/v1/filteredSignApprovalTask", json={**auth, "timestamp": "yesterday"}), 600, 400)
     no_approver = {k: v for k, v in auth.items() if k != "approverPublicKey"}
-    assert_error(http.post("/v1/filteredSignApprovalTask", json=no_approver), 400, 600)
-    assert_error(http.post("/v1/filteredSignApprovalTask",
-                           json={**auth, "timestampSigningCertificate": b64(b"\x30\x00")}), 400, 405)
+    assert_tsb_error(http.post("/v1/filteredSignApprovalTask", json=no_approver), 600, 400)
+    assert_tsb_error(http.post("/v1/filteredSignApprovalTask",
+                               json={**auth, "timestampSigningCertificate": b64(b"\x30\x00")}), 405, 400)
     ok = http.post("/v1/filteredSignApprovalTask", json={**approver.authentication(clock.now()), "paging": {
         "pageNumber": 0, "pageSize": 1, "sortOrder": "CREATION_DATE_ASC"}})
     assert ok.status_code == 200, ok.text
@@ -319,8 +320,9 @@ def test_paging_and_sort_orders(http: httpx.Client, clock: ManualClock) -> None:
         seen += page(0, 1, "LAST_FETCHED_DATE_ASC")
     assert sorted(seen) == sorted(order)
     assert page(0, 1, "LAST_FETCHED_DATE_DESC") == [seen[-1]]
-    assert_error(http.post("/v1/filteredSignApprovalTask", json={**approver.authentication(clock.now()), "paging": {
-        "pageNumber": 0, "pageSize": 0}}), 400, 600)
+    assert_tsb_error(
+        http.post("/v1/filteredSignApprovalTask", json={**approver.authentication(clock.now()), "paging": {
+            "pageNumber": 0, "pageSize": 0}}), 600, 400)
 
 
 # -- rejection, cancellation, key deletion ---------------------------------------------------------------
@@ -341,9 +343,10 @@ def test_reject_through_task(http: httpx.Client, clock: ManualClock, method: str
     assert tasks(http, two, clock, requestId=request_id) == []
     # someone else's task, an unknown task
     other = sign_request(http, label)
-    assert_error(http.request(method, "/v1/task", json={**two.authentication(clock.now()),
-                                                        "id": task_of(http, one, clock, other)["id"]}), 403, 415)
-    assert_error(http.request(method, "/v1/task", json={**one.authentication(clock.now()), "id": "x"}), 404, 652)
+    assert_tsb_error(http.request(method, "/v1/task", json={**two.authentication(clock.now()),
+                                                            "id": task_of(http, one, clock, other)["id"]}), 415, 403)
+    assert_tsb_error(
+        http.request(method, "/v1/task", json={**one.authentication(clock.now()), "id": "x"}), 652, 404)
 
 
 def test_cancel_request(http: httpx.Client, clock: ManualClock) -> None:
@@ -356,12 +359,12 @@ def test_cancel_request(http: httpx.Client, clock: ManualClock) -> None:
     assert status(http, request_id)["status"] == "CANCELLED"
     assert http.delete(f"/v1/request/{request_id}").status_code == 200  # idempotent
     assert tasks(http, approver, clock, requestId=request_id) == []
-    assert_error(http.post("/v1/approval", json=approver.send_approval(task)), 404, 652)
-    assert_error(http.get("/v1/request/6947856a-e3a1-44cf-bb99-bbd2995642ca"), 404, 651)
-    assert_error(http.delete("/v1/request/6947856a-e3a1-44cf-bb99-bbd2995642ca"), 404, 651)
+    assert_tsb_error(http.post("/v1/approval", json=approver.send_approval(task)), 652, 404)
+    assert_tsb_error(http.get("/v1/request/6947856a-e3a1-44cf-bb99-bbd2995642ca"), 651, 404)
+    assert_tsb_error(http.delete("/v1/request/6947856a-e3a1-44cf-bb99-bbd2995642ca"), 651, 404)
     listed = http.post("/v1/filteredRequests", json={"requestStatusList": ["CANCELLED"]}).json()["requests"]
     assert request_id in [r["id"] for r in listed] and all(r["status"] == "CANCELLED" for r in listed)
-    assert_error(http.post("/v1/filteredRequests", json={"requestStatusList": ["NOPE"]}), 400, 600)
+    assert_tsb_error(http.post("/v1/filteredRequests", json={"requestStatusList": ["NOPE"]}), 600, 400)
 
 
 def test_deleting_the_key_cancels_its_requests(http: httpx.Client, clock: ManualClock) -> None:
@@ -373,14 +376,17 @@ def test_deleting_the_key_cancels_its_requests(http: httpx.Client, clock: Manual
     assert status(http, first)["status"] == status(http, second)["status"] == "CANCELLED"
 
 
-def test_finished_request_cannot_be_cancelled(http: httpx.Client) -> None:
+def test_an_executed_request_is_not_cancelled_but_its_result_is_erased(http: httpx.Client) -> None:
+    """DELETE of an EXECUTED request: it stays EXECUTED, its result is gone (domain/ska/results.py)."""
     label = unique("plain")
     key = create_key(http, label, None)
     request_id = sign_request(http, label)
     done = status(http, request_id)  # a key without policy executes at once
     assert done["status"] == "EXECUTED" and done["approvedBy"] == [] and done["notYetApprovedBy"] == []
     verify(key, done["result"])
-    assert_error(http.delete(f"/v1/request/{request_id}"), 400, 600)
+    assert http.delete(f"/v1/request/{request_id}").status_code == 200
+    erased = status(http, request_id)
+    assert erased["status"] == "EXECUTED" and erased["result"] is None
 
 
 # -- keys: creation rules, empty policies ----------------------------------------------------------------
@@ -406,18 +412,21 @@ def test_ska_key_rules(http: httpx.Client, approvers: dict[str, list[Approver]])
         return http.post("/v1/key", json={"label": unique("rules"), "attributes": dict(
             {"sign": True, "decrypt": False, "unwrap": False}, **body.pop("attributes", {})), **body})
 
-    assert_error(create(algorithm="AES", keySize=256, policy=key_policy), 400, 613)
-    assert_error(create(algorithm="EC", curveOid=SECP256K1, policy=key_policy, attributes={"extractable": True}),
-                 400, 606)
-    assert_error(create(algorithm="EC", curveOid=SECP256K1, policy=key_policy, addressFormat={"format": "XLM"}),
-                 400, 605)
-    assert_error(create(algorithm="EC", curveOid="1.2.840.10045.3.1.7", policy=key_policy,
-                        addressFormat={"format": "ETH"}), 400, 613)
-    assert_error(create(algorithm="EC", curveOid=SECP256K1, addressFormat={"format": "ETH"}), 400, 630)
+    assert_tsb_error(create(algorithm="AES", keySize=256, policy=key_policy), 613, 400)
+    assert_tsb_error(
+        create(algorithm="EC", curveOid=SECP256K1, policy=key_policy, attributes={"extractable": True}),
+            606, 400)
+    assert_tsb_error(
+        create(algorithm="EC", curveOid=SECP256K1, policy=key_policy, addressFormat={"format": "XLM"}),
+            605, 400)
+    assert_tsb_error(create(algorithm="EC", curveOid="1.2.840.10045.3.1.7", policy=key_policy,
+                            addressFormat={"format": "ETH"}), 613, 400)
+    assert_tsb_error(create(algorithm="EC", curveOid=SECP256K1, addressFormat={"format": "ETH"}), 630, 400)
     bad = policy(rule(token((1, [approver]), timelock=61)))
-    assert "full minutes" in assert_error(create(algorithm="EC", curveOid=SECP256K1, policy=bad), 400, 600)["message"]
-    assert_error(create(algorithm="EC", curveOid=SECP256K1, policy={"ruleUse": None}), 400, 600)
-    assert_error(create(algorithm="EC", curveOid=SECP256K1, policy=policy(blocked=True)), 400, 600)
+    assert "full minutes" in assert_tsb_error(
+        create(algorithm="EC", curveOid=SECP256K1, policy=bad), 600, 400)["message"]
+    assert_tsb_error(create(algorithm="EC", curveOid=SECP256K1, policy={"ruleUse": None}), 600, 400)
+    assert_tsb_error(create(algorithm="EC", curveOid=SECP256K1, policy=policy(blocked=True)), 600, 400)
 
 
 @pytest.mark.parametrize("address_format", ["ETH", "BTC"])
@@ -434,9 +443,19 @@ def test_addresses(http: httpx.Client, address_format: str) -> None:
     assert key["json"]["addressTruncated"] == {"address": expected.hex().upper(), "format": address_format}
     assert f'<address_truncated format="{address_format}">{expected.hex().upper()}</address_truncated>' in key["xml"]
     assert http.post("/v1/key/address", json={"label": label}).json()["address"] == b64(expected)
+    deprecated = http.get(f"/v1/key/{label}/address")  # the deprecated form (no password)
+    assert deprecated.status_code == 200 and deprecated.json()["address"] == b64(expected)
     plain = unique("plain")
     create_key(http, plain, None, curve=SECP256K1)
-    assert_error(http.post("/v1/key/address", json={"label": plain}), 400, 630)
+    assert_tsb_error(http.post("/v1/key/address", json={"label": plain}), 630, 400)
+    assert_tsb_error(http.get(f"/v1/key/{plain}/address"), 630, 400)
+    assert_tsb_error(http.get(f"/v1/key/{unique('missing')}/address"), 650, 404)
+    # a 300-character label: no key can have it (610); the path parameter admits 640 for derivation paths
+    assert_tsb_error(http.get(f"/v1/key/{'k' * 300}/address"), 610, 400)
+    guarded = unique(f"ska-{address_format}-pw")
+    create_key(http, guarded, policy(), curve=SECP256K1, addressFormat={"format": address_format}, password="pw")
+    assert_tsb_error(http.get(f"/v1/key/{guarded}/address"), 620, 400)  # a password cannot travel in a GET
+    assert http.post("/v1/key/address", json={"label": guarded, "password": "pw"}).status_code == 200
 
 
 def test_policy_in_attestation(http: httpx.Client, approvers: dict[str, list[Approver]]) -> None:
@@ -480,8 +499,8 @@ def test_block_unblock_and_modify(http: httpx.Client, clock: ManualClock,
 
     # a blocked key refuses every use: synchronous, asynchronous, and the pending approved request
     sync = {"signRequest": {"payload": b64(PAYLOAD), "signKeyName": label, "signatureAlgorithm": "SHA256_WITH_ECDSA"}}
-    assert_error(http.post("/v1/synchronousSign", json=sync), 400, 614)
-    assert_error(http.post("/v1/sign", json=sync), 400, 614)
+    assert_tsb_error(http.post("/v1/synchronousSign", json=sync), 614, 400)
+    assert_tsb_error(http.post("/v1/sign", json=sync), 614, 400)
     assert approve(http, user, clock, pending_sign).status_code == 200
     failed = status(http, pending_sign)
     assert failed["status"] == "FAILED" and failed["result"] is None
@@ -490,8 +509,9 @@ def test_block_unblock_and_modify(http: httpx.Client, clock: ManualClock,
     unblock_token = ApprovalToBeSigned.time_less(Operation.UNBLOCK, label.encode()).encode()
     wrong = http.post("/v1/synchronousUnblock", json={"unblockRequest": {
         "unblockKeyName": label, "signedApprovals": [user.signed_approval(unblock_token)]}})
-    assert_error(wrong, 400, 401)  # not an approver of ruleUnblock
-    assert_error(http.post("/v1/synchronousUnblock", json={"unblockRequest": {"unblockKeyName": label}}), 400, 401)
+    assert_tsb_error(wrong, 401, 400)  # not an approver of ruleUnblock
+    assert_tsb_error(
+        http.post("/v1/synchronousUnblock", json={"unblockRequest": {"unblockKeyName": label}}), 401, 400)
     done = http.post("/v1/synchronousUnblock", json={"unblockRequest": {
         "unblockKeyName": label, "signedApprovals": [officer.signed_approval(unblock_token)]}})
     assert done.status_code == 200, done.text
@@ -536,12 +556,56 @@ def test_block_unblock_and_modify(http: httpx.Client, clock: ManualClock,
         "tokens"][0]["groups"][0]["approvals"][0]["value"] == user.b64
 
 
+@pytest.mark.parametrize("unblock_rule", [{"tokens": []}, None], ids=["empty-tokens", "null"])
+@pytest.mark.parametrize("unblock_path", ["/v1/synchronousUnblock", "/v1/unblock"])
+def test_a_blocked_key_whose_unblock_rule_is_empty_stays_readable_and_unblockable(
+        http: httpx.Client, unblock_rule: dict[str, Any] | None, unblock_path: str) -> None:
+    """An empty (or null) ruleUnblock means "unblocking needs no approvals" (reference §6.1), so
+    blocking such a key is allowed and the key is never stuck: it stays readable while blocked, and
+    unblocking needs no approvals. (The creation rule "a key created blocked needs a ruleUnblock"
+    applies to the creation request only, not to a policy read back from storage.)"""
+    label = unique("ska-easy-unblock")
+    key = create_key(http, label, {"ruleUse": None, "ruleBlock": None, "ruleUnblock": unblock_rule,
+                                   "ruleModify": None, "keyStatus": {"blocked": False}})
+    blocked = http.post("/v1/synchronousBlock", json={"blockRequest": {"blockKeyName": label}})
+    assert blocked.status_code == 200, blocked.text
+    described = http.post("/v1/key/attributes", json={"label": label})
+    assert described.status_code == 200, described.text
+    assert described.json()["json"]["policy"]["keyStatus"] == {"blocked": True}
+    assert described.json()["json"]["policy"]["ruleUnblock"] == unblock_rule
+    assert http.get(f"/v1/key/{label}/attributes").status_code == 200
+    sync = {"signRequest": {"payload": b64(PAYLOAD), "signKeyName": label, "signatureAlgorithm": "SHA256_WITH_ECDSA"}}
+    assert_tsb_error(http.post("/v1/synchronousSign", json=sync), 614, 400)  # blocked: refused, not broken
+
+    envelope = {"unblockRequest": {"unblockKeyName": label}}
+    unblocked = http.post(unblock_path, json=envelope)
+    assert unblocked.status_code in (200, 201), unblocked.text
+    if unblock_path == "/v1/unblock":  # no approvals needed: executed at once
+        assert status(http, unblocked.json()["unblockKeyRequestId"])["status"] == "EXECUTED"
+    assert http.post("/v1/key/attributes", json={"label": label}).json()["json"]["policy"]["keyStatus"] == {
+        "blocked": False}
+    signed = http.post("/v1/synchronousSign", json=sync)
+    assert signed.status_code == 200, signed.text
+    verify(key, signed.json()["signature"])
+
+
+def test_a_key_created_blocked_still_needs_a_rule_to_unblock_it(http: httpx.Client) -> None:
+    response = http.post("/v1/key", json={
+        "label": unique("ska-born-blocked"), "algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7",
+        "attributes": {"sign": True, "decrypt": False, "unwrap": False},
+        "policy": {"ruleUse": None, "ruleBlock": None, "ruleUnblock": {"tokens": []}, "ruleModify": None,
+                   "keyStatus": {"blocked": True}}})
+    assert_tsb_error(response, 600, 400)
+
+
 def test_management_of_a_key_without_policy_is_refused(http: httpx.Client) -> None:
     label = unique("plain")
     create_key(http, label, None)
-    assert_error(http.post("/v1/block", json={"blockRequest": {"blockKeyName": label}}), 400, 614)
-    assert_error(http.post("/v1/synchronousBlock", json={"blockRequest": {"blockKeyName": label}}), 400, 614)
-    assert_error(http.post("/v1/block", json={"blockRequest": {"blockKeyName": unique("missing")}}), 404, 650)
+    assert_tsb_error(http.post("/v1/block", json={"blockRequest": {"blockKeyName": label}}), 614, 400)
+    assert_tsb_error(
+        http.post("/v1/synchronousBlock", json={"blockRequest": {"blockKeyName": label}}), 614, 400)
+    assert_tsb_error(
+        http.post("/v1/block", json={"blockRequest": {"blockKeyName": unique("missing")}}), 650, 404)
 
 
 # -- synchronous operations with signedApprovals -----------------------------------------------------------
@@ -558,12 +622,13 @@ def test_synchronous_sign_with_signed_approvals(http: httpx.Client, approvers: d
             "payload": b64(payload), "signKeyName": label, "signatureAlgorithm": "SHA256_WITH_ECDSA",
             "signedApprovals": approvals}})
 
-    assert_error(sign(None), 400, 401)
-    assert_error(sign([one.signed_approval(challenge)]), 400, 401)  # 1 of 2
-    assert_error(sign([one.signed_approval(challenge), one.signed_approval(challenge)]), 400, 401)  # once
-    assert_error(sign([one.signed_approval(challenge), stranger.signed_approval(challenge)]), 400, 401)
-    assert_error(sign([one.signed_approval(challenge), two.signed_approval(challenge)], b"other"), 400, 403)
-    assert_error(sign([b64(b"garbage")]), 400, 600)
+    assert_tsb_error(sign(None), 401, 400)
+    assert_tsb_error(sign([one.signed_approval(challenge)]), 401, 400)  # 1 of 2
+    assert_tsb_error(sign([one.signed_approval(challenge), one.signed_approval(challenge)]), 401, 400)  # once
+    assert_tsb_error(sign([one.signed_approval(challenge), stranger.signed_approval(challenge)]), 401, 400)
+    assert_tsb_error(
+        sign([one.signed_approval(challenge), two.signed_approval(challenge)], b"other"), 403, 400)
+    assert_tsb_error(sign([b64(b"garbage")]), 600, 400)
     response = sign([one.signed_approval(challenge), two.signed_approval(challenge)])
     assert response.status_code == 200, response.text
     verify(key, response.json()["signature"])
@@ -612,7 +677,7 @@ def test_synchronous_sign_with_a_timed_approval_from_a_task(http: httpx.Client, 
     refused = http.post("/v1/synchronousSign", json={"signRequest": {
         "payload": b64(PAYLOAD), "signKeyName": label, "signatureAlgorithm": "SHA256_WITH_ECDSA",
         "signedApprovals": [approver.signed_approval(forged)]}})
-    assert_error(refused, 400, 403)
+    assert_tsb_error(refused, 403, 400)
 
 
 # -- decrypt and certificates -------------------------------------------------------------------------------
@@ -630,7 +695,7 @@ def test_asynchronous_decrypt(http: httpx.Client, clock: ManualClock) -> None:
     ciphertext = rsa_key.encrypt(secret, padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None))
     body = {"decryptRequest": {"encryptedPayload": b64(ciphertext), "decryptKeyName": label,
                                "cipherAlgorithm": "RSA_PADDING_OAEP_WITH_SHA256"}}
-    assert_error(http.post("/v1/synchronousDecrypt", json=body), 400, 401)
+    assert_tsb_error(http.post("/v1/synchronousDecrypt", json=body), 401, 400)
     created = http.post("/v1/decrypt", json=body)
     assert created.status_code == 201 and set(created.json()) == {"decryptRequestId"}, created.text
     request_id = created.json()["decryptRequestId"]

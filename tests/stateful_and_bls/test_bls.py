@@ -9,10 +9,13 @@ import base64
 
 import httpx
 import milagro_bls_binding as milagro
+import pytest
 from asn1crypto import core
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
-from tests.conftest import unique
+from tests.helpers import unique
+
+pytestmark = pytest.mark.slow  # py-ecc is pure Python: ~0.2 s per signature, ~0.7 s per verification
 
 PAYLOAD = base64.b64encode(b"go-client-test-payload").decode()
 BLS_OID = "1.3.6.1.4.1.44668.5.3.1.1"

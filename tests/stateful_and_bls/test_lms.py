@@ -11,7 +11,7 @@ import httpx
 import pytest
 from asn1crypto import core
 
-from tests.conftest import unique
+from tests.helpers import unique
 
 PAYLOAD = "U29tZVBheWxvYWQ="
 LMS_ATTRIBUTES = {"sign": True, "decrypt": False, "unwrap": False, "extractable": False, "modifiable": True,

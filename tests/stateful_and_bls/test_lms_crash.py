@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import hsslms
+import pytest
 from asn1crypto import core
 
 from hsmgate.hsm.base import KeyAttributes, KeySpec, KeyType
@@ -27,6 +28,8 @@ from hsmgate.hsm.soft import SoftPartition
 from hsmgate.store.database import Database
 from hsmgate.store.soft_keys import SoftKeyRepository
 from tests.stateful_and_bls.lms_worker import PARTITION
+
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 150.0

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from hsmgate.store.database import Database
+from tests.helpers import DATABASES
 from tests.postgres import fresh_database
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database of each kind: a SQLite file, or a new PostgreSQL database dropped afterwards."""
     if request.param == "sqlite":

@@ -188,6 +188,7 @@ def test_sqlite_a_replaced_quick_connection_reads_the_generation_again(tmp_path:
         reader.dispose()
 
 
+@pytest.mark.postgres
 def test_postgresql_the_listener_recovers_after_losing_its_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(key_generation, "RETRY_FIRST", 0.3)  # a window long enough to observe
     with fresh_database() as url:
@@ -213,6 +214,7 @@ def test_postgresql_the_listener_recovers_after_losing_its_connection(monkeypatc
             reader.dispose()
 
 
+@pytest.mark.postgres
 def test_postgresql_a_silent_listener_goes_stale(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without a successful heartbeat for STALE_AFTER seconds the token is unknown (None)."""
     monkeypatch.setattr(key_generation, "HEARTBEAT", 60.0)

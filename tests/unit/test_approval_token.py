@@ -506,6 +506,7 @@ class TestProperties:
         assert len(data) % 4 == 0
         assert decode_container(data) == [Tlv(tag, value) for tag, value in tlvs]
 
+    @pytest.mark.slow
     @PROPERTY
     @given(timestamps)
     def test_timestamp_round_trip(self, stamp: HsmTimestamp) -> None:

@@ -8,10 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import hsmgate.hsm
 
 HSM = Path(hsmgate.hsm.__file__).parent
 
+
+pytestmark = pytest.mark.subprocess
 
 def _loaded_after(code: str) -> set[str]:
     """The ``hsmgate`` modules a fresh interpreter has loaded after running ``code``."""

@@ -26,7 +26,7 @@ from hsmgate.hsm.soft import SoftPartition
 from hsmgate.settings import ConfigError
 from hsmgate.store.database import Database
 from hsmgate.store.soft_keys import SoftKeyRepository
-from tests.conftest import free_port, soft_settings
+from tests.helpers import free_port, soft_settings
 
 KEY_A = base64.b64encode(bytes(range(32))).decode()
 KEY_B = bytes(range(1, 33)).hex()
@@ -41,6 +41,8 @@ def make_data_dir(data_dir: Path) -> None:
     app.state.db.dispose()
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_serve_with_another_master_key_exits_2_with_one_line(tmp_path: Path) -> None:
     data_dir = tmp_path / "D"
     make_data_dir(data_dir)

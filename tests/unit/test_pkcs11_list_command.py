@@ -21,7 +21,7 @@ from hsmgate.hsm.pkcs11.module import flag_names
 from tests.softhsm import SoftHsmToken
 
 pytest_plugins = ["tests.softhsm_fixtures"]
-pytestmark = [pytest.mark.pkcs11,
+pytestmark = [pytest.mark.pkcs11, pytest.mark.subprocess,
               pytest.mark.skipif(shutil.which("pkcs11-tool") is None, reason="OpenSC is not installed")]
 
 #: pkcs11-tool's words for the CKF_ bits -> python-pkcs11's MechanismFlag names ("EC curve name" is

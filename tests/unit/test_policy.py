@@ -157,10 +157,17 @@ class TestWire:
         assert approval.identity == A  # the certificate's SPKI
         assert policy.to_wire() == data  # no name echoed (it would be a 604 on the way back)
 
-    def test_certificate_with_empty_or_null_name(self) -> None:
-        for name in (None, ""):
-            approval = {"type": "certificate", "name": name, "value": b64(CERT)}
-            Policy.from_wire(wire(rule(token(group(approval)))))
+    @pytest.mark.parametrize("name", [None, ""], ids=["null", "empty"])
+    def test_certificate_with_empty_or_null_name(self, name: str | None) -> None:
+        """An empty or null name is accepted and replaced by the certificate's subject, as with no name."""
+        approval = {"type": "certificate", "name": name, "value": b64(CERT)}
+        policy = Policy.from_wire(wire(rule(token(group(approval)))))
+        assert policy.rule_use is not None
+        (parsed,) = policy.rule_use.tokens[0].groups[0].approvals
+        assert parsed.type is ApprovalType.CERTIFICATE
+        assert parsed.name == "officer1@example.com"  # the subject CN the test certificate was made with
+        assert parsed.value == CERT and parsed.identity == A  # the certificate's SPKI
+        assert policy.to_wire() == wire(rule(token(group({"type": "certificate", "value": b64(CERT)}))))
 
     def test_public_key_name_is_optional(self) -> None:
         policy = Policy.from_wire(wire(rule(token(group(pk(A, None))))))

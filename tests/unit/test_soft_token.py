@@ -7,6 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select, update
 
 from hsmgate.hsm.base import (
@@ -58,25 +60,40 @@ def test_master_key_must_be_256_bits() -> None:
 
 
 def test_private_material_is_never_stored_in_clear(tmp_path: Path) -> None:
+    """Neither a secret key nor a private key (PKCS#8 or its raw scalar) is found in the database files."""
     db = _db(tmp_path)
     token = SoftPartition("p", repository=SoftKeyRepository(db, "p"), master_key=secrets.token_bytes(32))
-    token.generate("k", KeySpec(KeyType.AES, 256), KeyAttributes(decrypt=True))
-    raw = (tmp_path / "state.db").read_bytes()
+    exportable = KeyAttributes(sign=True, decrypt=True, extractable=True, sensitive=False)
+    token.generate("aes", KeySpec(KeyType.AES, 256), exportable)
+    token.generate("ec", KeySpec(KeyType.EC, curve_oid="1.2.840.10045.3.1.7"), exportable)
+    secret = token.export_key("aes").secret_key
+    pkcs8 = token.export_key("ec").private_key
+    assert secret is not None and len(secret) == 32 and pkcs8 is not None
+    private = serialization.load_der_private_key(pkcs8, None)
+    assert isinstance(private, ec.EllipticCurvePrivateKey)
+    scalar = private.private_numbers().private_value.to_bytes(32, "big")
     with db.session() as session:
-        record = session.scalar(select(SoftKeyRecord))
-        assert record is not None and len(record.sealed_material) == 32 + 16 and len(record.nonce) == 12
-    assert b"-----BEGIN" not in raw
+        records = session.scalars(select(SoftKeyRecord)).all()
+        assert {len(r.sealed_material) for r in records if r.label == "aes"} == {32 + 16}
+        assert all(len(r.nonce) == 12 for r in records)
+    db.dispose()
+    stored = b"".join(path.read_bytes() for path in tmp_path.glob("state.db*"))  # the WAL too
+    assert stored, "no database file"
+    for material in (secret, pkcs8, scalar):
+        assert material not in stored
 
 
 def test_keys_survive_a_restart_and_need_the_same_master_key(tmp_path: Path) -> None:
     master = secrets.token_bytes(32)
     db = _db(tmp_path)
     first = SoftPartition("p", repository=SoftKeyRepository(db, "p"), master_key=master)
-    first.generate("ec", KeySpec(KeyType.EC, curve_oid="1.2.840.10045.3.1.7"), SIGNER)
+    spki = first.generate("ec", KeySpec(KeyType.EC, curve_oid="1.2.840.10045.3.1.7"), SIGNER).public_key
     first.close()
     again = SoftPartition("p", repository=SoftKeyRepository(db, "p"), master_key=master)
     assert again.list_labels() == ["ec"]
-    assert again.verify("ec", ECDSA, b"m", again.sign("ec", ECDSA, b"m"))
+    public = serialization.load_der_public_key(spki or b"")
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    public.verify(again.sign("ec", ECDSA, b"m"), b"m", ec.ECDSA(hashes.SHA256()))  # the key made before
     wrong = SoftPartition("p", repository=SoftKeyRepository(db, "p"), master_key=secrets.token_bytes(32))
     with pytest.raises(BackendUnavailable):
         wrong.sign("ec", ECDSA, b"m")

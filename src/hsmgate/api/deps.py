@@ -20,8 +20,9 @@ import logging
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials
 
+from hsmgate.api.credential_headers import SingleApiKeyHeader, SingleBearer
 from hsmgate.api.request_id import request_id
 from hsmgate.auth.authenticator import Credentials
 from hsmgate.auth.errors import NotAllowed
@@ -35,10 +36,10 @@ from hsmgate.settings import Settings
 
 log = logging.getLogger("hsmgate.auth")
 
-api_key_scheme = APIKeyHeader(name="X-API-KEY", auto_error=False, scheme_name="apiKey",
-                              description="API key of a TSB role (keyManagement, keyOperation, service, …)")
-bearer_scheme = HTTPBearer(auto_error=False, scheme_name="bearerJwt", bearerFormat="JWT",
-                           description="JWT with the claims sub, partition, roles, iss, aud, exp")
+api_key_scheme = SingleApiKeyHeader(name="X-API-KEY", auto_error=False, scheme_name="apiKey",
+                                    description="API key of a TSB role (keyManagement, keyOperation, service, …)")
+bearer_scheme = SingleBearer(auto_error=False, scheme_name="bearerJwt", bearerFormat="JWT",
+                             description="JWT with the claims sub, partition, roles, iss, aud, exp")
 
 
 async def get_settings(request: Request) -> Settings:

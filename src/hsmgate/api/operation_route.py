@@ -11,14 +11,17 @@ order:
 1. authenticate and authorise the caller (:func:`hsmgate.api.deps.authorize`, the app-wide
    dependency of every route) — before the body is looked at, so an unauthenticated caller learns
    nothing about what it sent;
-2. parse and validate the body in one pass (``model_validate_json``, pydantic-core); a body that is
-   not strict JSON is re-read leniently (trailing commas, ``api/lenient_json.py``); errors are
-   :class:`RequestValidationError` with FastAPI's ``("body", …)`` locations, so they answer the
-   same 600 / 621 bodies;
+2. parse and validate the body in one pass (``model_validate_json``, pydantic-core); a body with a
+   trailing comma or a raw control character in a string is re-read leniently, and the parser's
+   limits (nesting, digits, surrogates) are
+   those of every other route (``api/lenient_json.py``); errors are :class:`RequestValidationError`
+   with FastAPI's ``("body", …)`` locations, so they answer the same 600 / 621 bodies;
 3. run the endpoint — a plain ``def`` that maps the wire DTO onto one call of the partition's
    key-use gate (``domain/key_use.py``) and back — with the arguments its signature asks for, by
-   type: the body model, :data:`ServicesDep`, :data:`CallerDep`, :data:`SettingsDep` (any other
-   parameter is refused when the route is declared, never silently left out). It runs through
+   type: the body model, :data:`ServicesDep`, :data:`CallerDep`, :data:`SettingsDep`, and a ``str``
+   parameter named like a parameter of the route's path (the deprecated ``GET …/{keyName}/…``
+   forms, which have no body); any other parameter is refused when the route is declared, never
+   silently left out. It runs through
    :func:`hsmgate.api.execution.run_operation`: inline or in the threadpool, its audit records
    committed before the answer leaves, with the key generation read once for the whole operation
    (a batch of 1000 signatures included: ``store/key_generation.py``);
@@ -31,7 +34,7 @@ from __future__ import annotations
 import inspect
 import json
 import typing
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -50,7 +53,7 @@ from hsmgate.api.deps import (
     current_principal,
 )
 from hsmgate.api.execution import run_operation
-from hsmgate.api.lenient_json import TsbRoute, loads_lenient
+from hsmgate.api.lenient_json import TsbRoute, is_tolerated, loads_lenient
 
 _JSON = "application/json"
 
@@ -76,12 +79,13 @@ def parse_body(model: type[BaseModel], raw: bytes, content_type: str | None) -> 
         errors = exc.errors(include_url=False)
         if not errors or errors[0]["type"] != "json_invalid":
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
-    try:  # not strict JSON: perhaps a trailing comma, as the TSB's Go client sends
+        reason = str(errors[0].get("ctx", {}).get("error", "syntax error"))
+    if not is_tolerated(reason):  # not JSON, or beyond the parser's limits (api/lenient_json.py)
+        raise _json_invalid(0, reason)
+    try:  # a trailing comma, or a raw newline in a string, as the TSB's Go client sends them
         document = loads_lenient(raw)
     except json.JSONDecodeError as exc:
         raise _json_invalid(exc.pos, exc.msg) from None
-    except UnicodeDecodeError as exc:
-        raise _json_invalid(exc.start, "the body is not UTF-8") from None
     try:
         return model.model_validate(document)
     except ValidationError as exc:
@@ -101,9 +105,16 @@ def _json_invalid(position: int, reason: str) -> RequestValidationError:
                                     "input": {}, "ctx": {"error": reason}}])
 
 
-def _argument_kinds(endpoint: Callable[..., Any]) -> tuple[type[BaseModel], dict[str, str]]:
-    """The body model of ``endpoint`` and, per parameter, what to pass: body, services, caller or
-    settings. Raises TypeError for anything else."""
+#: What a parameter of an endpoint receives: the body, the services, the caller, the settings,
+#: or the value of the path parameter of the same name.
+PATH = "path"
+
+
+def _argument_kinds(endpoint: Callable[..., Any],
+                    path_parameters: Collection[str]) -> tuple[type[BaseModel] | None, dict[str, str]]:
+    """The body model of ``endpoint`` (None: the route takes no body) and, per parameter, what to
+    pass: body, services, caller, settings or a path parameter. Raises TypeError for anything else,
+    and for an endpoint that takes neither a body nor a path parameter."""
     hints = typing.get_type_hints(endpoint, include_extras=True)
     kinds: dict[str, str] = {}
     body: type[BaseModel] | None = None
@@ -115,11 +126,13 @@ def _argument_kinds(endpoint: Callable[..., Any]) -> tuple[type[BaseModel], dict
             kinds[name] = "caller"
         elif hint == SettingsDep:
             kinds[name] = "settings"
+        elif hint is str and name in path_parameters:
+            kinds[name] = PATH
         elif isinstance(hint, type) and issubclass(hint, BaseModel) and body is None:
             body, kinds[name] = hint, "body"
         else:
             raise TypeError(f"OperationRoute {endpoint.__name__}: unsupported parameter {name}: {hint!r}")
-    if body is None:
+    if body is None and PATH not in kinds.values():
         raise TypeError(f"OperationRoute {endpoint.__name__}: no body model parameter")
     return body, kinds
 
@@ -131,17 +144,19 @@ class OperationRoute(TsbRoute):
         endpoint = self.endpoint
         if inspect.iscoroutinefunction(endpoint):
             raise TypeError(f"OperationRoute {endpoint.__name__} must be a plain def: run_operation runs it")
-        model, kinds = _argument_kinds(endpoint)
+        model, kinds = _argument_kinds(endpoint, self.param_convertors.keys())
         status_code = self.status_code or 200
 
         async def handler(request: Request) -> Response:
             principal = await authorize(request, await api_key_scheme(request), await bearer_scheme(request))
-            body = parse_body(model, await request.body(), request.headers.get("content-type"))
+            body = None if model is None else parse_body(model, await request.body(),
+                                                         request.headers.get("content-type"))
             caller_principal = await current_principal(principal)
             state = request.app.state
             values = {"body": body, "services": state.gateway.services(caller_principal.partition),
                       "caller": caller_of(request, caller_principal), "settings": state.settings}
-            arguments = {name: values[kind] for name, kind in kinds.items()}
+            arguments = {name: request.path_params[name] if kind == PATH else values[kind]
+                         for name, kind in kinds.items()}
 
             def call() -> object:
                 with key_state_pinned(request):

@@ -9,7 +9,10 @@ Claim schema (the TSB's is not public, reference §2 GAP; this one is hsmgate's)
     iss        string, required   must equal HSMGATE_JWT_ISSUER
     aud        string or [string], required, must contain HSMGATE_JWT_AUDIENCE
     exp        NumericDate, required; nbf and iat optional, checked when present
-                                  (HSMGATE_JWT_LEEWAY_SECONDS of clock skew allowed)
+                                  (HSMGATE_JWT_LEEWAY_SECONDS of clock skew allowed). Each must be
+                                  a JSON number: ``"exp": "1700000000"`` is refused (PyJWT would
+                                  convert it). exp - iat (exp - now without iat) must not exceed
+                                  HSMGATE_JWT_MAX_LIFETIME (default 24 h).
 
 Algorithms: HS256, RS256, ES256 (P-256) and EdDSA (Ed25519, Ed448). **Each configured key is bound
 to exactly one algorithm, derived from the key itself** (an RSA key verifies RS256 only, an HS256
@@ -40,6 +43,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from hsmgate.auth.errors import InvalidAccessToken
 from hsmgate.auth.roles import Role
+from hsmgate.domain.text import character_name, unsafe_character
 from hsmgate.settings import ConfigError, Settings
 
 #: Algorithms hsmgate accepts and issues.
@@ -48,6 +52,8 @@ ALGORITHMS = ("HS256", "RS256", "ES256", "EdDSA")
 MAX_TOKEN_LENGTH = 16384
 MIN_RSA_BITS = 2048
 REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
+#: Claims that are NumericDates (RFC 7519 §2): JSON numbers, never strings.
+TIME_CLAIMS = ("exp", "nbf", "iat")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,17 +184,19 @@ def verification_keys(settings: Settings) -> list[VerificationKey]:
 class TokenVerifier:
     """Verifies bearer tokens and returns their :class:`Claims`; raises InvalidAccessToken (617)."""
 
-    def __init__(self, keys: Iterable[VerificationKey], *, issuer: str, audience: str, leeway: int = 30) -> None:
+    def __init__(self, keys: Iterable[VerificationKey], *, issuer: str, audience: str, leeway: int = 30,
+                 max_lifetime: int = 86400) -> None:
         self._keys = list(keys)
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
+        self.max_lifetime = max_lifetime
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenVerifier:
         assert settings.jwt_issuer and settings.jwt_audience  # enforced by Settings
         return cls(verification_keys(settings), issuer=settings.jwt_issuer, audience=settings.jwt_audience,
-                   leeway=settings.jwt_leeway_seconds)
+                   leeway=settings.jwt_leeway_seconds, max_lifetime=settings.jwt_max_lifetime)
 
     def verify(self, token: str) -> Claims:
         if len(token) > MAX_TOKEN_LENGTH:
@@ -224,8 +232,23 @@ class TokenVerifier:
                 raise InvalidAccessToken(f"the bearer token lacks the '{exc.claim}' claim") from None
             except jwt.PyJWTError as exc:
                 raise InvalidAccessToken(f"the bearer token is invalid: {exc}") from None
+            self._check_times(payload)
             return _claims(payload)
         raise InvalidAccessToken("the bearer token's signature does not verify")
+
+    def _check_times(self, payload: dict[str, Any]) -> None:
+        """NumericDate claims are JSON numbers, and the token's lifetime is within the cap."""
+        for claim in TIME_CLAIMS:
+            value = payload.get(claim)
+            if claim in payload and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise InvalidAccessToken(f"the '{claim}' claim must be a NumericDate (a JSON number of seconds), "
+                                         f"not {type(value).__name__}")
+        expires, issued = payload["exp"], payload.get("iat")
+        lifetime = expires - issued if issued is not None else expires - time.time() - self.leeway
+        if lifetime > self.max_lifetime:
+            since = "iat" if issued is not None else "now"
+            raise InvalidAccessToken(f"the bearer token is valid for {int(lifetime)} s from {since}; this service "
+                                     f"accepts at most {self.max_lifetime} s (HSMGATE_JWT_MAX_LIFETIME)")
 
 
 def _claims(payload: dict[str, Any]) -> Claims:
@@ -234,6 +257,11 @@ def _claims(payload: dict[str, Any]) -> Claims:
         raise InvalidAccessToken("the 'sub' claim must be a string of 1 to 256 characters")
     if not isinstance(partition, str) or not partition:
         raise InvalidAccessToken("the 'partition' claim must be a non-empty string")
+    for claim, value in (("sub", subject), ("partition", partition)):
+        char = unsafe_character(value)
+        if char is not None:  # it names the caller in logs and in the audit log (domain/text.py)
+            raise InvalidAccessToken(f"the '{claim}' claim must not contain control or format characters "
+                                     f"(found {character_name(char)})")
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise InvalidAccessToken("the 'roles' claim must be a list of role names")
     try:

@@ -24,7 +24,9 @@ from typing import Any
 from cryptography import x509
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
+from hsmgate.auth.errors import MissingLoginInformation
 from hsmgate.auth.roles import Role
+from hsmgate.domain.text import character_name, unsafe_character
 from hsmgate.settings import ConfigError, MtlsIdentity, Settings
 
 #: uvicorn's ``http`` option: the HTTP protocol class that adds the TLS extension.
@@ -129,8 +131,15 @@ class CertificateMapper:
         self.identify = lru_cache(maxsize=256)(self._identify)
 
     def _identify(self, pem: str) -> CertificateIdentity:
+        """Raises MissingLoginInformation (618, 401) for a subject that cannot name a caller: RFC
+        4514 escapes NUL but leaves line feeds, escapes and bidi overrides as they are, and the
+        subject is the principal written to logs and to the audit log (domain/text.py)."""
         certificate = x509.load_pem_x509_certificate(pem.encode())
         subject = certificate.subject.rfc4514_string()
+        char = unsafe_character(subject)
+        if char is not None:
+            raise MissingLoginInformation("the client certificate's subject contains control or format characters "
+                                          f"(found {character_name(char)}): it cannot name a caller")
         fingerprint = "sha256:" + hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
         identity = self._by_key.get(fingerprint) or self._by_key.get(subject) or self._by_key.get("*")
         if identity is None:

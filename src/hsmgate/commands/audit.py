@@ -1,9 +1,13 @@
 """``hsmgate audit verify | export | checkpoint``: the tamper-evident audit log.
 
-Exit status of ``verify``: 0 all records and checkpoint signatures verified; 1 a record was
-changed, removed or reordered, or a checkpoint does not verify (each finding is printed with its
-partition and record number); 3 the chains are intact but some checkpoint signatures could not be
-checked (no attestation public key: pass ``--public-key``); 2 usage or configuration error.
+``verify`` checks the chains, the signed checkpoints, a checkpoint at least every
+HSMGATE_AUDIT_CHECKPOINT_INTERVAL records (``--interval``), and holds the database against the
+checkpoints anchored outside it (``--anchors``, default HSMGATE_AUDIT_ANCHOR_FILE when it exists;
+``domain/audit/verification.py``). Exit status: 0 all verified; 1 a record was changed, removed
+or reordered, a checkpoint does not verify, is missing or contradicts its anchor, or the end of a
+chain was cut off (each finding is printed with its partition and record number); 3 the chains are
+intact but something could not be checked (no attestation public key: pass ``--public-key``; no
+anchor file); 2 usage or configuration error.
 """
 
 from __future__ import annotations
@@ -43,6 +47,11 @@ def _database(settings: Settings):  # type: ignore[no-untyped-def]
     db = Database(settings.resolved_database_url)
     db.migrate()
     return db
+
+
+def _private(path: str, flags: int) -> int:
+    """``open`` opener: a new file is created with mode 0600."""
+    return os.open(path, flags, 0o600)
 
 
 def _read_public_key(path: Path) -> bytes:
@@ -92,10 +101,18 @@ def verify(
     input_file: Annotated[Path | None, typer.Option("--input", help="Verify an export (JSON lines) instead of the database")] = None,
     public_key: Annotated[Path | None, typer.Option(help="Attestation public key (PEM/DER) to check signatures with; "
                                                          "needs --partition, or an --input of one partition")] = None,
+    anchors: Annotated[list[Path] | None, typer.Option(help="Anchor file (JSON lines, syslog prefixes allowed) to "
+                                                            "hold the log against; repeat it for the files of several "
+                                                            "instances [default: HSMGATE_AUDIT_ANCHOR_FILE when it "
+                                                            "exists; with --input: none]")] = None,
+    interval: Annotated[int | None, typer.Option(min=1, help="Checkpoint interval the log was written with "
+                                                             "[HSMGATE_AUDIT_CHECKPOINT_INTERVAL; with --input: "
+                                                             "not checked]")] = None,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Check every record's hash and link and every checkpoint's signature."""
+    """Check every record's hash and link, every checkpoint's signature, a checkpoint every
+    --interval records, and the checkpoints anchored outside the database."""
     from hsmgate.domain.audit.verification import verify_chain
     from hsmgate.store.audit import AuditRepository
 
@@ -103,22 +120,28 @@ def verify(
     reports = []
     if input_file is not None:
         records, checkpoints = _read_export(input_file)
-        names = sorted(set(records) | set(checkpoints))
+        anchored = _read_anchors(anchors) if anchors else None
+        names = sorted(set(records) | set(checkpoints) | set(anchored or {}))
         if partition is not None:
             names = [n for n in names if n == partition]
         if given_key is not None and len(names) > 1:
             fail("--public-key checks one partition: add --partition")
         for name in names:
             reports.append(verify_chain(name, records.get(name, []), checkpoints.get(name, []),
-                                        public_key_der=given_key))
+                                        public_key_der=given_key, interval=interval,
+                                        anchors=anchored.get(name, []) if anchored is not None else None))
     else:
         if given_key is not None and partition is None:
             fail("--public-key checks one partition: add --partition")
         settings = _settings(config, data_dir)
+        anchor_file = settings.resolved_audit_anchor_file
+        files = anchors or ([anchor_file] if anchor_file.exists() else [])
+        anchored = _read_anchors(files) if files else None
         db = _database(settings)
         try:
             repository = AuditRepository(db)
-            names = [partition] if partition is not None else repository.partitions()
+            names = [partition] if partition is not None else sorted(set(repository.partitions())
+                                                                     | set(anchored or {}))
             keys: dict[str, bytes | str] = {}
             if given_key is not None:
                 keys = {names[0]: given_key}
@@ -128,13 +151,34 @@ def verify(
                 key = keys.get(name)
                 report = verify_chain(name, repository.records(name), repository.checkpoints(name),
                                       public_key_der=key if isinstance(key, bytes) else None,
-                                      head=repository.head(name))
-                if isinstance(key, str) and report.checkpoints:
+                                      head=repository.head(name),
+                                      interval=interval or settings.audit_checkpoint_interval,
+                                      anchors=anchored.get(name, []) if anchored is not None else None)
+                if isinstance(key, str) and (report.checkpoints or report.anchors):
                     report.notes.append(f"partition {name}: checkpoint signatures not checked: {key}")
+                if anchored is None and report.checkpoints:
+                    report.notes.append(f"partition {name}: checkpoints not held against anchors (no anchor file "
+                                        f"{anchor_file}; name one with --anchors)")
                 reports.append(report)
         finally:
             db.dispose()
     _print_and_exit(reports)
+
+
+def _read_anchors(paths: list[Path]) -> dict[str, list[dict[str, Any]]]:
+    """The anchors of every file, by partition (one line each: a line in two files counts once)."""
+    from hsmgate.store.audit_anchors import AnchorError, read_anchors
+
+    merged: dict[str, dict[str, dict[str, Any]]] = {}
+    for path in paths:
+        try:
+            found = read_anchors(path)
+        except AnchorError as exc:
+            fail(str(exc))
+        for partition, items in found.items():
+            for item in items:
+                merged.setdefault(partition, {})[json.dumps(item, sort_keys=True)] = item
+    return {partition: list(items.values()) for partition, items in merged.items()}
 
 
 def _print_and_exit(reports: list[Any]) -> None:
@@ -142,8 +186,9 @@ def _print_and_exit(reports: list[Any]) -> None:
     unchecked = [n for r in reports for n in r.notes]
     for report in reports:
         status = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+        anchored = "" if report.anchors is None else f"; {report.anchors} anchored checkpoints"
         print(f"partition {report.partition}: {report.records} records, {report.checkpoints} checkpoints "
-              f"({report.checkpoints_verified} signatures verified): {status}")
+              f"({report.checkpoints_verified} signatures verified): {status}{anchored}")
     for problem in problems:
         print(f"TAMPERED: {problem}")
     for note in unchecked:
@@ -210,7 +255,7 @@ def export(
     try:
         repository = AuditRepository(db)
         names = [partition] if partition is not None else repository.partitions()
-        handle: IO[str] = open(output, "w") if output is not None else sys.stdout  # noqa: SIM115
+        handle: IO[str] = open(output, "w", opener=_private) if output is not None else sys.stdout  # noqa: SIM115
         try:
             for line in export_lines(repository, names, after):
                 handle.write(line + "\n")
@@ -228,10 +273,8 @@ def checkpoint(
     data_dir: DataDirOption = None,
 ) -> None:
     """Sign each chain's current head now with its partition's attestation key."""
-    from hsmgate.bootstrap import attach_signers, build_gateway
-    from hsmgate.domain.audit.recording import AuditTrail
+    from hsmgate.bootstrap import attach_signers, audit_trail, build_gateway
     from hsmgate.hsm.base import HsmError
-    from hsmgate.store.audit import AuditRepository
 
     settings = _settings(config, data_dir)
     db = _database(settings)
@@ -241,8 +284,10 @@ def checkpoint(
         except (ConfigError, HsmError) as exc:
             fail(str(exc))
         try:
-            trail = AuditTrail(AuditRepository(db), fail_closed=settings.audit_fail_closed,
-                               checkpoint_interval=settings.audit_checkpoint_interval)
+            try:
+                trail = audit_trail(settings, db)  # anchored like the server's checkpoints
+            except ConfigError as exc:
+                fail(str(exc))
             attach_signers(trail, gateway)
             names = [partition] if partition is not None else gateway.names()
             for name in names:

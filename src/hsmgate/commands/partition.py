@@ -36,10 +36,14 @@ def _settings(config: Path | None, data_dir: Path | None) -> Settings:
 
 def _registry(settings: Settings, *, master_key: bool):  # type: ignore[no-untyped-def]
     from hsmgate.domain.partitions import PartitionRegistry
+    from hsmgate.private_files import prepare_data_dir
     from hsmgate.store.database import Database
     from hsmgate.store.partitions import PartitionRepository
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        prepare_data_dir(settings.data_dir)
+    except ConfigError as exc:
+        fail(str(exc))
     db = Database(settings.resolved_database_url)
     db.migrate()
     try:

@@ -35,4 +35,7 @@ def issue(
         issuer = TokenIssuer.from_settings(settings)
     except (ValueError, ConfigError) as exc:
         fail(str(exc))
+    if lifetime.total_seconds() > settings.jwt_max_lifetime:
+        fail(f"--ttl {ttl} is longer than HSMGATE_JWT_MAX_LIFETIME ({settings.jwt_max_lifetime} s): "
+             "the server would refuse the token")
     print(issuer.issue(subject=sub, partition=partition or settings.partition, roles=role, ttl=lifetime))

@@ -33,6 +33,7 @@ from hsmgate.domain.algorithms import CERTIFICATE_SIGNATURE_ALGORITHMS, SIGNATUR
 from hsmgate.domain.hsm_errors import translated
 from hsmgate.domain.key_transfer import InvalidCertificate, der_of, load_certificate
 from hsmgate.domain.keys import key_info
+from hsmgate.domain.text import character_name
 from hsmgate.hsm.base import HashAlg, KeyInfo, Partition, SignMechanism, SignScheme
 from hsmgate.store.certificates import CertificateRepository
 
@@ -63,6 +64,8 @@ SUBJECT_ATTRIBUTES: dict[str, x509.ObjectIdentifier] = {
     "commonName": NameOID.COMMON_NAME, "email": NameOID.EMAIL_ADDRESS,
 }
 
+_WIRE_NAME_OF_OID = {oid: field for field, oid in SUBJECT_ATTRIBUTES.items()}
+
 
 class CsrInvalidFormat(errors.TsbError):
     code = 628
@@ -82,18 +85,35 @@ class Profile:
     certificate_authority: bool = False
 
 
-def subject_name(attributes: dict[str, str | None]) -> x509.Name:
-    """An X.500 name from ``standardCertificateAttributes`` (wire names); 600 on bad values."""
+#: The attestation key's self-signed certificate: it signs attestations (digitalSignature), not
+#: certificates (CA:FALSE); valid ten years, re-issued at start-up once expired.
+ATTESTATION_CERTIFICATE_PROFILE = Profile(3650, ("DIGITAL_SIGNATURE",))
+
+
+def check_name_value(value: str, field: str) -> None:
+    """600 for a certificate name value with a control character. A NUL in a common name is the
+    classic way to make ``good.example\0.evil.example`` read as ``good.example`` to C code that
+    stops at the NUL; line feeds and escapes forge lines where names are printed. (Format
+    characters such as ZERO WIDTH NON-JOINER stay allowed: personal names need them.)"""
+    for char in value:
+        if char < "\x20" or "\x7f" <= char < "\xa0":
+            raise errors.ValidationFailed(f"'{field}' must not contain control characters (found {character_name(char)})")
+
+
+def subject_name(attributes: dict[str, str | None], field_prefix: str = "standardCertificateAttributes.") -> x509.Name:
+    """An X.500 name from ``standardCertificateAttributes`` (wire names); 600 on bad values,
+    naming the field as ``field_prefix`` + the wire name."""
     if not attributes.get("commonName"):
-        raise errors.ValidationFailed("'standardCertificateAttributes.commonName' must not be empty")
+        raise errors.ValidationFailed(f"'{field_prefix}commonName' must not be empty")
     rdns = []
     for field, oid in SUBJECT_ATTRIBUTES.items():
         value = attributes.get(field)
         if value:
+            check_name_value(value, f"{field_prefix}{field}")
             try:
                 rdns.append(x509.NameAttribute(oid, value))
             except ValueError as exc:
-                raise errors.ValidationFailed(f"'standardCertificateAttributes.{field}' {exc}") from None
+                raise errors.ValidationFailed(f"'{field_prefix}{field}' {exc}") from None
     return x509.Name(rdns)
 
 
@@ -241,7 +261,7 @@ class CertificateService:
         """A self-signed certificate, attached to the key (replacing any it had)."""
         _info, signer, hash_ = self._signer(label, algorithm)
         _check_profile(profile)
-        subject = subject_name({"commonName": common_name})
+        subject = subject_name({"commonName": common_name}, field_prefix="")
         certificate = self._issue(subject=subject, public_key=signer.public_key(), issuer=None, signer=signer,
                                   hash_=hash_, profile=profile)
         self._store(label, certificate)
@@ -257,7 +277,9 @@ class CertificateService:
         if issuer is None:
             raise InvalidCertificate(f"key '{label}' has no certificate to issue under; self-sign or import one first")
         subject = request.subject
+        _check_csr_names(request)
         if common_name:
+            check_name_value(common_name, "commonName")
             others = [a for a in subject if a.oid != NameOID.COMMON_NAME]
             subject = x509.Name([*others, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         try:
@@ -311,6 +333,21 @@ class CertificateService:
                                   hash_=hash_, profile=profile)
         self._store(info.label, certificate)
         return certificate
+
+    def attestation_certificate(self, label: str) -> x509.Certificate:
+        """The certificate of the partition's attestation key ``label``: self-signed, issued when
+        the key has none (or its certificate expired or no longer certifies the key) and stored like
+        every key's certificate. A Primus HSM's attestation key is certified by the device's
+        certificate chain; hsmgate's has no issuer above it, so this certificate is its own root."""
+        info = key_info(self.partition, label)
+        current = self.certificate_of(info)
+        if current is not None and current.not_valid_after_utc > self._clock():
+            return current
+        subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "hsmgate"),
+                             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, self.partition.name),
+                             x509.NameAttribute(NameOID.COMMON_NAME, label)])
+        return self.issue_self_signed(info, algorithm="SHA256_WITH_RSA", subject=subject,
+                                      profile=ATTESTATION_CERTIFICATE_PROFILE)
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -406,6 +443,23 @@ def _usage_extensions(profile: Profile) -> list[tuple[x509.ExtensionType, bool]]
         usages = list(dict.fromkeys(EXTENDED_KEY_USAGES[name] for name in profile.extended_key_usage))
         out.append((x509.ExtendedKeyUsage(usages), True))
     return out
+
+
+def _check_csr_names(request: x509.CertificateSigningRequest) -> None:
+    """600 for a CSR whose subject or subject alternative names (which the issued certificate
+    copies) hold a control character; the message names the attribute."""
+    for attribute in request.subject:
+        if isinstance(attribute.value, str):
+            name = _WIRE_NAME_OF_OID.get(attribute.oid, attribute.oid.dotted_string)
+            check_name_value(attribute.value, f"certificateSigningRequest subject {name}")
+    try:
+        san = request.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, ValueError):
+        return
+    for general_name in san:
+        if isinstance(general_name.value, str):
+            check_name_value(general_name.value,
+                             f"certificateSigningRequest subjectAltName {type(general_name).__name__}")
 
 
 def _load_csr(text: str) -> x509.CertificateSigningRequest:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from hsmgate.domain import errors
 from hsmgate.domain.data_objects import DataObjectService
+from hsmgate.domain.hsm_errors import translated
 from hsmgate.domain.key_admin import KeyAdministration
 from hsmgate.domain.key_use import KeyUse
 from hsmgate.domain.keys import KeyService
@@ -51,6 +52,16 @@ class Gateway:
             return self._partitions[partition]
         except KeyError:
             raise errors.TsbError(f"partition '{partition}' is not served here", code=400, status=403) from None
+
+    def check_backends(self) -> None:
+        """Raise the TSB error (701, HTTP 503) of the first partition whose backend does not answer
+        (one random byte from each: the load balancer's health check)."""
+        for name, services in self._partitions.items():
+            try:
+                with translated():
+                    services.partition.generate_random(1)
+            except errors.TsbError as exc:
+                raise type(exc)(f"partition {name}: {exc.message}", status=exc.status) from None
 
     def names(self) -> list[str]:
         return list(self._partitions)

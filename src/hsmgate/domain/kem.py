@@ -3,7 +3,8 @@
 Encapsulation needs only public material, so hsmgate does it in software (``hsm.softpq``, like
 signature verification with a public key) for a ``publicKey`` the caller sends or for the public
 half of a key of the partition. Decapsulation runs in the backend (``Partition.decapsulate``) and
-needs the key's ``decrypt`` or ``derive`` attribute, because the shared secret leaves the HSM.
+needs the key's ``decrypt``, ``derive`` or ``unwrap`` attribute (the TSB's own client decapsulates
+with keys that have only ``unwrap``), synchronously and as an approved SKA request alike.
 """
 
 from __future__ import annotations
@@ -80,8 +81,11 @@ class KemService:
         except InvalidInput as exc:
             raise errors.ValidationFailed(f"'publicKey': {exc}") from None
 
-    def decapsulate(self, *, label: str, ciphertext: bytes) -> bytes:
-        """The shared secret of ``ciphertext``, decapsulated by the backend with key ``label``."""
+    def check_decapsulation(self, *, label: str, ciphertext: bytes) -> None:
+        """Refuse what no approval could make work, before approvals are asked for (an asynchronous
+        request) or the backend is called: 650 for a missing key, 607 for a key that is not ML-KEM,
+        611 when the backend cannot decapsulate it, 612 for a ciphertext of the wrong size. The
+        key's attributes are the backend's to check."""
         info = key_info(self.partition, label)
         if info.key_type not in ML_KEM_KEY_TYPES:
             raise errors.AlgorithmNotSupportedByKey(
@@ -90,5 +94,13 @@ class KemService:
         if info.key_type not in capabilities.kem:
             raise errors.UnsupportedOperation(
                 f"{info.key_type} decapsulation is not supported by the {capabilities.backend} backend")
+        size = softpq.parameter_set(info.key_type).ciphertext_size
+        if len(ciphertext) != size:
+            raise errors.InvalidPayload(f"'ciphertext': an {info.key_type} ciphertext has {size} bytes, "
+                                        f"not {len(ciphertext)}")
+
+    def decapsulate(self, *, label: str, ciphertext: bytes) -> bytes:
+        """The shared secret of ``ciphertext``, decapsulated by the backend with key ``label``."""
+        self.check_decapsulation(label=label, ciphertext=ciphertext)
         with translated():
             return self.partition.decapsulate(label, ciphertext)

@@ -8,6 +8,11 @@ the attestation key's public key is how a client checks every attestation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import serialization
+
+from hsmgate.domain import errors
 from hsmgate.domain.certificates import CertificateService
 from hsmgate.domain.key_transfer import KeyImport, KeyTransferService
 from hsmgate.domain.key_use import Caller, InternalKey, KeyRef, KeyUse
@@ -23,6 +28,16 @@ from hsmgate.domain.keys import (
 from hsmgate.domain.passwords import PasswordService
 from hsmgate.store.certificates import CertificateRepository
 from hsmgate.store.key_metadata import KeyMetadataRepository
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationBundle:
+    """What ``POST /v1/key/keyAttestation`` hands out: the key's signed attestation, the public key
+    that verifies it (PEM) and that key's certificate chain (PEM, leaf first)."""
+
+    key: SignedKey
+    attestation_public_key_pem: bytes
+    certificate_chain_pem: bytes
 
 
 class KeyAdministration:
@@ -82,6 +97,20 @@ class KeyAdministration:
         self._gate.check_password(caller, key)
         return self._gate.run(caller, "getKeyAttributes", key.label, lambda: self.keys.describe(key.label))
 
+    def attestation_bundle(self, caller: Caller, key: KeyRef) -> AttestationBundle:
+        """The attestation of a key with what a verifier needs besides it (the attestation key's
+        public key and certificate); readable for internal keys too, as :meth:`describe`."""
+        self._gate.check_password(caller, key)
+
+        def call() -> AttestationBundle:
+            signed = self.keys.describe(key.label)
+            certificate = self._certificate_service.attestation_certificate(signed.attestation_key_name)
+            public = certificate.public_key().public_bytes(serialization.Encoding.PEM,
+                                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+            return AttestationBundle(signed, public, certificate.public_bytes(serialization.Encoding.PEM))
+
+        return self._gate.run(caller, "getKeyAttestation", key.label, call)
+
     def delete(self, caller: Caller, key: KeyRef) -> None:
         """Destroy a destroyable key, with its certificate."""
         self._gate.check_password(caller, key)
@@ -108,6 +137,21 @@ class KeyAdministration:
             self._passwords.change(label, password, new_password)
 
         self._gate.run(caller, "changeKeyPassword", label, call, mutating=True)
+
+    def change_attributes(self, caller: Caller) -> None:
+        """``PATCH /v1/key/changeAttributes``: refused with 611, recorded like any refused call.
+
+        Refused rather than guessed (docs/tsb-deviations.md): the only source (a client's README)
+        says it renames a key, and the TSB documents that attributes may only be hardened, but no
+        public source shows the request body, so no field could be read with confidence — and a
+        wrong guess would leave a client believing a key was renamed or hardened when it was not."""
+        def refuse() -> None:
+            raise errors.UnsupportedOperation(
+                "PATCH /v1/key/changeAttributes is not supported by hsmgate: its request body is not public, so "
+                "neither a new label nor hardened attributes can be read from it; create the key under its final "
+                "label and with its final attributes (POST /v1/key)")
+
+        self._gate.run(caller, "changeAttributes", None, refuse)
 
     def import_certificate(self, caller: Caller, label: str, data: bytes) -> str:
         """Attach a certificate to a key (its public key must be the key's); answers its PEM."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from hsmgate.domain.hsm_errors import translated
 from hsmgate.domain.ska import addresses
 from hsmgate.domain.ska.guard import guard_bits, load_policy, policy_json
 from hsmgate.domain.ska.policy import Policy
+from hsmgate.domain.text import character_name, unsafe_character
 from hsmgate.hsm.base import KeyAttributes, KeyInfo, KeySpec, KeyType, Partition
 from hsmgate.hsm.derivation import SEED_BITS, DerivationScheme
 from hsmgate.store.key_metadata import KeyMetadataRepository
@@ -107,7 +109,15 @@ def utc(moment: datetime) -> datetime:
 
 
 def check_label(label: str, field: str = "label") -> None:
-    """Refuse empty, over-long and reserved-character labels (``/`` is for derivation paths)."""
+    """Refuse empty, over-long and reserved-character labels (``/`` is for derivation paths), and
+    labels that would not read as what they are: control and format characters (zero-width,
+    bidi overrides and isolates; :mod:`hsmgate.domain.text`) and labels not in Unicode NFC.
+
+    Why refuse rather than normalise to NFC: a label is looked up by exact string in the backend,
+    the metadata (passwords, policies) and the audit log. Rewriting it on creation only would
+    leave the caller holding a spelling no lookup finds, and rewriting it on every lookup would
+    have to reach every one of them, or two spellings would reach different records (the key
+    found, its password record missed). A refused label is one clear 610 to fix at the client."""
     if not label or not label.strip():
         raise errors.ValidationFailed(f"'{field}' must not be empty")
     if len(label) > MAX_LABEL_LENGTH:
@@ -116,6 +126,23 @@ def check_label(label: str, field: str = "label") -> None:
         raise errors.InvalidKeyName(
             f"'{field}' must not contain '/' or control characters (derivation paths are not supported)"
         )
+    char = unsafe_character(label)
+    if char is not None:
+        raise errors.InvalidKeyName(
+            f"'{field}' must not contain control or invisible formatting characters (found {character_name(char)})")
+    if not unicodedata.is_normalized("NFC", label):
+        raise errors.InvalidKeyName(
+            f"'{field}' must be in Unicode normalisation form NFC (composed characters, e.g. U+00E9 for 'é', "
+            "not 'e' followed by U+0301)")
+
+
+def check_existing_label(label: str) -> None:
+    """A label naming a key that may exist: only what no key can have is refused (600 empty, 610
+    by :func:`check_key_name`). Keys made before :func:`check_label` became stricter, or outside
+    hsmgate on a PKCS#11 token, stay readable and deletable."""
+    if not label or not label.strip():
+        raise errors.ValidationFailed("'label' must not be empty")
+    check_key_name(label)
 
 
 _NAME_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
@@ -245,7 +272,8 @@ class KeyService:
                                                                     bip32=request.bip32, slip10=request.slip10))
         key_id = request.key_id.encode() if request.key_id else None
         return self._make(request.label, spec, request.policy, request.address_format, request.attributes,
-                          lambda: self.partition.generate(request.label, spec, attributes, key_id))
+                          lambda: self.partition.generate(request.label, spec, attributes, key_id),
+                          key_id=request.key_id)
 
     def _derivation_scheme(self, key_type: KeyType, curve_oid: str | None, attributes: KeyAttributes, *,
                            bip32: bool, slip10: bool) -> DerivationScheme:
@@ -309,12 +337,13 @@ class KeyService:
         return self._signed(info, utc(created))
 
     def _make(self, label: str, spec: KeySpec, policy: Policy | None, address_format: str | None,
-              attributes: KeyAttributes, make: Callable[[], KeyInfo], origin: str | None = None) -> SignedKey:
+              attributes: KeyAttributes, make: Callable[[], KeyInfo], origin: str | None = None,
+              key_id: str | None = None) -> SignedKey:
         if policy is not None or address_format is not None:
-            return self._create_ska(label, spec, policy, address_format, attributes, make, origin)
+            return self._create_ska(label, spec, policy, address_format, attributes, make, origin, key_id)
         with translated():
             info = make()
-        created = self._metadata.record_creation(label, utc(info.created_at or self._now()))
+        created = self._metadata.record_new_key(label, utc(info.created_at or self._now()), key_id=key_id or None)
         if origin:
             self._metadata.set_origin(label, origin, public_only=False, when=created)
         return self._signed(info, created)
@@ -322,7 +351,8 @@ class KeyService:
     # -- SKA keys --------------------------------------------------------------------
 
     def _create_ska(self, label: str, spec: KeySpec, policy: Policy | None, requested_format: str | None,
-                    attributes: KeyAttributes, make: Callable[[], KeyInfo], origin: str | None) -> SignedKey:
+                    attributes: KeyAttributes, make: Callable[[], KeyInfo], origin: str | None,
+                    key_id: str | None) -> SignedKey:
         """A key with a policy: asymmetric only (613), never extractable (606), addressFormat
         only here (630 without policy). The policy row is written *before* the key exists, so the
         key is never usable without its policy."""
@@ -356,7 +386,7 @@ class KeyService:
             elif previous is not None:
                 self._metadata.put_ska(label, policy=previous[0], guard=previous[1], address_format=previous[2])
             raise
-        created = self._metadata.record_creation(label, utc(info.created_at or self._now()))
+        created = self._metadata.record_new_key(label, utc(info.created_at or self._now()), key_id=key_id or None)
         if origin:
             self._metadata.set_origin(label, origin, public_only=False, when=created)
         return self._signed(info, created)
@@ -384,6 +414,7 @@ class KeyService:
     def address(self, label: str) -> KeyAddress:
         """The address of an SKA key with ``addressFormat`` (630 for other keys); a derived key
         (``<master>/<path>``) has an address when its master has a policy and a format."""
+        check_existing_label(label)
         info = key_info(self.partition, label)
         stored, address_format = self._metadata.ska(check_key_name(label).master)
         if stored is None:
@@ -439,6 +470,7 @@ class KeyService:
     def describe(self, label: str) -> SignedKey:
         """A key's signed attributes; a derived key (``<master>/<path>``, persisted or not) reports
         the master's creation time, policy and address format."""
+        check_existing_label(label)
         name = check_key_name(label)
         info = key_info(self.partition, label)
         if name.path is not None:
@@ -451,10 +483,9 @@ class KeyService:
 
     def delete(self, label: str) -> None:
         """Destroy a key; ``<master>/<path>`` deletes a persisted child (650 when only derivable)."""
+        check_existing_label(label)
         name = check_key_name(label)
-        if name.path is None:
-            check_label(label)
-        else:
+        if name.path is not None:
             key_info(self.partition, label)  # 614 / 400 for a path no master derives
             with translated():
                 if name.label not in self.partition.list_labels():
@@ -469,28 +500,24 @@ class KeyService:
     # -- attestation ---------------------------------------------------------------------------
 
     def _signed(self, info: KeyInfo, created: datetime) -> SignedKey:
-        view = self.view(info, created)
-        origin, public_only = self._metadata.origin(parse_key_name(info.label).master)
-        if origin or public_only:  # imported or unwrapped (domain/key_transfer.py, domain/operations.py)
-            view = replace(view, creation=origin or view.creation, public_only=public_only)
+        facts = self._metadata.facts(parse_key_name(info.label).master)
+        view = self.view(info, created, key_id=facts.key_id)
+        if facts.origin or facts.public_only:  # imported or unwrapped (domain/key_transfer.py, domain/operations.py)
+            view = replace(view, creation=facts.origin or view.creation, public_only=facts.public_only)
         xml = attestation_xml(view)
         with translated():
             signature = self.partition.sign(self.attestation_key_name, ATTESTATION_MECHANISM, xml.encode())
         return SignedKey(view, xml, base64.b64encode(signature).decode(), self.attestation_key_name)
 
-    def view(self, info: KeyInfo, created: datetime) -> KeyView:
+    def view(self, info: KeyInfo, created: datetime, *, key_id: str | None = None) -> KeyView:
+        """The description of a key. ``key_id``: the ``id`` its caller gave at creation (kept in
+        hsmgate's metadata); a backend's own identifier (``info.key_id``, a PKCS#11 CKA_ID hsmgate
+        drew at random to pair the halves of a key) is never shown: the TSB's clients read ``id``
+        as the value they set, or null."""
         algorithm = KEY_ALGORITHM_BY_TYPE[info.key_type]
         oid = algorithm.oid
         if info.key_type is KeyType.ED and info.curve_oid:
             oid = info.curve_oid  # Ed448 reports its own OID
-        key_id = None
-        if info.key_id:
-            try:
-                key_id = info.key_id.decode()
-                if not key_id.isprintable():
-                    raise UnicodeDecodeError("utf-8", info.key_id, 0, 1, "not printable")
-            except UnicodeDecodeError:
-                key_id = info.key_id.hex().upper()
         size = None if info.key_type in (KeyType.EC, KeyType.ED) else info.size
         policy, address = self._ska_view(info)
         return KeyView(

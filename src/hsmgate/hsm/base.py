@@ -510,7 +510,8 @@ class Partition(ABC):
         raise UnsupportedByBackend("HMAC is not supported by this backend")
 
     def decapsulate(self, label: str, ciphertext: bytes) -> bytes:
-        """ML-KEM decapsulation with the private key; returns the shared secret."""
+        """ML-KEM decapsulation with the private key; returns the shared secret. The key needs
+        ``decrypt``, ``derive`` or ``unwrap`` (OperationNotPermitted otherwise)."""
         raise UnsupportedByBackend("key encapsulation is not supported by this backend")
 
     def import_key(self, label: str, *, key_type: KeyType, attributes: KeyAttributes,

@@ -351,13 +351,15 @@ class SoftPartition(Partition):
     # -- post-quantum key encapsulation and ML-KEM key wrapping (softpq) ----------------------
 
     def decapsulate(self, label: str, ciphertext: bytes) -> bytes:
-        """ML-KEM decapsulation; the key needs ``decrypt`` or ``derive`` (the shared secret leaves
-        the token, as a plaintext does)."""
+        """ML-KEM decapsulation; the key needs ``decrypt``, ``derive`` or ``unwrap`` — the TSB's
+        own client makes its ML-KEM keys with ``unwrap`` (and ``wrap``) alone and decapsulates
+        with them (docs/post-quantum.md)."""
         key = self._load(label)
         if key.pq is None or key.info.key_type not in self._capabilities.kem:
             raise UnsupportedByBackend(f"key '{label}' ({key.info.key_type}) is not an ML-KEM key")
-        if not (key.info.attributes.decrypt or key.info.attributes.derive):
-            raise OperationNotPermitted(f"key '{label}' has neither the decrypt nor the derive attribute")
+        attributes = key.info.attributes
+        if not (attributes.decrypt or attributes.derive or attributes.unwrap):
+            raise OperationNotPermitted(f"key '{label}' has none of the decrypt, derive and unwrap attributes")
         return softpq.decapsulate(key.pq, ciphertext)
 
     def _kem_wrap(self, wrapping_label: str, target_label: str) -> bytes:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,6 +43,7 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            _private_sqlite_files(self.engine.url.database)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         self._quick_engine: Engine | None = None
         self._quick_conn: object | None = None
@@ -93,12 +96,15 @@ class Database:
         if not path or path == ":memory:" or path.startswith("file:"):
             yield
             return
-        with open(f"{path}.migrate.lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        fd = os.open(f"{path}.migrate.lock", os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 yield
             finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
     def quick_scalar(self, sql: str, params: tuple[object, ...]) -> object | None:
         """First column of the first row of a read-only ``sql`` (``?`` placeholders), or None
@@ -178,6 +184,29 @@ class Database:
             if self._quick_engine is not None:
                 self._quick_engine.dispose()
         self.engine.dispose()
+
+
+#: Mode of the SQLite database file and its companions (the data directory's rule, private_files.py).
+PRIVATE_FILE_MODE = 0o600
+#: Files beside a SQLite database: SQLite's own (which take the database file's mode when SQLite
+#: creates them) and hsmgate's lock files.
+_SQLITE_COMPANIONS = ("-wal", "-shm", "-journal", ".migrate.lock", ".audit.lock")
+
+
+def _private_sqlite_files(path: str | None) -> None:
+    """Create the database file of a SQLite URL with mode 0600 (SQLite would make it 0644 less the
+    umask), and tighten an existing one and its companions of this user to 0600."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    with contextlib.suppress(OSError):  # no directory, no permission …: SQLite reports it on connecting
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE))
+    for name in (path, *(path + suffix for suffix in _SQLITE_COMPANIONS)):
+        try:
+            info = os.stat(name)
+            if stat.S_IMODE(info.st_mode) & 0o077 and info.st_uid == os.geteuid():
+                os.chmod(name, PRIVATE_FILE_MODE)
+        except OSError:  # absent, or a read-only file system: nothing to tighten here
+            continue
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

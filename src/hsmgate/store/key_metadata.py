@@ -11,7 +11,7 @@ generation token: while nothing changed key state anywhere, a use costs no query
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from sqlalchemy import delete, select, update
@@ -27,6 +27,14 @@ HOT_CACHE_SIZE = 8192
 _HOT_SQL = "SELECT password_hash, policy_guard, internal FROM key_metadata WHERE partition = ? AND label = ?"
 
 
+class KeyFacts(NamedTuple):
+    """What a key's description takes from hsmgate's metadata rather than from its backend."""
+
+    origin: str | None = None  # None or ``generated``; ``imported`` for imported and unwrapped keys
+    public_only: bool = False  # an imported public key (or certificate) without its private key
+    key_id: str | None = None  # the ``id`` the caller gave at creation
+
+
 class KeyState(NamedTuple):
     """What every use of a key checks: its password hash (None: no password), its SKA guard bits
     (None: no policy) and whether hsmgate keeps it for itself."""
@@ -37,6 +45,12 @@ class KeyState(NamedTuple):
 
 
 NO_STATE = KeyState()
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` in UTC. Written as UTC because SQLite keeps the wall time and drops the offset (a
+    +02:00 time would read back two hours off); a naive value, as SQLite returns it, is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class KeyMetadataRepository:
@@ -51,21 +65,37 @@ class KeyMetadataRepository:
         self._hot_lock = threading.Lock()
 
     def created_at(self, label: str) -> datetime | None:
+        """When a key was first seen (aware, UTC), or None without a row."""
         with self._db.session() as session:
-            return session.scalar(
+            created = session.scalar(
                 select(KeyMetadata.created_at).where(
                     KeyMetadata.partition == self._partition, KeyMetadata.label == label
                 )
             )
+        return None if created is None else _utc(created)
 
     def record_creation(self, label: str, when: datetime) -> datetime:
-        """Remember when a key was first seen; keeps the earlier time if one is stored."""
+        """Remember when a key was first seen; keeps the earlier time if one is stored. Returns the
+        stored time in UTC."""
+        when = _utc(when)
         try:
             with self._db.session() as session:
                 bump(session)
                 session.add(KeyMetadata(partition=self._partition, label=label, created_at=when))
             return when
         except IntegrityError:
+            return self.created_at(label) or when
+
+    def record_new_key(self, label: str, when: datetime, *, key_id: str | None) -> datetime:
+        """Remember a key hsmgate just created, with the ``id`` its caller gave (None: none): like
+        :meth:`record_creation`, and the id replaces whatever a row reserved earlier held."""
+        try:
+            with self._db.session() as session:
+                bump(session)
+                session.add(KeyMetadata(partition=self._partition, label=label, created_at=when, key_id=key_id))
+            return when
+        except IntegrityError:
+            self._update(label, key_id=key_id)
             return self.created_at(label) or when
 
     def forget(self, label: str) -> None:
@@ -107,7 +137,7 @@ class KeyMetadataRepository:
         try:
             with self._db.session() as session:
                 bump(session)
-                session.add(KeyMetadata(partition=self._partition, label=label, created_at=when,
+                session.add(KeyMetadata(partition=self._partition, label=label, created_at=_utc(when),
                                         password_hash=password_hash))
             return True
         except IntegrityError:
@@ -120,15 +150,28 @@ class KeyMetadataRepository:
             self._update(label, password_hash=password_hash)  # inserted concurrently: update that row
 
     def set_origin(self, label: str, origin: str, *, public_only: bool, when: datetime) -> None:
-        """Record that a key was imported or unwrapped (and whether only its public half exists)."""
-        if not self._update(label, origin=origin, public_only=public_only):
+        """Record that a key was imported or unwrapped (and whether only its public half exists);
+        such a key has no caller ``id``."""
+        if not self._update(label, origin=origin, public_only=public_only, key_id=None):
             try:
                 with self._db.session() as session:
                     bump(session)
-                    session.add(KeyMetadata(partition=self._partition, label=label, created_at=when,
+                    session.add(KeyMetadata(partition=self._partition, label=label, created_at=_utc(when),
                                             origin=origin, public_only=public_only))
             except IntegrityError:
                 self._update(label, origin=origin, public_only=public_only)
+
+    def facts(self, label: str) -> KeyFacts:
+        """Origin, public-only flag and caller id of a key (:class:`KeyFacts` defaults without a row)."""
+        with self._db.session() as session:
+            row = session.execute(
+                select(KeyMetadata.origin, KeyMetadata.public_only, KeyMetadata.key_id).where(
+                    KeyMetadata.partition == self._partition, KeyMetadata.label == label
+                )
+            ).first()
+        if row is None:
+            return KeyFacts()
+        return KeyFacts(row[0], bool(row[1]), row[2])
 
     def origin(self, label: str) -> tuple[str | None, bool]:
         """(origin, public_only) of a key; (None, False) for generated keys and unknown labels."""
@@ -198,7 +241,7 @@ class KeyMetadataRepository:
         try:
             with self._db.session() as session:
                 bump(session)
-                session.add(KeyMetadata(partition=self._partition, label=label, created_at=when, policy=policy,
+                session.add(KeyMetadata(partition=self._partition, label=label, created_at=_utc(when), policy=policy,
                                         policy_guard=guard, address_format=address_format))
             return True
         except IntegrityError:

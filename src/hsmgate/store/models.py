@@ -79,6 +79,9 @@ class KeyMetadata(Base):
     #: True for a key hsmgate keeps for itself (attestation, SKA timestamp, data objects …):
     #: refused for every caller operation by the key-use gate (``domain/key_use.py``)
     internal: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
+    #: the ``id`` the caller gave when creating the key (TSB ``CreateKeyDto.id``, returned as
+    #: ``json.id``); None when none was given — a backend's own identifiers (CKA_ID) are not shown
+    key_id: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class KeyGenerationRow(Base):

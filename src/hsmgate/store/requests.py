@@ -114,6 +114,46 @@ class RequestRepository:
                 SkaRequestRow.partition == self.partition, SkaRequestRow.key_label == label,
                 SkaRequestRow.status.in_(LIVE))))
 
+    # -- results ---------------------------------------------------------------------------------
+
+    def replace_result(self, request_id: str, old: str, new: str) -> bool:
+        """``result = new`` where it is still ``old`` (sealing a plaintext result of before)."""
+        with self._db.session() as session:
+            result = session.execute(
+                update(SkaRequestRow)
+                .where(SkaRequestRow.id == request_id, SkaRequestRow.partition == self.partition,
+                       SkaRequestRow.result == old)
+                .values(result=new).execution_options(synchronize_session=False))
+            return result.rowcount == 1
+
+    def erase_result(self, request_id: str) -> bool:
+        """Erase the result of an EXECUTED request; True when there was one."""
+        with self._db.session() as session:
+            result = session.execute(
+                update(SkaRequestRow)
+                .where(SkaRequestRow.id == request_id, SkaRequestRow.partition == self.partition,
+                       SkaRequestRow.status == "EXECUTED", SkaRequestRow.result.is_not(None))
+                .values(result=None).execution_options(synchronize_session=False))
+            return result.rowcount == 1
+
+    def erase_results_before(self, executed_before: datetime) -> int:
+        """Erase the results of requests executed before ``executed_before``; how many."""
+        with self._db.session() as session:
+            result = session.execute(
+                update(SkaRequestRow)
+                .where(SkaRequestRow.partition == self.partition, SkaRequestRow.status == "EXECUTED",
+                       SkaRequestRow.result.is_not(None), SkaRequestRow.executed_at < executed_before)
+                .values(result=None).execution_options(synchronize_session=False))
+            return result.rowcount
+
+    def results_not_starting_with(self, prefix: str) -> list[tuple[str, str, str]]:
+        """(id, kind, result) of stored results that do not start with ``prefix``."""
+        with self._db.session() as session:
+            rows = session.execute(select(SkaRequestRow.id, SkaRequestRow.kind, SkaRequestRow.result).where(
+                SkaRequestRow.partition == self.partition, SkaRequestRow.result.is_not(None),
+                SkaRequestRow.result.not_like(f"{prefix}%")))
+            return [(row.id, row.kind, row.result) for row in rows]
+
     # -- tasks -----------------------------------------------------------------------------------
 
     def tasks_of(self, request_id: str) -> list[SkaTaskRow]:

@@ -1,5 +1,6 @@
 """One router per TSB tag. Every router is made by :func:`tsb_router`, so every route parses JSON
-bodies leniently (a trailing comma, as the TSB's Go client sends it: ``api/lenient_json.py``).
+bodies leniently (a trailing comma, raw newlines inside strings, as the TSB's Go client sends them:
+``api/lenient_json.py``).
 
 Routes that answer nothing (deletions, approvals, …) answer 200 with an **empty body**, as the TSB
 does, never a JSON ``null``: decorate them with ``**empty_response()`` and return :func:`empty`.
@@ -7,6 +8,7 @@ does, never a JSON ``null``: decorate them with ``**empty_response()`` and retur
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -29,3 +31,25 @@ def empty_response(description: str = "Done; the answer has an empty body") -> d
 def empty() -> Response:
     """200 with an empty body."""
     return Response(status_code=200)
+
+
+_UNSAFE_FILE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def safe_file_name(label: str) -> str:
+    """``label`` as a file name any unzip tool or browser keeps in the target directory: characters
+    other than letters, digits, ``.``, ``_`` and ``-`` become ``_``, and it never starts with a dot."""
+    name = _UNSAFE_FILE_CHARACTERS.sub("_", label)
+    return "_" + name if name.startswith(".") else name
+
+
+def download(content: bytes, media_type: str, file_name: str) -> Response:
+    """200 with ``content`` as a file download named ``file_name`` (made safe)."""
+    return Response(content, media_type=media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{safe_file_name(file_name)}"'})
+
+
+def download_responses(description: str, media_type: str) -> dict[str, Any]:
+    """Decorator arguments of a route answering a file (OpenAPI: binary content of ``media_type``)."""
+    return {"response_class": Response, "responses": {200: {
+        "description": description, "content": {media_type: {"schema": {"type": "string", "format": "binary"}}}}}}

@@ -32,10 +32,16 @@ from hsmgate.domain.gateway import PartitionServices
 from hsmgate.domain.key_use import Caller
 from hsmgate.domain.ska.approval_token import ApprovalToBeSigned
 from hsmgate.domain.ska.approvals import Authentication, Paging, SkaServices, SortOrder, TaskItem
-from hsmgate.domain.ska.requests import KINDS, SIGNED_FIELDS, TASK_FILTERS, kinds_of_filter
+from hsmgate.domain.ska.requests import KINDS, SIGNED_FIELDS, TASK_FILTERS, RequestKind, kinds_of_filter
 from hsmgate.domain.ska.timestamp_key import TIMESTAMP_SIGNATURE_ALGORITHM
 
 router = tsb_router(tags=["Approval Tasks"], responses=ERROR_RESPONSES)
+
+#: The ``signed…`` fields every level-3 task carries (null but the task's own): the nine of the
+#: reference (§6.3, TSB 2.2). The decapsulation envelope (newer than the reference, GAP) appears on
+#: decapsulation tasks only, so every other task keeps the documented shape for approval clients
+#: that refuse unknown fields.
+_LEVEL3_FIELDS = tuple(name for name in SIGNED_FIELDS if name != KINDS[RequestKind.DECAPSULATE].signed_field)
 
 
 def _b64(value: bytes | None) -> str | None:
@@ -71,8 +77,9 @@ def render_task(item: TaskItem, level: int, ska: SkaServices) -> dict[str, Any]:
     if level < 3:
         return out
     out["requestBase64"] = _b64(request.request.encode("utf-8"))
-    for name in SIGNED_FIELDS:
-        out[name] = envelope if name == spec.signed_field else None
+    for name in _LEVEL3_FIELDS:
+        out[name] = None
+    out[spec.signed_field] = envelope
     if level < 4:
         return out
     out |= {

@@ -9,7 +9,7 @@ from fastapi import Path, Response
 
 from hsmgate.api.deps import CallerDep, ServicesDep
 from hsmgate.api.operation_route import OperationRoute
-from hsmgate.api.routes import empty, empty_response, tsb_router
+from hsmgate.api.routes import download, download_responses, empty, empty_response, tsb_router
 from hsmgate.api.wire.certificates import (
     CertificateImportDto,
     CertificateRequestResponseDto,
@@ -46,6 +46,17 @@ def certificate_request(body: SynchronousCertificateRequestRequestDto, services:
         profile=_profile(body.validity, body.keyUsage, body.extendedKeyUsage),
     )
     return CertificateRequestResponseDto(label=body.signKeyName, certificateSigningRequest=csr)
+
+
+@signing_router.post("/v1/certificate/synchronous/request/download",
+                     operation_id="synchronousCreateCertificateRequestFileDownload",
+                     summary="A PKCS#10 CSR signed by the key, as a file download",
+                     **download_responses("The CSR as a PEM file (<key>.csr)", "application/octet-stream"))
+def certificate_request_download(body: SynchronousCertificateRequestRequestDto, services: ServicesDep,
+                                 caller: CallerDep) -> Response:
+    """The JSON twin's CSR (``-----BEGIN NEW CERTIFICATE REQUEST-----``, PEM) as the file's content."""
+    csr = certificate_request(body, services, caller).certificateSigningRequest
+    return download(csr.encode("ascii"), "application/octet-stream", f"{body.signKeyName}.csr")
 
 
 @signing_router.post("/v1/certificate/synchronous/selfsign", operation_id="selfSignCertificate",

@@ -1,13 +1,18 @@
-"""Tag "Keys": create, list, describe and delete keys (reference §3.1, §4)."""
+"""Tag "Keys": create, list, describe and delete keys, their attestation bundle (reference §3.1, §4;
+wave-2 §5.1)."""
 
 from __future__ import annotations
+
+import base64
+import io
+import zipfile
 
 from fastapi import Path, Response, status
 from pydantic import BaseModel, Field
 
 from hsmgate.api.deps import CallerDep, ServicesDep
 from hsmgate.api.operation_route import OperationRoute
-from hsmgate.api.routes import empty, empty_response, tsb_router
+from hsmgate.api.routes import download, download_responses, empty, empty_response, safe_file_name, tsb_router
 from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
 from hsmgate.api.wire.derivation import DeriveKeyAttributes, DeriveKeyDto, ImportSeedDto
 from hsmgate.api.wire.key_transfer import ChangeKeyPasswordDto, ImportAttributes, KeyExportDto, KeyImportDto
@@ -20,8 +25,10 @@ from hsmgate.api.wire.keys import (
     SignedKeyAttributesDto,
 )
 from hsmgate.domain.attestation import iso_z
+from hsmgate.domain.gateway import PartitionServices
+from hsmgate.domain.key_admin import AttestationBundle
 from hsmgate.domain.key_transfer import KeyImport
-from hsmgate.domain.key_use import KeyRef
+from hsmgate.domain.key_use import Caller, KeyRef
 from hsmgate.domain.keys import (
     DeriveRequest,
     KeyAddress,
@@ -126,6 +133,56 @@ def key_attributes_with_password(body: KeyLabelWithPasswordDto, services: Servic
     return key_response(services.admin.describe(caller, KeyRef(body.label, body.password, "password")))
 
 
+#: Name of the certificate chain in the bundle, as the TSB names it (reference §3.1) so that scripts
+#: written for the TSB find it; the README is hsmgate's own.
+ATTESTATION_CHAIN_FILE = "PrimusHSM_Attestation.crt"
+ATTESTATION_README_FILE = "README_hsmgate_attestation.md"
+_ATTESTATION_README = """# Attestation of key `{label}`
+
+Made by hsmgate. `{name}.xml` is the key's attribute document, `{name}.sig` its RSASSA-PKCS1-v1_5 /
+SHA-256 signature by the partition's attestation key `{attestation_key}`, `{name}.pem` that key's public
+key and `{chain}` its certificate. hsmgate's attestation key is not certified by an HSM vendor: its
+certificate is self-signed (made by hsmgate at start-up), so trust it only as far as you trust this
+deployment, e.g. by comparing it with `GET /v1/certificate/{attestation_key}`.
+
+Check, in this directory:
+
+    openssl verify -CAfile {chain} {chain}
+    openssl x509 -in {chain} -noout -pubkey -out chain-pubkey.pem
+    openssl dgst -sha256 -verify chain-pubkey.pem -signature {name}.sig {name}.xml
+    openssl dgst -sha256 -verify {name}.pem -signature {name}.sig {name}.xml
+
+Then compare `<public_key>` in `{name}.xml` with the key you expect (e.g. a CSR's), and check
+`<extractable>false</extractable>` and `<never_extractable>true</never_extractable>`.
+"""
+
+
+def attestation_zip(bundle: AttestationBundle) -> bytes:
+    """The zip of ``POST /v1/key/keyAttestation``: ``<key>.xml``, ``<key>.sig`` (raw signature bytes),
+    ``<key>.pem`` (the attestation key's public key), the certificate chain and a README."""
+    signed = bundle.key
+    name = safe_file_name(signed.view.label)
+    readme = _ATTESTATION_README.format(label=signed.view.label, name=name, chain=ATTESTATION_CHAIN_FILE,
+                                        attestation_key=signed.attestation_key_name)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"{name}.xml", signed.xml.encode("utf-8"))
+        archive.writestr(f"{name}.sig", base64.b64decode(signed.xml_signature))
+        archive.writestr(f"{name}.pem", bundle.attestation_public_key_pem)
+        archive.writestr(ATTESTATION_CHAIN_FILE, bundle.certificate_chain_pem)
+        archive.writestr(ATTESTATION_README_FILE, readme.encode("utf-8"))
+    return out.getvalue()
+
+
+@router.post("/v1/key/keyAttestation", operation_id="getKeyAttestationAsFileDownload",
+             summary="The key's attestation as a zip file download",
+             **download_responses("A zip: the key's attestation XML, its signature, the attestation key's public "
+                                  "key and certificate, a README", "application/zip"))
+def key_attestation(body: KeyLabelWithPasswordDto, services: ServicesDep, caller: CallerDep) -> Response:
+    bundle = services.admin.attestation_bundle(caller, KeyRef(body.label, body.password, "password"))
+    return download(attestation_zip(bundle), "application/zip", f"{body.label}-attestation.zip")
+
+
 @router.get("/v1/key/{keyName:path}/attributes", operation_id="getKeyAttributes", deprecated=True,
             response_model=SignedKeyAttributesDto, summary="Attributes of a key (deprecated form)")
 def key_attributes_by_path(services: ServicesDep, caller: CallerDep,
@@ -163,12 +220,32 @@ def import_plain_key(body: KeyImportDto, services: ServicesDep, caller: CallerDe
 @export_router.post("/v1/key/export/plain", operation_id="exportPlainKey", response_model=KeyExportDto,
                     summary="Export an extractable, non-sensitive key")
 def export_plain_key(body: KeyLabelWithPasswordDto, services: ServicesDep, caller: CallerDep) -> KeyExportDto:
-    exported = services.key_use.export(caller, KeyRef(body.label, body.password, "password"))
+    return _export(services, caller, KeyRef(body.label, body.password, "password"))
+
+
+def _export(services: PartitionServices, caller: Caller, key: KeyRef) -> KeyExportDto:
+    exported = services.key_use.export(caller, key)
     return KeyExportDto(
         privateKey=encode_base64(exported.private_key) if exported.private_key is not None else None,
         publicKey=encode_base64(exported.public_key) if exported.public_key is not None else None,
         secretKey=encode_base64(exported.secret_key) if exported.secret_key is not None else None,
     )
+
+
+@export_router.get("/v1/key/{keyName}/export/plain", operation_id="exportPlainKeyByName", deprecated=True,
+                   response_model=KeyExportDto,
+                   summary="Export an extractable, non-sensitive key without password (deprecated form)")
+def export_plain_key_by_name(services: ServicesDep, caller: CallerDep, keyName: str = KeyNamePath) -> KeyExportDto:
+    return _export(services, caller, KeyRef(keyName, None, "password"))  # the gate checks the name (610)
+
+
+@router.patch("/v1/key/changeAttributes", operation_id="changeAttributes",
+              summary="Refused (611): the request body of this TSB endpoint is not public",
+              **empty_response("Never: every call is refused with 611"))
+def change_attributes(services: ServicesDep, caller: CallerDep) -> Response:
+    """Always 611 (``KeyAdministration.change_attributes``); the body is not read."""
+    services.admin.change_attributes(caller)
+    return empty()
 
 
 @router.post("/v1/key/changePassword", operation_id="changeKeyPassword",
@@ -197,6 +274,6 @@ def key_address(body: KeyLabelWithPasswordDto, services: ServicesDep, caller: Ca
 
 
 @router.get("/v1/key/{keyName:path}/address", operation_id="getKeyAddress", deprecated=True,
-            response_model=KeyAddressDto, summary="Blockchain address hash of an SKA key (deprecated form)")
-def key_address_by_path(services: ServicesDep, caller: CallerDep, keyName: str = KeyNameOrPath) -> KeyAddressDto:
+            response_model=KeyAddressDto, summary="Blockchain address of an SKA key without password (deprecated form)")
+def key_address_by_name(services: ServicesDep, caller: CallerDep, keyName: str = KeyNameOrPath) -> KeyAddressDto:
     return address_response(services.admin.address(caller, KeyRef(keyName, None, "password")))

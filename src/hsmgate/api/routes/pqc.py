@@ -2,7 +2,8 @@
 
 The TSB 2.x reference documents no ML-KEM endpoints; the shapes here are those of the TSB's own Go
 client (2026): ``/v1/encapsulate`` takes a public key, ``/v1/synchronousDecapsulate`` a key name and
-a ciphertext. The asynchronous ``/v1/decapsulate`` (SKA approvals) is not implemented.
+a ciphertext. The asynchronous ``/v1/decapsulate`` (SKA approvals) is an SKA request
+(``api/routes/requests.py``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def encapsulate(body: EncapsulateRequestDto, services: ServicesDep, caller: Call
 
 @router.post("/v1/synchronousDecapsulate", operation_id="synchronousDecapsulate",
              response_model=DecapsulateResponseDto,
-             summary="ML-KEM decapsulation inside the backend (key needs decrypt or derive)")
+             summary="ML-KEM decapsulation inside the backend (key needs decrypt, derive or unwrap)")
 def synchronous_decapsulate(body: SynchronousDecapsulateRequestDto, services: ServicesDep,
                             caller: CallerDep) -> DecapsulateResponseDto:
     request = body.decapsulationRequest

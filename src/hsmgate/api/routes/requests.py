@@ -6,7 +6,8 @@ whose rule for the operation is always fulfilled, executes at once: the request 
 (its result at ``GET /v1/request/{id}``) and an error is answered directly, as the synchronous
 endpoint would. A key password (``keyPassword``) is checked when the request is made (620) and then
 dropped: the stored request (and the approvers' ``requestBase64``) carries ``null``; hsmgate never
-stores key passwords.
+stores key passwords. Results are stored sealed and erased on ``DELETE`` of an EXECUTED request or
+after HSMGATE_SKA_RESULT_RETENTION (``domain/ska/results.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hsmgate.api.routes import empty, empty_response, tsb_router
 from hsmgate.api.wire.common import ERROR_RESPONSES, WireModel
 from hsmgate.api.wire.ska import (
     BlockKeyRequestIdDto,
+    DecapsulationRequestIdDto,
     DecryptRequestIdDto,
     FilteredRequestsDto,
     ModifyKeyRequestIdDto,
@@ -29,6 +31,7 @@ from hsmgate.api.wire.ska import (
     RequestStatusDto,
     SignedBlockKeyRequestDto,
     SignedCsrSignRequestDto,
+    SignedDecapsulationRequestDto,
     SignedDecryptRequestDto,
     SignedModifyKeyRequestDto,
     SignedSelfSignCertificateRequestDto,
@@ -119,6 +122,17 @@ def unwrap(body: SignedUnwrapKeyRequestDto, ska: SkaDep, services: ServicesDep, 
         ska, services, caller, RequestKind.UNWRAP, request.unwrapKeyName, request.wrappedKey, body, "unwrapKeyPassword"))
 
 
+@router.post("/v1/decapsulate", tags=REQUESTS, status_code=status.HTTP_201_CREATED, operation_id="decapsulate",
+             response_model=DecapsulationRequestIdDto,
+             summary="Request an ML-KEM decapsulation (approved by the key's policy); the shared secret is the "
+                     "request's result")
+def decapsulate(body: SignedDecapsulationRequestDto, ska: SkaDep, services: ServicesDep,
+                caller: CallerDep) -> DecapsulationRequestIdDto:
+    request = body.decapsulationRequest
+    return DecapsulationRequestIdDto(decapsulationRequestId=_submit(
+        ska, services, caller, RequestKind.DECAPSULATE, request.decapsulationKeyName, request.ciphertext, body))
+
+
 @router.post("/v1/block", tags=REQUESTS, status_code=status.HTTP_201_CREATED, operation_id="block",
              response_model=BlockKeyRequestIdDto, summary="Request to block an SKA key")
 def block(body: SignedBlockKeyRequestDto, ska: SkaDep, services: ServicesDep, caller: CallerDep) -> BlockKeyRequestIdDto:
@@ -180,7 +194,8 @@ def get_request(ska: SkaDep, services: ServicesDep, caller: CallerDep, id: str =
 
 
 @router.delete("/v1/request/{id}", tags=REQUESTS, operation_id="cancelRequest",
-               summary="Cancel a PENDING or APPROVED request (status CANCELLED)", **empty_response())
+               summary="Cancel a PENDING or APPROVED request (status CANCELLED); "
+                       "erase the result of an EXECUTED one", **empty_response())
 def cancel_request(ska: SkaDep, services: ServicesDep, caller: CallerDep, id: str = RequestIdPath) -> Response:
     ska.requests.cancel(id, services.key_use.audit(caller))
     return empty()

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Literal
+
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from hsmgate import __version__
 from hsmgate.api.deps import CallerDep, GatewayDep, ServicesDep, SettingsDep
-from hsmgate.api.errors import error_response
 from hsmgate.api.routes import tsb_router
 from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
 from hsmgate.domain import errors
-from hsmgate.domain.hsm_errors import translated
+
+log = logging.getLogger("hsmgate.api")
 
 router = tsb_router(tags=["Service Information"], responses=ERROR_RESPONSES)
 
@@ -38,9 +41,10 @@ class RandomResponse(BaseModel):
 
 
 class Health(BaseModel):
-    status: str = Field(examples=["UP"])
-    backend: str
-    partitions: list[str]
+    """What an unauthenticated load balancer learns: UP or DOWN, nothing about the partitions,
+    the backend or why (the reason is in the server log)."""
+
+    status: Literal["UP", "DOWN"] = Field(examples=["UP"])
 
 
 @router.get("/v1/versionInfo", operation_id="getVersionInfo", response_model=VersionInfo)
@@ -72,12 +76,15 @@ def generate_random(services: ServicesDep, caller: CallerDep, settings: Settings
 
 
 @router.get("/health", operation_id="health", response_model=Health,
-            responses={503: ERROR_RESPONSES[503]}, summary="Liveness and backend reachability for load balancers")
-def health(gateway: GatewayDep, settings: SettingsDep) -> Health | JSONResponse:
+            responses={503: {"model": Health, "description": "A partition's backend does not answer"}},
+            summary="Liveness and backend reachability for load balancers")
+def health(gateway: GatewayDep) -> Health | JSONResponse:
+    """``{"status": "UP"}``, or 503 ``{"status": "DOWN"}`` when a served partition's backend does
+    not answer. The route is open (no credentials), so the body names no partition and no error:
+    the failure is logged instead."""
     try:
-        for name in gateway.names():
-            with translated():
-                gateway.services(name).partition.generate_random(1)
+        gateway.check_backends()
     except errors.TsbError as exc:
-        return error_response(exc.code, exc.message, 503)
-    return Health(status="UP", backend=settings.backend, partitions=gateway.names())
+        log.warning("health: DOWN: %s %s", exc.code, exc.message)
+        return JSONResponse(Health(status="DOWN").model_dump(), status_code=503)
+    return Health(status="UP")

@@ -84,6 +84,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (403, "Not allowed"),
         (404, "Key or resource not found (TSB code 65x)"),
         (405, "Method not allowed"),
+        (413, "Request body larger than HSMGATE_MAX_BODY_BYTES (TSB code 600)"),
         (500, "HSM or server error (TSB code 7xx)"),
         (503, "HSM not reachable (TSB code 701)"),
     )

@@ -173,6 +173,21 @@ class SignedSelfSignCertificateRequestDto(WireModel):
     requestSignature: SignatureDto | None = None
 
 
+class DecapsulateRequestDto(WireModel):
+    """``DecapsulateRequestDto`` of ``POST /v1/decapsulate`` (wave-2 reference §4.3)."""
+
+    decapsulationKeyName: str = KeyName
+    keyPassword: Password = None
+    ciphertext: Base64Bytes = Field(description="The ML-KEM ciphertext (the encapsulated key)")
+    metaData: Base64Bytes | None = None
+    metaDataSignature: Base64Bytes | None = None
+
+
+class SignedDecapsulationRequestDto(WireModel):
+    decapsulationRequest: DecapsulateRequestDto
+    requestSignature: SignatureDto | None = None
+
+
 class SignRequestIdDto(BaseModel):
     signRequestId: str
 
@@ -191,6 +206,10 @@ class BlockKeyRequestIdDto(BaseModel):
 
 class UnblockKeyRequestIdDto(BaseModel):
     unblockKeyRequestId: str
+
+
+class DecapsulationRequestIdDto(BaseModel):
+    decapsulationRequestId: str
 
 
 class ModifyKeyRequestIdDto(BaseModel):
@@ -331,6 +350,7 @@ class TaskDto(BaseModel):
     signedCertificateRequestRequest: dict[str, Any] | None = None
     signedSignCertificateRequest: dict[str, Any] | None = None
     signedSelfSignCertificateRequestDto: dict[str, Any] | None = None
+    signedDecapsulationRequest: dict[str, Any] | None = None
     timestamp: str | None = None
     timestampSignature: str | None = None
     timestampSignatureAlgorithm: str | None = None

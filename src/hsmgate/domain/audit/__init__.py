@@ -23,6 +23,11 @@ checkpoint``, the partition's attestation key signs (RSA PKCS#1 v1.5, SHA-256) t
 database can recompute a whole chain; they cannot sign for the HSM, so the rewrite shows at the
 next checkpoint. Records after the last checkpoint are protected by the chain only.
 
+Anchors. Someone able to rewrite the database can also delete the checkpoints that would give a
+rewrite away, or cut off the end of a chain with its checkpoint. So every checkpoint, once stored,
+is also appended outside the database (``store/audit_anchors.py``: a file, optionally syslog), and
+verification holds the database against those lines and wants a checkpoint every interval.
+
 Ordering and fail-closed (HSMGATE_AUDIT_FAIL_CLOSED, default on):
 
 * Operations that change nothing (sign, verify, describe, list, random) run first; their record,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -18,6 +18,7 @@ from hsmgate.domain.errors import TsbError
 from hsmgate.domain.hsm_errors import translated
 from hsmgate.hsm.base import Partition
 from hsmgate.store.audit import AuditRepository, Head, PendingCommits
+from hsmgate.store.audit_anchors import AnchorSink
 
 log = logging.getLogger("hsmgate.audit")
 T = TypeVar("T")
@@ -62,16 +63,26 @@ class AttestationSigner:
 
 
 class AuditTrail:
-    """Appends records, signs checkpoints. Thread-safe; the repository serialises each chain."""
+    """Appends records, signs checkpoints and anchors them outside the database (``anchors``:
+    ``store/audit_anchors.py``). Thread-safe; the repository serialises each chain."""
 
     def __init__(self, repository: AuditRepository, *, fail_closed: bool = True, checkpoint_interval: int = 100,
-                 clock: Callable[[], str] = now_text) -> None:
+                 clock: Callable[[], str] = now_text, anchors: Sequence[AnchorSink] = ()) -> None:
         self.repository = repository
         self.fail_closed = fail_closed
         self.checkpoint_interval = checkpoint_interval
         self.signers: dict[str, AttestationSigner] = {}
+        self.anchors = tuple(anchors)
         self._clock = clock
         repository.add_listener(self._checkpoint_due)
+
+    def close(self) -> None:
+        """Write what is still queued, close the repository and the anchor sinks."""
+        try:
+            self.repository.close()
+        finally:
+            for sink in self.anchors:
+                sink.close()
 
     def record(self, actor: Actor, operation: str, key_label: str | None, outcome: str,
                error_code: int | None = None, *, ska_request_id: str | None = None) -> None:
@@ -103,8 +114,10 @@ class AuditTrail:
                 self.checkpoint(partition, Head(row["seq"], row["hash"]))
 
     def checkpoint(self, partition: str, head: Head | None = None) -> dict[str, Any] | None:
-        """Sign ``head`` (default: the chain's current head) with the partition's attestation key.
-        Best effort: a failure is logged, the records stay protected by the chain."""
+        """Sign ``head`` (default: the chain's current head) with the partition's attestation key,
+        store it and, once stored, append it to every anchor sink (a checkpoint another process
+        stored first at the same record is that process's to anchor). Best effort: a failure is
+        logged, the records stay protected by the chain."""
         signer = self.signers.get(partition)
         try:
             head = head or self.repository.head(partition)
@@ -114,11 +127,20 @@ class AuditTrail:
                       "key_name": signer.key_name}
             message = checkpoint_message(partition=partition, seq=head.seq, hash=head.hash, time=values["time"])
             values["signature"] = base64.b64encode(signer.sign(message)).decode()
-            self.repository.add_checkpoint(values)
+            if self.repository.add_checkpoint(values):
+                self._anchor(values)
             return values
         except Exception as exc:  # noqa: BLE001 - best effort: the chain still protects the records
             log.error("audit checkpoint of partition %s not signed: %s", partition, exc)
             return None
+
+    def _anchor(self, checkpoint: dict[str, Any]) -> None:
+        for sink in self.anchors:
+            try:
+                sink.append(checkpoint)
+            except Exception as exc:  # noqa: BLE001 - one sink's failure must not stop the others
+                log.error("audit checkpoint of partition %s at record %s not anchored: %s",
+                          checkpoint["partition"], checkpoint["seq"], exc)
 
     def checkpoint_if_moved(self, partition: str) -> dict[str, Any] | None:
         """Sign the head unless it is already covered by a checkpoint (used at shutdown)."""

@@ -1,10 +1,23 @@
-"""Verification of a partition's chain and checkpoints (``hsmgate audit verify``): every finding
-names the record."""
+"""Verification of a partition's chain, its checkpoints and their anchors outside the database
+(``hsmgate audit verify``): every finding names the record.
+
+What is checked, per partition:
+
+* the chain: every record's hash, its link to the record before, no gap, the head row;
+* each checkpoint: its signature by the attestation key, and that it names a record of the chain
+  with that record's hash;
+* with the checkpoint interval N: a signed checkpoint at least every N records, from the start of
+  the chain to its end (a deleted checkpoint leaves a longer stretch);
+* with the anchors (``store/audit_anchors.py``): each anchored checkpoint verifies, is in the
+  database unchanged, and names a record of the chain with that hash; and no more than N records
+  follow the last anchor. A chain rewritten and re-chained, a deleted checkpoint, an end cut off
+  with its checkpoint: each contradicts a line the database's writers could not take back.
+"""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +47,8 @@ class Report:
     last_seq: int = 0
     checkpoints: int = 0
     checkpoints_verified: int = 0
+    #: None: not compared with anchors
+    anchors: int | None = None
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -59,8 +74,11 @@ def verify_signature(public_key_der: bytes, message: bytes, signature_b64: str) 
 
 
 def verify_chain(partition: str, records: Iterable[Mapping[str, Any]], checkpoints: Iterable[Mapping[str, Any]],
-                 *, public_key_der: bytes | None, head: Head | None = None) -> Report:
-    """Check one partition's records (in the order given) and checkpoints; every finding names the record."""
+                 *, public_key_der: bytes | None, head: Head | None = None, interval: int | None = None,
+                 anchors: Sequence[Mapping[str, Any]] | None = None) -> Report:
+    """Check one partition's records (in the order given) and checkpoints; with ``interval``, that
+    a signed checkpoint comes at least every ``interval`` records; with ``anchors`` (this
+    partition's), that the database agrees with each (module text). Every finding names the record."""
     report = Report(partition)
     problem = report.problems.append
     by_seq: dict[int, Mapping[str, Any]] = {}
@@ -102,9 +120,12 @@ def verify_chain(partition: str, records: Iterable[Mapping[str, Any]], checkpoin
         problem(Problem(partition, None, f"the chain head is record {head.seq} but the last record is "
                                          f"{report.last_seq} (records at the end were removed or changed)"))
 
+    stored: dict[int, Mapping[str, Any]] = {}
+    sound: set[int] = set()  # checkpoints that verify and match their record
     for checkpoint in checkpoints:
         report.checkpoints += 1
         seq = checkpoint["seq"]
+        stored[seq] = checkpoint
         message = checkpoint_message(partition=partition, seq=seq, hash=checkpoint["hash"], time=checkpoint["time"])
         if public_key_der is not None:
             if not verify_signature(public_key_der, message, checkpoint["signature"]):
@@ -118,9 +139,74 @@ def verify_chain(partition: str, records: Iterable[Mapping[str, Any]], checkpoin
                                                 "(records at the end were removed)"))
         elif record["hash"] != checkpoint["hash"] or record_hash(record) != checkpoint["hash"]:
             problem(Problem(partition, seq, "does not match its signed checkpoint (the chain was rewritten)"))
+        else:
+            sound.add(seq)
     if public_key_der is None and report.checkpoints:
         report.notes.append(f"partition {partition}: checkpoint signatures not checked (no attestation public key)")
+    if interval is not None:
+        _check_coverage(report, sorted(sound), interval)
+    if anchors is not None:
+        _check_anchors(report, anchors, stored, by_seq, public_key_der=public_key_der, interval=interval)
     # A duplicated problem line helps nobody.
     unique: dict[str, Problem] = {str(p): p for p in report.problems}
     report.problems = list(unique.values())
     return report
+
+
+def _check_coverage(report: Report, sound: list[int], interval: int) -> None:
+    """A signed checkpoint at least every ``interval`` records, and at most ``interval`` records
+    after the last one."""
+    previous = 0
+    for seq in [*sound, None]:
+        end = report.last_seq if seq is None else seq
+        if end - previous > interval:
+            if seq is not None:
+                what = f"no signed checkpoint among records {previous + 1}–{seq - 1}; one is due every {interval} records"
+            elif previous:
+                what = (f"{end - previous} records follow the last signed checkpoint (record {previous}); "
+                        f"at most {interval} may")
+            else:
+                what = f"no signed checkpoint among the {end} records; one is due every {interval} records"
+            report.problems.append(Problem(report.partition, None, f"{what} (a checkpoint was deleted, or could "
+                                                                   "not be signed: see the server log)"))
+        previous = end
+
+
+def _check_anchors(report: Report, anchors: Sequence[Mapping[str, Any]], stored: Mapping[int, Mapping[str, Any]],
+                   by_seq: Mapping[int, Mapping[str, Any]], *, public_key_der: bytes | None,
+                   interval: int | None) -> None:
+    """The database against the checkpoints anchored outside it (module text)."""
+    partition = report.partition
+    problem = report.problems.append
+    report.anchors = len(anchors)
+    for anchor in sorted(anchors, key=lambda item: item["seq"]):
+        seq = anchor["seq"]
+        if public_key_der is not None:
+            message = checkpoint_message(partition=partition, seq=seq, hash=anchor["hash"], time=anchor["time"])
+            if not verify_signature(public_key_der, message, anchor["signature"]):
+                problem(Problem(partition, seq, "its anchored checkpoint does not verify with the attestation key "
+                                                "(the anchor was changed)"))
+                continue
+        checkpoint = stored.get(seq)
+        if checkpoint is None:
+            problem(Problem(partition, seq, "its checkpoint is anchored outside the database but missing from it "
+                                            "(the checkpoint was deleted)"))
+        elif any(checkpoint[name] != anchor[name] for name in ("hash", "time", "signature")):
+            problem(Problem(partition, seq, "its checkpoint in the database differs from the anchored one "
+                                            "(the checkpoint was replaced)"))
+        record = by_seq.get(seq)
+        if record is None:
+            if seq > report.last_seq:  # (a gap inside the chain is reported as missing records)
+                problem(Problem(partition, seq, f"is anchored outside the database but the chain ends at record "
+                                                f"{report.last_seq} (records at the end were removed)"))
+        elif record["hash"] != anchor["hash"]:
+            problem(Problem(partition, seq, "does not match its anchored checkpoint (the chain was rewritten)"))
+    if public_key_der is None and anchors:
+        report.notes.append(f"partition {partition}: anchor signatures not checked (no attestation public key)")
+    last = max((anchor["seq"] for anchor in anchors), default=0)
+    if interval is not None and report.last_seq - last > interval:
+        what = (f"{report.last_seq - last} records follow the last anchored checkpoint (record {last}); at most "
+                f"{interval} may" if last else f"none of the {report.last_seq} records is anchored; at most "
+                                               f"{interval} may follow the last anchor")
+        problem(Problem(partition, None, f"{what} (anchors are missing, or the anchor file is not the one this log "
+                                         "was anchored to)"))

@@ -1,9 +1,10 @@
-"""What an approved SKA request does: the executors of sign, decrypt, unwrap and certificate
-requests, each a call of the key-use gate (``domain/key_use.py``) as the request executor.
+"""What an approved SKA request does: the executors of sign, decrypt, unwrap, certificate and ML-KEM
+decapsulation requests, each a call of the key-use gate (``domain/key_use.py``) as the request
+executor.
 
 The stored request is the caller's wire JSON (without its key password, checked at submission);
-each executor reads its inner request and answers the request's ``result`` (a base64 signature or
-plaintext, the new key's label, a PEM certificate or CSR).
+each executor reads its inner request and answers the request's ``result`` (a base64 signature,
+plaintext or shared secret, the new key's label, a PEM certificate or CSR).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def _profile(inner: dict[str, Any]) -> Profile:
 
 
 def register_executors(requests: RequestService, gate: KeyUse) -> None:
-    """Register the operations of the sign, decrypt, unwrap and certificate request kinds."""
+    """Register the operations of the sign, decrypt, unwrap, certificate and decapsulation request kinds."""
     executor = Caller(Actor(SCHEDULER_PRINCIPAL, SCHEDULER_AUTH_METHOD, requests.partition_name, "-"),
                       executing=True)
 
@@ -81,9 +82,19 @@ def register_executors(requests: RequestService, gate: KeyUse) -> None:
         return gate.self_sign(executor, KeyRef(label), algorithm=str(inner.get("signatureAlgorithm")),
                               common_name=str(inner.get("commonName")), profile=_profile(inner))
 
+    def ciphertext(inner: dict[str, Any]) -> bytes:
+        return b64(inner.get("ciphertext"), "decapsulationRequest.ciphertext")
+
+    def check_decapsulate(label: str, inner: dict[str, Any]) -> None:
+        gate.services.kem.check_decapsulation(label=label, ciphertext=ciphertext(inner))
+
+    def decapsulate(label: str, inner: dict[str, Any]) -> str:
+        return base64.b64encode(gate.decapsulate(executor, KeyRef(label), ciphertext(inner))).decode()
+
     requests.register(RequestKind.SIGN, sign)
     requests.register(RequestKind.DECRYPT, decrypt)
     requests.register(RequestKind.UNWRAP, unwrap, check_unwrap)
     requests.register(RequestKind.CERTIFICATE_REQUEST, certificate_request)
     requests.register(RequestKind.CERTIFICATE_SIGN, certificate_sign)
     requests.register(RequestKind.CERTIFICATE_SELF_SIGN, certificate_self_sign)
+    requests.register(RequestKind.DECAPSULATE, decapsulate, check_decapsulate)

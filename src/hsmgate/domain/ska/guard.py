@@ -58,8 +58,9 @@ def policy_json(policy: Policy) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def load_policy(text: str) -> Policy:
-    """A stored policy (validated again, cached by its text)."""
-    return Policy.from_wire(json.loads(text))
+    """A stored policy (validated again, cached by its text; the creation-only rules of
+    :meth:`Policy.from_wire` do not apply to it)."""
+    return Policy.from_wire(json.loads(text), stored=True)
 
 
 def always_fulfilled(policy: Policy, rule_name: str = "rule_use") -> bool:

@@ -145,7 +145,8 @@ class Policy:
         return (self.rule_use, self.rule_block, self.rule_unblock, self.rule_modify)
 
     @classmethod
-    def from_wire(cls, data: Any, *, field: str = "policy", key_status: bool = True) -> Policy:
+    def from_wire(cls, data: Any, *, field: str = "policy", key_status: bool = True,
+                  stored: bool = False) -> Policy:
         """Validate and convert the camelCase policy JSON (already parsed) into a Policy.
 
         ``field`` is the JSON path of the policy, used in error messages (e.g.
@@ -153,6 +154,11 @@ class Policy:
         over a ``ModifyPolicyDto`` (keyStatus ignored). Raises TsbError subclasses: 600 for shape and
         value errors, 407/409 for unparseable keys/certificates, 601 for unsupported approver key
         types, 604 for named or nameless certificate approvals, 611 for onboarded approvers.
+
+        A key *created* blocked must name who may unblock it: a non-empty ``ruleUnblock`` (600
+        otherwise, reference §6.1). ``stored``: the policy of an existing key, read back — that rule
+        belongs to the creation request only. A key blocked later whose ``ruleUnblock`` is empty or
+        null is unblocked without approvals (an empty rule needs none), so it is never stuck.
         """
         obj = _object(data, field)
         rules = [_rule(obj.get(key), f"{field}.{key}") for key, _ in _RULE_NAMES]
@@ -162,7 +168,7 @@ class Policy:
             blocked_field = f"{field}.keyStatus.blocked"
             blocked = _bool(_required(status, "blocked", blocked_field), blocked_field)
             unblock = rules[2]
-            if blocked and (unblock is None or not unblock.tokens):
+            if blocked and not stored and (unblock is None or not unblock.tokens):
                 raise errors.ValidationFailed(
                     f"'{field}.ruleUnblock' must not be empty when '{field}.keyStatus.blocked' is true"
                 )

@@ -23,6 +23,8 @@ Lifecycle (reference §6.2)::
   several processes on one database. The operation runs inside
   :func:`hsmgate.domain.ska.guard.authorized` — the approvals were checked, the key's use is allowed —
   but a blocked key still refuses it.
+* Results are stored sealed and erased on ``DELETE`` of an executed request or after the retention
+  (:mod:`hsmgate.domain.ska.results`).
 * A process that dies between claim and result leaves the request EXECUTING; after
   ``stale_after`` seconds the scheduler marks it FAILED (it cannot know whether the HSM ran it, so
   it never runs it twice).
@@ -38,7 +40,8 @@ HTTP request's :class:`hsmgate.domain.audit.recording.RequestAudit`); the schedu
 handed out) only after its execution was recorded.
 
 GAP decisions: the token payload (EkaSignPayload) of a block/unblock request is the UTF-8 key
-label (no public sample); decrypt and unwrap carry ``encryptedPayload`` / ``wrappedKey``; the
+label (no public sample); decrypt, unwrap and decapsulate carry ``encryptedPayload`` /
+``wrappedKey`` / ``ciphertext``; the
 certificate operations carry the re-serialised request JSON. A request evaluates the rule of the
 policy the key had when the request was made (a later modify does not change pending requests).
 """
@@ -65,6 +68,8 @@ from hsmgate.domain.signing import SigningService
 from hsmgate.domain.ska.approval_token import ApprovalToBeSigned, Operation
 from hsmgate.domain.ska.guard import authorized, load_policy, policy_json
 from hsmgate.domain.ska.policy import EvaluationStatus, Policy, Rule, approvers, evaluate, is_time_less
+from hsmgate.domain.ska.results import PREFIX as SEALED_PREFIX
+from hsmgate.domain.ska.results import ResultSealer, ResultUnreadable
 from hsmgate.domain.ska.timestamp_key import TimestampService
 from hsmgate.store.models import SkaRequestRow, SkaTaskRow
 from hsmgate.store.requests import LIVE, RequestRepository, TaskState
@@ -87,6 +92,7 @@ class RequestKind(enum.StrEnum):
     CERTIFICATE_REQUEST = "CERTIFICATE_REQUEST"
     CERTIFICATE_SIGN = "CERTIFICATE_SIGN"
     CERTIFICATE_SELF_SIGN = "CERTIFICATE_SELF_SIGN"
+    DECAPSULATE = "DECAPSULATE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +133,14 @@ KINDS: dict[RequestKind, KindSpec] = {
                                         "signedSignCertificateRequest", "signKeyName", "Sign"),
     RequestKind.CERTIFICATE_SELF_SIGN: _spec(Operation.USE, "signRequestId", "selfSignCertificateRequest",
                                              "signedSelfSignCertificateRequestDto", "signKeyName", "Sign"),
+    # ML-KEM decapsulation (wave-2 §4.3) uses the key like a decryption: ruleUse, EkaOperation 1, the
+    # ciphertext as payload. GAP: the level-3 field and the task filter are named after the DTO
+    # (SignedDecapsulationRequestDto) and the other kinds; listed by its own filter and by All
+    RequestKind.DECAPSULATE: _spec(Operation.USE, "decapsulationRequestId", "decapsulationRequest",
+                                   "signedDecapsulationRequest", "decapsulationKeyName", "Decapsulate"),
 }
 SIGNED_FIELDS = tuple(dict.fromkeys(spec.signed_field for spec in KINDS.values()))
-TASK_FILTERS = ("Sign", "Decrypt", "UnwrapKey", "BlockKey", "UnblockKey", "ModifyKey", "All")
+TASK_FILTERS = ("Sign", "Decrypt", "UnwrapKey", "BlockKey", "UnblockKey", "ModifyKey", "Decapsulate", "All")
 
 
 def kinds_of_filter(name: str) -> list[str]:
@@ -264,9 +275,10 @@ class RequestService:
     """The SKA requests of one partition."""
 
     def __init__(self, *, partition_name: str, repository: RequestRepository, keys: KeyService,
-                 signing: SigningService, timestamps: TimestampService, clock: Clock,
+                 signing: SigningService, timestamps: TimestampService, clock: Clock, results: ResultSealer,
                  stale_after: float = 300.0) -> None:
         self.partition_name = partition_name
+        self.results = results
         self.repository = repository
         self.keys = keys
         self.signing = signing
@@ -370,7 +382,7 @@ class RequestService:
             id=request_id, kind=submission.kind.value, key_label=submission.label,
             status=RequestStatus.EXECUTED.value, operation=int(spec.operation),
             policy=None if policy is None else policy_json(policy), request=_dump(submission.envelope),
-            token=None, created_at=now, executed_at=now, result=result,
+            token=None, created_at=now, executed_at=now, result=self._seal(request_id, submission.kind, result),
         )
         self.repository.add(row, [])
         return self.view(row.id)
@@ -436,9 +448,12 @@ class RequestService:
                                        executed_at=executed, error_code=1, error_message="internal error")
             return True
         self.repository.transition(row.id, (RequestStatus.EXECUTING.value,), RequestStatus.EXECUTED.value,
-                                   executed_at=executed, result=result)
+                                   executed_at=executed, result=self._seal(row.id, kind, result))
         log.info("SKA request %s (%s on key %s) executed", row.id, kind, row.key_label)
         return True
+
+    def _seal(self, request_id: str, kind: RequestKind, result: str) -> str:
+        return self.results.seal(result, partition=self.partition_name, request_id=request_id, kind=kind.value)
 
     def _invoke(self, kind: RequestKind, label: str, inner: dict[str, Any]) -> str:
         executor = self.executors.get(kind)
@@ -462,6 +477,7 @@ class RequestService:
                 executed += self.advance(request_id, self.scheduler_audit(request_id))
             except Exception:  # one bad request must not stop the others
                 log.exception("SKA scheduler: request %s", request_id)
+        self._erase_old_results()
         stale = datetime.now(UTC) - timedelta(seconds=self.stale_after)
         for request_id in self.repository.stale_executing(stale):
             if self.repository.transition(request_id, (RequestStatus.EXECUTING.value,), RequestStatus.FAILED.value,
@@ -472,13 +488,28 @@ class RequestService:
                      request_id, "error", 1)
         return executed
 
+    def _erase_old_results(self) -> None:
+        erased = self.repository.erase_results_before(self.now() - self.results.retention)
+        if erased:
+            log.info("SKA requests of partition %s: %d result(s) past their retention erased", self.partition_name,
+                     erased)
+
+    def maintain_results(self) -> None:
+        """At start-up: seal results an older hsmgate stored in plaintext, erase those past their
+        retention (:mod:`hsmgate.domain.ska.results`)."""
+        for request_id, kind, stored in self.repository.results_not_starting_with(SEALED_PREFIX):
+            sealed = self._seal(request_id, RequestKind(kind), stored)
+            if self.repository.replace_result(request_id, stored, sealed):
+                log.info("SKA request %s: its plaintext result is now sealed", request_id)
+        self._erase_old_results()
+
     # -- queries and cancellation -------------------------------------------------------------------
 
     def view(self, request_id: str) -> RequestView:
         row = self.repository.get(request_id)
         if row is None:
             raise errors.TsbError(f"request '{request_id}' does not exist", code=651)
-        return self._view(row, self.repository.tasks_of(request_id))
+        return self._view(row, self.repository.tasks_of(request_id), self._result(row))
 
     def find(self, statuses: Iterable[str] | None = None) -> list[RequestView]:
         wanted = None
@@ -488,15 +519,27 @@ class RequestService:
                 wanted.add(RequestStatus.EXECUTING.value)
         rows = self.repository.find(wanted)
         tasks = self.repository.tasks_of_many([row.id for row in rows])
-        return [self._view(row, tasks[row.id]) for row in rows]
+        return [self._view(row, tasks[row.id], self._listed_result(row)) for row in rows]
+
+    def _result(self, row: SkaRequestRow) -> str | None:
+        """The opened result of ``row``; ResultUnreadable when it does not open."""
+        return self.results.open(row.result, partition=self.partition_name, request_id=row.id, kind=row.kind)
+
+    def _listed_result(self, row: SkaRequestRow) -> str | None:
+        """In a list, a result that does not open is left out (and logged) rather than failing the list."""
+        try:
+            return self._result(row)
+        except ResultUnreadable as exc:
+            log.error("SKA request %s: %s", row.id, exc.message)
+            return None
 
     @staticmethod
-    def _view(row: SkaRequestRow, tasks: list[SkaTaskRow]) -> RequestView:
+    def _view(row: SkaRequestRow, tasks: list[SkaTaskRow], result: str | None) -> RequestView:
         created = utc(row.created_at)
         assert created is not None
         return RequestView(
             id=row.id, kind=RequestKind(row.kind), status=RequestStatus(row.status), key_label=row.key_label,
-            created_at=created, executed_at=utc(row.executed_at), result=row.result,
+            created_at=created, executed_at=utc(row.executed_at), result=result,
             approved_by=[t.approver for t in tasks if t.state == TaskState.APPROVED.value],
             not_yet_approved_by=[t.approver for t in tasks if t.state == TaskState.OPEN.value],
             rejected_by=[t.approver for t in tasks if t.state == TaskState.REJECTED.value],
@@ -504,11 +547,13 @@ class RequestService:
         )
 
     def cancel(self, request_id: str, audit: SkaAudit | None = None) -> None:
-        """``DELETE /v1/request/{id}``: PENDING/APPROVED → CANCELLED (idempotent when cancelled);
-        recorded in ``audit`` as ``cancelRequest``."""
+        """``DELETE /v1/request/{id}``: PENDING/APPROVED → CANCELLED (idempotent when cancelled),
+        recorded in ``audit`` as ``cancelRequest``; on an EXECUTED request its result is erased
+        (idempotent too), recorded as ``eraseRequestResult``."""
         row = self.repository.get(request_id)
-        run_audited(audit, "cancelRequest", row.key_label if row else None, request_id,
-                    lambda: self._cancel(request_id))
+        executed = row is not None and row.status == RequestStatus.EXECUTED.value
+        run_audited(audit, "eraseRequestResult" if executed else "cancelRequest", row.key_label if row else None,
+                    request_id, lambda: self._cancel(request_id))
 
     def _cancel(self, request_id: str) -> None:
         row = self.repository.get(request_id)
@@ -518,10 +563,14 @@ class RequestService:
             log.info("SKA request %s cancelled", request_id)
             return
         row = self.repository.get(request_id)
+        if row is not None and row.status == RequestStatus.EXECUTED.value:
+            if self.repository.erase_result(request_id):
+                log.info("SKA request %s: result erased", request_id)
+            return
         if row is not None and row.status != RequestStatus.CANCELLED.value:
             raise errors.ValidationFailed(
                 f"request '{request_id}' is {RequestStatus(row.status).wire}: only PENDING or APPROVED requests "
-                "can be cancelled")
+                "can be cancelled (and EXECUTED ones have their result erased)")
 
     def cancel_for_key(self, label: str) -> None:
         """A key was deleted: its live requests are CANCELLED."""
@@ -585,8 +634,15 @@ class RequestScheduler:
         return executed
 
     def start(self) -> None:
+        """Seal and expire stored results (:meth:`RequestService.maintain_results`), then run a
+        pass every ``interval`` seconds in a daemon thread."""
         if self._thread is not None:
             return
+        for service in list(self._services()):
+            try:
+                service.maintain_results()
+            except Exception:
+                log.exception("SKA results of partition %s could not be sealed or expired", service.partition_name)
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="hsmgate-ska-scheduler", daemon=True)
         self._thread.start()

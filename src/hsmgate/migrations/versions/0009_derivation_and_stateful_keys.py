@@ -6,15 +6,15 @@ unsealing the key. ``soft_keys.next_index``: for a stateful key (LMS), the next 
 it is advanced in its own committed transaction before any signature that uses an index leaves the
 token, so no index is ever used twice, whatever crashes.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-07
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -1,4 +1,4 @@
-"""Helpers of the issue-4 operation tests: key creation, base64, TSB error checks, OpenSSL runs.
+"""Helpers of the operation tests: key creation, export, public keys, OpenSSL runs.
 
 Every result is checked with an independent implementation (``cryptography``, the ``openssl``
 command line); hsmgate never checks its own output here.
@@ -6,16 +6,13 @@ command line); hsmgate never checks its own output here.
 
 from __future__ import annotations
 
-import base64
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.conftest import LiveServer, unique
+from tests.helpers import unb64, unique
 
 #: Attributes of a test key that may do everything and be exported.
 OPEN = {"sign": True, "decrypt": True, "unwrap": True, "extractable": True, "sensitive": False,
@@ -23,23 +20,6 @@ OPEN = {"sign": True, "decrypt": True, "unwrap": True, "extractable": True, "sen
 #: A key that may do everything but never leaves the partition.
 CLOSED = {"sign": True, "decrypt": True, "unwrap": True, "extractable": False, "sensitive": True,
           "destroyable": True}
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def unb64(text: str) -> bytes:
-    return base64.b64decode(text, validate=True)
-
-
-def tsb_error(response: httpx.Response, status: int, code: int) -> dict[str, Any]:
-    """Assert the TSB error body with this HTTP status and errorCode; return it."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"errorCode", "reason", "message"}, body
-    assert body["errorCode"] == code, body
-    return body
 
 
 def create_key(http: httpx.Client, body: dict[str, Any], attributes: dict[str, Any] | None = None,
@@ -69,9 +49,3 @@ def openssl(*args: str, cwd: Path, data: bytes | None = None) -> subprocess.Comp
                             check=False)
     assert result.returncode == 0, (args, result.stdout.decode(errors="replace"), result.stderr.decode(errors="replace"))
     return result
-
-
-@pytest.fixture(scope="module")
-def http(soft_server: LiveServer) -> Iterator[httpx.Client]:
-    with soft_server.client() as client:
-        yield client
