@@ -316,7 +316,7 @@ def test_duplicate_label_is_608(http: httpx.Client) -> None:
         pytest.param(
             {"algorithm": "EC", "curveOid": "1.2.250.1.223.101.256.1"}, 400, 613, None, id="frp256v1"
         ),
-        pytest.param({"algorithm": "LMS"}, 400, 613, None, id="lms-not-implemented"),
+        pytest.param({"algorithm": "XMSS-SHA256_10_256"}, 400, 613, None, id="xmss-not-implemented"),
         pytest.param(
             {"algorithm": "RSA", "attributes": {"decrypt": False, "unwrap": False}},
             400,

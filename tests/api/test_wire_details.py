@@ -1,7 +1,8 @@
 """Wire details over real HTTP: bodies with a trailing comma (the TSB Go client) are accepted on every
 route, while other broken JSON stays 400 / 621; routes that answer nothing answer 200 with an empty
-body (not ``null``); a key name holding a derivation path (``key/0/1``) is 610 on every operation,
-as at creation, never 650."""
+body (not ``null``); a key name holding a derivation path (``key/0/1``) on a key that is no
+derivation master is 614 on every operation (never 650), and a label with ``/`` is 610 where a key is
+created; a malformed path is 610."""
 
 from __future__ import annotations
 
@@ -121,15 +122,15 @@ def test_change_password_and_data_object_delete_answer_empty(http: httpx.Client)
     ("/v1/encrypt", {"encryptRequest": {"payload": PAYLOAD, "encryptKeyName": "{k}/0", "cipherAlgorithm": "AES_GCM"}}),
     ("/v1/synchronousHmac", {"hmacRequest": {"keyName": "{k}/0", "payload": PAYLOAD}}),
     ("/v1/key/attributes", {"label": "{k}/0"}),
-    ("/v1/key/deleteKey", {"label": "{k}/0"}),
     ("/v1/key/export/plain", {"label": "{k}/0"}),
     ("/v1/key/changePassword", {"label": "{k}/0", "newPassword": "a-new-password-1"}),
     ("/v1/certificate/synchronous/selfsign", {"signKeyName": "{k}/0", "commonName": "x",
                                               "signatureAlgorithm": "SHA256_WITH_ECDSA", "validity": 1}),
-    ("/v1/key", {"label": "{k}/0", "algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7",
-                 "attributes": {"sign": True, "decrypt": False, "unwrap": False}}),
+    ("/v1/key/address", {"label": "{k}/0"}),
+    ("/v1/key/deleteKey", {"label": "{k}/0"}),
 ])
-def test_a_derivation_path_is_610_everywhere(http: httpx.Client, path: str, body: dict[str, object]) -> None:
+def test_a_derivation_path_on_a_plain_key_is_614_everywhere(http: httpx.Client, path: str,
+                                                            body: dict[str, object]) -> None:
     label = unique("derived")
     ec_key(http, label)  # the key exists: only the path after it is refused
 
@@ -138,5 +139,30 @@ def test_a_derivation_path_is_610_everywhere(http: httpx.Client, path: str, body
             return {k: fill(v) for k, v in value.items()}
         return value.replace("{k}", label) if isinstance(value, str) else value
 
-    error = assert_tsb_error(http.post(path, json=fill(body)), 610, 400)
-    assert "derivation paths are not supported" in str(error["message"])
+    error = assert_tsb_error(http.post(path, json=fill(body)), 614, 400)
+    assert "is not a derivation master" in str(error["message"])
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/key", {"label": "{k}/0", "algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7",
+                 "attributes": {"sign": True, "decrypt": False, "unwrap": False}}),
+    ("/v1/synchronousSign", {"signRequest": {"payload": PAYLOAD, "signKeyName": "{k}/00",
+                                             "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+    ("/v1/synchronousSign", {"signRequest": {"payload": PAYLOAD, "signKeyName": "{k}/0//1",
+                                             "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+    ("/v1/synchronousSign", {"signRequest": {"payload": PAYLOAD, "signKeyName": "{k}/2147483648",
+                                             "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+    ("/v1/verify", {"verifySignatureRequest": {"payload": PAYLOAD, "signKeyName": "{k}/m/0",
+                                               "signature": PAYLOAD, "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+])
+def test_a_slash_in_a_new_label_or_a_malformed_path_is_610(http: httpx.Client, path: str,
+                                                          body: dict[str, object]) -> None:
+    label = unique("derived")
+    ec_key(http, label)
+
+    def fill(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        return value.replace("{k}", label) if isinstance(value, str) else value
+
+    assert_tsb_error(http.post(path, json=fill(body)), 610, 400)

@@ -191,3 +191,22 @@ def test_startup_failures_are_one_line(case: str, token: SoftHsmToken, tmp_path:
     errors = [line for line in result.stderr.splitlines() if line.startswith("hsmgate:")]
     assert len(errors) == 1, result.stderr
     assert "Traceback" not in result.stderr and "9876" not in result.stderr
+
+
+def test_derivation_is_not_supported_by_pkcs11(http: httpx.Client) -> None:
+    """PKCS#11 has no standard BIP-32 / SLIP-0010 mechanism: the backend declares no derivation, so
+    masters, seed imports and derived key names are 613 before any token call."""
+    attributes = {"sign": True, "decrypt": False, "unwrap": False, "derive": True, "bip32": True}
+    for response in (
+        http.post("/v1/key", json={"label": unique("p11-master"), "algorithm": "EC", "curveOid": "1.3.132.0.10",
+                                   "attributes": attributes}),
+        http.post("/v1/importedKey", json={"label": unique("p11-seed"), "seed": base64.b64encode(bytes(32)).decode(),
+                                           "curveOid": "1.3.132.0.10", "attributes": attributes}),
+    ):
+        assert response.status_code == 400 and response.json()["errorCode"] == 613, response.text
+    label = unique("p11-plain")
+    assert http.post("/v1/key", json={"label": label, "algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7",
+                                      "attributes": {"sign": True, "decrypt": False, "unwrap": False}}).status_code == 201
+    signed = http.post("/v1/synchronousSign", json={"signRequest": {
+        "payload": "AA==", "signKeyName": f"{label}/0", "signatureAlgorithm": "SHA256_WITH_ECDSA"}})
+    assert signed.status_code == 400 and signed.json()["errorCode"] == 613, signed.text

@@ -25,9 +25,9 @@ CIPHER_ALGORITHMS = [
 #: None: the method round-trips; otherwise the refusal's (errorCode, HTTP status).
 WRAP_METHODS: dict[str, tuple[int, int] | None] = {
     "AES_WRAP": None, "AES_WRAP_DSA": None, "AES_WRAP_EC": None, "AES_WRAP_ED": None, "AES_WRAP_RSA": None,
-    "AES_WRAP_BLS": (611, 400),
+    "AES_WRAP_BLS": None,
     "AES_WRAP_PAD": None, "AES_WRAP_PAD_DSA": None, "AES_WRAP_PAD_EC": None, "AES_WRAP_PAD_ED": None,
-    "AES_WRAP_PAD_RSA": None, "AES_WRAP_PAD_BLS": (611, 400),
+    "AES_WRAP_PAD_RSA": None, "AES_WRAP_PAD_BLS": None,
     "RSA_WRAP_PAD": None, "RSA_WRAP_OAEP": None,
     "ML-KEM-512": None, "ML-KEM-768": None, "ML-KEM-1024": None,
 }
@@ -37,7 +37,7 @@ CIPHER_KEYS = {"RSA": {"algorithm": "RSA", "keySize": 2048}, "AES": {"algorithm"
                "TDEA": {"algorithm": "TDEA"}}
 TARGETS = {"": {"algorithm": "AES", "keySize": 192}, "DSA": {"algorithm": "DSA", "keySize": 1024},
            "EC": {"algorithm": "EC", "curveOid": "1.3.132.0.10"}, "ED": {"algorithm": "ED", "curveOid": "1.3.101.113"},
-           "RSA": {"algorithm": "RSA", "keySize": 1024}, "BLS": {"algorithm": "AES", "keySize": 128}}
+           "RSA": {"algorithm": "RSA", "keySize": 1024}, "BLS": {"algorithm": "BLS"}}
 
 
 @pytest.fixture(scope="module")

@@ -184,7 +184,7 @@ def test_secret_keys(http: httpx.Client) -> None:
     ({"algorithm": "RSA", "publicKey": b64(b"not a key")}, 400, 407),
     ({"algorithm": "EC", "certificate": b64(b"not a certificate")}, 400, 409),
     ({"algorithm": "FOO", "secretKey": "AAAA", "attributes": OPEN}, 400, 600),
-    ({"algorithm": "BLS", "secretKey": "AAAA", "attributes": OPEN}, 400, 613),
+    ({"algorithm": "XMSS-SHA256_10_256", "secretKey": "AAAA", "attributes": OPEN}, 400, 613),
     ({"algorithm": "AES", "secretKey": "not base64!", "attributes": OPEN}, 400, 600),
     ({"algorithm": "AES", "secretKey": b64(b"k" * 16),
       "attributes": {"sign": False, "decrypt": False, "unwrap": False}}, 400, 606),

@@ -442,15 +442,16 @@ def test_addresses(http: httpx.Client, address_format: str) -> None:
         expected = RIPEMD160.new(hashlib.sha256(raw).digest()).digest()
     assert key["json"]["addressTruncated"] == {"address": expected.hex().upper(), "format": address_format}
     assert f'<address_truncated format="{address_format}">{expected.hex().upper()}</address_truncated>' in key["xml"]
-    assert http.post("/v1/key/address", json={"label": label}).json() == {"address": b64(expected)}
-    deprecated = http.get(f"/v1/key/{label}/address")  # the deprecated form (no password, no format)
-    assert deprecated.status_code == 200 and deprecated.json() == {"address": b64(expected)}
+    assert http.post("/v1/key/address", json={"label": label}).json()["address"] == b64(expected)
+    deprecated = http.get(f"/v1/key/{label}/address")  # the deprecated form (no password)
+    assert deprecated.status_code == 200 and deprecated.json()["address"] == b64(expected)
     plain = unique("plain")
     create_key(http, plain, None, curve=SECP256K1)
     assert_tsb_error(http.post("/v1/key/address", json={"label": plain}), 630, 400)
     assert_tsb_error(http.get(f"/v1/key/{plain}/address"), 630, 400)
     assert_tsb_error(http.get(f"/v1/key/{unique('missing')}/address"), 650, 404)
-    assert_tsb_error(http.get(f"/v1/key/{'k' * 300}/address"), 600, 400)  # the path parameter's limit
+    # a 300-character label: no key can have it (610); the path parameter admits 640 for derivation paths
+    assert_tsb_error(http.get(f"/v1/key/{'k' * 300}/address"), 610, 400)
     guarded = unique(f"ska-{address_format}-pw")
     create_key(http, guarded, policy(), curve=SECP256K1, addressFormat={"format": address_format}, password="pw")
     assert_tsb_error(http.get(f"/v1/key/{guarded}/address"), 620, 400)  # a password cannot travel in a GET

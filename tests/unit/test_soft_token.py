@@ -160,6 +160,17 @@ class MemoryStore:
         record = self.records.get(label)
         return None if record is None else record.nonce
 
+    def reserve_index(self, label: str, limit: int) -> int | None:
+        record = self.records.get(label)
+        if record is None or record.next_index is None or record.next_index >= limit:
+            return None
+        self.records[label] = replace(record, next_index=record.next_index + 1)  # type: ignore[type-var]
+        return record.next_index
+
+    def next_index(self, label: str) -> int | None:
+        record = self.records.get(label)
+        return None if record is None else record.next_index
+
 
 def test_the_database_repository_is_a_sealed_key_store(tmp_path: Path) -> None:
     repository = SoftKeyRepository(_db(tmp_path), "p")

@@ -36,6 +36,7 @@ class KeyAlgorithm:
     sizes: frozenset[int] = frozenset()  # allowed keySize values; empty: keySize is not used
     default_size: int | None = None
     needs_curve: bool = False
+    reported_name: str | None = None  # the ``algorithm`` key attributes report, when not ``wire_name``
 
 
 def _row(name: str, key_type: KeyType, oid: str, sizes: tuple[int, ...] = (), default: int | None = None,
@@ -68,15 +69,19 @@ KEY_ALGORITHMS: dict[str, KeyAlgorithm] = {row.wire_name: row for row in (
     _row("ML-KEM-512", KeyType.ML_KEM_512, "2.16.840.1.101.3.4.4.1"),
     _row("ML-KEM-768", KeyType.ML_KEM_768, "2.16.840.1.101.3.4.4.2"),
     _row("ML-KEM-1024", KeyType.ML_KEM_1024, "2.16.840.1.101.3.4.4.3"),
+    # BLS12-381, ciphersuite BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_; the TSB's default OID
+    _row("BLS", KeyType.BLS, "1.3.6.1.4.1.44668.5.3.1.1"),
+    # HSS/LMS (RFC 8554) with LM-OTS W1; keySize (hsmgate extension) is the tree height: 2^h signatures
+    KeyAlgorithm("LMS", KeyType.LMS, "1.2.840.113549.1.9.16.3.17", frozenset({5, 10}), 5, reported_name="HSS-LMS"),
 )}
 KEY_ALGORITHM_BY_TYPE: dict[KeyType, KeyAlgorithm] = {row.key_type: row for row in KEY_ALGORITHMS.values()}
 KEY_ALGORITHM_BY_OID: dict[str, KeyAlgorithm] = {row.oid: row for row in KEY_ALGORITHMS.values()}
 
 #: Algorithms the TSB defines that hsmgate does not implement yet: refused with 613, never faked.
-#: LMS / XMSS: no maintained library with a wheel here; BLS: the TSB's ciphersuite and key encoding
-#: are undocumented; the draft round-3 names (Dilithium, SPHINCS+, Kyber) are not FIPS 203/204/205.
+#: ISS, DH: not implemented; XMSS: no library that passes known-answer tests (see docs/post-quantum.md);
+#: the draft round-3 names (Dilithium, SPHINCS+, Kyber) are not FIPS 203/204/205.
 UNSUPPORTED_KEY_ALGORITHMS: frozenset[str] = frozenset({
-    "ISS", "BLS", "DH", "LMS", "XMSS-SHA256_10_256", "XMSS-SHAKE256_10_256",
+    "ISS", "DH", "XMSS-SHA256_10_256", "XMSS-SHAKE256_10_256",
     "DILITHIUM_L2", "DILITHIUM_L3", "DILITHIUM_L5",
     "SPHINCS_PLUS_SHAKE_L1", "SPHINCS_PLUS_SHAKE_L3", "SPHINCS_PLUS_SHAKE_L5",
     *(f"KYBER{n}_WITH_{v}" for n in (512, 768, 1024) for v in ("SHAKE", "SHA2_AES")),
@@ -124,6 +129,7 @@ class PayloadForm(enum.Enum):
     KECCAK = "keccak"  # hsmgate applies Keccak (pre-standard SHA-3), the key signs the digest
     DOUBLE_SHA256 = "double-sha256"  # hsmgate applies SHA-256 once, the backend once more
     MU = "mu"  # the payload is the 64-byte ML-DSA message representative μ (external-μ ML-DSA)
+    BIP340 = "bip340"  # the payload is the 32-byte BIP-340 message (a BIP-341 sighash), signed as is
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +144,7 @@ class SignatureAlgorithm:
     deterministic: bool = False
     keccak_bits: int | None = None
     key_types: frozenset[KeyType] = frozenset()  # when set: every key type the row accepts (PQC families)
+    curves: frozenset[str] = frozenset()  # when set: the only curves (OIDs) the row accepts (BIP-340)
 
     def accepts(self, key_type: KeyType) -> bool:
         """True when a key of ``key_type`` may use this algorithm (else 607)."""
@@ -168,6 +175,10 @@ class SignatureAlgorithm:
             return SignMechanism(self.scheme, digest_hash, True, self.deterministic), payload
         if form is PayloadForm.MU:
             if len(payload) != 64:
+                return None
+            return SignMechanism(self.scheme, None, True), payload
+        if form is PayloadForm.BIP340:
+            if len(payload) != 32:
                 return None
             return SignMechanism(self.scheme, None, True), payload
         if form is PayloadForm.KECCAK:
@@ -208,6 +219,10 @@ def _sig_rows() -> list[SignatureAlgorithm]:
         SignatureAlgorithm("SHA256_WITH_ECDSA_DETERMINISTIC", KeyType.EC, SignScheme.ECDSA, HashAlg.SHA256,
                            deterministic=True),
         SignatureAlgorithm("EDDSA", KeyType.ED, SignScheme.EDDSA),
+        SignatureAlgorithm("BLS", KeyType.BLS, SignScheme.BLS),
+        SignatureAlgorithm("LMS", KeyType.LMS, SignScheme.HSS_LMS),
+        SignatureAlgorithm("NONE_WITH_EC_SCHNORR_BIP0340", KeyType.EC, SignScheme.BIP340, form=PayloadForm.BIP340,
+                           curves=frozenset({SECP256K1_OID})),
     ]
     rows += _post_quantum_rows()
     return rows
@@ -252,7 +267,7 @@ SIGNATURE_ALGORITHMS: dict[str, SignatureAlgorithm] = {row.wire_name: row for ro
 #: Signature algorithms the TSB defines that hsmgate does not implement yet (answered with 611).
 #: ``KYBER`` (listed in the 2.1 signature enum) is a KEM; LMS / XMSS / BLS keys are not supported.
 UNSUPPORTED_SIGNATURE_ALGORITHMS: tuple[str, ...] = (
-    "NONE_WITH_EC_SCHNORR_BIP0340", "BLS", "ISS_KERL", "KYBER", "LMS",
+    "ISS_KERL", "KYBER",
     "XMSS-SHA256_10_256", "XMSS-SHAKE256_10_256",
 )
 
@@ -354,7 +369,7 @@ def _wrap_rows() -> list[WrapMethod]:
     rows: list[WrapMethod] = []
     for prefix, mode in (("AES_WRAP", WrapMode.AES_KW), ("AES_WRAP_PAD", WrapMode.AES_KWP)):
         rows.append(WrapMethod(prefix, mode, aes, secret))
-        for family in (KeyType.DSA, KeyType.EC, KeyType.ED, KeyType.RSA):
+        for family in (KeyType.DSA, KeyType.EC, KeyType.ED, KeyType.RSA, KeyType.BLS):
             rows.append(WrapMethod(f"{prefix}_{family.value}", mode, aes, frozenset({family})))
     rows += [
         WrapMethod("RSA_WRAP_PAD", WrapMode.RSA_PKCS1V15, frozenset({KeyType.RSA}), secret),
@@ -367,7 +382,7 @@ def _wrap_rows() -> list[WrapMethod]:
 
 WRAP_METHODS: dict[str, WrapMethod] = {row.wire_name: row for row in _wrap_rows()}
 #: Wrap methods the TSB defines for key types hsmgate does not have (answered with 611).
-UNSUPPORTED_WRAP_METHODS: tuple[str, ...] = ("AES_WRAP_BLS", "AES_WRAP_PAD_BLS")
+UNSUPPORTED_WRAP_METHODS: tuple[str, ...] = ()
 #: Every value the wire accepts for ``wrapMethod``, in a stable order.
 WRAP_METHOD_NAMES: tuple[str, ...] = (*WRAP_METHODS, *UNSUPPORTED_WRAP_METHODS)
 

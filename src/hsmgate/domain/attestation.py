@@ -40,6 +40,11 @@ class KeyView:
     policy: Policy | None = None
     address_truncated: tuple[str, str] | None = None
     public_only: bool = False  # an imported public key (or certificate) without its private key
+    #: a derivation master or child: ``{derivationType, derivationValue}`` and its BIP-32 xpub (secp256k1)
+    derivation: dict[str, str] | None = None
+    extended_public_key: str | None = None
+    #: a stateful (LMS) key: (one-time keys used, one-time keys in all)
+    one_time_keys: tuple[int, int] | None = None
 
 
 def iso_z(moment: datetime) -> str:
@@ -74,6 +79,9 @@ def attestation_xml(view: KeyView) -> str:
         lines.append(f"\t<key_size>{view.key_size}</key_size>")
     if view.public_key is not None:
         lines.append(f"\t<public_key>{base64.b64encode(view.public_key).decode()}</public_key>")
+    if view.derivation is not None:
+        lines.append(f"\t<derivation_value type={quoteattr(view.derivation['derivationType'])}>"
+                     f"{view.derivation['derivationValue']}</derivation_value>")
     if view.address_truncated is not None:
         address, address_format = view.address_truncated
         lines.append(f"\t<address_truncated format={quoteattr(address_format)}>{address}</address_truncated>")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hsmgate.domain import errors
-from hsmgate.domain.hsm_errors import translated
 from hsmgate.domain.data_objects import DataObjectService
+from hsmgate.domain.hsm_errors import translated
 from hsmgate.domain.key_admin import KeyAdministration
 from hsmgate.domain.key_use import KeyUse
 from hsmgate.domain.keys import KeyService

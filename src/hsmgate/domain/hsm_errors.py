@@ -23,6 +23,8 @@ def translated() -> Iterator[None]:
         raise errors.KeyNotFound(str(exc)) from None
     except base.KeyExists as exc:
         raise errors.KeyAlreadyExists(str(exc)) from None
+    except base.KeyExhausted as exc:
+        raise errors.OperationForbiddenForKey(str(exc)) from None
     except base.OperationNotPermitted as exc:
         raise errors.TsbError(f"{KEY_FUNCTION_NOT_PERMITTED}: {exc}", code=701, status=400) from None
     except base.UnsupportedByBackend as exc:

@@ -16,7 +16,15 @@ from hsmgate.domain import errors
 from hsmgate.domain.certificates import CertificateService
 from hsmgate.domain.key_transfer import KeyImport, KeyTransferService
 from hsmgate.domain.key_use import Caller, InternalKey, KeyRef, KeyUse
-from hsmgate.domain.keys import KeyService, NewKey, SignedKey, check_label
+from hsmgate.domain.keys import (
+    DeriveRequest,
+    KeyAddress,
+    KeyService,
+    NewKey,
+    SeedImport,
+    SignedKey,
+    check_label,
+)
 from hsmgate.domain.passwords import PasswordService
 from hsmgate.store.certificates import CertificateRepository
 from hsmgate.store.key_metadata import KeyMetadataRepository
@@ -60,6 +68,27 @@ class KeyAdministration:
                 return self.keys.create(request)
 
         return self._gate.run(caller, "createKey", request.label, call, mutating=True)
+
+    def import_seed(self, caller: Caller, request: SeedImport, password: str | None) -> SignedKey:
+        """A derivation master from a caller's seed (``POST /v1/importedKey``)."""
+        def call() -> SignedKey:
+            check_label(request.label)
+            self.refuse_internal(request.label)
+            with self._passwords.protecting_new_key(request.label, password):
+                return self.keys.import_seed(request)
+
+        return self._gate.run(caller, "importSeed", request.label, call, mutating=True)
+
+    def derive(self, caller: Caller, master: KeyRef, request: DeriveRequest) -> SignedKey:
+        """Persist a master's child (``POST /v1/derivedKey``): the master's password is checked
+        as for any use of it; the child has no password of its own (the master's applies)."""
+        self._gate.check_password(caller, master)
+
+        def call() -> SignedKey:
+            self.refuse_internal(request.master)
+            return self.keys.derive(request)
+
+        return self._gate.run(caller, "deriveKey", f"{request.master}/{request.path}", call, mutating=True)
 
     def labels(self, caller: Caller) -> list[str]:
         return self._gate.run(caller, "getKeys", None, self.keys.labels)
@@ -143,11 +172,11 @@ class KeyAdministration:
 
         self._gate.run(caller, "deleteCertificate", label, call, mutating=True)
 
-    def address(self, caller: Caller, key: KeyRef) -> bytes:
-        """The address hash of an SKA key created with ``addressFormat`` (630 without policy)."""
+    def address(self, caller: Caller, key: KeyRef) -> KeyAddress:
+        """The address of an SKA key created with ``addressFormat`` (630 without policy)."""
         self._gate.check_password(caller, key)
 
-        def call() -> bytes:
+        def call() -> KeyAddress:
             self.refuse_internal(key.label)
             return self.keys.address(key.label)
 

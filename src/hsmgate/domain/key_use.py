@@ -5,7 +5,8 @@ Each partition has one :class:`KeyUse`. Routes map wire DTOs onto its methods, t
 executor calls the same methods once a request is approved, and nothing else hands a caller's key
 name to a backend. Every method does, in this order, for each key it names:
 
-1. the key name: a derivation path is refused with 610;
+1. the key name (610 when malformed): ``<master>/<path>`` names a derived key, whose key state —
+   internal flag, password, SKA policy — is its master's (``domain/derivation.py``);
 2. reserved keys: a key flagged *internal* (``key_metadata.internal``: the attestation key, the SKA
    timestamp key, the data-object key, any key hsmgate keeps for itself) is refused with 614 —
    whatever the operation and the caller's role;
@@ -54,7 +55,7 @@ from hsmgate.domain.ska.approval_token import Operation
 from hsmgate.domain.ska.approvals import ApprovalService
 from hsmgate.domain.ska.guard import check_use
 from hsmgate.domain.timestamps import HASH_ALGORITHMS, RfcTimestampService
-from hsmgate.hsm.base import ExportedKey, KeyAttributes, Partition
+from hsmgate.hsm.base import ExportedKey, KeyAttributes, Partition, SchnorrOptions
 from hsmgate.store.key_metadata import KeyMetadataRepository, KeyState
 
 T = TypeVar("T")
@@ -93,6 +94,7 @@ class SignItem:
     signature_type: SignatureType | None = None
     context: bytes | None = None
     approvals: Sequence[bytes] | None = None  # ``signedApprovals`` (SKA)
+    schnorr: SchnorrOptions | None = None  # BIP-340: aux randomness and Taproot tweak
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +158,7 @@ class KeyUse:
 
     def _password_passed(self, caller: Caller, recorder: RequestAudit | None, key: KeyRef) -> KeyState:
         try:
-            check_key_name(key.label)
-            state = self._metadata.state(key.label)
+            state = self._metadata.state(check_key_name(key.label).master)
             if not caller.executing:
                 self._passwords.verify(key.label, state.password_hash, key.password, field=key.field)
         except TsbError as exc:
@@ -262,7 +263,7 @@ class KeyUse:
         results: list[bytes | TsbError | None] = [None] * len(items)
         passed: dict[tuple[str, str | None], KeyState] = {}
         usable: set[str] = set()  # keys whose use passed steps 2 and 4 without approvals
-        groups: dict[tuple[str, str, SignatureType | None, bytes | None], list[int]] = {}
+        groups: dict[tuple[str, str, SignatureType | None, bytes | None, SchnorrOptions | None], list[int]] = {}
         for index, item in enumerate(items):
             key = item.key
             try:
@@ -284,13 +285,14 @@ class KeyUse:
                 if recorder is not None:
                     recorder.record_outcome(SIGN, key.label, ERROR, exc.code)
                 continue
-            groups.setdefault((key.label, item.algorithm, item.signature_type, item.context), []).append(index)
+            groups.setdefault((key.label, item.algorithm, item.signature_type, item.context, item.schnorr),
+                              []).append(index)
         signing = self.services.signing
-        for (label, algorithm, signature_type, context), members in groups.items():
+        for (label, algorithm, signature_type, context, schnorr), members in groups.items():
             try:
                 signed = signing.sign_many(label=label, algorithm=algorithm,
                                            payloads=[items[i].payload for i in members],
-                                           signature_type=signature_type, context=context)
+                                           signature_type=signature_type, context=context, schnorr=schnorr)
             except TsbError as exc:
                 signed = [exc] * len(members)
             except Exception:

@@ -19,12 +19,22 @@ from hsmgate.domain.algorithms import (
     KeyAlgorithm,
 )
 from hsmgate.domain.attestation import ATTESTATION_MECHANISM, KeyView, attestation_xml
+from hsmgate.domain.derivation import (
+    DerivationNotSupported,
+    KeyName,
+    check_child_path,
+    derived_attributes,
+    parse_key_name,
+    parse_path,
+    scheme_for,
+)
 from hsmgate.domain.hsm_errors import translated
 from hsmgate.domain.ska import addresses
 from hsmgate.domain.ska.guard import guard_bits, load_policy, policy_json
 from hsmgate.domain.ska.policy import Policy
 from hsmgate.domain.text import character_name, unsafe_character
 from hsmgate.hsm.base import KeyAttributes, KeyInfo, KeySpec, KeyType, Partition
+from hsmgate.hsm.derivation import SEED_BITS, DerivationScheme
 from hsmgate.store.key_metadata import KeyMetadataRepository
 
 MAX_LABEL_LENGTH = 256
@@ -45,6 +55,43 @@ class NewKey:
     #: SKA: the validated policy (None: a plain key) and ``addressFormat.format``
     policy: Policy | None = None
     address_format: str | None = None
+    #: ``attributes.bip32`` / ``attributes.slip10``: a derivation master (``domain/derivation.py``)
+    bip32: bool = False
+    slip10: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SeedImport:
+    """``POST /v1/importedKey``: a derivation master made from a caller's BIP-32 seed."""
+
+    label: str
+    seed: bytes
+    curve_oid: str
+    algorithm: str | None
+    attributes: KeyAttributes
+    bip32: bool
+    slip10: bool
+    policy: Policy | None = None
+    address_format: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeriveRequest:
+    """``POST /v1/derivedKey``: persist the master's child at ``path``; ``attributes`` None copies
+    the master's."""
+
+    master: str
+    path: str
+    attributes: KeyAttributes | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyAddress:
+    """A key's blockchain address: the TSB's hash base and (extension) the full text form."""
+
+    format: str
+    hash: bytes  # BTC: HASH160 of the compressed key; ETH: the last 20 bytes of Keccak-256
+    text: str  # BTC: bech32 P2WPKH (bc1q…); ETH: EIP-55 (0x…)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,22 +145,38 @@ def check_existing_label(label: str) -> None:
     check_key_name(label)
 
 
-def check_key_name(label: str) -> None:
-    """A key name an operation refers to: a name no key can have is refused as at creation (610),
-    not looked up (650). ``/`` is where a derivation path would start (``key/0/1``): hsmgate does
-    not derive keys."""
-    if len(label) > MAX_LABEL_LENGTH or _LABEL_FORBIDDEN.search(label):
-        raise errors.InvalidKeyName(
-            "key names have at most 256 characters and no '/' or control characters: derivation paths are "
-            "not supported")
+_NAME_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
+#: A key name is a label (at most 256 characters) and, for a derived key, a path (at most 32 steps).
+MAX_KEY_NAME_LENGTH = MAX_LABEL_LENGTH + 32 * 12
+
+
+def check_key_name(label: str) -> KeyName:
+    """A key name an operation refers to, as ``<label>`` or ``<master>/<path>``
+    (``domain/derivation.py``): a name no key can have is refused as at creation (610), not
+    looked up (650). The one place key names are read: the key-use gate takes the master's key
+    state (password, internal flag, SKA policy) from the result."""
+    if len(label) > MAX_KEY_NAME_LENGTH or _NAME_FORBIDDEN.search(label):
+        raise errors.InvalidKeyName("key names have no control characters, and labels at most 256 characters")
+    name = parse_key_name(label)
+    if len(name.master) > MAX_LABEL_LENGTH:
+        raise errors.InvalidKeyName(f"key labels have at most {MAX_LABEL_LENGTH} characters")
+    return name
 
 
 def key_info(partition: Partition, label: str) -> KeyInfo:
     """The key named by an operation: 610 for an impossible name (:func:`check_key_name`), 650
-    when it does not exist."""
-    check_key_name(label)
+    when it (or a child's master) does not exist; for ``<master>/<path>`` 613 when the backend
+    does not derive, 614 when the master is no derivation master, 400 for an unhardened Ed25519
+    step."""
+    name = check_key_name(label)
     with translated():
-        return partition.get(label)
+        if name.path is not None:
+            if not partition.capabilities().derivation:
+                raise errors.InvalidKeyType(
+                    f"key name '{label}': the {partition.capabilities().backend} backend does not derive keys "
+                    "(no standard PKCS#11 mechanism for BIP-32 / SLIP-0010)")
+            check_child_path(partition.get(name.master), name)
+        return partition.get(name.label)
 
 
 def resolve_algorithm(algorithm: str | None, algorithm_oid: str | None) -> KeyAlgorithm:
@@ -136,19 +199,23 @@ def resolve_algorithm(algorithm: str | None, algorithm_oid: str | None) -> KeyAl
     raise errors.ValidationFailed("'algorithm' must not be empty (or give 'algorithmOid')")
 
 
-def requested_attributes(values: Mapping[str, object], *, public_only: bool = False) -> KeyAttributes:
+def requested_attributes(values: Mapping[str, object], *, public_only: bool = False,
+                         derivation: bool = False) -> KeyAttributes:
     """The attributes an ``AttributesDto`` (its JSON object, camelCase names) asks for.
 
     ``encrypt``, ``verify`` and ``wrap`` (absent from key responses) default to their counterparts
     ``decrypt``, ``sign`` and ``unwrap`` — a key made to decrypt may encrypt — and, for a public
-    key alone, to true; ``sensitive`` defaults to true. ``bip32`` / ``slip10`` ask for key
-    derivation, which hsmgate does not implement (634)."""
+    key alone, to true; ``sensitive`` defaults to true. ``bip32`` / ``slip10`` ask for a
+    derivation master: only where ``derivation`` (``POST /v1/key``, ``/v1/importedKey``, which
+    read them themselves), else 634."""
     def flag(name: str, default: bool = False) -> bool:
         value = values.get(name)
         return default if value is None else bool(value)
 
-    if flag("bip32") or flag("slip10"):
-        raise errors.TsbError("'attributes.bip32'/'attributes.slip10': key derivation is not supported", code=634)
+    if not derivation and (flag("bip32") or flag("slip10")):
+        raise DerivationNotSupported("'attributes.bip32'/'attributes.slip10': derivation masters are made by "
+                                     "POST /v1/key (generated) or POST /v1/importedKey (from a seed)")
+
     decrypt, sign, unwrap = flag("decrypt"), flag("sign"), flag("unwrap")
 
     def counterpart(name: str, default: bool) -> bool:
@@ -200,34 +267,106 @@ class KeyService:
         attributes = request.attributes
         if not (attributes.decrypt or attributes.sign or attributes.unwrap):
             raise errors.KeyAttributesInvalid("at least one of 'decrypt', 'sign' or 'unwrap' must be true")
+        if request.bip32 or request.slip10:
+            spec = replace(spec, derivation=self._derivation_scheme(spec.key_type, spec.curve_oid, attributes,
+                                                                    bip32=request.bip32, slip10=request.slip10))
         key_id = request.key_id.encode() if request.key_id else None
-        if request.policy is not None or request.address_format is not None:
-            return self._create_ska(request, spec, key_id)
+        return self._make(request.label, spec, request.policy, request.address_format, request.attributes,
+                          lambda: self.partition.generate(request.label, spec, attributes, key_id),
+                          key_id=request.key_id)
+
+    def _derivation_scheme(self, key_type: KeyType, curve_oid: str | None, attributes: KeyAttributes, *,
+                           bip32: bool, slip10: bool) -> DerivationScheme:
+        """The scheme of a new master: ``derive`` must be set (606), the (bip32, slip10) table
+        (634), the backend must declare it (613)."""
+        if not attributes.derive:
+            raise errors.KeyAttributesInvalid("'attributes.bip32'/'attributes.slip10' need 'attributes.derive': true")
+        scheme = scheme_for(key_type, curve_oid, bip32=bip32, slip10=slip10)
+        caps = self.partition.capabilities()
+        if not caps.can_derive(scheme, curve_oid):
+            raise errors.InvalidKeyType(f"{scheme} derivation on curve {curve_oid} is not supported by the "
+                                        f"{caps.backend} backend (no standard PKCS#11 mechanism)")
+        return scheme
+
+    def import_seed(self, request: SeedImport) -> SignedKey:
+        """A derivation master from a caller's seed (``POST /v1/importedKey``)."""
+        check_label(request.label)
+        curve = CURVES.get(request.curve_oid)
+        if curve is None:
+            raise errors.ValidationFailed(f"Value '{request.curve_oid}' is not valid for field 'curveOid'")
+        if request.algorithm and request.algorithm != curve.key_type.value:
+            raise errors.ValidationFailed(
+                f"'algorithm' {request.algorithm} does not match curve {curve.name} ({curve.key_type})")
+        if not (request.bip32 or request.slip10):
+            raise errors.KeyAttributesInvalid(
+                "a seed makes a derivation master: set 'attributes.derive' and 'attributes.bip32' or 'attributes.slip10'")
+        low, high = SEED_BITS
+        if not low <= len(request.seed) * 8 <= high:
+            raise errors.ValidationFailed(f"'seed' has {len(request.seed) * 8} bits; {low} to {high} are allowed "
+                                          "(256 advised)")
+        attributes = request.attributes
+        if not (attributes.decrypt or attributes.sign or attributes.unwrap):
+            raise errors.KeyAttributesInvalid("at least one of 'decrypt', 'sign' or 'unwrap' must be true")
+        scheme = self._derivation_scheme(curve.key_type, request.curve_oid, attributes,
+                                         bip32=request.bip32, slip10=request.slip10)
+        spec = KeySpec(curve.key_type, curve_oid=request.curve_oid, derivation=scheme)
+        return self._make(request.label, spec, request.policy, request.address_format, attributes,
+                          lambda: self.partition.import_seed(request.label, seed=request.seed,
+                                                             curve_oid=request.curve_oid, scheme=scheme,
+                                                             attributes=attributes),
+                          origin="imported")
+
+    def derive(self, request: DeriveRequest) -> SignedKey:
+        """Persist a master's child as ``<master>/<path>`` (``POST /v1/derivedKey``). Without
+        attributes it gets the master's; ``modifiable`` cannot be true under a master that is not."""
+        check_label(request.master, "masterKeyLabel")
+        path = parse_path(request.path)
+        name = KeyName(request.master, path)
         with translated():
-            info = self.partition.generate(request.label, spec, attributes, key_id)
-        created = self._metadata.record_new_key(request.label, utc(info.created_at or self._now()),
-                                                key_id=request.key_id or None)
+            master = self.partition.get(request.master)
+        check_child_path(master, name)
+        attributes = request.attributes or master.attributes
+        if request.attributes is not None:
+            if attributes.modifiable and not master.attributes.modifiable:
+                raise errors.KeyAttributesInvalid("'attributes.modifiable' cannot be true: the master key is not modifiable")
+            if not (attributes.decrypt or attributes.sign or attributes.unwrap):
+                raise errors.KeyAttributesInvalid("at least one of 'decrypt', 'sign' or 'unwrap' must be true")
+        with translated():
+            info = self.partition.derive_key(request.master, path, attributes=attributes)
+        created = self._metadata.created_at(request.master) or utc(info.created_at or self._now())
+        return self._signed(info, utc(created))
+
+    def _make(self, label: str, spec: KeySpec, policy: Policy | None, address_format: str | None,
+              attributes: KeyAttributes, make: Callable[[], KeyInfo], origin: str | None = None,
+              key_id: str | None = None) -> SignedKey:
+        if policy is not None or address_format is not None:
+            return self._create_ska(label, spec, policy, address_format, attributes, make, origin, key_id)
+        with translated():
+            info = make()
+        created = self._metadata.record_new_key(label, utc(info.created_at or self._now()), key_id=key_id or None)
+        if origin:
+            self._metadata.set_origin(label, origin, public_only=False, when=created)
         return self._signed(info, created)
 
     # -- SKA keys --------------------------------------------------------------------
 
-    def _create_ska(self, request: NewKey, spec: KeySpec, key_id: bytes | None) -> SignedKey:
+    def _create_ska(self, label: str, spec: KeySpec, policy: Policy | None, requested_format: str | None,
+                    attributes: KeyAttributes, make: Callable[[], KeyInfo], origin: str | None,
+                    key_id: str | None) -> SignedKey:
         """A key with a policy: asymmetric only (613), never extractable (606), addressFormat
         only here (630 without policy). The policy row is written *before* the key exists, so the
         key is never usable without its policy."""
-        policy = request.policy
         if policy is None:
             raise errors.InvalidAddressOnNonSkaKey("'addressFormat' is only allowed on keys with a policy (SKA keys)")
         if not spec.key_type.is_asymmetric:
             raise errors.InvalidKeyType(
                 f"'policy': Smart Key Attributes need an asymmetric key, not {spec.key_type}")
-        if request.attributes.extractable:
+        if attributes.extractable:
             raise errors.KeyAttributesInvalid("'attributes.extractable' must be false for a key with a policy (SKA keys)")
         address_format = None
-        if request.address_format is not None:
-            address_format = addresses.check_format(request.address_format, spec.key_type, spec.curve_oid)
+        if requested_format is not None:
+            address_format = addresses.check_format(requested_format, spec.key_type, spec.curve_oid)
         stored, guard = policy_json(policy), guard_bits(policy)
-        label = request.label
         reserved = self._metadata.reserve_ska(label, self._now(), policy=stored, guard=guard,
                                               address_format=address_format)
         previous: tuple[str | None, int | None, str | None] | None = None
@@ -240,15 +379,16 @@ class KeyService:
             self._metadata.put_ska(label, policy=stored, guard=guard, address_format=address_format)
         try:
             with translated():
-                info = self.partition.generate(label, spec, request.attributes, key_id)
+                info = make()
         except BaseException:
             if reserved:
                 self._metadata.forget(label)
             elif previous is not None:
                 self._metadata.put_ska(label, policy=previous[0], guard=previous[1], address_format=previous[2])
             raise
-        created = self._metadata.record_new_key(request.label, utc(info.created_at or self._now()),
-                                                key_id=request.key_id or None)
+        created = self._metadata.record_new_key(label, utc(info.created_at or self._now()), key_id=key_id or None)
+        if origin:
+            self._metadata.set_origin(label, origin, public_only=False, when=created)
         return self._signed(info, created)
 
     def ska_policy(self, label: str) -> Policy | None:
@@ -262,7 +402,8 @@ class KeyService:
             raise errors.KeyNotFound(f"key '{label}' not found")
 
     def _ska_view(self, info: KeyInfo) -> tuple[Policy | None, tuple[str, str] | None]:
-        stored, address_format = self._metadata.ska(info.label)
+        """The policy and address of a key; a derived key has its master's policy and format."""
+        stored, address_format = self._metadata.ska(parse_key_name(info.label).master)
         if stored is None:
             return None, None
         address = None
@@ -270,17 +411,18 @@ class KeyService:
             address = (addresses.address(address_format, info.public_key).hex().upper(), address_format)
         return load_policy(stored), address
 
-    def address(self, label: str) -> bytes:
-        """The address hash of an SKA key with ``addressFormat`` (630 for other keys)."""
+    def address(self, label: str) -> KeyAddress:
+        """The address of an SKA key with ``addressFormat`` (630 for other keys); a derived key
+        (``<master>/<path>``) has an address when its master has a policy and a format."""
         check_existing_label(label)
-        with translated():
-            info = self.partition.get(label)
-        stored, address_format = self._metadata.ska(label)
+        info = key_info(self.partition, label)
+        stored, address_format = self._metadata.ska(check_key_name(label).master)
         if stored is None:
             raise errors.InvalidAddressOnNonSkaKey(f"key '{label}' has no policy: addresses exist only for SKA keys")
         if not address_format or not info.public_key:
             raise errors.InvalidAddressOnNonSkaKey(f"key '{label}' was created without 'addressFormat'")
-        return addresses.address(address_format, info.public_key)
+        return KeyAddress(address_format, addresses.address(address_format, info.public_key),
+                          addresses.address_text(address_format, info.public_key))
 
     def _spec(self, algorithm: KeyAlgorithm, request: NewKey) -> KeySpec:
         caps = self.partition.capabilities()
@@ -326,26 +468,39 @@ class KeyService:
             return self.partition.list_labels()
 
     def describe(self, label: str) -> SignedKey:
+        """A key's signed attributes; a derived key (``<master>/<path>``, persisted or not) reports
+        the master's creation time, policy and address format."""
         check_existing_label(label)
-        with translated():
-            info = self.partition.get(label)
+        name = check_key_name(label)
+        info = key_info(self.partition, label)
+        if name.path is not None:
+            created = self._metadata.created_at(name.master) or utc(info.created_at or self._now())
+            return self._signed(info, utc(created))
         created = self._metadata.created_at(label)
         if created is None:  # made outside hsmgate: remember when it was first seen
             created = self._metadata.record_creation(label, utc(info.created_at or self._now()))
         return self._signed(info, utc(created))
 
     def delete(self, label: str) -> None:
+        """Destroy a key; ``<master>/<path>`` deletes a persisted child (650 when only derivable)."""
         check_existing_label(label)
+        name = check_key_name(label)
+        if name.path is not None:
+            key_info(self.partition, label)  # 614 / 400 for a path no master derives
+            with translated():
+                if name.label not in self.partition.list_labels():
+                    raise errors.KeyNotFound(f"key '{name.label}' is not a persisted derived key")
         with translated():
-            self.partition.delete(label)
-        self._metadata.forget(label)
+            self.partition.delete(name.label)
+        if name.path is None:
+            self._metadata.forget(label)
         for listener in self.on_delete:
             listener(label)
 
     # -- attestation ---------------------------------------------------------------------------
 
     def _signed(self, info: KeyInfo, created: datetime) -> SignedKey:
-        facts = self._metadata.facts(info.label)
+        facts = self._metadata.facts(parse_key_name(info.label).master)
         view = self.view(info, created, key_id=facts.key_id)
         if facts.origin or facts.public_only:  # imported or unwrapped (domain/key_transfer.py, domain/operations.py)
             view = replace(view, creation=facts.origin or view.creation, public_only=facts.public_only)
@@ -366,9 +521,13 @@ class KeyService:
         size = None if info.key_type in (KeyType.EC, KeyType.ED) else info.size
         policy, address = self._ska_view(info)
         return KeyView(
-            label=info.label, key_id=key_id, algorithm=algorithm.wire_name, algorithm_oid=oid,
+            label=info.label, key_id=key_id, algorithm=algorithm.reported_name or algorithm.wire_name,
+            algorithm_oid=oid,
             curve_oid=info.curve_oid, key_size=size, create_time=created, attest_time=self._now(),
             public_key=info.public_key, attributes=info.attributes,
             asymmetric=info.key_type.is_asymmetric, policy=policy, address_truncated=address,
+            derivation=derived_attributes(info),
+            extended_public_key=info.derivation.extended_public_key if info.derivation else None,
+            one_time_keys=info.one_time_keys,
         )
 

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from hsmgate.domain import errors
-from hsmgate.domain.hsm_errors import KEY_FUNCTION_NOT_PERMITTED, translated
+from hsmgate.domain.hsm_errors import KEY_FUNCTION_NOT_PERMITTED
 from hsmgate.domain.keys import check_key_name, key_info
 from hsmgate.hsm.base import Partition
 from hsmgate.store.key_metadata import KeyMetadataRepository
@@ -86,17 +86,16 @@ class PasswordService:
     def check(self, label: str, password: str | None, *, field: str = "keyPassword") -> None:
         """Raise 620 unless ``password`` is the key's password (or both are absent). A password
         given for a key that does not exist is 650, as the operation itself would answer; a name
-        no key can have (a derivation path) 610, as the operation would answer too."""
-        check_key_name(label)
-        self.verify(label, self._metadata.password_hash(label), password, field=field)
+        no key can have 610, as the operation would answer too."""
+        master = check_key_name(label).master  # a derived key has its master's password
+        self.verify(label, self._metadata.password_hash(master), password, field=field)
 
     def verify(self, label: str, stored: str | None, password: str | None, *, field: str = "keyPassword") -> None:
         """:meth:`check` against the key's stored password hash ``stored`` (None: no password),
         read by the caller (the key-use gate reads it with the key's other state)."""
         if stored is None:
             if password:
-                with translated():
-                    self.partition.get(label)
+                key_info(self.partition, label)  # 650 (or a derived name's 614 / 400) before 620
                 raise KeyPasswordMismatch(f"'{field}': key '{label}' has no password")
             return
         if not password:

@@ -3,7 +3,8 @@
 DSA and ECDSA signatures travel as DER ``SEQUENCE{r, s}`` by default, as raw ``r‖s`` with
 ``signatureType: RAW`` and as Ethereum ``r‖s‖v`` with ``ETH``. Verification accepts DER, raw and
 ETH forms whatever type the request names, because TSB clients sign with RAW and verify without
-saying so.
+saying so. BIP-340 Schnorr signatures are always the raw 64 bytes ``R.x‖s`` (``DER`` and ``RAW``
+both name that; ``ETH`` is refused), verified against the key's x-only form.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from hsmgate.domain.algorithms import (
 )
 from hsmgate.domain.hsm_errors import translated
 from hsmgate.domain.keys import key_info
-from hsmgate.hsm.base import HsmError, KeyInfo, KeyType, Partition, SignMechanism, SignScheme
+from hsmgate.hsm.base import HsmError, KeyInfo, KeyType, Partition, SchnorrOptions, SignMechanism, SignScheme
 
 #: Longest FIPS 204 / 205 context string.
 MAX_CONTEXT_LENGTH = 255
@@ -52,14 +53,15 @@ class SigningService:
         return _encoded(info, mechanism, data, signature, signature_type)
 
     def sign_many(self, *, label: str, algorithm: str, payloads: Sequence[bytes],
-                  signature_type: SignatureType | None = None,
-                  context: bytes | None = None) -> list[bytes | errors.TsbError]:
+                  signature_type: SignatureType | None = None, context: bytes | None = None,
+                  schnorr: SchnorrOptions | None = None) -> list[bytes | errors.TsbError]:
         """:meth:`sign` for many payloads with one key and algorithm (a batch): the key is looked
         up and checked once, the backend signs them together (``Partition.sign_many``). One result
         per payload, in order: its signature, or the TSB error of that payload alone. An error
         about the key or the algorithm (650, 701, 611, …) is raised once, for all."""
         row = signature_algorithm(algorithm)
         info = self._key_for(label, row, context)
+        check_schnorr(row, schnorr, signature_type)
         results: list[bytes | errors.TsbError | None] = [None] * len(payloads)
         groups: dict[SignMechanism, list[tuple[int, bytes]]] = {}
         for index, payload in enumerate(payloads):
@@ -71,8 +73,12 @@ class SigningService:
             groups.setdefault(mechanism, []).append((index, data))
         for mechanism, items in groups.items():
             with translated():
-                signed = self.partition.sign_many(label, mechanism, [data for _, data in items],
-                                                  context=context or None)
+                if mechanism.scheme is SignScheme.BIP340:
+                    signed = self.partition.sign_bip340(label, [data for _, data in items],
+                                                        schnorr or SchnorrOptions())
+                else:
+                    signed = self.partition.sign_many(label, mechanism, [data for _, data in items],
+                                                      context=context or None)
             for (index, data), signature in zip(items, signed, strict=True):
                 try:
                     if isinstance(signature, HsmError):
@@ -88,7 +94,7 @@ class SigningService:
         """True when ``signature`` is valid; a malformed signature is simply not valid."""
         row = signature_algorithm(algorithm)
         info, mechanism, data = self._prepare(label, row, payload, context)
-        if info.key_type in (KeyType.EC, KeyType.DSA):
+        if info.key_type in (KeyType.EC, KeyType.DSA) and mechanism.scheme is not SignScheme.BIP340:
             width = _scalar_width(info)
             der = _as_der(signature, width)
             if der is None:
@@ -113,8 +119,8 @@ class SigningService:
 
     def _key_for(self, label: str, row: SignatureAlgorithm, context: bytes | None) -> KeyInfo:
         """The key, checked against the algorithm and the context string (payload aside)."""
-        info = key_info(self.partition, label)  # 610 for a derivation path, 650 for a missing key
-        if not row.accepts(info.key_type):
+        info = key_info(self.partition, label)  # 610 for a malformed name, 650 for a missing key
+        if not row.accepts(info.key_type) or (row.curves and info.curve_oid not in row.curves):
             raise errors.AlgorithmNotSupportedByKey(
                 f"signatureAlgorithm {row.wire_name} is not supported by key '{label}' ({info.key_type})"
             )
@@ -158,7 +164,7 @@ def _encoded(info: KeyInfo, mechanism: SignMechanism, data: bytes, signature: by
              signature_type: SignatureType | None) -> bytes:
     """A backend signature in the encoding the caller asked for (DER by default; RAW r‖s or ETH
     r‖s‖v for ECDSA and DSA)."""
-    if info.key_type not in (KeyType.EC, KeyType.DSA):
+    if info.key_type not in (KeyType.EC, KeyType.DSA) or mechanism.scheme is SignScheme.BIP340:
         return signature
     kind = signature_type or SignatureType.DER
     if kind is SignatureType.DER:
@@ -168,6 +174,39 @@ def _encoded(info: KeyInfo, mechanism: SignMechanism, data: bytes, signature: by
     if kind is SignatureType.RAW:
         return r.to_bytes(width, "big") + s.to_bytes(width, "big")
     return _ethereum(info, mechanism, data, r, s)
+
+
+def schnorr_options(aux_rand: bytes | None, tweak: bytes | None, merkle_root: bytes | None) -> SchnorrOptions | None:
+    """The BIP-340 fields of a sign request (None when none is given)."""
+    if aux_rand is None and tweak is None and merkle_root is None:
+        return None
+    return SchnorrOptions(aux_rand, tweak, merkle_root)
+
+
+def check_schnorr(row: SignatureAlgorithm, schnorr: SchnorrOptions | None,
+                  signature_type: SignatureType | None) -> None:
+    """600 for BIP-340 fields on another algorithm, a wrong length (aux and tweak: 32 bytes; merkle
+    root: 0 or 32), a tweak together with a merkle root, or ``signatureType`` ETH with BIP-340."""
+    if row.scheme is not SignScheme.BIP340:
+        if schnorr is not None and (schnorr.aux_rand is not None or schnorr.tweak is not None
+                                    or schnorr.merkle_root is not None):
+            raise errors.ValidationFailed("'auxiliaryRandomData', 'taprootTweakData' and 'merkleRootData' are only "
+                                          "used with NONE_WITH_EC_SCHNORR_BIP0340")
+        return
+    if signature_type is SignatureType.ETH:
+        raise errors.ValidationFailed("'signatureType' ETH is an ECDSA encoding; BIP-340 signatures are 64 raw bytes")
+    if schnorr is None:
+        return
+    if schnorr.aux_rand is not None and len(schnorr.aux_rand) != 32:
+        raise errors.ValidationFailed(f"'auxiliaryRandomData' must be 32 bytes, not {len(schnorr.aux_rand)}")
+    if schnorr.tweak is not None and schnorr.merkle_root is not None:
+        raise errors.ValidationFailed("'taprootTweakData' and 'merkleRootData' are mutually exclusive")
+    if schnorr.tweak is not None and len(schnorr.tweak) != 32:
+        raise errors.ValidationFailed(f"'taprootTweakData' must be 32 bytes, not {len(schnorr.tweak)}")
+    if schnorr.merkle_root is not None and len(schnorr.merkle_root) not in (0, 32):
+        raise errors.ValidationFailed(
+            f"'merkleRootData' must be empty (BIP-86 key path) or a 32-byte script tree root, not "
+            f"{len(schnorr.merkle_root)} bytes")
 
 
 def signature_algorithm(name: str) -> SignatureAlgorithm:

@@ -15,6 +15,7 @@ Exceptions (all subclasses of :class:`HsmError`)::
      ├── KeyExists            a key with that label already exists
      ├── UnsupportedByBackend the backend cannot do this key type / mechanism (never a fallback)
      ├── OperationNotPermitted the key's attributes forbid the operation (e.g. sign=false)
+     │    └── KeyExhausted    a stateful (LMS) key has no one-time key left
      ├── InvalidInput         the data cannot be used with this mechanism (wrong digest length …)
      ├── DecryptFailed        authentication tag / padding check failed (reserved for decrypt)
      └── BackendUnavailable   the token or module is gone; the caller may retry later
@@ -27,6 +28,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+
+from hsmgate.hsm.derivation import DerivationPath, DerivationScheme, NodeInfo
 
 
 class HsmError(Exception):
@@ -47,6 +50,10 @@ class UnsupportedByBackend(HsmError):
 
 class OperationNotPermitted(HsmError):
     """The key's attributes forbid the operation (for example ``sign`` is false)."""
+
+
+class KeyExhausted(OperationNotPermitted):
+    """A stateful (hash-based) key has used every one-time key: it can never sign again."""
 
 
 class InvalidInput(HsmError):
@@ -108,10 +115,13 @@ class KeyType(enum.StrEnum):
     ML_KEM_512 = "ML-KEM-512"
     ML_KEM_768 = "ML-KEM-768"
     ML_KEM_1024 = "ML-KEM-1024"
+    BLS = "BLS"  # BLS12-381, the TSB's "BLS"
+    LMS = "LMS"  # HSS/LMS (RFC 8554), stateful; the TSB reports it as "HSS-LMS"
 
     @property
     def is_asymmetric(self) -> bool:
-        return self in (KeyType.RSA, KeyType.DSA, KeyType.EC, KeyType.ED) or self.is_post_quantum
+        return self in (KeyType.RSA, KeyType.DSA, KeyType.EC, KeyType.ED, KeyType.BLS, KeyType.LMS) \
+            or self.is_post_quantum
 
     @property
     def is_post_quantum(self) -> bool:
@@ -191,6 +201,9 @@ class SignScheme(enum.StrEnum):
     HASH_ML_DSA = "HashML-DSA"  # FIPS 204 pre-hash variant; ``hash`` names the pre-hash
     SLH_DSA = "SLH-DSA"  # FIPS 205 pure SLH-DSA
     HASH_SLH_DSA = "HashSLH-DSA"  # FIPS 205 pre-hash variant
+    BLS = "BLS-SIG-POP"  # BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_ (minimal-pubkey-size); the data is the message
+    HSS_LMS = "HSS/LMS"  # RFC 8554 HSS signature of the message (stateful: one one-time key per signature)
+    BIP340 = "BIP-340"  # Schnorr on secp256k1, x-only keys, 64-byte R.x‖s; the data is the 32-byte message
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +222,26 @@ class SignMechanism:
     hash: HashAlg | PreHash | None = None
     prehashed: bool = False
     deterministic: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SchnorrOptions:
+    """Inputs of a BIP-340 signature beyond the message.
+
+    ``aux_rand``: the 32 bytes of auxiliary randomness (None: the backend draws fresh random bytes).
+    The key may be tweaked for a BIP-341 Taproot key-path spend — at most one of:
+
+    * ``tweak``: the 32-byte scalar t itself: the signing key is d̃ + t, where d̃ is d or n − d so
+      that d̃·G has an even y (BIP-341 ``taproot_tweak_seckey`` with t given);
+    * ``merkle_root``: t = tagged_hash("TapTweak", x(P) ‖ merkle_root), with merkle_root empty
+      (BIP-86: an output without scripts) or the 32-byte root of the script tree.
+
+    The signature then verifies under the output key x(d̃·G + t·G).
+    """
+
+    aux_rand: bytes | None = None
+    tweak: bytes | None = None
+    merkle_root: bytes | None = None
 
 
 class CipherMode(enum.StrEnum):
@@ -279,11 +312,13 @@ class ExportedKey:
 
 @dataclass(frozen=True, slots=True)
 class KeySpec:
-    """What to generate: a key type plus its size in bits or its curve OID."""
+    """What to generate: a key type plus its size in bits or its curve OID. ``derivation``: make a
+    derivation master (EC / ED) of that scheme from a fresh random 256-bit seed."""
 
     key_type: KeyType
     size: int | None = None
     curve_oid: str | None = None
+    derivation: DerivationScheme | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +362,10 @@ class KeyInfo:
     key_id: bytes | None = None
     public_key: bytes | None = None
     created_at: datetime | None = None
+    #: a derivation master or a derived child: its node's public facts (chain code, depth, …)
+    derivation: NodeInfo | None = None
+    #: a stateful key: (one-time keys used, one-time keys in all), read fresh by :meth:`Partition.get`
+    one_time_keys: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +374,10 @@ class Capabilities:
 
     ``key_specs`` maps each key type to the sizes (bits) or curve OIDs it can generate; an empty
     set means "no size parameter" (e.g. Ed25519 is listed by curve, ChaCha20 has one size).
-    ``sign`` is the set of (key type, mechanism) pairs the backend can execute.
+    ``sign`` is the set of (key type, mechanism) pairs the backend can execute. ``derivation``:
+    the (scheme, curve OID) pairs of the derivation masters it can hold; a partition that lists any
+    accepts key names ``<master>/<path>`` wherever a label names a key to use (module text of
+    ``derivation.py``).
     """
 
     backend: str
@@ -346,12 +388,18 @@ class Capabilities:
     hmac: frozenset[KeyType] = frozenset()
     kem: frozenset[KeyType] = frozenset()
     key_import: frozenset[KeyType] = frozenset()
+    derivation: frozenset[tuple[DerivationScheme, str]] = frozenset()
+
+    def can_derive(self, scheme: DerivationScheme, curve_oid: str | None) -> bool:
+        return (scheme, curve_oid or "") in self.derivation
 
     def can_generate(self, spec: KeySpec) -> bool:
         allowed = self.key_specs.get(spec.key_type)
         if allowed is None:
             return False
         wanted = spec.curve_oid if spec.key_type in (KeyType.EC, KeyType.ED) else spec.size
+        if spec.derivation is not None and not self.can_derive(spec.derivation, spec.curve_oid):
+            return False
         return not allowed or wanted in allowed
 
     def can_sign(self, key_type: KeyType, mechanism: SignMechanism) -> bool:
@@ -388,7 +436,13 @@ class TokenIdentity:
 
 
 class Partition(ABC):
-    """One key store. Implementations must be safe to call from several threads at once."""
+    """One key store. Implementations must be safe to call from several threads at once.
+
+    Where a method takes the label of a key to *use* (``get``, ``sign``, ``verify``, ``wrap``'s
+    target, …), a partition whose capabilities list ``derivation`` also accepts ``<master>/<path>``:
+    a persisted child of that name if one exists, else the child derived on the fly from the master
+    (never stored). Labels of keys to create or delete are plain labels, except :meth:`derive_key`.
+    """
 
     name: str
 
@@ -439,6 +493,12 @@ class Partition(ABC):
         An error about the key itself (missing, no ``sign`` attribute) may instead be raised once.
         This default signs one by one; a backend that can look the key up once overrides it."""
         return sign_each(items, lambda data: self.sign(label, mechanism, data, context=context))
+
+    def sign_bip340(self, label: str, messages: Sequence[bytes], options: SchnorrOptions) -> list[bytes | HsmError]:
+        """BIP-340 Schnorr signatures (64 bytes each) of 32-byte ``messages`` with a secp256k1 key,
+        one result per message as :meth:`sign_many`. Declared in capabilities as
+        ``(KeyType.EC, SignMechanism(SignScheme.BIP340, None, True))``."""
+        raise UnsupportedByBackend("BIP-340 Schnorr signatures are not supported by this backend")
 
     @abstractmethod
     def verify(self, label: str, mechanism: SignMechanism, data: bytes, signature: bytes,
@@ -492,6 +552,17 @@ class Partition(ABC):
     def export_key(self, label: str) -> ExportedKey:
         """Material of an extractable, non-sensitive key; OperationNotPermitted otherwise."""
         raise UnsupportedByBackend("key export is not supported by this backend")
+
+    def import_seed(self, label: str, *, seed: bytes, curve_oid: str, scheme: DerivationScheme,
+                    attributes: KeyAttributes) -> KeyInfo:
+        """Make a derivation master from a BIP-32 seed (128–512 bits). Raises KeyExists,
+        InvalidInput (seed length), UnsupportedByBackend."""
+        raise UnsupportedByBackend("key derivation is not supported by this backend")
+
+    def derive_key(self, master_label: str, path: DerivationPath, *, attributes: KeyAttributes) -> KeyInfo:
+        """Persist the child of ``master_label`` at ``path`` as the key ``<master>/<path>``. Raises
+        KeyNotFound, KeyExists, InvalidInput (a path the scheme cannot derive), UnsupportedByBackend."""
+        raise UnsupportedByBackend("key derivation is not supported by this backend")
 
     @abstractmethod
     def generate_random(self, length: int) -> bytes:

@@ -41,6 +41,10 @@ class SealedKeyRecord(Protocol):
     def nonce(self) -> bytes: ...  # the 96-bit sealing nonce, fresh per record: identifies this version
     @property
     def created_at(self) -> datetime: ...  # a store may drop the time zone; the token reads it as UTC
+    @property
+    def derivation(self) -> Mapping[str, str | int | None] | None: ...  # derivation.NodeInfo.to_record()
+    @property
+    def next_index(self) -> int | None: ...  # stateful keys: the next one-time key index
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,8 @@ class SealedKey:
     sealed_material: bytes
     nonce: bytes
     created_at: datetime
+    derivation: Mapping[str, str | int | None] | None = None
+    next_index: int | None = None
 
 
 class KeyGenerationReader(Protocol):
@@ -101,4 +107,15 @@ class SealedKeyStore(Protocol):
 
     def record_nonce(self, label: str) -> bytes | None:
         """Only the sealing nonce of ``label``'s record (one cheap lookup), or None when there is none."""
+        ...
+
+    def reserve_index(self, label: str, limit: int) -> int | None:
+        """Advance the record's ``next_index`` by one in its own committed transaction and return the
+        index it had — or None (changing nothing) when it has reached ``limit`` or there is no such
+        record. Atomic across threads, processes and instances sharing the database: no two calls
+        ever return the same index for one record."""
+        ...
+
+    def next_index(self, label: str) -> int | None:
+        """The record's ``next_index`` as committed now (None: no record, or not a stateful key)."""
         ...

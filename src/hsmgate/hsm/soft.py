@@ -24,10 +24,10 @@ from datetime import UTC, datetime
 from Crypto.PublicKey import RSA as PyCryptodomeRSA
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from hsmgate.hsm import softcipher, softcrypto, softpq
+from hsmgate.hsm import softbls, softcipher, softcrypto, softderive, softlms, softpq, softschnorr
 from hsmgate.hsm.base import (
     BackendUnavailable,
     Capabilities,
@@ -39,6 +39,7 @@ from hsmgate.hsm.base import (
     HsmError,
     InvalidInput,
     KeyAttributes,
+    KeyExhausted,
     KeyExists,
     KeyInfo,
     KeyNotFound,
@@ -46,6 +47,7 @@ from hsmgate.hsm.base import (
     KeyType,
     OperationNotPermitted,
     Partition,
+    SchnorrOptions,
     SignMechanism,
     SignScheme,
     TokenIdentity,
@@ -54,7 +56,11 @@ from hsmgate.hsm.base import (
     WrapMode,
     sign_each,
 )
+from hsmgate.hsm.derivation import DerivationPath, DerivationScheme, NodeInfo, split_key_name
 from hsmgate.hsm.sealed_store import SealedKey, SealedKeyRecord, SealedKeyStore
+
+#: Temporary children (``<master>/<path>`` with no record) kept unsealed per process, most recent last.
+MAX_DERIVED_CACHE = 4096
 
 #: Sizes in bits of generated secret keys.
 SECRET_KEY_SIZES: dict[KeyType, frozenset[int]] = {
@@ -113,6 +119,11 @@ class _LoadedKey:
     secret: bytes | None = None
     raw_rsa: object | None = None  # pycryptodome key for the raw RSA operation, built lazily
     pq: softpq.PqPrivateKey | None = None  # ML-DSA / SLH-DSA / ML-KEM private key
+    hd: softderive.Master | None = None  # a derivation master's unsealed root node
+    bls: int | None = None  # a BLS12-381 secret scalar
+    lms: softlms.LmsKey | None = None  # an LMS tree; its one-time key index lives in the store
+    #: the label whose record this entry comes from: itself, or the master of a temporary child
+    source: str = ""
 
 
 class SoftPartition(Partition):
@@ -141,11 +152,22 @@ class SoftPartition(Partition):
                                        f"{'curve ' + str(spec.curve_oid) if spec.curve_oid else f'size {spec.size}'}")
         attributes = attributes.with_history(always_sensitive=attributes.sensitive,
                                              never_extractable=not attributes.extractable)
+        if spec.derivation is not None:
+            return self._store_master(label, spec.derivation, spec.curve_oid or "", secrets.token_bytes(32),
+                                      attributes, key_id)
         public_der: bytes | None = None
         size = spec.size
         if spec.key_type.is_post_quantum:
             material, public_der = softpq.generate(spec.key_type)  # format recorded in the material
             size = None
+        elif spec.key_type is KeyType.BLS:
+            material, public_der = softbls.generate()
+            size = None
+        elif spec.key_type is KeyType.LMS:
+            size = spec.size or softlms.DEFAULT_HEIGHT
+            material, public_der, _ = softlms.generate(size)
+            return self._add(label, KeyType.LMS, attributes, material, size, None, public_der, key_id=key_id,
+                             next_index=0)
         elif spec.key_type.is_asymmetric:
             private = softcrypto.generate_private_key(spec)
             material = private.private_bytes(
@@ -172,6 +194,77 @@ class SoftPartition(Partition):
             raise KeyExists(f"a key with label '{label}' already exists") from None
         return self._info(record)
 
+    # -- derivation masters and children (softderive) -----------------------------------------
+
+    def import_seed(self, label: str, *, seed: bytes, curve_oid: str, scheme: DerivationScheme,
+                    attributes: KeyAttributes) -> KeyInfo:
+        attributes = attributes.with_history(always_sensitive=False, never_extractable=False)
+        return self._store_master(label, scheme, curve_oid, seed, attributes, None)
+
+    def _store_master(self, label: str, scheme: DerivationScheme, curve_oid: str, seed: bytes,
+                      attributes: KeyAttributes, key_id: bytes | None) -> KeyInfo:
+        material = softderive.master_material(scheme, curve_oid, seed)
+        root = softderive.node(softderive.load_master(material))
+        key_type = KeyType.ED if curve_oid == softderive.ED25519_OID else KeyType.EC
+        return self._add(label, key_type, attributes, material, _curve_size(key_type, curve_oid), curve_oid,
+                         softcrypto.spki_der(root.private.public_key()), key_id=key_id, derivation=root.info)
+
+    def derive_key(self, master_label: str, path: DerivationPath, *, attributes: KeyAttributes) -> KeyInfo:
+        master = self._load(master_label)
+        if master.hd is None:
+            raise UnsupportedByBackend(f"key '{master_label}' is not a derivation master")
+        child = softderive.node(master.hd, path)
+        key_type = master.info.key_type
+        material = child.private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption())
+        attributes = attributes.with_history(always_sensitive=master.info.attributes.always_sensitive
+                                             and attributes.sensitive,
+                                             never_extractable=master.info.attributes.never_extractable
+                                             and not attributes.extractable)
+        return self._add(f"{master_label}/{path}", key_type, attributes, material, master.info.size,
+                         master.info.curve_oid, softcrypto.spki_der(child.private.public_key()),
+                         derivation=child.info)
+
+    def _add(self, label: str, key_type: KeyType, attributes: KeyAttributes, material: bytes, size: int | None,
+             curve_oid: str | None, public_der: bytes | None, *, key_id: bytes | None = None,
+             derivation: NodeInfo | None = None, next_index: int | None = None) -> KeyInfo:
+        nonce, sealed = self._sealer.seal(self.name, label, material)
+        record = SealedKey(
+            label=label, key_id=key_id, key_type=key_type.value, key_size=size, curve_oid=curve_oid,
+            attributes=asdict(attributes), public_key=public_der, sealed_material=sealed, nonce=nonce,
+            created_at=datetime.now(UTC).replace(microsecond=0),
+            derivation=derivation.to_record() if derivation is not None else None, next_index=next_index,
+        )
+        try:
+            self._repo.add(record)
+        except self._repo.DuplicateLabel:
+            raise KeyExists(f"a key with label '{label}' already exists") from None
+        return self._info(record)
+
+    def _derived(self, label: str) -> _LoadedKey:
+        """The temporary child ``<master>/<path>`` (no record of that name): derived from the
+        master, cached like a key and dropped with it."""
+        master_label, path_text = split_key_name(label)
+        if path_text is None:
+            raise KeyNotFound(f"key '{label}' not found")
+        try:
+            path = DerivationPath.parse(path_text)
+        except ValueError as exc:
+            raise InvalidInput(f"key name '{label}': {exc}") from None
+        master = self._load(master_label)
+        if master.hd is None:
+            raise UnsupportedByBackend(f"key '{master_label}' is not a derivation master")
+        child = softderive.node(master.hd, path)
+        info = replace(master.info, label=label, public_key=softcrypto.spki_der(child.private.public_key()),
+                       key_id=None, derivation=child.info)
+        loaded = _LoadedKey(info, master.nonce, token=master.token, private=child.private, source=master_label)
+        with self._lock:
+            if len(self._cache) >= MAX_DERIVED_CACHE:  # temporary children crowd the cache: drop them
+                for stale in [k for k, v in self._cache.items() if v.source != k]:
+                    del self._cache[stale]
+            self._cache[label] = loaded
+        return loaded
+
     def list_labels(self) -> list[str]:
         return self._repo.labels()
 
@@ -179,10 +272,12 @@ class SoftPartition(Partition):
         """The key's description from its record, without unsealing it: only the operations that
         use the key unseal (a key sealed under another master key is still described and deleted)."""
         cached = self._cached(label)
-        if cached is not None:
+        if cached is not None and cached.info.key_type is not KeyType.LMS:
             return cached.info
         record = self._repo.get(label)
         if record is None:
+            if "/" in label:
+                return self._derived(label).info
             raise KeyNotFound(f"key '{label}' not found")
         return self._info(record)
 
@@ -211,6 +306,11 @@ class SoftPartition(Partition):
         if key.pq is not None and self._capabilities.can_sign(key.info.key_type, mechanism):
             pq = key.pq
             return lambda data: softpq.sign(pq, mechanism, data, context)
+        if key.bls is not None and mechanism.scheme is SignScheme.BLS and not context:
+            secret = key.bls
+            return lambda data: softbls.sign(secret, data)
+        if key.lms is not None and mechanism.scheme is SignScheme.HSS_LMS and not context:
+            return self._lms_signer(label, key.lms)
         if context and key.pq is None:
             raise InvalidInput("a context string is only defined for ML-DSA and SLH-DSA")
         if key.private is None or not self._capabilities.can_sign(key.info.key_type, mechanism):
@@ -219,13 +319,44 @@ class SoftPartition(Partition):
         raw = self._raw_rsa(key) if mechanism.scheme is SignScheme.RSA_PKCS1V15_RAW else None
         return lambda data: softcrypto.sign(private, mechanism, data, raw)
 
+    def _lms_signer(self, label: str, key: softlms.LmsKey) -> Callable[[bytes], bytes]:
+        """Each signature first reserves its one-time key index in the store, committed, and only
+        then computes the signature with it (``softlms``): an index is never used twice, whatever
+        process signs and whenever one dies."""
+        def sign(data: bytes) -> bytes:
+            index = self._repo.reserve_index(label, key.capacity)
+            if index is None:
+                raise KeyExhausted(f"LMS key '{label}' is exhausted: all {key.capacity} one-time signatures are "
+                                   "used; it can never sign again")
+            return softlms.sign(key, index, data)
+
+        return sign
+
+    def sign_bip340(self, label: str, messages: Sequence[bytes], options: SchnorrOptions) -> list[bytes | HsmError]:
+        key = self._load(label)
+        if not key.info.attributes.sign:
+            raise OperationNotPermitted(f"key '{label}' does not have the sign attribute")
+        if not isinstance(key.private, ec.EllipticCurvePrivateKey):
+            raise UnsupportedByBackend(f"key '{label}' ({key.info.key_type}) cannot make BIP-340 signatures")
+        signer = softschnorr.signing_key(key.private, options)
+        return sign_each(messages, lambda message: softschnorr.sign(signer, message, options.aux_rand))
+
     def verify(self, label: str, mechanism: SignMechanism, data: bytes, signature: bytes,
                *, context: bytes | None = None) -> bool:
         key = self._load(label)
+        if mechanism.scheme is SignScheme.BIP340 and key.info.public_key is not None:
+            public = softcrypto.load_spki(key.info.public_key)
+            if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(public.curve, ec.SECP256K1):
+                raise UnsupportedByBackend(f"key '{label}' is no secp256k1 key: no BIP-340 signatures")
+            return softschnorr.verify(public, data, signature)
         if key.info.public_key is None or not self._capabilities.can_sign(key.info.key_type, mechanism):
             raise UnsupportedByBackend(f"key '{label}' ({key.info.key_type}) cannot verify {mechanism.scheme}")
         if key.info.key_type.is_post_quantum:
             return softpq.verify(key.info.key_type, key.info.public_key, mechanism, data, signature, context)
+        if key.info.key_type is KeyType.BLS:
+            return softbls.verify(key.info.public_key, data, signature)
+        if key.info.key_type is KeyType.LMS:
+            return softlms.verify(key.info.public_key, data, signature)
         if context:
             raise InvalidInput("a context string is only defined for ML-DSA and SLH-DSA")
         return softcrypto.verify(softcrypto.load_spki(key.info.public_key), mechanism, data, signature)
@@ -359,6 +490,11 @@ class SoftPartition(Partition):
 
     def export_key(self, label: str) -> ExportedKey:
         key = self._load(label)
+        if key.bls is not None:
+            raise UnsupportedByBackend(f"the soft token cannot export {key.info.key_type} keys (wrap them instead)")
+        if key.lms is not None:
+            raise OperationNotPermitted(f"key '{label}' is a stateful LMS key: a copy could reuse one-time keys, "
+                                        "so it never leaves the token")
         if key.info.key_type.is_asymmetric and key.private is None and key.pq is None:
             return ExportedKey(public_key=key.info.public_key)  # a public key alone is public
         attributes = key.info.attributes
@@ -392,6 +528,14 @@ class SoftPartition(Partition):
         if not target.info.attributes.extractable:
             raise OperationNotPermitted(f"key '{target_label}' is not extractable")
         is_private = target.info.key_type.is_asymmetric
+        if target.lms is not None:
+            raise OperationNotPermitted(f"key '{target_label}' is a stateful LMS key: a copy could reuse one-time "
+                                        "keys, so it is never wrapped")
+        if target.bls is not None:  # AES_WRAP(_PAD)_BLS: the 32-byte secret key (softbls)
+            if wrapping.info.key_type is not KeyType.AES:
+                raise UnsupportedByBackend(f"{mechanism.mode} wraps secret keys only")
+            return softcipher.wrap_with_aes(wrapping.secret or b"", mechanism,
+                                            target.bls.to_bytes(softbls.SECRET_SIZE, "big"), private=False)
         if is_private:
             if target.private is None:
                 raise UnsupportedByBackend(f"key '{target_label}' has no private key this token can wrap")
@@ -415,7 +559,7 @@ class SoftPartition(Partition):
             raise OperationNotPermitted(f"key '{unwrapping_label}' does not have the unwrap attribute")
         if key.info.key_type is KeyType.AES:
             material = softcipher.unwrap_with_aes(key.secret or b"", mechanism, wrapped)
-            if spec.key_type.is_asymmetric and mechanism.mode is WrapMode.AES_KW:
+            if spec.key_type.is_asymmetric and spec.key_type is not KeyType.BLS and mechanism.mode is WrapMode.AES_KW:
                 material = softcipher.strip_der_padding(material)
         elif isinstance(key.private, rsa.RSAPrivateKey):
             material = softcipher.unwrap_with_rsa(key.private, mechanism, wrapped)
@@ -485,6 +629,9 @@ class SoftPartition(Partition):
             label=record.label, key_type=KeyType(record.key_type), attributes=attributes,
             size=record.key_size, curve_oid=record.curve_oid, key_id=record.key_id,
             public_key=record.public_key, created_at=created,
+            derivation=NodeInfo.from_record(dict(record.derivation)) if record.derivation else None,
+            one_time_keys=(record.next_index, 1 << (record.key_size or 0))
+            if record.next_index is not None and record.key_type == KeyType.LMS.value else None,
         )
 
     def _cached(self, label: str) -> _LoadedKey | None:
@@ -498,7 +645,8 @@ class SoftPartition(Partition):
         token = self._repo.key_generation.current()
         if token is not None and token == cached.token:
             return cached
-        if self._repo.record_nonce(label) == cached.nonce:
+        # a temporary child is re-derived once anything moved: a persisted child of its name may now exist
+        if cached.source == label and self._repo.record_nonce(label) == cached.nonce:
             cached.token = token
             return cached
         with self._lock:
@@ -513,19 +661,29 @@ class SoftPartition(Partition):
         token = self._repo.key_generation.current()  # before the read, as in _cached
         record = self._repo.get(label)
         if record is None:
+            if "/" in label:
+                return self._derived(label)
             raise KeyNotFound(f"key '{label}' not found")
         material = self._sealer.open(self.name, label, record.nonce, record.sealed_material)
         info = self._info(record)
-        if info.key_type.is_asymmetric and not material:  # an imported public key without its private key
+        if softderive.is_master_material(material):
+            hd = softderive.load_master(material)
+            loaded = _LoadedKey(info, record.nonce, private=softderive.node(hd).private, hd=hd)
+        elif info.key_type.is_asymmetric and not material:  # an imported public key without its private key
             loaded = _LoadedKey(info, record.nonce)
         elif info.key_type.is_post_quantum:
             loaded = _LoadedKey(info, record.nonce, pq=softpq.load(info.key_type, material))
+        elif info.key_type is KeyType.BLS:
+            loaded = _LoadedKey(info, record.nonce, bls=softbls.load(material))
+        elif softlms.is_lms_material(material):
+            loaded = _LoadedKey(info, record.nonce, lms=softlms.load(material))
         elif info.key_type.is_asymmetric:
             private = serialization.load_der_private_key(material, password=None)
             loaded = _LoadedKey(info, record.nonce, private=private)  # type: ignore[arg-type]
         else:
             loaded = _LoadedKey(info, record.nonce, secret=material)
         loaded.token = token
+        loaded.source = label
         with self._lock:
             self._cache[label] = loaded
         return loaded
@@ -552,13 +710,22 @@ def _soft_capabilities() -> Capabilities:
         (key_type, mechanism)
         for key_type in (KeyType.RSA, KeyType.DSA, KeyType.EC, KeyType.ED)
         for mechanism in softcrypto.sign_mechanisms(key_type)
-    )
+    ) | {(KeyType.EC, SignMechanism(SignScheme.BIP340, None, True)),  # secp256k1 only (softschnorr)
+         (KeyType.BLS, SignMechanism(SignScheme.BLS)),  # softbls
+         (KeyType.LMS, SignMechanism(SignScheme.HSS_LMS))}  # softlms
+    key_specs[KeyType.BLS] = frozenset()
+    key_specs[KeyType.LMS] = frozenset(softlms.HEIGHTS)
     # post-quantum (softpq): no size parameter; ML-KEM decapsulates and wraps (KEM + AES-KWP)
     key_specs.update({t: frozenset() for t in softpq.PARAMETER_SETS})
     sign |= frozenset((t, m) for t in softpq.PARAMETER_SETS for m in softpq.sign_mechanisms(t))
     kem_wrap = frozenset((t, WrapMechanism(WrapMode.ML_KEM_AES_KWP)) for t in softpq.ML_KEM_TYPES)
     return _with_operations(
-        Capabilities(backend="soft", key_specs=key_specs, sign=sign, kem=softpq.ML_KEM_TYPES, wrap=kem_wrap))
+        Capabilities(backend="soft", key_specs=key_specs, sign=sign, kem=softpq.ML_KEM_TYPES, wrap=kem_wrap,
+                     derivation=softderive.SUPPORTED))
+
+
+def _curve_size(key_type: KeyType, curve_oid: str) -> int:
+    return softcrypto.ED_CURVES[curve_oid] if key_type is KeyType.ED else softcrypto.EC_CURVES[curve_oid][1]
 
 
 def _describe_material(spec: KeySpec, material: bytes) -> tuple[int | None, str | None, bytes | None]:
@@ -569,6 +736,8 @@ def _describe_material(spec: KeySpec, material: bytes) -> tuple[int | None, str 
     try:
         if key_type.is_post_quantum:
             return None, None, softpq.load(key_type, material).spki
+        if key_type is KeyType.BLS:
+            return None, None, softbls.spki(softbls.load(material))
         if key_type.is_asymmetric:
             private = serialization.load_der_private_key(material, password=None)
             if softcrypto.key_type_of(private) is not key_type:  # type: ignore[arg-type]

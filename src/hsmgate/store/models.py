@@ -48,6 +48,10 @@ class SoftKeyRecord(Base):
     sealed_material: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     nonce: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    #: public node facts of a derivation master or persisted child (``hsm/derivation.py`` NodeInfo)
+    derivation: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    #: stateful keys (LMS): the next one-time key index, advanced before a signature is released
+    next_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class KeyMetadata(Base):

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import ClassVar, Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hsmgate.store.database import Database
@@ -50,6 +50,10 @@ class SoftKeyFields(Protocol):
     def nonce(self) -> bytes: ...
     @property
     def created_at(self) -> datetime: ...
+    @property
+    def derivation(self) -> Mapping[str, str | int | None] | None: ...
+    @property
+    def next_index(self) -> int | None: ...
 
 
 class SoftKeyRepository:
@@ -69,6 +73,8 @@ class SoftKeyRepository:
             key_size=record.key_size, curve_oid=record.curve_oid, attributes=dict(record.attributes),
             public_key=record.public_key, sealed_material=record.sealed_material, nonce=record.nonce,
             created_at=record.created_at,
+            derivation=dict(record.derivation) if record.derivation is not None else None,
+            next_index=record.next_index,
         )
         try:
             with self._db.session() as session:
@@ -100,6 +106,29 @@ class SoftKeyRepository:
         indexed lookup through :meth:`Database.quick_scalar`, no ORM."""
         value = self._db.quick_scalar(_NONCE_SQL, (self._partition, label))
         return None if value is None else bytes(value)  # type: ignore[arg-type]
+
+    def reserve_index(self, label: str, limit: int) -> int | None:
+        """``SealedKeyStore.reserve_index``: one ``UPDATE … SET next_index = next_index + 1 WHERE …
+        next_index < limit RETURNING next_index``, committed before it returns. The row lock of the
+        UPDATE (PostgreSQL) or the database write lock (SQLite) serialises concurrent callers, so
+        each sees the value the previous one left. The key generation is not bumped: the key
+        material did not change."""
+        statement = (
+            update(SoftKeyRecord)
+            .where(SoftKeyRecord.partition == self._partition, SoftKeyRecord.label == label,
+                   SoftKeyRecord.next_index.is_not(None), SoftKeyRecord.next_index < limit)
+            .values(next_index=SoftKeyRecord.next_index + 1)
+            .returning(SoftKeyRecord.next_index)
+        )
+        with self._db.session() as session:
+            advanced = session.execute(statement).scalar_one_or_none()
+        return None if advanced is None else int(advanced) - 1
+
+    def next_index(self, label: str) -> int | None:
+        with self._db.session() as session:
+            value = session.scalar(select(SoftKeyRecord.next_index).where(
+                SoftKeyRecord.partition == self._partition, SoftKeyRecord.label == label))
+        return None if value is None else int(value)
 
     def labels(self) -> list[str]:
         with self._db.session() as session:

@@ -14,6 +14,7 @@ from hsmgate.api.deps import CallerDep, ServicesDep
 from hsmgate.api.operation_route import OperationRoute
 from hsmgate.api.routes import download, download_responses, empty, empty_response, safe_file_name, tsb_router
 from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
+from hsmgate.api.wire.derivation import DeriveKeyAttributes, DeriveKeyDto, ImportSeedDto
 from hsmgate.api.wire.key_transfer import ChangeKeyPasswordDto, ImportAttributes, KeyExportDto, KeyImportDto
 from hsmgate.api.wire.keys import (
     CreateKeyAttributes,
@@ -28,7 +29,15 @@ from hsmgate.domain.gateway import PartitionServices
 from hsmgate.domain.key_admin import AttestationBundle
 from hsmgate.domain.key_transfer import KeyImport
 from hsmgate.domain.key_use import Caller, KeyRef
-from hsmgate.domain.keys import KeyAttributes, NewKey, SignedKey, requested_attributes
+from hsmgate.domain.keys import (
+    DeriveRequest,
+    KeyAddress,
+    KeyAttributes,
+    NewKey,
+    SeedImport,
+    SignedKey,
+    requested_attributes,
+)
 from hsmgate.domain.ska.policy import Policy
 
 router = tsb_router(tags=["Keys"], responses=ERROR_RESPONSES)
@@ -36,6 +45,8 @@ router = tsb_router(tags=["Keys"], responses=ERROR_RESPONSES)
 export_router = tsb_router(tags=["Keys"], responses=ERROR_RESPONSES, route_class=OperationRoute)
 
 KeyNamePath = Path(min_length=1, max_length=256, description="The key's label")
+KeyNameOrPath = Path(min_length=1, max_length=640,
+                     description="The key's label, or <master>/<derivation path> for a derived key")
 
 
 def key_response(signed: SignedKey) -> SignedKeyAttributesDto:
@@ -45,7 +56,10 @@ def key_response(signed: SignedKey) -> SignedKeyAttributesDto:
         xml=signed.xml,
         json=KeyJson(
             label=view.label, id=view.key_id, algorithm=view.algorithm, algorithmOid=view.algorithm_oid,
-            curveOid=view.curve_oid, keySize=view.key_size, createTime=iso_z(view.create_time),
+            curveOid=view.curve_oid, derivedAttributes=view.derivation, extendedPublicKey=view.extended_public_key,
+            remainingSignatures=None if view.one_time_keys is None else view.one_time_keys[1] - view.one_time_keys[0],
+            maxSignatures=None if view.one_time_keys is None else view.one_time_keys[1],
+            keySize=view.key_size, createTime=iso_z(view.create_time),
             attestTime=iso_z(view.attest_time),
             publicKey=encode_base64(view.public_key) if view.public_key is not None else None,
             attributes=KeyAttributesOut(
@@ -63,10 +77,11 @@ def key_response(signed: SignedKey) -> SignedKeyAttributesDto:
     )
 
 
-def key_attributes(attrs: CreateKeyAttributes | ImportAttributes, *, public_only: bool = False) -> KeyAttributes:
+def key_attributes(attrs: CreateKeyAttributes | ImportAttributes | DeriveKeyAttributes, *,
+                   public_only: bool = False, derivation: bool = False) -> KeyAttributes:
     """Domain attributes of an ``AttributesDto`` (the defaults are domain rules:
-    :func:`hsmgate.domain.keys.requested_attributes`)."""
-    return requested_attributes(attrs.model_dump(), public_only=public_only)
+    :func:`hsmgate.domain.keys.requested_attributes`; ``derivation``: bip32/slip10 may be set)."""
+    return requested_attributes(attrs.model_dump(), public_only=public_only, derivation=derivation)
 
 
 @router.post("/v1/key", status_code=status.HTTP_201_CREATED, operation_id="createKey",
@@ -76,9 +91,33 @@ def create_key(body: CreateKeyDto, services: ServicesDep, caller: CallerDep) -> 
     signed = services.admin.create(caller, NewKey(
         label=body.label, algorithm=str(body.algorithm) if body.algorithm else None,
         algorithm_oid=body.algorithmOid, key_size=body.keySize, curve_oid=body.curveOid,
-        attributes=key_attributes(body.attributes), key_id=body.id, policy=policy,
+        attributes=key_attributes(body.attributes, derivation=True), key_id=body.id, policy=policy,
+        address_format=body.addressFormat.format if body.addressFormat is not None else None,
+        bip32=body.attributes.bip32, slip10=body.attributes.slip10,
+    ), body.password)
+    return key_response(signed)
+
+
+@router.post("/v1/importedKey", status_code=status.HTTP_201_CREATED, operation_id="importKey", response_model=SignedKeyAttributesDto,
+             summary="Import a BIP-32 / SLIP-10 seed as a derivation master key")
+def import_seed(body: ImportSeedDto, services: ServicesDep, caller: CallerDep) -> SignedKeyAttributesDto:
+    policy = None if body.policy is None else Policy.from_wire(body.policy)
+    signed = services.admin.import_seed(caller, SeedImport(
+        label=body.label, seed=body.seed, curve_oid=body.curveOid, algorithm=body.algorithm,
+        attributes=key_attributes(body.attributes, derivation=True), bip32=body.attributes.bip32,
+        slip10=body.attributes.slip10, policy=policy,
         address_format=body.addressFormat.format if body.addressFormat is not None else None,
     ), body.password)
+    return key_response(signed)
+
+
+@router.post("/v1/derivedKey", status_code=status.HTTP_201_CREATED, operation_id="deriveKey", response_model=SignedKeyAttributesDto,
+             summary="Derive and store the child of a master key as <master>/<path>")
+def derive_key(body: DeriveKeyDto, services: ServicesDep, caller: CallerDep) -> SignedKeyAttributesDto:
+    signed = services.admin.derive(caller, KeyRef(body.masterKeyLabel, body.masterKeyPassword, "masterKeyPassword"),
+                                   DeriveRequest(master=body.masterKeyLabel, path=body.derivationPath,
+                                                 attributes=key_attributes(body.attributes)
+                                                 if body.attributes is not None else None))
     return key_response(signed)
 
 
@@ -144,10 +183,10 @@ def key_attestation(body: KeyLabelWithPasswordDto, services: ServicesDep, caller
     return download(attestation_zip(bundle), "application/zip", f"{body.label}-attestation.zip")
 
 
-@router.get("/v1/key/{keyName}/attributes", operation_id="getKeyAttributes", deprecated=True,
+@router.get("/v1/key/{keyName:path}/attributes", operation_id="getKeyAttributes", deprecated=True,
             response_model=SignedKeyAttributesDto, summary="Attributes of a key (deprecated form)")
 def key_attributes_by_path(services: ServicesDep, caller: CallerDep,
-                           keyName: str = KeyNamePath) -> SignedKeyAttributesDto:
+                           keyName: str = KeyNameOrPath) -> SignedKeyAttributesDto:
     return key_response(services.admin.describe(caller, KeyRef(keyName, None, "password")))
 
 
@@ -219,16 +258,22 @@ def change_key_password(body: ChangeKeyPasswordDto, services: ServicesDep, calle
 
 class KeyAddressDto(BaseModel):
     address: str = Field(description="base64 of the address hash (ETH: 20 bytes of Keccak-256; BTC: HASH160)")
+    #: hsmgate extensions: the format and the full address (BTC: bech32 P2WPKH; ETH: EIP-55)
+    format: str | None = None
+    addressText: str | None = Field(None, examples=["bc1q0xcqpzrky6eff2g52qdye53xkk9jxkvrh6yhyw"])
+
+
+def address_response(address: KeyAddress) -> KeyAddressDto:
+    return KeyAddressDto(address=encode_base64(address.hash), format=address.format, addressText=address.text)
 
 
 @router.post("/v1/key/address", operation_id="getKeyAddressWithKeyPassword", response_model=KeyAddressDto,
              summary="Blockchain address hash of an SKA key created with addressFormat")
 def key_address(body: KeyLabelWithPasswordDto, services: ServicesDep, caller: CallerDep) -> KeyAddressDto:
-    return KeyAddressDto(address=encode_base64(services.admin.address(caller, KeyRef(body.label, body.password,
-                                                                                      "password"))))
+    return address_response(services.admin.address(caller, KeyRef(body.label, body.password, "password")))
 
 
-@router.get("/v1/key/{keyName}/address", operation_id="getKeyAddress", deprecated=True, response_model=KeyAddressDto,
-            summary="Blockchain address hash of an SKA key without password (deprecated form)")
-def key_address_by_name(services: ServicesDep, caller: CallerDep, keyName: str = KeyNamePath) -> KeyAddressDto:
-    return KeyAddressDto(address=encode_base64(services.admin.address(caller, KeyRef(keyName, None, "password"))))
+@router.get("/v1/key/{keyName:path}/address", operation_id="getKeyAddress", deprecated=True,
+            response_model=KeyAddressDto, summary="Blockchain address of an SKA key without password (deprecated form)")
+def key_address_by_name(services: ServicesDep, caller: CallerDep, keyName: str = KeyNameOrPath) -> KeyAddressDto:
+    return address_response(services.admin.address(caller, KeyRef(keyName, None, "password")))

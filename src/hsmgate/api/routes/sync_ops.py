@@ -37,6 +37,7 @@ from hsmgate.domain import errors
 from hsmgate.domain.algorithms import SignatureType
 from hsmgate.domain.gateway import PartitionServices
 from hsmgate.domain.key_use import Caller, KeyRef, SignItem, VerifyItem
+from hsmgate.domain.signing import schnorr_options
 
 router = tsb_router(tags=["Synchronous Key Operations"], responses=ERROR_RESPONSES, route_class=OperationRoute)
 
@@ -55,6 +56,7 @@ def sign_item(request: SynchronousSignRequestDto, where: str = "") -> SignItem:
         algorithm=str(request.signatureAlgorithm), payload=request.payload,
         signature_type=SignatureType(request.signatureType) if request.signatureType else None,
         context=request.context, approvals=request.signedApprovals,
+        schnorr=schnorr_options(request.auxiliaryRandomData, request.taprootTweakData, request.merkleRootData),
     )
 
 

@@ -85,6 +85,11 @@ class KeyJson(BaseModel):
     algorithmOid: str
     curveOid: str | None = None
     derivedAttributes: dict[str, Any] | None = None
+    #: hsmgate extension: the BIP-32 xpub of a secp256k1 derivation master or derived key
+    extendedPublicKey: str | None = None
+    #: hsmgate extension, stateful (LMS) keys: signatures left and in all (one per one-time key)
+    remainingSignatures: int | None = None
+    maxSignatures: int | None = None
     keySize: int | None = None
     createTime: str
     attestTime: str

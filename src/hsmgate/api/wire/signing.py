@@ -29,16 +29,29 @@ class PayloadType(enum.StrEnum):
     HEX = "HEX"
 
 
+#: A key name: a label (at most 256 characters) or ``<master>/<derivation path>``.
+SignKeyName = Field(min_length=1, max_length=640)
+AuxiliaryRandomData = Field(None, description="NONE_WITH_EC_SCHNORR_BIP0340: 32 bytes of BIP-340 aux_rand "
+                                              "(absent: fresh random bytes)")
+TaprootTweakData = Field(None, description="NONE_WITH_EC_SCHNORR_BIP0340: the 32-byte BIP-341 tweak t itself "
+                                           "(key-path spend); not with merkleRootData")
+MerkleRootData = Field(None, description="NONE_WITH_EC_SCHNORR_BIP0340: the script tree root (32 bytes) or empty "
+                                         "(BIP-86); hsmgate computes t = tagged_hash('TapTweak', x(P) ‖ root)")
+
+
 class SynchronousSignRequestDto(WireModel):
     payload: Base64Bytes
     payloadType: PayloadType = PayloadType.UNSPECIFIED
-    signKeyName: str = Field(min_length=1, max_length=256)
+    signKeyName: str = SignKeyName
     keyPassword: Password = None
     metaData: Base64Bytes | None = None
     metaDataSignature: Base64Bytes | None = None
     signatureAlgorithm: SignatureAlgorithmName  # type: ignore[valid-type]
     signatureType: SignatureTypeName | None = None
     context: Base64Bytes | None = Field(None, description="ML-DSA / SLH-DSA context string (at most 255 bytes)")
+    auxiliaryRandomData: Base64Bytes | None = AuxiliaryRandomData
+    taprootTweakData: Base64Bytes | None = TaprootTweakData
+    merkleRootData: Base64Bytes | None = MerkleRootData
     signedApprovals: list[Base64Bytes] | None = None
 
 
@@ -58,7 +71,7 @@ class SignatureResponseDto(BaseModel):
 
 
 class VerifySignatureRequestDto(WireModel):
-    signKeyName: str = Field(min_length=1, max_length=256)
+    signKeyName: str = SignKeyName
     masterKeyPassword: Password = None
     signatureAlgorithm: SignatureAlgorithmName  # type: ignore[valid-type]
     payload: Base64Bytes

@@ -19,7 +19,16 @@ from hsmgate.api.wire.certificates import (
 from hsmgate.api.wire.common import Base64Bytes, Password, WireModel
 from hsmgate.api.wire.keys import CreateKeyAttributes
 from hsmgate.api.wire.operations import CipherAlgorithmName, WrapMethodName
-from hsmgate.api.wire.signing import PayloadType, SignatureAlgorithmName, SignatureDto, SignatureTypeName
+from hsmgate.api.wire.signing import (
+    AuxiliaryRandomData,
+    MerkleRootData,
+    PayloadType,
+    SignatureAlgorithmName,
+    SignatureDto,
+    SignatureTypeName,
+    SignKeyName,
+    TaprootTweakData,
+)
 from hsmgate.domain.ska.approvals import SortOrder
 from hsmgate.domain.ska.requests import WIRE_STATUSES
 
@@ -33,13 +42,16 @@ class SignRequestDto(WireModel):
 
     payload: Base64Bytes
     payloadType: PayloadType = PayloadType.UNSPECIFIED
-    signKeyName: str = KeyName
+    signKeyName: str = SignKeyName
     keyPassword: Password = None
     metaData: Base64Bytes | None = None
     metaDataSignature: Base64Bytes | None = None
     signatureAlgorithm: SignatureAlgorithmName  # type: ignore[valid-type]
     signatureType: SignatureTypeName | None = None
     context: Base64Bytes | None = None
+    auxiliaryRandomData: Base64Bytes | None = AuxiliaryRandomData
+    taprootTweakData: Base64Bytes | None = TaprootTweakData
+    merkleRootData: Base64Bytes | None = MerkleRootData
 
 
 class SignedSignRequestDto(WireModel):

@@ -7,12 +7,17 @@ The TSB reports the *hash base* of an address: no version byte, checksum or text
 * ``BTC``: HASH160 = RIPEMD-160(SHA-256(compressed EC point)), the P2PKH/P2WPKH hash.
 
 Both need an EC secp256k1 key (613 otherwise). ``XLM``, ``XRP`` and ``IOTA`` are refused with 605.
+
+hsmgate extension (:func:`address_text`): the full address a wallet shows, beside the hash —
+``BTC``: bech32 P2WPKH (witness v0, ``bc1q…``, BIP-173) of the same HASH160; ``ETH``: ``0x`` and the
+EIP-55 mixed-case checksum of the same 20 bytes. Encoded with bip-utils.
 """
 
 from __future__ import annotations
 
 import hashlib
 
+from bip_utils import EthAddrEncoder, P2WPKHAddrEncoder
 from Crypto.Hash import RIPEMD160, keccak
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -49,4 +54,19 @@ def address(address_format: str, public_key_der: bytes) -> bytes:
     if address_format == "BTC":
         point = public.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
         return RIPEMD160.new(hashlib.sha256(point).digest()).digest()
+    raise errors.TsbError(f"address format {address_format} is not supported", code=605)
+
+
+def address_text(address_format: str, public_key_der: bytes) -> str:
+    """The human-readable address of a secp256k1 public key: bech32 P2WPKH on Bitcoin mainnet
+    (``bc``) for ``BTC``, EIP-55 for ``ETH`` (module text)."""
+    public = serialization.load_der_public_key(public_key_der)
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        raise errors.InvalidKeyType("addresses need an EC public key")
+    if address_format == "ETH":
+        point = public.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+        return str(EthAddrEncoder.EncodeKey(point))
+    if address_format == "BTC":
+        point = public.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
+        return str(P2WPKHAddrEncoder.EncodeKey(point, hrp="bc", wit_ver=0))
     raise errors.TsbError(f"address format {address_format} is not supported", code=605)

@@ -17,6 +17,7 @@ from hsmgate.domain.audit.recording import Actor
 from hsmgate.domain.certificates import Profile, subject_name
 from hsmgate.domain.key_use import Caller, KeyRef, KeyUse, SignItem, check_unwrap_target
 from hsmgate.domain.keys import requested_attributes
+from hsmgate.domain.signing import schnorr_options
 from hsmgate.domain.ska.requests import RequestKind, RequestService, b64
 
 #: The audit principal (and authentication method) of what the SKA scheduler does on its own.
@@ -40,7 +41,9 @@ def register_executors(requests: RequestService, gate: KeyUse) -> None:
             KeyRef(label), algorithm=str(inner.get("signatureAlgorithm")),
             payload=b64(inner.get("payload"), "signRequest.payload"),
             signature_type=SignatureType(kind) if kind else None,
-            context=b64(inner.get("context"), "signRequest.context") or None))
+            context=b64(inner.get("context"), "signRequest.context") or None,
+            schnorr=schnorr_options(*(b64(inner[name], f"signRequest.{name}") if inner.get(name) is not None else None
+                                      for name in ("auxiliaryRandomData", "taprootTweakData", "merkleRootData")))))
         return base64.b64encode(signature).decode()
 
     def decrypt(label: str, inner: dict[str, Any]) -> str:

@@ -63,8 +63,7 @@ from typing import Any, Protocol, TypeVar
 from hsmgate.domain import errors
 from hsmgate.domain.clock import Clock
 from hsmgate.domain.errors import TsbError
-from hsmgate.domain.hsm_errors import translated
-from hsmgate.domain.keys import KeyService, check_label
+from hsmgate.domain.keys import KeyService, check_key_name, check_label, key_info
 from hsmgate.domain.signing import SigningService
 from hsmgate.domain.ska.approval_token import ApprovalToBeSigned, Operation
 from hsmgate.domain.ska.guard import authorized, load_policy, policy_json
@@ -320,19 +319,22 @@ class RequestService:
         spec = KINDS[kind]
         if kind not in self.executors:
             raise errors.UnsupportedOperation(f"asynchronous {spec.envelope} is not supported by this hsmgate version")
-        check_label(label, f"{spec.envelope}.{spec.key_field}")
+        master = label
+        if spec.operation is Operation.USE:  # a derived key <master>/<path>: the master's policy applies
+            master = check_key_name(label).master
+        else:
+            check_label(label, f"{spec.envelope}.{spec.key_field}")
         if label in (self.keys.attestation_key_name, self.timestamps.key_name):
             raise errors.OperationForbiddenForKey(
                 f"key '{label}' is hsmgate's own (attestations, audit checkpoints, HSM timestamps): it signs "
                 "nothing else")
         if len(submission.payload) > MAX_TOKEN_PAYLOAD:
             raise errors.InvalidPayload(f"the payload of an SKA request must be at most {MAX_TOKEN_PAYLOAD} bytes")
-        with translated():
-            self.keys.partition.get(label)  # 650 for a missing key
+        key_info(self.keys.partition, label)  # 650 for a missing key (or master)
         validator = self.validators.get(kind)
         if validator is not None:
             validator(label, submission.inner)
-        policy = self.keys.ska_policy(label)
+        policy = self.keys.ska_policy(master)
         if policy is None:
             if spec.operation is not Operation.USE:
                 raise errors.OperationForbiddenForKey(
