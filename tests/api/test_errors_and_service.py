@@ -130,7 +130,7 @@ def test_every_error_body_has_exactly_the_tsb_keys(
 
 
 def test_password_array_form_parses_and_protects_the_key(http: httpx.Client) -> None:
-    """Key passwords (tests/operations/test_passwords.py has the full matrix): the char[]
+    """Key passwords (tests/domain/operations/test_passwords.py has the full matrix): the char[]
     form is accepted and the key then needs its password; a malformed char[] is a validation error."""
     label = unique("pw")
     response = http.post(

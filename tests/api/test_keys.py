@@ -559,7 +559,7 @@ def test_keys_survive_a_restart(tmp_path: Path) -> None:
 
 def test_other_master_key_cannot_use_the_keys(tmp_path: Path) -> None:
     """Keys sealed under one master key are unusable under another: hsmgate does not start under it
-    (tests/unit/test_master_key.py), and a key sealed under another master key (copied in from
+    (tests/hsm/test_master_key.py), and a key sealed under another master key (copied in from
     elsewhere) is described and deleted from its record, while its use is a clean TSB error, not a 500."""
     settings = soft_settings(tmp_path / "data", master_key=base64.b64encode(secrets.token_bytes(32)).decode())
     with LiveServer(settings) as first, first.client() as http:

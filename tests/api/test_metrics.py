@@ -25,7 +25,7 @@ from hsmgate.domain.algorithms import (
 )
 from hsmgate.domain.clock import ManualClock
 from tests.helpers import LiveServer, soft_settings
-from tests.ska.helpers import (
+from tests.domain.ska.helpers import (
     Approver,
     approve,
     clock_server,

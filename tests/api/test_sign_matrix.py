@@ -280,8 +280,8 @@ def is_strict_der(signature: bytes) -> bool:
 
 
 def test_every_implemented_algorithm_has_documented_semantics() -> None:
-    # post-quantum rows are verified independently in tests/pqc/, BIP-340 in tests/derivation/test_bip340.py,
-    # BLS and LMS in tests/stateful_and_bls/
+    # post-quantum rows are verified independently in tests/hsm/test_softpq.py and tests/api/test_pqc_api.py, BIP-340 in tests/domain/derivation/test_bip340.py,
+    # BLS and LMS in tests/hsm/stateful_and_bls/
     classical = {name: row for name, row in SIGNATURE_ALGORITHMS.items()
                  if not row.key_type.is_post_quantum and name not in ("NONE_WITH_EC_SCHNORR_BIP0340", "BLS", "LMS")}
     missing = [name for name in classical if semantics(name) is None]

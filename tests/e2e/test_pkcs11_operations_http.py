@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.helpers import LiveServer, assert_tsb_error, b64, soft_settings, unb64
-from tests.operations.helpers import OPEN, create_key, export
+from tests.domain.operations.helpers import OPEN, create_key, export
 from tests.softhsm import SoftHsmToken
 
 pytest_plugins = ["tests.softhsm_fixtures"]
