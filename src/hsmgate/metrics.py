@@ -32,6 +32,7 @@ they watch (``domain/metrics.py`` ``OperationCounter``, ``store/audit.py`` ``Aud
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -47,6 +48,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Request latency buckets (seconds): a soft-token signature takes well under a millisecond.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 COMMIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+#: A path parameter's converter in a route template (``{keyName:path}``): not shown in labels.
+_CONVERTER = re.compile(r":[A-Za-z_]+\}")
 #: HTTP methods counted by name; any other is counted as ``other``.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
@@ -110,10 +113,10 @@ class RequestMetrics:
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         children = self._children.get((method, route, status))
-        if children is None:
-            shown = method if method in METHODS else "other"
+        if children is None:  # first time only: the label values (``/v1/key/{keyName}/attributes``)
+            shown, template = method if method in METHODS else "other", _CONVERTER.sub("}", route)
             children = self._children[(method, route, status)] = (
-                self._requests.labels(shown, route, str(status)), self._latency.labels(shown, route))
+                self._requests.labels(shown, template, str(status)), self._latency.labels(shown, template))
         children[0].inc()
         children[1].observe(seconds)
 

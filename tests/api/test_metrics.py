@@ -24,7 +24,6 @@ from hsmgate.domain.algorithms import (
     WRAP_METHODS,
 )
 from hsmgate.domain.clock import ManualClock
-from tests.helpers import LiveServer, soft_settings
 from tests.domain.ska.helpers import (
     Approver,
     approve,
@@ -36,6 +35,7 @@ from tests.domain.ska.helpers import (
     token,
     wait_status,
 )
+from tests.helpers import LiveServer, soft_settings
 from tests.softhsm import SoftHsmToken
 
 P256 = "1.2.840.10045.3.1.7"
@@ -89,19 +89,21 @@ def sign(http: httpx.Client, label: str, algorithm: str, payload: bytes = b"payl
 def test_requests_by_route_template_and_status(http: httpx.Client) -> None:
     http.get("/v1/versionInfo")
     http.get("/v1/versionInfo")
-    http.get("/v1/key/secret-customer-name/attributes")  # 404 / 650: the key does not exist
+    http.get("/v1/request/secret-customer-name")  # 404: no such SKA request
+    http.get("/v1/key/another-secret/attributes")  # 404 / 650; the template is /v1/key/{keyName:path}/attributes
     http.get("/no/such/path/for-anyone")
     http.request("PROPFIND", "/v1/versionInfo")  # a method outside the counted set
     samples = scrape(http)
     total = "hsmgate_http_requests_total"
     assert value(samples, total, method="GET", route="/v1/versionInfo", status="200") == 2
+    assert value(samples, total, method="GET", route="/v1/request/{id}", status="404") == 1
     assert value(samples, total, method="GET", route="/v1/key/{keyName}/attributes", status="404") == 1
     assert value(samples, total, method="GET", route="<unmatched>", status="404") == 1
     assert value(samples, total, method="other", route="/v1/versionInfo", status="405") == 1
     latency = "hsmgate_http_request_duration_seconds_count"
     assert value(samples, latency, method="GET", route="/v1/versionInfo") == 2
     text = http.get("/metrics").text
-    assert "secret-customer-name" not in text and "for-anyone" not in text and "PROPFIND" not in text
+    assert "secret-customer-name" not in text and "another-secret" not in text and "for-anyone" not in text and "PROPFIND" not in text
 
 
 def test_key_operations_by_key_family_and_algorithm(http: httpx.Client) -> None:
