@@ -13,7 +13,6 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from fastapi import Depends, FastAPI, Header
-from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hsmgate.api.operation_route import OperationRoute
@@ -154,13 +153,11 @@ class _Recorder:
 def test_an_added_middleware_sees_the_key_operations(tmp_path: Path) -> None:
     """One request pipeline: sign, verify and batch requests pass through every middleware of the
     app, like any other route (no route jumps ahead of the stack)."""
-    from hsmgate.app import create_app
-
     seen: list[tuple[str, str]] = []
-    app = create_app(soft_settings(tmp_path))
-    app.add_middleware(_Recorder, seen=seen)
+    server = LiveServer(soft_settings(tmp_path))
+    server.app.add_middleware(_Recorder, seen=seen)  # after the app is built, before it serves
     label = "pipeline-ed"
-    with TestClient(app, base_url="http://127.0.0.1") as http:  # dev mode answers on loopback only (api/dev_guard.py)
+    with server, server.client() as http:
         assert http.post("/v1/key", json={"label": label, "algorithm": "ED", "curveOid": "1.3.101.112",
                                           "attributes": {"sign": True, "decrypt": False, "unwrap": False}}
                          ).status_code == 201
