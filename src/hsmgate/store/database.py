@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -24,6 +26,37 @@ _MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 #: Key of the PostgreSQL advisory lock that serialises schema migrations of concurrent starts
 #: (several workers or instances sharing one database).
 _MIGRATION_LOCK_KEY = 0x4853_4D47  # "HSMG"
+
+
+#: SQLite result codes (the primary code, low byte of the extended one) of a database that cannot be
+#: read or written for now: busy or locked past the timeout, disk full, an I/O error, a file that
+#: cannot be opened or is read-only, a locking protocol error.
+_SQLITE_UNAVAILABLE = frozenset({5, 6, 8, 10, 13, 14, 15})  # BUSY LOCKED READONLY IOERR FULL CANTOPEN PROTOCOL
+
+
+def unavailable(error: BaseException) -> bool:
+    """True when ``error`` says the state database cannot be reached or written *for now* — a lost or
+    refused connection, the server shutting down or out of resources, a statement cancelled, SQLite's
+    disk full, I/O error or lock timeout — rather than a bug (a syntax error, a missing table, a
+    constraint). SQLAlchemy's wrappers are looked through."""
+    seen = 0
+    while isinstance(error, DBAPIError) and seen < 5:
+        if error.connection_invalidated:
+            return True
+        if error.orig is None:
+            return False
+        error, seen = error.orig, seen + 1
+    if isinstance(error, sqlite3.Error):
+        code = getattr(error, "sqlite_errorcode", None)
+        return isinstance(code, int) and code & 0xFF in _SQLITE_UNAVAILABLE
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    # OperationalError: connection failures and SQLSTATE classes 08 (connection), 53 (insufficient
+    # resources: disk full, out of memory, too many connections), 57 (operator intervention:
+    # terminated, shutting down, cancelled) and 58 (system error: I/O)
+    return isinstance(error, psycopg.OperationalError)
 
 
 class Database:
