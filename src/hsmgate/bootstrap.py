@@ -251,10 +251,11 @@ class Runtime:
     scheduler: RequestScheduler
 
     def close(self) -> None:
-        """Sign what the audit chains appended since their last checkpoint, close backends and
-        the database."""
+        """Sign the checkpoints the audit chains owe and what they appended since their last
+        checkpoint, close backends and the database."""
         if self.audit is not None:
             for name in self.gateway.names():
+                self.audit.settle_owed(name, now=True)
                 self.audit.checkpoint_if_moved(name)
             self.audit.close()
         self.gateway.close()
