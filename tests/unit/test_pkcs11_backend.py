@@ -504,7 +504,7 @@ def test_recovers_when_module_is_finalised_underneath(partition: Pkcs11Partition
 
 
 def test_token_removed_then_back(softhsm_factory: Callable[[str], SoftHsmToken], partition: Pkcs11Partition,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+                                 signers: dict[str, KeyInfo], monkeypatch: pytest.MonkeyPatch) -> None:
     """The token's directory moves away: BackendUnavailable; back: the next call works again."""
     token = softhsm_factory("gone-test")
     removable = open_partition(token)
