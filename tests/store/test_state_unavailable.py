@@ -50,9 +50,8 @@ def test_sqlite_disk_full_and_locked_are_unavailable_and_bugs_are_not(tmp_path: 
                 sqlite_error(path, "INSERT INTO t VALUES ('x')")):
         assert not unavailable(bug), bug
     engine = create_engine(f"sqlite:///{path}")  # SQLAlchemy's wrapper is looked through
-    with engine.connect() as connection:
-        with pytest.raises(DBAPIError) as wrapped:
-            connection.execute(text("SELECT * FROM missing"))
+    with engine.connect() as connection, pytest.raises(DBAPIError) as wrapped:
+        connection.execute(text("SELECT * FROM missing"))
     assert not unavailable(wrapped.value)
     engine.dispose()
 
@@ -112,3 +111,50 @@ def test_a_state_database_refusing_connections_is_503_703_then_service_resumes(
             assert time.monotonic() < deadline, "service did not resume"
             time.sleep(0.05)
         assert http.get("/v1/key").status_code == 200
+
+
+def test_a_scheduler_pass_on_an_unavailable_database_logs_one_line(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """The SKA scheduler's pass meets a full disk: one warning line, no traceback (a bug still gets one)."""
+    from hsmgate.domain.ska.requests import RequestScheduler
+
+    path = tmp_path / "state.db"
+    sqlite3.connect(path).execute("CREATE TABLE t (v TEXT)").connection.close()
+    full = sqlite_error(path, "PRAGMA max_page_count = 2", "INSERT INTO t SELECT hex(randomblob(9000))")
+    bug = sqlite_error(path, "SELEKT 1")
+
+    class Service:
+        partition_name = "p"
+        error: Exception = full
+
+        def run_due(self) -> int:
+            raise self.error
+
+    service = Service()
+    scheduler = RequestScheduler(lambda: [service], interval=60)
+    with caplog.at_level("WARNING", logger="hsmgate.ska"):
+        scheduler.run_once()
+        service.error = bug
+        scheduler.run_once()
+    unavailable_line, bug_line = caplog.records
+    assert unavailable_line.levelname == "WARNING" and unavailable_line.exc_info is None
+    assert "state database is unavailable" in unavailable_line.getMessage()
+    assert bug_line.levelname == "ERROR" and bug_line.exc_info is not None
+
+
+@pytest.mark.postgres
+def test_the_quick_connection_lost_is_replaced_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """quick_row on a terminated connection reconnects; the dead one is dropped without the pool's
+    'Exception during reset' traceback (closing rolled back on the lost connection)."""
+    from hsmgate.store.database import Database
+
+    with fresh_database() as url:
+        db = Database(url)
+        try:
+            assert db.quick_scalar("SELECT 1", ()) == 1
+            terminate_connections(database_name(url))
+            with caplog.at_level("ERROR"):
+                assert db.quick_scalar("SELECT 2", ()) == 2
+            assert [r for r in caplog.records if r.exc_info] == [], caplog.text
+        finally:
+            db.dispose()

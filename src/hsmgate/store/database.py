@@ -195,10 +195,15 @@ class Database:
             self._quick_number += 1
         return self._quick_conn
 
-    def _close_quick(self) -> None:
+    def _close_quick(self, *, failed: bool = True) -> None:
+        """Drop the quick connection. After a failure it is invalidated, not closed: closing first
+        rolls back, which on a lost connection fails and logs a traceback."""
         if self._quick_conn is not None:
             with contextlib.suppress(Exception):  # already broken
-                self._quick_conn.close()  # type: ignore[attr-defined]
+                if failed:
+                    self._quick_conn.invalidate()  # type: ignore[attr-defined]
+                else:
+                    self._quick_conn.close()  # type: ignore[attr-defined]
             self._quick_conn = None
 
     def dispose(self) -> None:
@@ -207,7 +212,7 @@ class Database:
             if self._generation is not None:
                 self._generation.close()
         with self._quick_lock:
-            self._close_quick()
+            self._close_quick(failed=False)
             if self._quick_engine is not None:
                 self._quick_engine.dispose()
         self.engine.dispose()
