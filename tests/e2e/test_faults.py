@@ -160,6 +160,7 @@ def test_postgresql_connections_killed_during_a_signing_load(tmp_path: Path) -> 
             *(r.line() for r in found),
             f"acknowledged signatures {acknowledged}, synchronousSign ok records {audited}",
             f"audit verify: exit {verified.returncode}: {verified.stdout.strip()}",
+        f"server log: {server.log.read_text().count('Traceback')} tracebacks",
         ], {703})
 
         wrong = {kind: n for kind, n in kinds(outcomes).items() if kind != "ok" and not clean_failure(kind, {703})}
@@ -226,6 +227,7 @@ def test_pkcs11_token_removed_during_a_signing_load(tmp_path: Path) -> None:
         *(r.line() for r in found),
         f"acknowledged signatures {acknowledged}, synchronousSign ok records {audited}",
         f"audit verify: exit {verified.returncode}: {verified.stdout.strip()}",
+    f"server log: {server.log.read_text().count('Traceback')} tracebacks",
     ], {701})
 
     wrong = {kind: n for kind, n in kinds(outcomes).items() if kind != "ok" and not clean_failure(kind, {701})}
@@ -335,6 +337,7 @@ def test_disk_full_under_the_sqlite_data_dir(tmp_path: Path) -> None:
         *(r.line() for r in found),
         f"acknowledged signatures {acknowledged}, synchronousSign ok records {audited}",
         f"audit verify: exit {verified.returncode}: {verified.stdout.strip()}",
+        f"server log: {server.log.read_text().count('Traceback')} tracebacks",
     ], {703})
 
     wrong = {kind: n for kind, n in kinds(outcomes).items() if kind != "ok" and not clean_failure(kind, {703})}
