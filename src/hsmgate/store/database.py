@@ -200,7 +200,8 @@ class Database:
         rolls back, which on a lost connection fails and logs a traceback."""
         if self._quick_conn is not None:
             with contextlib.suppress(Exception):  # already broken
-                if failed:
+                # (a connection closed already has no DBAPI connection left to invalidate)
+                if failed and self._quick_conn.dbapi_connection is not None:  # type: ignore[attr-defined]
                     self._quick_conn.invalidate()  # type: ignore[attr-defined]
                 else:
                     self._quick_conn.close()  # type: ignore[attr-defined]
