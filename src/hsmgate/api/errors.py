@@ -4,12 +4,16 @@
 * Request validation → 600 naming the field (invalid enum values as ``Value 'X' is not valid for
   field Y``); malformed JSON → 621.
 * Unknown route → 404, wrong method → 405, both with code 102 (``res.error.operation.unreachable``).
+* The state database unreachable or unwritable (connection lost or refused, disk full): 503 with
+  703, logged in one line (at most one a second, with the count of those not logged).
 * Anything else is a bug: 500 with code 1 and no internals in the body (the traceback is logged).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hsmgate.domain.errors import REASONS, TsbError
+from hsmgate.domain.state_errors import state_error
 
 log = logging.getLogger("hsmgate.api")
 
@@ -77,7 +82,38 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(103, str(exc.detail), exc.status_code)
 
 
+class _Throttle:
+    """At most one log line a second for a repeated condition, saying how many were not logged."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._next = 0.0
+        self._skipped = 0
+
+    def due(self) -> int | None:
+        """None: do not log now; else how many were skipped since the last line."""
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next:
+                self._skipped += 1
+                return None
+            skipped, self._skipped, self._next = self._skipped, 0, now + self.interval
+            return skipped
+
+
+_state_unavailable_log = _Throttle()
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    translated = state_error(exc)
+    if translated is not None:
+        skipped = _state_unavailable_log.due()
+        if skipped is not None:
+            more = f" ({skipped} more since the last such line)" if skipped else ""
+            log.warning("state database unavailable, answered 503 / 703: %s%s",
+                        " ".join(str(exc).split())[:300] or type(exc).__name__, more)
+        return error_response(translated.code, translated.message, translated.status)
     log.exception("unexpected error", exc_info=exc)
     return error_response(1, "internal error; see the server log", 500)
 

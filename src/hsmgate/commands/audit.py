@@ -173,10 +173,14 @@ def _read_anchors(paths: list[Path]) -> dict[str, list[dict[str, Any]]]:
 
     merged: dict[str, dict[str, dict[str, Any]]] = {}
     for path in paths:
+        torn: list[int] = []
         try:
-            found = read_anchors(path)
+            found = read_anchors(path, torn)
         except AnchorError as exc:
             fail(str(exc))
+        if torn:
+            print(f"anchor file {path}: line{'s' if len(torn) > 1 else ''} {', '.join(map(str, torn))} cut short "
+                  "(a write interrupted by a full disk or a crash), skipped: the checkpoint is not anchored")
         for partition, items in found.items():
             for item in items:
                 merged.setdefault(partition, {})[json.dumps(item, sort_keys=True)] = item

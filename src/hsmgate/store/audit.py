@@ -145,6 +145,7 @@ class AuditRepository:
         self._writer: threading.Thread | None = None
         self._closed = False
         self._listeners: list[Callable[[str, list[dict[str, Any]]], None]] = []
+        self._failure_listeners: list[Callable[[str, range], None]] = []
         self._lock_path: str | None = None
         path = db.engine.url.database if self._sqlite else None
         if path and path != ":memory:" and not path.startswith("file:"):
@@ -208,6 +209,13 @@ class AuditRepository:
         once every waiter of the group has its answer; exceptions are logged)."""
         self._listeners.append(listener)
 
+    def add_failure_listener(self, listener: Callable[[str, range], None]) -> None:
+        """Call ``listener(partition, seqs)`` after a group's transaction failed once its records had
+        their places in the chain: ``seqs`` were assigned, and the records may or may not have been
+        committed (a connection lost during the commit leaves that unknown). In the writing thread;
+        exceptions are logged."""
+        self._failure_listeners.append(listener)
+
     def _write_in_background(self) -> None:
         while True:
             with self._queue_lock:
@@ -233,13 +241,20 @@ class AuditRepository:
         written: list[tuple[str, list[dict[str, Any]]]] = []
         for partition, items in groups.items():
             started = time.perf_counter()
+            placed: list[range] = []  # the seqs of the last attempt, once the head was read
             try:
                 rows = self._locked(partial(self._write_rows, partition=partition,
-                                            builds=[item.build for item in items]))
+                                            builds=[item.build for item in items], placed=placed))
             except BaseException as exc:  # every record of the failed transaction is unwritten
                 self._observer.failed(len(items))
                 for item in items:
                     item.future.set_exception(exc)
+                if placed:
+                    for failure_listener in self._failure_listeners:
+                        try:
+                            failure_listener(partition, placed[-1])
+                        except Exception:
+                            log.exception("audit failure listener of partition %s", partition)
                 if not isinstance(exc, Exception):
                     raise
             else:
@@ -322,8 +337,10 @@ class AuditRepository:
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _write_rows(self, conn: Any, partition: str, builds: list[Build]) -> list[dict[str, Any]]:
-        """Read the head (locked), insert the records, move the head; the caller commits."""
+    def _write_rows(self, conn: Any, partition: str, builds: list[Build],
+                    placed: list[range] | None = None) -> list[dict[str, Any]]:
+        """Read the head (locked), insert the records, move the head; the caller commits. The seqs
+        given to the records are appended to ``placed``."""
         cursor = conn.cursor()
         try:
             if partition not in self._heads_known:
@@ -333,6 +350,8 @@ class AuditRepository:
             if row is None:
                 raise RuntimeError(f"audit chain head of partition '{partition}' is missing")
             seq, prev = row
+            if placed is not None:
+                placed.append(range(seq + 1, seq + 1 + len(builds)))
             rows: list[dict[str, Any]] = []
             for build in builds:
                 seq += 1
@@ -416,6 +435,17 @@ class AuditRepository:
             for row in rows:
                 yield dict(zip(RECORD_COLUMNS, row, strict=True))
             last = rows[-1].seq
+
+    def record_hash(self, partition: str, seq: int) -> str | None:
+        """The hash of record ``seq`` of a partition's chain, or None when there is no such record."""
+        with self._db.session() as session:
+            return session.scalar(select(AuditRecordRow.hash).where(AuditRecordRow.partition == partition,
+                                                                    AuditRecordRow.seq == seq))
+
+    def has_checkpoint(self, partition: str, seq: int) -> bool:
+        with self._db.session() as session:
+            return session.scalar(select(AuditCheckpointRow.seq).where(AuditCheckpointRow.partition == partition,
+                                                                       AuditCheckpointRow.seq == seq)) is not None
 
     def checkpoints(self, partition: str) -> list[dict[str, Any]]:
         columns = [getattr(AuditCheckpointRow, c) for c in CHECKPOINT_COLUMNS]

@@ -10,7 +10,9 @@ cannot take back a line already appended to a file they cannot write, or sent to
 * :class:`FileAnchors`: one JSON line per checkpoint, appended (``O_APPEND``, one ``write`` per
   line, then ``fsync``) to HSMGATE_AUDIT_ANCHOR_FILE (default ``<data-dir>/audit-anchors.jsonl``),
   created 0600. Several processes may append to the same file. Keep it where the database's writers cannot rewrite it: another file system,
-  ``chattr +a``, a host that ships it away.
+  ``chattr +a``, a host that ships it away. A line cut short (the disk full, a crash) stays on a
+  line of its own: the next line starts on a new one; :func:`read_anchors` skips such a *torn* line
+  (it says so) — its checkpoint is still in the database, only not anchored.
 * :class:`SyslogAnchors` (HSMGATE_AUDIT_ANCHOR_SYSLOG): the same line through the standard
   library's ``SysLogHandler`` (facility ``auth``), prefixed ``hsmgate:``.
 
@@ -67,7 +69,7 @@ class FileAnchors:
 
     def _open(self) -> int:
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise AnchorError(f"cannot open the audit anchor file {self.path}: {exc.strerror}") from None
         try:
@@ -89,6 +91,9 @@ class FileAnchors:
         data = (anchor_line(checkpoint) + "\n").encode("ascii")
         fd = self._open()
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data  # the line before was cut short (disk full, a crash): never continue it
             written = 0
             while written < len(data):  # one write in practice; a short write is finished, never repeated
                 written += os.write(fd, data[written:])
@@ -134,8 +139,11 @@ class SyslogAnchors:
         self._handler.close()
 
 
-def read_anchors(path: Path) -> dict[str, list[dict[str, Any]]]:
-    """The anchors of a file by partition, in file order; raises AnchorError naming the line."""
+def read_anchors(path: Path, torn: list[int] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """The anchors of a file by partition, in file order; raises AnchorError naming the line. With
+    ``torn``, a line cut short — the start of a JSON object that is not closed (an anchor line has
+    one ``}``, its last character) — is skipped and its number appended there; any other line that
+    is not an anchor is an error still."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -151,6 +159,9 @@ def read_anchors(path: Path) -> dict[str, list[dict[str, Any]]]:
         except ValueError:
             item = None
         if not _is_anchor(item):
+            if torn is not None and item is None and start >= 0 and not line.rstrip().endswith("}"):
+                torn.append(number)
+                continue
             raise AnchorError(f"{path} line {number}: not an audit anchor line")
         anchors.setdefault(item["partition"], []).append({name: item[name] for name in ANCHOR_FIELDS})
     return anchors

@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import os
 import re
+import sqlite3
 import stat
 import threading
 from collections.abc import Callable, Iterator
@@ -31,6 +32,37 @@ CONNECT_TIMEOUT = 10
 #: Key of the PostgreSQL advisory lock that serialises schema migrations of concurrent starts
 #: (several workers or instances sharing one database).
 _MIGRATION_LOCK_KEY = 0x4853_4D47  # "HSMG"
+
+
+#: SQLite result codes (the primary code, low byte of the extended one) of a database that cannot be
+#: read or written for now: busy or locked past the timeout, disk full, an I/O error, a file that
+#: cannot be opened or is read-only, a locking protocol error.
+_SQLITE_UNAVAILABLE = frozenset({5, 6, 8, 10, 13, 14, 15})  # BUSY LOCKED READONLY IOERR FULL CANTOPEN PROTOCOL
+
+
+def unavailable(error: BaseException) -> bool:
+    """True when ``error`` says the state database cannot be reached or written *for now* — a lost or
+    refused connection, the server shutting down or out of resources, a statement cancelled, SQLite's
+    disk full, I/O error or lock timeout — rather than a bug (a syntax error, a missing table, a
+    constraint). SQLAlchemy's wrappers are looked through."""
+    seen = 0
+    while isinstance(error, DBAPIError) and seen < 5:
+        if error.connection_invalidated:
+            return True
+        if error.orig is None:
+            return False
+        error, seen = error.orig, seen + 1
+    if isinstance(error, sqlite3.Error):
+        code = getattr(error, "sqlite_errorcode", None)
+        return isinstance(code, int) and code & 0xFF in _SQLITE_UNAVAILABLE
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    # OperationalError: connection failures and SQLSTATE classes 08 (connection), 53 (insufficient
+    # resources: disk full, out of memory, too many connections), 57 (operator intervention:
+    # terminated, shutting down, cancelled) and 58 (system error: I/O)
+    return isinstance(error, psycopg.OperationalError)
 
 
 class DatabaseUnavailable(Exception):
@@ -189,10 +221,16 @@ class Database:
             self._quick_number += 1
         return self._quick_conn
 
-    def _close_quick(self) -> None:
+    def _close_quick(self, *, failed: bool = True) -> None:
+        """Drop the quick connection. After a failure it is invalidated, not closed: closing first
+        rolls back, which on a lost connection fails and logs a traceback."""
         if self._quick_conn is not None:
             with contextlib.suppress(Exception):  # already broken
-                self._quick_conn.close()  # type: ignore[attr-defined]
+                # (a connection closed already has no DBAPI connection left to invalidate)
+                if failed and self._quick_conn.dbapi_connection is not None:  # type: ignore[attr-defined]
+                    self._quick_conn.invalidate()  # type: ignore[attr-defined]
+                else:
+                    self._quick_conn.close()  # type: ignore[attr-defined]
             self._quick_conn = None
 
     def dispose(self) -> None:
@@ -201,7 +239,7 @@ class Database:
             if self._generation is not None:
                 self._generation.close()
         with self._quick_lock:
-            self._close_quick()
+            self._close_quick(failed=False)
             if self._quick_engine is not None:
                 self._quick_engine.dispose()
         self.engine.dispose()

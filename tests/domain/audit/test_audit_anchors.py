@@ -269,3 +269,21 @@ def test_the_anchor_files_of_several_instances_are_read_together(server: LiveSer
     result = audit_cli(server, monkeypatch, "verify", "--anchors", str(tmp_path / "a.jsonl"),
                        "--anchors", str(tmp_path / "b.jsonl"))
     assert result.exit_code == 0 and "OK; 2 anchored checkpoints" in result.output, result.output
+
+
+def test_a_line_cut_short_by_a_full_disk_neither_swallows_the_next_nor_stops_verify(
+        server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk filled up in the middle of an anchor line (seen with the data directory on a full
+    tmpfs: tests/e2e/test_faults.py): the next line starts on a line of its own, and verify skips the
+    torn one, says so and passes — before, the next line continued the torn one and verify refused
+    the whole file (exit 2)."""
+    from hsmgate.store.audit_anchors import FileAnchors
+
+    workload(server)
+    first, second = anchor_file(server).read_text().splitlines()
+    anchor_file(server).write_text(first + "\n" + second[:57])  # the write of the second one cut short
+    FileAnchors(anchor_file(server)).append(json.loads(second))  # signed again, appended whole
+    assert anchor_file(server).read_text().splitlines() == [first, second[:57], second]
+    result = audit_cli(server, monkeypatch, "verify")
+    assert result.exit_code == 0, result.output
+    assert "line 2 cut short" in result.output and "OK; 2 anchored checkpoints" in result.output

@@ -21,8 +21,7 @@ from sqlalchemy import text
 from hsmgate.domain.audit.verification import verify_chain
 from hsmgate.store.audit import AuditRepository
 from hsmgate.store.database import Database
-from tests.e2e.test_multi_instance import Instance
-from tests.helpers import DATABASES, LiveServer, soft_settings, unique
+from tests.helpers import DATABASES, LiveServer, ServeProcess, soft_settings, unique
 from tests.postgres import fresh_database
 
 ATTRIBUTES = {"sign": True, "decrypt": False, "unwrap": False, "extractable": False, "sensitive": True,
@@ -213,7 +212,7 @@ def test_two_servers_on_one_database_append_to_one_chain(database_url: str, tmp_
 def test_two_processes_on_one_database_append_to_one_chain(database_url: str, tmp_path: Path) -> None:
     env = {"HSMGATE_DATABASE_URL": database_url, "HSMGATE_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
            "HSMGATE_AUDIT_ENABLED": "true"}
-    first, second = Instance(tmp_path, "a", env), Instance(tmp_path, "b", env)
+    first, second = ServeProcess(tmp_path, "a", env), ServeProcess(tmp_path, "b", env)
     try:
         first.wait_ready()
         second.wait_ready()

@@ -504,7 +504,7 @@ def test_recovers_when_module_is_finalised_underneath(partition: Pkcs11Partition
 
 
 def test_token_removed_then_back(softhsm_factory: Callable[[str], SoftHsmToken], partition: Pkcs11Partition,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+                                 signers: dict[str, KeyInfo], monkeypatch: pytest.MonkeyPatch) -> None:
     """The token's directory moves away: BackendUnavailable; back: the next call works again."""
     token = softhsm_factory("gone-test")
     removable = open_partition(token)
@@ -526,3 +526,34 @@ def test_token_removed_then_back(softhsm_factory: Callable[[str], SoftHsmToken],
     removable.close()
     with pytest.raises(BackendUnavailable, match="closed"):
         removable.list_labels()
+
+
+def test_a_key_handle_lost_with_the_token_is_unavailable_not_a_missing_key(
+        softhsm_factory: Callable[[str], SoftHsmToken], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token goes away between finding a key and reading it, so the handle is invalid
+    (CKR_OBJECT_HANDLE_INVALID): BackendUnavailable (503 / 701), not KeyNotFound (404 / 650) — the key
+    was not deleted. (Seen under load over HTTP when a token was pulled: tests/e2e/test_faults.py.)"""
+    token = softhsm_factory("handle-gone")
+    removable = open_partition(token)
+    removable.generate("k", KeySpec(KeyType.EC, curve_oid=P256), SIGNER)
+    directory = token_directory(token)
+    parked = directory.parent.parent / "parked-handle-gone"
+    monkeypatch.setattr(backend.partition, "REINIT_INTERVAL", 0.0)
+    find = Pkcs11Partition._key_object
+
+    def found_then_removed(self: Pkcs11Partition, session: Any, label: str, **kwargs: Any) -> Any:
+        key = find(self, session, label, **kwargs)
+        shutil.move(directory, parked)
+        return key
+
+    monkeypatch.setattr(Pkcs11Partition, "_key_object", found_then_removed)
+    try:
+        with pytest.raises(BackendUnavailable, match="not reachable"):
+            removable.get("k")
+    finally:
+        monkeypatch.setattr(Pkcs11Partition, "_key_object", find)
+        if parked.exists():
+            shutil.move(parked, directory)
+    assert removable.get("k").label == "k"  # the token is back, with the key
+    removable.delete("k")
+    removable.close()

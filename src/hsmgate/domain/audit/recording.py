@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextvars import ContextVar
@@ -62,9 +64,22 @@ class AttestationSigner:
         return public
 
 
+#: Checkpoints a partition may owe at once (:meth:`AuditTrail.settle_owed`); beyond, the oldest are given up.
+MAX_OWED = 1000
+#: Seconds between two attempts to settle owed checkpoints after one failed (the HSM or database still away).
+OWED_RETRY_INTERVAL = 1.0
+
+
 class AuditTrail:
     """Appends records, signs checkpoints and anchors them outside the database (``anchors``:
-    ``store/audit_anchors.py``). Thread-safe; the repository serialises each chain."""
+    ``store/audit_anchors.py``). Thread-safe; the repository serialises each chain.
+
+    A checkpoint due at a record (every ``checkpoint_interval``) that could not be signed or stored
+    (the HSM or the database away), or whose record's commit failed with an unknown outcome (the
+    connection lost during COMMIT: the record may be in the chain), is *owed*: it is signed after a
+    later group of the partition has committed, and at shutdown, once its record is in the chain and
+    has no checkpoint yet. Else ``audit verify`` would find a stretch without a checkpoint, as after
+    a deleted one."""
 
     def __init__(self, repository: AuditRepository, *, fail_closed: bool = True, checkpoint_interval: int = 100,
                  clock: Callable[[], str] = now_text, anchors: Sequence[AnchorSink] = ()) -> None:
@@ -74,7 +89,11 @@ class AuditTrail:
         self.signers: dict[str, AttestationSigner] = {}
         self.anchors = tuple(anchors)
         self._clock = clock
+        self._owed: dict[str, set[int]] = {}
+        self._owed_lock = threading.Lock()
+        self._settle_after: dict[str, float] = {}  # partition -> monotonic time of the next attempt
         repository.add_listener(self._checkpoint_due)
+        repository.add_failure_listener(self._maybe_written)
 
     def close(self) -> None:
         """Write what is still queued, close the repository and the anchor sinks."""
@@ -108,10 +127,61 @@ class AuditTrail:
         return PendingRecord(self, self.repository.submit(partition, build), what)
 
     def _checkpoint_due(self, partition: str, rows: list[dict[str, Any]]) -> None:
-        """After a committed group: sign each of its records that ends a checkpoint interval."""
+        """After a committed group: sign each of its records that ends a checkpoint interval (owed
+        if that fails), then the checkpoints owed from before."""
         for row in rows:
-            if row["seq"] % self.checkpoint_interval == 0:
-                self.checkpoint(partition, Head(row["seq"], row["hash"]))
+            due = row["seq"] % self.checkpoint_interval == 0
+            if due and self.checkpoint(partition, Head(row["seq"], row["hash"])) is None and partition in self.signers:
+                self._owe(partition, [row["seq"]])
+                self._settle_after[partition] = time.monotonic() + OWED_RETRY_INTERVAL
+        if self._owed.get(partition):
+            self.settle_owed(partition)
+
+    def _maybe_written(self, partition: str, seqs: range) -> None:
+        """A group's commit failed after its records got ``seqs``: they may be in the chain."""
+        interval = self.checkpoint_interval
+        first = -(-seqs.start // interval) * interval
+        self._owe(partition, range(first, seqs.stop, interval))
+
+    def _owe(self, partition: str, seqs: Sequence[int]) -> None:
+        if not seqs:
+            return
+        with self._owed_lock:
+            owed = self._owed.setdefault(partition, set())
+            owed.update(seqs)
+            if len(owed) > MAX_OWED:
+                given_up = sorted(owed)[:len(owed) - MAX_OWED]
+                owed.difference_update(given_up)
+                log.error("audit checkpoints of partition %s at records %s… given up (more than %d owed)",
+                          partition, given_up[:5], MAX_OWED)
+
+    def owed(self, partition: str) -> list[int]:
+        """The records whose checkpoints this process owes (see the class text)."""
+        with self._owed_lock:
+            return sorted(self._owed.get(partition, ()))
+
+    def settle_owed(self, partition: str, *, now: bool = False) -> None:
+        """Sign the owed checkpoints of ``partition`` whose records are in the chain without a
+        checkpoint; forget those another process (or a later group) has signed. After a failure, not
+        again for :data:`OWED_RETRY_INTERVAL` seconds unless ``now``."""
+        if not now and time.monotonic() < self._settle_after.get(partition, 0.0):
+            return
+        for seq in self.owed(partition):
+            try:
+                if not self.repository.has_checkpoint(partition, seq):
+                    digest = self.repository.record_hash(partition, seq)
+                    if digest is None:  # not in the chain (yet): its writer will sign it
+                        continue
+                    if self.checkpoint(partition, Head(seq, digest)) is None:
+                        self._settle_after[partition] = time.monotonic() + OWED_RETRY_INTERVAL
+                        return
+                    log.warning("audit checkpoint of partition %s at record %d signed late", partition, seq)
+            except Exception as exc:  # noqa: BLE001 - best effort, as checkpoints are: tried again later
+                log.error("audit checkpoint of partition %s at record %d still owed: %s", partition, seq, exc)
+                self._settle_after[partition] = time.monotonic() + OWED_RETRY_INTERVAL
+                return
+            with self._owed_lock:
+                self._owed.get(partition, set()).discard(seq)
 
     def checkpoint(self, partition: str, head: Head | None = None) -> dict[str, Any] | None:
         """Sign ``head`` (default: the chain's current head) with the partition's attestation key,

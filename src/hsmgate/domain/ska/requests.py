@@ -71,6 +71,7 @@ from hsmgate.domain.ska.policy import EvaluationStatus, Policy, Rule, approvers,
 from hsmgate.domain.ska.results import PREFIX as SEALED_PREFIX
 from hsmgate.domain.ska.results import ResultSealer, ResultUnreadable
 from hsmgate.domain.ska.timestamp_key import TimestampService
+from hsmgate.domain.state_errors import state_error
 from hsmgate.store.models import SkaRequestRow, SkaTaskRow
 from hsmgate.store.requests import LIVE, RequestRepository, TaskState
 
@@ -628,8 +629,12 @@ class RequestScheduler:
         for service in list(self._services()):
             try:
                 executed += service.run_due()
-            except Exception:
-                log.exception("SKA scheduler pass failed for partition %s", service.partition_name)
+            except Exception as exc:
+                if state_error(exc) is None:
+                    log.exception("SKA scheduler pass failed for partition %s", service.partition_name)
+                else:  # a passing condition, not a bug: one line, the next pass tries again
+                    log.warning("SKA scheduler pass skipped for partition %s: the state database is unavailable "
+                                "(%s)", service.partition_name, " ".join(str(exc).split())[:200])
         self.passes += 1
         return executed
 

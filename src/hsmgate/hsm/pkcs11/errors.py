@@ -125,12 +125,20 @@ def ckr_name(exc: PKCS11Error) -> str:
     return CKR_NAMES.get(int(code.group(1), 16), f"CKR_0x{code.group(1)}") if code else "CKR_GENERAL_ERROR"
 
 
-def translate(ctx: CallContext, ckr: str, *, token_answers: bool = False) -> HsmError:
+#: Codes that say a key's handle is not valid (any more). A key deleted meanwhile — or every handle of a
+#: token that went away: then the token does not answer either, and it is the token that is gone.
+HANDLE_GONE = frozenset({"CKR_OBJECT_HANDLE_INVALID", "CKR_KEY_HANDLE_INVALID"})
+
+
+def translate(ctx: CallContext, ckr: str, *, token_answers: bool = False, token_gone: bool = False) -> HsmError:
     """The base.py exception for ``ckr``, naming the action, key and mechanism of ``ctx``. With
-    ``token_answers``, an 'unreachable' code is the call's own failure (the token still answers)."""
+    ``token_answers``, an 'unreachable' code is the call's own failure (the token still answers);
+    with ``token_gone``, a code of :data:`HANDLE_GONE` came with the token going away."""
     kind, reason, recovery = CKR_MEANINGS.get(ckr, UNKNOWN)
     if token_answers and recovery is Recovery.TOKEN:
         kind, reason = HsmError, "the token could not perform it"
+    if token_gone:
+        kind, reason = _GONE.error, _GONE.reason
     subject = f"{ctx.action} of key '{ctx.label}'" if ctx.label is not None else ctx.action
     via = f" with {ctx.mechanism}" if ctx.mechanism else ""
     return kind(f"{subject}{via} failed: {reason} ({ckr}).")

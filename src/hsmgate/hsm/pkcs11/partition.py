@@ -42,6 +42,7 @@ from hsmgate.hsm.pkcs11.errors import (
     CKR_NAMES,
     CKR_OK,
     CKR_USER_ALREADY_LOGGED_IN,
+    HANDLE_GONE,
     PIN_REFUSED,
     UNKNOWN,
     Recovery,
@@ -345,15 +346,17 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
             except PKCS11Error as exc:
                 last = ckr_name(exc)
                 recovery = CKR_MEANINGS.get(last, UNKNOWN).recovery
-                if recovery is None:
+                # a key's handle invalid: the key was deleted meanwhile, unless the token went with it
+                token_gone = last in HANDLE_GONE and not self._token_answers(lease.session)
+                if recovery is None and not token_gone:
                     raise translate(ctx, last) from None
                 if recovery is Recovery.TOKEN and self._token_answers(lease.session):
                     raise translate(ctx, last, token_answers=True) from None
                 healthy = False
-                if recovery is Recovery.TOKEN:
+                if recovery is Recovery.TOKEN or token_gone:
                     with self._pool.cond:
                         self._pool.epoch += 1  # every session of this partition is suspect now
-                    raise translate(ctx, last) from None
+                    raise translate(ctx, last, token_gone=token_gone) from None
             finally:
                 module.leave_shared()
                 self._checkin(lease, healthy)
