@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from hsmgate.api.wire.common import Base64Bytes, Password, WireModel
-from hsmgate.api.wire.keys import AddressFormat, CreateKeyAttributes
+from hsmgate.api.wire.keys import AddressFormat, CreateKeyAttributes, KeyUseAttributes
 
 
 class ImportSeedDto(WireModel):
@@ -23,21 +23,8 @@ class ImportSeedDto(WireModel):
     policy: dict[str, Any] | None = None
 
 
-class DeriveKeyAttributes(WireModel):
-    """``AttributesDto`` of ``POST /v1/derivedKey``."""
-
-    encrypt: bool | None = None
-    decrypt: bool
-    verify: bool | None = None
-    sign: bool
-    wrap: bool | None = None
-    unwrap: bool
-    derive: bool = False
-    extractable: bool = False
-    modifiable: bool = True
-    destroyable: bool = False
-    sensitive: bool | None = None
-    copyable: bool = False
+class DeriveKeyAttributes(KeyUseAttributes):
+    """``AttributesDto`` of ``POST /v1/derivedKey`` (a child is no derivation master)."""
 
 
 class DeriveKeyDto(WireModel):

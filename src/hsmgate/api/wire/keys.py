@@ -15,8 +15,9 @@ KeyAlgorithmName = enum.StrEnum(  # type: ignore[misc]
 )
 
 
-class CreateKeyAttributes(WireModel):
-    """``AttributesDto`` of ``POST /v1/key``: decrypt, sign and unwrap are required."""
+class KeyUseAttributes(WireModel):
+    """The ``AttributesDto`` fields of a new key: decrypt, sign and unwrap are required
+    (``POST /v1/derivedKey`` takes exactly these)."""
 
     encrypt: bool | None = None
     decrypt: bool
@@ -25,13 +26,18 @@ class CreateKeyAttributes(WireModel):
     wrap: bool | None = None
     unwrap: bool
     derive: bool = False
-    bip32: bool = False
-    slip10: bool = False
     extractable: bool = False
     modifiable: bool = True
     destroyable: bool = False
     sensitive: bool | None = None
     copyable: bool = False
+
+
+class CreateKeyAttributes(KeyUseAttributes):
+    """``AttributesDto`` of ``POST /v1/key``: also whether the key is a derivation master."""
+
+    bip32: bool = False
+    slip10: bool = False
 
 
 class AddressFormat(WireModel):
