@@ -60,14 +60,14 @@ def test_sqlite_disk_full_and_locked_are_unavailable_and_bugs_are_not(tmp_path: 
 def test_postgresql_refused_and_terminated_connections_are_unavailable_and_bugs_are_not() -> None:
     with fresh_database() as url:
         name = database_name(url)
-        connection = psycopg.connect(f"{SERVER}/{name}", autocommit=True)
-        with pytest.raises(psycopg.Error) as bug:
-            connection.execute("SELEKT 1")
-        assert not unavailable(bug.value)
-        terminate_connections(name)
-        with pytest.raises(psycopg.Error) as terminated:
-            connection.execute("SELECT 1")
-        assert unavailable(terminated.value), terminated.value
+        with psycopg.connect(f"{SERVER}/{name}", autocommit=True) as connection:
+            with pytest.raises(psycopg.Error) as bug:
+                connection.execute("SELEKT 1")
+            assert not unavailable(bug.value)
+            terminate_connections(name)
+            with pytest.raises(psycopg.Error) as terminated:
+                connection.execute("SELECT 1")
+            assert unavailable(terminated.value), terminated.value
         allow_connections(name, False)
         try:
             with pytest.raises(psycopg.Error) as refused:
