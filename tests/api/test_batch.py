@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -176,7 +177,8 @@ def test_batch_endpoints_are_documented(client: httpx.Client) -> None:
 
 def test_interleaved_keys_keep_request_order_and_each_item_is_audited(tmp_path: Any) -> None:
     """Items are signed per key (one look-up per key and algorithm): results still come back in
-    request order, a bad digest fails alone, and the audit chain has one record per item."""
+    request order, a bad digest fails alone, and the audit chain has one record per key that lists
+    every item: its index, algorithm, payload digest and outcome."""
     from hsmgate.store.audit import AuditRepository
 
     with LiveServer(soft_settings(tmp_path, audit_enabled=True)) as server, server.client() as client:
@@ -202,6 +204,14 @@ def test_interleaved_keys_keep_request_order_and_each_item_is_audited(tmp_path: 
                              ec.ECDSA(Prehashed(hashes.SHA256())))
         records = list(AuditRepository(server.app.state.db).records("default"))[before:]
         signs = [r for r in records if r["operation"] == "synchronousSign"]
-        assert len(signs) == 12
-        assert sorted(r["outcome"] for r in signs) == ["error"] + ["ok"] * 11
-        assert {r["key_label"] for r in signs} == {ed, p256}
+        assert [r["key_label"] for r in signs] == [ed, p256]  # one record per key, listing its items
+        assert [(r["outcome"], r["error_code"]) for r in signs] == [("ok", None), ("error", results[7]["errorCode"])]
+        listed = {r["key_label"]: json.loads(r["items"]) for r in signs}
+        assert [i["index"] for i in listed[ed]] == [0, 2, 4, 6, 8, 10]
+        assert [i["index"] for i in listed[p256]] == [1, 3, 5, 7, 9, 11]
+        for item in listed[ed] + listed[p256]:
+            sent = items[item["index"]]
+            assert item["algorithm"] == sent["signatureAlgorithm"]
+            assert item["payloadSha256"] == hashlib.sha256(base64.b64decode(sent["payload"])).hexdigest()
+            assert (item["outcome"], item["errorCode"]) == (("error", results[7]["errorCode"]) if item["index"] == 7
+                                                            else ("ok", None))

@@ -17,7 +17,8 @@ name to a backend. Every method does, in this order, for each key it names:
    item) or the SKA request executor runs it;
 5. the operation (the domain services of ``signing``, ``operations``, ``kem``, ``certificates``,
    ``timestamps``, ``key_transfer`` on the backend partition);
-6. the audit record of the outcome — one per item of a batch — submitted while the operation runs
+6. the audit record of the outcome — for signatures, one record per key of the request listing each
+   signature (algorithm, payload digest, outcome: ``domain/audit/items.py``) — submitted while the operation runs
    (``domain/audit/recording.py``: the route waits for its commit before answering); and the count
    of the outcome by operation, key family and algorithm (``domain/metrics.py``), for every
    caller, the SKA executor included, whether or not the audit log is on.
@@ -40,6 +41,8 @@ from cryptography import x509
 from hsmgate.domain import errors
 from hsmgate.domain.algorithms import KEY_FAMILIES, UNKNOWN_FAMILY, SignatureType
 from hsmgate.domain.audit.chain import ERROR, OK
+from hsmgate.domain.audit.items import AuditItem, items_text, payload_digest
+from hsmgate.domain.audit.items import record_outcome as audit_outcome
 from hsmgate.domain.audit.recording import Actor, AuditTrail, RequestAudit
 from hsmgate.domain.certificates import CertificateService, Profile
 from hsmgate.domain.errors import TsbError
@@ -95,6 +98,7 @@ class SignItem:
     context: bytes | None = None
     approvals: Sequence[bytes] | None = None  # ``signedApprovals`` (SKA)
     schnorr: SchnorrOptions | None = None  # BIP-340: aux randomness and Taproot tweak
+    index: int = 0  # the item's place in its request (a batch), as the audit record names it
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +276,7 @@ class KeyUse:
                     state = self._password_passed(caller, recorder, key)
                     passed[(key.label, key.password)] = state
             except TsbError as exc:
-                results[index] = exc  # recorded as checkKeyPassword
+                results[index] = exc  # also recorded as checkKeyPassword
                 continue
             try:
                 if item.approvals or key.label not in usable:
@@ -282,30 +286,23 @@ class KeyUse:
                         usable.add(key.label)  # the key state is pinned for the whole batch
             except TsbError as exc:
                 results[index] = exc
-                if recorder is not None:
-                    recorder.record_outcome(SIGN, key.label, ERROR, exc.code)
                 continue
             groups.setdefault((key.label, item.algorithm, item.signature_type, item.context, item.schnorr),
                               []).append(index)
         signing = self.services.signing
-        for (label, algorithm, signature_type, context, schnorr), members in groups.items():
-            try:
-                signed = signing.sign_many(label=label, algorithm=algorithm,
-                                           payloads=[items[i].payload for i in members],
-                                           signature_type=signature_type, context=context, schnorr=schnorr)
-            except TsbError as exc:
-                signed = [exc] * len(members)
-            except Exception:
-                if recorder is not None:
-                    for _ in members:
-                        recorder.record_outcome(SIGN, label, ERROR, 1)
-                raise
-            for index, result in zip(members, signed, strict=True):
-                results[index] = result
-                if recorder is not None:
-                    failed = isinstance(result, TsbError)
-                    recorder.record_outcome(SIGN, label, ERROR if failed else OK,
-                                            result.code if isinstance(result, TsbError) else None)
+        try:
+            for (label, algorithm, signature_type, context, schnorr), members in groups.items():
+                try:
+                    signed = signing.sign_many(label=label, algorithm=algorithm,
+                                               payloads=[items[i].payload for i in members],
+                                               signature_type=signature_type, context=context, schnorr=schnorr)
+                except TsbError as exc:
+                    signed = [exc] * len(members)
+                for index, result in zip(members, signed, strict=True):
+                    results[index] = result
+        finally:  # an unexpected failure too: every item is accounted for, unsigned ones as error 1
+            if recorder is not None:
+                _record_signatures(recorder, items, results)
         return [result if result is not None else errors.HsmFailure("item not signed") for result in results]
 
     def verify(self, caller: Caller, item: VerifyItem) -> bool:
@@ -499,6 +496,23 @@ ALGORITHM_LABELS: frozenset[str] = frozenset({*KEY_FAMILIES, *HASH_ALGORITHMS, H
 def algorithm_label(algorithm: str) -> str:
     """``algorithm`` when it is a name of the registries, else ``other`` (bounded label values)."""
     return algorithm if algorithm in ALGORITHM_LABELS else "other"
+
+
+def _record_signatures(recorder: RequestAudit, items: Sequence[SignItem],
+                       results: Sequence[bytes | TsbError | None]) -> None:
+    """One record per key of a request's signatures (a single one or a batch), listing each of
+    its signatures (``domain/audit/items.py``); a result still None (not signed) is error 1."""
+    by_key: dict[str, list[AuditItem]] = {}
+    for item, result in zip(items, results, strict=True):
+        if isinstance(result, bytes):
+            outcome, code = OK, None
+        else:
+            outcome, code = ERROR, result.code if isinstance(result, TsbError) else 1
+        by_key.setdefault(item.key.label, []).append(
+            AuditItem(item.index, item.algorithm, payload_digest(item.payload), outcome, code))
+    for label, listed in by_key.items():
+        outcome, code = audit_outcome(listed)
+        recorder.record_outcome(SIGN, label, outcome, code, items=items_text(listed))
 
 
 def _recorded(recorder: RequestAudit | None, caller: Caller, operation: str, label: str | None,

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
+from operator import itemgetter
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import func, select
@@ -60,9 +61,11 @@ GENESIS_HASH = "0" * 64
 
 #: Column order of a record row as read by :meth:`AuditRepository.records`.
 RECORD_COLUMNS = ("partition", "seq", "time", "principal", "auth_method", "operation", "key_label",
-                  "request_id", "outcome", "error_code", "prev_hash", "hash", "ska_request_id")
+                  "request_id", "outcome", "error_code", "prev_hash", "hash", "ska_request_id", "items")
 CHECKPOINT_COLUMNS = ("partition", "seq", "hash", "time", "key_name", "signature")
 INTEGER_COLUMNS = frozenset({"seq", "error_code"})
+#: A row's values in RECORD_COLUMNS order (the INSERT's parameters).
+_record_values = itemgetter(*RECORD_COLUMNS)
 
 
 class AuditObserver(Protocol):
@@ -359,7 +362,7 @@ class AuditRepository:
                 rows.append({**values, "partition": partition, "seq": seq, "prev_hash": prev, "hash": digest})
                 prev = digest
             if self._sqlite:
-                cursor.executemany(self._sql["insert"], [tuple(r[c] for c in RECORD_COLUMNS) for r in rows])
+                cursor.executemany(self._sql["insert"], [_record_values(r) for r in rows])
             else:  # one statement for the group: 13 arrays, not one INSERT per record
                 cursor.execute(self._sql["insert_arrays"], tuple([r[c] for r in rows] for c in RECORD_COLUMNS))
             cursor.execute(self._sql["move_head"], (seq, prev, partition))

@@ -150,6 +150,8 @@ class AuditRecordRow(Base):
     hash: Mapped[str] = mapped_column(String(64), nullable=False)
     #: the SKA request a record is about (migration 0005); hashed only when set
     ska_request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: the signatures a record accounts for, as JSON text (migration 0011); hashed only when set
+    items: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class AuditChainHead(Base):

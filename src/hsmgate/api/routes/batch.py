@@ -78,7 +78,7 @@ def synchronous_sign_batch(body: SynchronousSignBatchRequestDto, services: Servi
     items = body.signRequests
     valid = [(index, item) for index, item in enumerate(items) if not isinstance(item, InvalidItem)]
     signed = services.key_use.sign_batch(
-        caller, [sign_item(item, f"signRequests[{index}]") for index, item in valid])
+        caller, [sign_item(item, f"signRequests[{index}]", index) for index, item in valid])
     outcomes: dict[int, bytes | TsbError] = {index: result for (index, _), result in zip(valid, signed, strict=True)}
     return _json({"results": _results("signRequests", items, outcomes,
                                       lambda signature: {"signature": encode_base64(signature)})})

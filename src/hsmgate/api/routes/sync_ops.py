@@ -49,14 +49,16 @@ def synchronous_sign(body: SignedSynchronousSignRequestDto, services: ServicesDe
     return SignatureResponseDto(signature=encode_base64(services.key_use.sign(caller, sign_item(body.signRequest))))
 
 
-def sign_item(request: SynchronousSignRequestDto, where: str = "") -> SignItem:
-    """The domain item of a ``signRequest`` (``where``: its place in a batch, for error fields)."""
+def sign_item(request: SynchronousSignRequestDto, where: str = "", index: int = 0) -> SignItem:
+    """The domain item of a ``signRequest`` (``where``: its place in a batch, for error fields;
+    ``index``: that place as a number, for the audit record)."""
     return SignItem(
         KeyRef(request.signKeyName, request.keyPassword, f"{where}.keyPassword" if where else "keyPassword"),
         algorithm=str(request.signatureAlgorithm), payload=request.payload,
         signature_type=SignatureType(request.signatureType) if request.signatureType else None,
         context=request.context, approvals=request.signedApprovals,
         schnorr=schnorr_options(request.auxiliaryRandomData, request.taprootTweakData, request.merkleRootData),
+        index=index,
     )
 
 

@@ -4,22 +4,27 @@ the message a checkpoint signs (see the package text)."""
 from __future__ import annotations
 
 import hashlib
-import json
+import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 OK, ERROR, STARTED = "ok", "error", "started"
 #: The fields a record's hash covers, in the order of the export.
 HASHED_FIELDS = ("seq", "time", "partition", "principal", "auth_method", "operation", "key_label",
                  "request_id", "outcome", "error_code", "prev_hash")
 #: Fields a record's hash covers only when they are not null (added after the first records).
-OPTIONAL_HASHED_FIELDS = ("ska_request_id",)
+OPTIONAL_HASHED_FIELDS = ("ska_request_id", "items")
 CHECKPOINT_TYPE = "hsmgate-audit-checkpoint"
 
 
 def canonical_json(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Keys sorted, no spaces, UTF-8, no ASCII escaping: byte for byte what ``json.dumps(value,
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` gives for the strings, integers
+    and nulls of records and checkpoints (``tests/domain/audit`` holds the two against each other),
+    in a fraction of its time."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 def hashed_values(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -38,5 +43,24 @@ def checkpoint_message(*, partition: str, seq: int, hash: str, time: str) -> byt
     return canonical_json({"type": CHECKPOINT_TYPE, "partition": partition, "seq": seq, "hash": hash, "time": time})
 
 
+class _SecondText:
+    """The text of the current second, formatted once per second rather than once per record."""
+
+    __slots__ = ("second", "text")
+
+    def __init__(self, second: int) -> None:
+        self.second = second
+        self.text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+_last_second = _SecondText(0)
+
+
 def now_text() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC now as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (microseconds), the form records keep."""
+    global _last_second
+    seconds, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
+    cached = _last_second
+    if cached.second != seconds:
+        cached = _last_second = _SecondText(seconds)
+    return f"{cached.text}.{nanoseconds // 1000:06d}Z"

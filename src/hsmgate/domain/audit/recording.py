@@ -104,19 +104,23 @@ class AuditTrail:
                 sink.close()
 
     def record(self, actor: Actor, operation: str, key_label: str | None, outcome: str,
-               error_code: int | None = None, *, ska_request_id: str | None = None) -> None:
+               error_code: int | None = None, *, ska_request_id: str | None = None,
+               items: str | None = None) -> None:
         """Append a record and wait until it is committed; raises AuditUnavailable when it cannot
         be written and fail-closed is on."""
-        pending = self.submit(actor, operation, key_label, outcome, error_code, ska_request_id=ska_request_id)
+        pending = self.submit(actor, operation, key_label, outcome, error_code, ska_request_id=ska_request_id,
+                              items=items)
         self.repository.wait(pending.future)
         pending.check()
 
     def submit(self, actor: Actor, operation: str, key_label: str | None, outcome: str,
-               error_code: int | None = None, *, ska_request_id: str | None = None) -> PendingRecord:
-        """Queue a record without waiting for it (see :func:`deferred_records`)."""
+               error_code: int | None = None, *, ska_request_id: str | None = None,
+               items: str | None = None) -> PendingRecord:
+        """Queue a record without waiting for it (see :func:`deferred_records`). ``items``: the
+        signatures it accounts for (``items.py``)."""
         fields = {"principal": actor.principal, "auth_method": actor.auth_method, "operation": operation,
                   "key_label": key_label, "request_id": actor.request_id, "outcome": outcome,
-                  "error_code": error_code, "ska_request_id": ska_request_id}
+                  "error_code": error_code, "ska_request_id": ska_request_id, "items": items}
         partition = actor.partition
 
         def build(seq: int, prev_hash: str) -> tuple[dict[str, Any], str]:
@@ -336,22 +340,22 @@ class RequestAudit:
         self.actor = actor
 
     def record(self, operation: str, key_label: str | None, outcome: str, error_code: int | None = None, *,
-               ska_request_id: str | None = None) -> None:
+               ska_request_id: str | None = None, items: str | None = None) -> None:
         """Append a record and wait until it is committed."""
         if self.trail is not None:
             self.trail.record(self.actor, operation, key_label, outcome, error_code,
-                              ska_request_id=ska_request_id)
+                              ska_request_id=ska_request_id, items=items)
 
     def record_outcome(self, operation: str, key_label: str | None, outcome: str, error_code: int | None = None, *,
-                       ska_request_id: str | None = None) -> None:
+                       ska_request_id: str | None = None, items: str | None = None) -> None:
         """Append the record of an outcome about to be returned: inside :func:`deferred_records`
         it is only submitted (the block's owner waits for it), elsewhere as :meth:`record`."""
         pending = _deferred.get()
         if pending is None:
-            self.record(operation, key_label, outcome, error_code, ska_request_id=ska_request_id)
+            self.record(operation, key_label, outcome, error_code, ska_request_id=ska_request_id, items=items)
         elif self.trail is not None:
             pending.add(self.trail.submit(self.actor, operation, key_label, outcome, error_code,
-                                          ska_request_id=ska_request_id))
+                                          ska_request_id=ska_request_id, items=items))
 
     def run(self, operation: str, key_label: str | None, call: Callable[[], T], *,
             ska_request_id: str | None = None) -> T:
