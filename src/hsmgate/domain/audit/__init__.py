@@ -1,7 +1,7 @@
 """The tamper-evident audit log: one hash-chained record per key operation, signed checkpoints,
 and the verification of both.
 
-Modules: ``chain.py`` (the record format and its hash), ``recording.py`` (the trail that appends
+Modules: ``chain.py`` (the record format and its hash), ``items.py`` (the signatures a record lists), ``recording.py`` (the trail that appends
 records and signs checkpoints, and how one request records through it), ``verification.py`` (what
 ``hsmgate audit verify`` checks). The store writes records in group commits (``store/audit.py``).
 
@@ -10,7 +10,9 @@ error_code`` — never payloads, signatures, secrets or key material. ``outcome`
 ``error`` (with the TSB ``error_code``) or ``started`` (see ordering below). Records of SKA
 requests (creation, approval, rejection, cancellation, execution, expiry) also carry
 ``ska_request_id``, the request's id, hashed only when present so older records keep their hash;
-the scheduler's records name the principal ``scheduler``.
+the scheduler's records name the principal ``scheduler``. A signature request (single or batch)
+is one record per key it names, whose ``items`` (``items.py``) list each signature: index,
+algorithm, payload SHA-256, outcome.
 
 Chain. Each partition has its own chain. A record's ``hash`` is SHA-256 (hex) over the canonical
 JSON (keys sorted, no spaces, UTF-8) of its fields *including* ``seq`` and ``prev_hash``, the hash of
