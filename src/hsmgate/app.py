@@ -25,6 +25,7 @@ from hsmgate.api.routes import (
     certificates,
     data_objects,
     keys,
+    mount_routes,
     pqc,
     requests,
     service,
@@ -73,7 +74,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         title="hsmgate", version=__version__, description=DESCRIPTION, lifespan=lifespan,
         docs_url=None, openapi_url=OPENAPI_PATH, redoc_url=None,  # docs pages: api/docs_pages.py
         redirect_slashes=False,  # "/v1/key/" is a 404, not a redirect built from the Host header
-        dependencies=[Depends(authorize)],  # every route: authentication + role check (auth/roles.py)
         telemetry=None if settings.otel else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
@@ -94,11 +94,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     # counts and times every request, whatever answers it (only the dev-mode guard is outside it)
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics.requests)
     guard_dev_mode(app, settings)  # dev mode: 403 for requests not on loopback, outermost (api/dev_guard.py)
-    for router in ROUTERS:
-        app.include_router(router)
+    for router in ROUTERS:  # each route authenticates and checks the role (auth/roles.py): tsb_router
+        mount_routes(app, router)
     install_docs_pages(app, openapi_url=OPENAPI_PATH)
 
-    @app.get("/", include_in_schema=False)
+    @app.get("/", include_in_schema=False, dependencies=[Depends(authorize)])
     def root() -> RedirectResponse:
         return RedirectResponse(SWAGGER_UI_PATH)
 

@@ -103,11 +103,12 @@ def test_the_regex_agrees_with_the_character_loop() -> None:
 
 def test_removal_is_linear_even_for_an_unterminated_string() -> None:
     """A string left open before thousands of escaped quotes must not make every later quote
-    scan to the end (quadratic): 1 MB takes well under a second."""
+    scan to the end (quadratic): 1 MB takes a fraction of a CPU second; quadratic, it would take
+    hours, so the bound is a guard against that, not a speed measurement."""
     body = b'[1,]"' + b'\\"' * 500_000
-    started = time.perf_counter()
+    started = time.process_time()
     drop_trailing_commas(body)
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 20.0
 
 
 def test_raw_control_characters_inside_strings_are_accepted() -> None:
@@ -125,7 +126,9 @@ def test_raw_control_characters_outside_strings_or_escaped_stay_errors(body: byt
 
 
 def test_escaping_is_linear() -> None:
+    """A million raw newlines: a fraction of a CPU second linearly, hours if quadratic (the bound
+    guards against that; it measures no speed)."""
     body = b'["' + b"\n" * 1_000_000 + b'"]'
-    started = time.perf_counter()
+    started = time.process_time()
     assert loads_lenient(body) == ["\n" * 1_000_000]
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 20.0

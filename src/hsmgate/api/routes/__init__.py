@@ -11,16 +11,31 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, FastAPI, Response
 
+from hsmgate.api.deps import authorize
 from hsmgate.api.lenient_json import TsbRoute
 
 
 def tsb_router(**kwargs: Any) -> APIRouter:
     """An ``APIRouter`` whose routes are :class:`TsbRoute`\\ s (or ``route_class``, a subclass:
-    :class:`hsmgate.api.hot_route.HotRoute` for the hot synchronous endpoints)."""
+    :class:`hsmgate.api.operation_route.OperationRoute` for key operations), each of which depends
+    on :func:`hsmgate.api.deps.authorize` (authentication and the role check of ``auth/roles.py``).
+    The routes carry that dependency themselves, so the app can mount them directly
+    (:func:`mount_routes`)."""
     kwargs.setdefault("route_class", TsbRoute)
+    kwargs["dependencies"] = [Depends(authorize), *kwargs.get("dependencies", ())]
     return APIRouter(**kwargs)
+
+
+def mount_routes(app: FastAPI, router: APIRouter) -> None:
+    """Serve ``router``'s routes from the app's own route table. ``include_router`` would wrap them
+    in an included-router entry that FastAPI walks on every request (bench/results/design-measurements.md);
+    a router of :func:`tsb_router` needs nothing of what it adds (no prefix, and its routes carry
+    their tags, responses and the authorisation dependency themselves)."""
+    if not any(getattr(d, "dependency", None) is authorize for d in router.dependencies):
+        raise ValueError("only routers made by tsb_router (whose routes check authorisation) are mounted so")
+    app.router.routes.extend(router.routes)
 
 
 def empty_response(description: str = "Done; the answer has an empty body") -> dict[str, Any]:
