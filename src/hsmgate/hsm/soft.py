@@ -317,7 +317,7 @@ class SoftPartition(Partition):
             raise UnsupportedByBackend(f"key '{label}' ({key.info.key_type}) cannot sign with {mechanism.scheme}")
         private = key.private
         raw = self._raw_rsa(key) if mechanism.scheme is SignScheme.RSA_PKCS1V15_RAW else None
-        return lambda data: softcrypto.sign(private, mechanism, data, raw)
+        return softcrypto.signer(private, mechanism, raw)
 
     def _lms_signer(self, label: str, key: softlms.LmsKey) -> Callable[[bytes], bytes]:
         """Each signature first reserves its one-time key index in the store, committed, and only

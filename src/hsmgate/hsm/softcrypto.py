@@ -7,6 +7,8 @@ private operation behind ``NONEwithRSA`` — uses pycryptodome's blinded CRT imp
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
@@ -122,6 +124,25 @@ def pkcs1_type1_block(data: bytes, modulus_bytes: int) -> bytes:
     if len(data) > modulus_bytes - 11:
         raise InvalidInput(f"payload of {len(data)} bytes is too long for a {modulus_bytes * 8}-bit RSA key")
     return b"\x00\x01" + b"\xff" * (modulus_bytes - 3 - len(data)) + b"\x00" + data
+
+
+def signer(key: PrivateKey, mechanism: SignMechanism, raw_rsa: object | None = None) -> Callable[[bytes], bytes]:
+    """:func:`sign` with ``key`` and ``mechanism`` fixed, the key type, the scheme and (when it does
+    not depend on the payload) the hash worked out once: a batch signs many payloads with them."""
+    scheme = mechanism.scheme
+    if scheme is SignScheme.EDDSA and isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
+        return key.sign
+    if mechanism.hash is not None and not mechanism.prehashed:
+        if scheme is SignScheme.ECDSA and isinstance(key, ec.EllipticCurvePrivateKey):
+            ecdsa = ec.ECDSA(HASHES[mechanism.hash](), deterministic_signing=mechanism.deterministic)
+            return lambda data: key.sign(data, ecdsa)
+        if scheme is SignScheme.RSA_PSS and isinstance(key, rsa.RSAPrivateKey):
+            pss, algorithm = _pss(mechanism), HASHES[mechanism.hash]()
+            return lambda data: key.sign(data, pss, algorithm)
+        if scheme is SignScheme.RSA_PKCS1V15 and isinstance(key, rsa.RSAPrivateKey):
+            pkcs1, algorithm = padding.PKCS1v15(), HASHES[mechanism.hash]()
+            return lambda data: key.sign(data, pkcs1, algorithm)
+    return lambda data: sign(key, mechanism, data, raw_rsa)
 
 
 def sign(key: PrivateKey, mechanism: SignMechanism, data: bytes, raw_rsa: object | None = None) -> bytes:
