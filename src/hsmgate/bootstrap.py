@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
 
+from hsmgate.domain.audit.log import AuditLog
 from hsmgate.domain.audit.recording import Actor, AttestationSigner, AuditTrail, RequestAudit
 from hsmgate.domain.certificates import CertificateService
 from hsmgate.domain.clock import Clock, SystemClock
@@ -202,8 +203,11 @@ def build_partition(settings: Settings, served: Settings, db: Database, backend:
     now = datetime.now(UTC).replace(microsecond=0)
     for internal in (settings.attestation_key_name, DATA_OBJECT_KEY):
         metadata.mark_internal(internal, when=now)
+    audit_log = (AuditLog(audit.repository, name, text_lines=settings.hsm_log_lines)
+                 if audit is not None else None)
     return PartitionServices(partition=backend, keys=keys, key_use=gate, admin=admin,
-                             data_objects=DataObjectService(backend, DataObjectRepository(db, name), gate=gate))
+                             data_objects=DataObjectService(backend, DataObjectRepository(db, name), gate=gate),
+                             audit_log=audit_log)
 
 
 def bind_partition(bindings: PartitionBindings, served: Settings, backend: Partition) -> None:

@@ -147,6 +147,8 @@ class Settings(BaseSettings):
     audit_fail_closed: bool = True
     #: Sign a checkpoint of a partition's chain every this many records.
     audit_checkpoint_interval: int = Field(100, ge=1)
+    #: ``GET /v1/hsm/log`` answers this many of the partition's last audit records, one line each.
+    hsm_log_lines: int = Field(1000, ge=1, le=100_000)
     #: Every signed checkpoint is also appended here, outside the database (store/audit_anchors.py);
     #: default ``<data-dir>/audit-anchors.jsonl``.
     audit_anchor_file: Path | None = None
