@@ -15,11 +15,13 @@ from dataclasses import dataclass
 
 from hsmgate.domain.algorithms import (
     CIPHER_ALGORITHMS,
+    CURVES,
+    KEY_ALGORITHMS,
     SIGNATURE_ALGORITHMS,
     WRAP_METHODS,
     SignatureAlgorithm,
 )
-from hsmgate.hsm.base import Capabilities, HashAlg, KeyInfo
+from hsmgate.hsm.base import Capabilities, HashAlg, KeyInfo, KeyType
 
 #: Payload lengths that reach every payload form of the signature table: any message, each digest
 #: size, ML-DSA's μ (64), BIP-340's 32 bytes.
@@ -39,15 +41,22 @@ class KeyCapabilities:
     decapsulate: bool
 
 
-def _can_sign(row: SignatureAlgorithm, info: KeyInfo, capabilities: Capabilities) -> bool:
-    """Whether some payload the row accepts reaches a mechanism the backend has for the key."""
-    if not row.accepts(info.key_type) or (row.curves and info.curve_oid not in row.curves):
+def _can_sign(row: SignatureAlgorithm, key_type: KeyType, curve_oid: str | None, capabilities: Capabilities) -> bool:
+    """Whether some payload the row accepts reaches a mechanism the backend has for such a key."""
+    if not row.accepts(key_type) or (row.curves and curve_oid not in row.curves):
         return False
     for length in _PAYLOAD_LENGTHS:
         prepared = row.mechanism_for(bytes(length))
-        if prepared is not None and capabilities.can_sign(info.key_type, prepared[0]):
+        if prepared is not None and capabilities.can_sign(key_type, prepared[0]):
             return True
     return False
+
+
+def signature_algorithms(key_type: KeyType, curve_oid: str | None, capabilities: Capabilities) -> tuple[str, ...]:
+    """The ``signatureAlgorithm`` values a backend of ``capabilities`` executes for a key of ``key_type``
+    (on ``curve_oid``), in table order."""
+    return tuple(name for name, row in SIGNATURE_ALGORITHMS.items()
+                 if _can_sign(row, key_type, curve_oid, capabilities))
 
 
 def key_capabilities(info: KeyInfo, capabilities: Capabilities) -> KeyCapabilities:
@@ -55,8 +64,7 @@ def key_capabilities(info: KeyInfo, capabilities: Capabilities) -> KeyCapabiliti
     key_type = info.key_type
     return KeyCapabilities(
         label=info.label, backend=capabilities.backend,
-        signature_algorithms=tuple(name for name, row in SIGNATURE_ALGORITHMS.items()
-                                   if _can_sign(row, info, capabilities)),
+        signature_algorithms=signature_algorithms(key_type, info.curve_oid, capabilities),
         cipher_algorithms=tuple(name for name, row in CIPHER_ALGORITHMS.items()
                                 if row.key_type is key_type and capabilities.can_encrypt(key_type, row.mechanism())),
         wrap_methods=tuple(name for name, row in WRAP_METHODS.items()
@@ -64,3 +72,35 @@ def key_capabilities(info: KeyInfo, capabilities: Capabilities) -> KeyCapabiliti
         hmac=key_type in capabilities.hmac,
         decapsulate=key_type in capabilities.kem,
     )
+
+
+def _curve_order(oid: str) -> tuple[int, str]:
+    """Curves in the order of the curve table, unknown ones last."""
+    return (list(CURVES).index(oid) if oid in CURVES else len(CURVES), oid)
+
+
+@dataclass(frozen=True, slots=True)
+class AlgorithmOffer:
+    """What a backend offers for one ``POST /v1/key`` ``algorithm``: the key sizes (bits) or curves it can
+    generate, and the ``signatureAlgorithm`` values it runs with such keys (on any of those curves)."""
+
+    algorithm: str
+    generates: tuple[str, ...]
+    signature_algorithms: tuple[str, ...]
+
+
+def backend_offer(capabilities: Capabilities) -> list[AlgorithmOffer]:
+    """Per creatable key algorithm, in the order of the key algorithm table (``hsmgate pkcs11 list``)."""
+    offers = []
+    for name, row in KEY_ALGORITHMS.items():
+        specs = capabilities.key_specs.get(row.key_type)
+        if specs is None:
+            continue
+        curves = sorted((str(s) for s in specs if isinstance(s, str)), key=_curve_order)
+        sizes = sorted(s for s in specs if isinstance(s, int))
+        signing = {a for curve in (curves or [None]) for a in signature_algorithms(row.key_type, curve, capabilities)}
+        offers.append(AlgorithmOffer(
+            algorithm=name,
+            generates=tuple(CURVES[c].name if c in CURVES else c for c in curves) + tuple(str(s) for s in sizes),
+            signature_algorithms=tuple(a for a in SIGNATURE_ALGORITHMS if a in signing)))
+    return offers
