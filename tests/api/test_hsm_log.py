@@ -143,3 +143,29 @@ def test_without_audit_the_log_is_611(tmp_path: Path) -> None:
     with LiveServer(soft_settings(tmp_path, audit_enabled=False)) as live, live.client() as client:
         for path in ("/v1/hsm/log", "/v1/hsm/log/records"):
             assert_tsb_error(client.get(path), 611, 400, naming="HSMGATE_AUDIT_ENABLED")
+
+
+def test_only_the_service_role_reads_the_log_and_api_keys_never_appear(tmp_path: Path) -> None:
+    service, operation = "service-key-" + unique("s"), "operation-key-" + unique("o")
+    management = "management-key-" + unique("m")
+    settings = soft_settings(tmp_path, api_keys_service=service, api_keys_key_operation=operation,
+                             api_keys_key_management=management)
+    with LiveServer(settings) as live, live.client() as client:
+        label = unique("roles")
+        assert client.post("/v1/key", headers={"X-API-KEY": management}, json={
+            "label": label, "algorithm": "EC", "curveOid": "1.2.840.10045.3.1.7", "attributes": ATTRIBUTES,
+        }).status_code == 201
+        assert client.post("/v1/synchronousSign", headers={"X-API-KEY": operation}, json={"signRequest": {
+            "payload": b64(b"x"), "signKeyName": label, "signatureAlgorithm": "SHA256_WITH_ECDSA"}}).status_code == 200
+        for path in ("/v1/hsm/log", "/v1/hsm/log/records"):
+            assert client.get(path).status_code == 401
+            for key in (operation, management):
+                assert_tsb_error(client.get(path, headers={"X-API-KEY": key}), 631, 401)  # the TSB's answer
+        records = client.get("/v1/hsm/log/records", headers={"X-API-KEY": service},
+                             params={"caller": "api-key:keyOperation#1"})
+        assert records.status_code == 200, records.text
+        (signed,) = records.json()["records"]
+        assert signed["record"]["operation"] == "synchronousSign" and signed["record"]["auth_method"] == "api-key"
+        text = client.get("/v1/hsm/log", headers={"X-API-KEY": service}).text
+        assert "api-key:keyManagement#1" in text
+        assert not any(key in text + records.text for key in (service, operation, management))
