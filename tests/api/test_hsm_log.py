@@ -117,6 +117,9 @@ def test_time_range_is_from_inclusive_to_exclusive(http: httpx.Client, keys: dic
     assert all_records(http, limit=1000, **{"from": naive_future}) == []
     offset = (datetime.now(UTC) + timedelta(days=1)).astimezone(timezone(timedelta(hours=5))).isoformat()
     assert all_records(http, limit=1000, to=offset) == all_records(http, limit=1000)
+    assert all_records(http, limit=1000, to="0001-01-01T00:00:00+05:00") == []  # before year 1 in UTC
+    assert all_records(http, limit=1000, **{"from": "9999-12-31T23:00:00-05:00"}) == []
+    assert all_records(http, limit=1000, **{"from": "0001-01-01T00:00:00+05:00"}) == records
 
 
 def test_the_text_log_is_the_last_records_one_line_each(http: httpx.Client, keys: dict[str, str]) -> None:

@@ -33,6 +33,9 @@ _LEADING = ("time",)
 _OMITTED = frozenset({"partition", "prev_hash"})
 
 
+_EARLIEST, _LATEST = "0000-00-00T00:00:00.000000Z", "9999-99-99T99:99:99.999999Z"
+
+
 @dataclass(frozen=True, slots=True)
 class LogQuery:
     """What a page selects: records after ``after`` (a ``seq``), at most ``limit``, with
@@ -68,7 +71,12 @@ def audit_time(moment: datetime) -> str:
     """``moment`` as the chain writes times (``chain.now_text``); a naive time is taken as UTC."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:  # an offset took it past year 1 or 9999: before or after every record
+        return _EARLIEST if moment.year == datetime.min.year else _LATEST
+    # isoformat pads the year to four digits (strftime's %Y need not), so the text sorts as time
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _text_value(value: object) -> str:
