@@ -4,7 +4,9 @@ synchronous block / unblock / modify with ``signedApprovals`` (§3.2, §6.8).
 Every asynchronous endpoint answers 201 with the request id field of §3.3. A key without policy, or
 whose rule for the operation is always fulfilled, executes at once: the request is stored EXECUTED
 (its result at ``GET /v1/request/{id}``) and an error is answered directly, as the synchronous
-endpoint would. A key password (``keyPassword``) is checked when the request is made (620) and then
+endpoint would. Every asynchronous request goes through one :class:`Submitter`: first the
+``requestSignature`` whitelist (``domain/ska/request_signature.py``, on the body's bytes as sent; 402 / 403),
+then the key password. A key password (``keyPassword``) is checked when the request is made (620) and then
 dropped: the stored request (and the approvers' ``requestBase64``) carries ``null``; hsmgate never
 stores key passwords. Results are stored sealed and erased on ``DELETE`` of an EXECUTED request or
 after HSMGATE_SKA_RESULT_RETENTION (``domain/ska/results.py``).
