@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import Path as PathParam
 from fastapi import Query
@@ -15,6 +15,7 @@ from hsmgate import __version__
 from hsmgate.api.deps import CallerDep, GatewayDep, ServicesDep, SettingsDep
 from hsmgate.api.routes import tsb_router
 from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
+from hsmgate.api.wire.log import HsmLog, LogRecordDto, LogRecordsDto
 from hsmgate.domain import errors
 from hsmgate.domain.audit.log import DEFAULT_PAGE, MAX_PAGE, LogQuery
 
@@ -67,29 +68,6 @@ def keystore_statistics(services: ServicesDep, caller: CallerDep) -> KeyStoreSta
     return KeyStoreStatistics(
         keyStoreStatistics=f"partition={services.partition.name}; backend={backend}; keys={len(labels)}"
     )
-
-
-class HsmLog(BaseModel):
-    """The TSB's ``HsmLogDto``: here the partition's last audit records, one line each
-    (``HSMGATE_HSM_LOG_LINES``, default 1000; docs/operations.md)."""
-
-    log: str
-
-
-class LogRecordDto(BaseModel):
-    """One audit record: its position in the partition's chain, its hash, and the fields the hash
-    covers, as hashed (SHA-256 of their canonical JSON: docs/security.md)."""
-
-    seq: int
-    hash: str
-    record: dict[str, Any]
-
-
-class LogRecordsDto(BaseModel):
-    """A page of audit records in chain order; ``next`` is the ``after`` of the next page (null: the last)."""
-
-    records: list[LogRecordDto]
-    next: int | None
 
 
 @router.get("/v1/hsm/log", operation_id="getHsmLog", response_model=HsmLog,

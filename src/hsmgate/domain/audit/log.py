@@ -56,7 +56,7 @@ class LogRecord:
 
     seq: int
     hash: str
-    fields: dict[str, Any]
+    fields: dict[str, object]  # JSON values, as hashed
 
 
 @dataclass(frozen=True, slots=True)
