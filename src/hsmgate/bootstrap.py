@@ -5,15 +5,18 @@ services — for the HTTP app (``app.py``) and the command line alike. Nothing e
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
 
+from hsmgate.domain.audit.log import AuditLog
 from hsmgate.domain.audit.recording import Actor, AttestationSigner, AuditTrail, RequestAudit
 from hsmgate.domain.certificates import CertificateService
 from hsmgate.domain.clock import Clock, SystemClock
@@ -31,6 +34,7 @@ from hsmgate.domain.passwords import PasswordService
 from hsmgate.domain.signing import SigningService
 from hsmgate.domain.ska.approvals import ApprovalService, SkaServices
 from hsmgate.domain.ska.execution import SCHEDULER_AUTH_METHOD, SCHEDULER_PRINCIPAL, register_executors
+from hsmgate.domain.ska.request_signature import RequestSignatureRule, spki_fingerprint
 from hsmgate.domain.ska.requests import RequestScheduler, RequestService
 from hsmgate.domain.ska.results import ResultSealer
 from hsmgate.domain.ska.timestamp_key import TimestampService
@@ -173,6 +177,43 @@ def load_certificates(paths: tuple[Path, ...]) -> list[bytes]:
     return out
 
 
+def request_signature_rule(settings: Settings) -> RequestSignatureRule:
+    """The ``requestSignature`` whitelist of HSMGATE_ALLOWED_REQUEST_CERTIFICATES (PEM or DER
+    certificates or public keys, several per PEM file) and HSMGATE_ALLOWED_REQUEST_KEY_FINGERPRINTS."""
+    fingerprints: list[str] = []
+    for path in settings.allowed_request_certificates:
+        try:
+            fingerprints += [spki_fingerprint(der) for der in _public_keys_der(Path(path).read_bytes())]
+        except (OSError, ValueError, UnsupportedAlgorithm) as exc:
+            raise ConfigError(f"HSMGATE_ALLOWED_REQUEST_CERTIFICATES: cannot read {path}: {exc}") from None
+    for text in settings.allowed_request_key_fingerprints:
+        fingerprint = text.replace(":", "").lower()
+        if len(fingerprint) != 64 or any(c not in "0123456789abcdef" for c in fingerprint):
+            raise ConfigError(f"HSMGATE_ALLOWED_REQUEST_KEY_FINGERPRINTS: {text!r} is not a SHA-256 fingerprint "
+                              "(64 hex digits)")
+        fingerprints.append(fingerprint)
+    return RequestSignatureRule(fingerprints)
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN (CERTIFICATE|PUBLIC KEY)-----.+?-----END \1-----", re.DOTALL)
+
+
+def _public_keys_der(data: bytes) -> list[bytes]:
+    """The DER SubjectPublicKeyInfo of each certificate or public key in a PEM or DER file."""
+    spki, der = serialization.PublicFormat.SubjectPublicKeyInfo, serialization.Encoding.DER
+    if b"-----BEGIN" not in data:
+        try:
+            return [x509.load_der_x509_certificate(data).public_key().public_bytes(der, spki)]
+        except ValueError:
+            return [serialization.load_der_public_key(data).public_bytes(der, spki)]
+    keys = [(x509.load_pem_x509_certificate(block[0]).public_key() if block[1] == b"CERTIFICATE"
+             else serialization.load_pem_public_key(block[0])).public_bytes(der, spki)
+            for block in _PEM_BLOCK.finditer(data)]
+    if not keys:
+        raise ValueError("no CERTIFICATE or PUBLIC KEY in it")
+    return keys
+
+
 def build_partition(settings: Settings, served: Settings, db: Database, backend: Partition,
                     audit: AuditTrail | None, metrics: Metrics | None = None) -> PartitionServices:
     """The domain services of one partition, on ``backend``; its attestation key (and that key's
@@ -202,8 +243,11 @@ def build_partition(settings: Settings, served: Settings, db: Database, backend:
     now = datetime.now(UTC).replace(microsecond=0)
     for internal in (settings.attestation_key_name, DATA_OBJECT_KEY):
         metadata.mark_internal(internal, when=now)
+    audit_log = (AuditLog(audit.repository, name, text_lines=settings.hsm_log_lines)
+                 if audit is not None else None)
     return PartitionServices(partition=backend, keys=keys, key_use=gate, admin=admin,
-                             data_objects=DataObjectService(backend, DataObjectRepository(db, name), gate=gate))
+                             data_objects=DataObjectService(backend, DataObjectRepository(db, name), gate=gate),
+                             audit_log=audit_log)
 
 
 def bind_partition(bindings: PartitionBindings, served: Settings, backend: Partition) -> None:
@@ -300,6 +344,7 @@ def build_partition_ska(settings: Settings, db: Database, services: PartitionSer
     requests = RequestService(partition_name=name, repository=RequestRepository(db, name), keys=services.keys,
                               signing=services.key_use.services.signing, timestamps=timestamps, clock=clock,
                               results=result_sealer(settings))
+    requests.request_signatures = request_signature_rule(settings)
     approvals = ApprovalService(
         requests, clock=clock, max_timestamp_diff=settings.max_timestamp_diff,
         max_future_timestamp_diff=settings.max_future_timestamp_diff,

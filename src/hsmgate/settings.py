@@ -42,6 +42,7 @@ def _comma_separated(value: Any) -> Any:
 #: Several secrets, comma-separated in the environment, a list (or one string) in TOML.
 SecretList = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_comma_separated)]
 PathList = Annotated[tuple[Path, ...], NoDecode, BeforeValidator(_comma_separated)]
+TextList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)]
 
 
 #: The TSB role names (``auth/roles.py`` ``Role`` has one member each; settings name them as text,
@@ -96,6 +97,11 @@ class Settings(BaseSettings):
     max_future_timestamp_diff: int = Field(0, ge=0)
     #: DER or PEM certificates of timestamp signers allowed to fetch tasks for approvers
     timestamp_signing_certificates: PathList = ()
+    #: The ``requestSignature`` whitelist (TSB 2.2.0 ``allowedRequestCertificates``): PEM/DER certificates or
+    #: public keys of the application keys that must sign every asynchronous request; empty: the rule is off.
+    allowed_request_certificates: PathList = ()
+    #: The same whitelist as SHA-256 fingerprints (hex) of the keys' DER SubjectPublicKeyInfo.
+    allowed_request_key_fingerprints: TextList = ()
     #: seconds between two passes of the request scheduler (timelocks, expiry)
     ska_scheduler_interval: float = Field(5.0, gt=0, le=3600)
     #: seconds an executed request's result stays fetchable (then erased; domain/ska/results.py)
@@ -147,6 +153,8 @@ class Settings(BaseSettings):
     audit_fail_closed: bool = True
     #: Sign a checkpoint of a partition's chain every this many records.
     audit_checkpoint_interval: int = Field(100, ge=1)
+    #: ``GET /v1/hsm/log`` answers this many of the partition's last audit records, one line each.
+    hsm_log_lines: int = Field(1000, ge=1, le=100_000)
     #: Every signed checkpoint is also appended here, outside the database (store/audit_anchors.py);
     #: default ``<data-dir>/audit-anchors.jsonl``.
     audit_anchor_file: Path | None = None

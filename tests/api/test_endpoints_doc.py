@@ -59,9 +59,12 @@ def test_the_generator_refuses_a_list_that_disagrees_with_the_app(routes: list[M
     file_encrypt = MountedRoute("POST", "/v1/fileEncrypt", True, ("Synchronous Key Operations",), "encrypt a file")
     with pytest.raises(EndpointDrift, match="/v1/fileEncrypt is listed as unserved"):
         render_endpoints([*routes, file_encrypt], reference)
-    hsm_log_item = MountedRoute("GET", "/v1/hsm/log/{entry}", True, ("Service Information",), "one log entry")
-    with pytest.raises(EndpointDrift, match=r"/v1/hsm/log/\*\* is listed as unserved"):
-        render_endpoints([*routes, hsm_log_item], reference)
+    attestation_item = MountedRoute("GET", "/v1/attestation/{entry}", True, ("Keys",), "one attestation")
+    with pytest.raises(EndpointDrift, match=r"/v1/attestation/\*\* is listed as unserved"):
+        render_endpoints([*routes, attestation_item], reference)
+    without_log_records = [route for route in routes if route.path != "/v1/hsm/log/records"]
+    with pytest.raises(EndpointDrift, match=r"/v1/hsm/log/\*\* is listed as served"):
+        render_endpoints(without_log_records, reference)
     without_refusal = [route for route in routes if route.path != "/v1/key/changeAttributes"]
     with pytest.raises(EndpointDrift, match="changeAttributes is listed as refused"):
         render_endpoints(without_refusal, reference)

@@ -1,5 +1,7 @@
 """``hsmgate pkcs11 list`` against a SoftHSM2 token, checked with OpenSC's ``pkcs11-tool`` (an independent
-PKCS#11 client): the same mechanisms with the same CKF_ flags and key sizes, and the token's serial in full.
+PKCS#11 client): the same mechanisms with the same CKF_ flags and key sizes, the token's serial in full,
+and what hsmgate offers on the token (key algorithms, sizes, signature algorithms) following the mechanisms
+pkcs11-tool lists.
 
 The command runs as an operator runs it: ``python -m hsmgate`` in its own process, output to a pipe (so
 rich lays it out for 80 columns)."""
@@ -122,3 +124,43 @@ def test_flag_names_decode_each_bit_once() -> None:
     assert flag_names(0x1902800, MechanismFlag) == ["SIGN", "VERIFY", "EC_F_P", "EC_NAMEDCURVE", "EC_UNCOMPRESS"]
     assert flag_names(0x40000300, MechanismFlag) == ["ENCRYPT", "DECRYPT", "0x40000000"]  # no member: shown
     assert flag_names(0, MechanismFlag) == []
+
+
+def offer_of(token: SoftHsmToken) -> dict[str, dict[str, list[str]]]:
+    """The ``hsmgate`` part of ``pkcs11 list --json`` for the token: algorithm -> its entry."""
+    slots = json.loads(hsmgate_list(token, "--json"))
+    (slot,) = [s for s in slots if s["token"] and s["token"]["label"].strip() == token.token_label]
+    return {entry["algorithm"]: entry for entry in slot["hsmgate"]}
+
+
+#: ``POST /v1/key`` algorithm -> the pkcs11-tool name of the mechanism that generates such keys.
+GENERATORS = {"RSA": "RSA-PKCS-KEY-PAIR-GEN", "DSA": "DSA-KEY-PAIR-GEN", "EC": "ECDSA-KEY-PAIR-GEN",
+              "ED": "EC-EDWARDS-KEY-PAIR-GEN", "AES": "AES-KEY-GEN", "Camellia": "CAMELLIA-KEY-GEN",
+              "ChaCha20": "CHACHA20-KEY-GEN"}
+
+
+def test_what_hsmgate_offers_follows_the_mechanisms_pkcs11_tool_lists(token: SoftHsmToken) -> None:
+    offer, tool = offer_of(token), tool_mechanisms(token)
+    for algorithm, generator in GENERATORS.items():
+        assert (algorithm in offer) == (generator in tool), algorithm
+    for algorithm, unit in (("RSA", 1), ("DSA", 1), ("AES", 8)):  # AES ranges are in bytes
+        sizes = tool[GENERATORS[algorithm]].sizes
+        assert sizes is not None and offer[algorithm]["generates"]
+        assert all(sizes[0] <= int(size) // unit <= sizes[1] for size in offer[algorithm]["generates"]), algorithm
+    assert "2048" not in offer["DSA"]["generates"]  # SoftHSM2 stops DSA at 1024 bits
+    assert "secp256r1" in offer["EC"]["generates"] and "Ed25519" in offer["ED"]["generates"]
+    ecdsa = set(offer["EC"]["signatureAlgorithms"])
+    assert ("ECDSA" in tool) == ({"SHA256_WITH_ECDSA", "NONE_WITH_ECDSA"} <= ecdsa)
+    assert "SHA256_WITH_ECDSA_DETERMINISTIC" not in ecdsa  # no token promises RFC 6979
+    assert ("EDDSA" in tool) == (offer["ED"]["signatureAlgorithms"] == ["EDDSA"])
+    assert ("SHA256-RSA-PKCS-PSS" in tool or "RSA-PKCS-PSS" in tool) == (
+        "SHA256_WITH_RSA_PSS" in offer["RSA"]["signatureAlgorithms"])
+    assert offer["AES"]["signatureAlgorithms"] == []
+
+
+def test_the_table_shows_what_hsmgate_offers(token: SoftHsmToken) -> None:
+    output = hsmgate_list(token, "--no-mechanisms")
+    assert "CKM_AES_GCM" not in output  # no mechanism table
+    assert "keys it creates and signature algorithms it runs" in output
+    assert re.search(r"│ ED\s+│ Ed25519, Ed448\s+│ EDDSA\s+│", output), output
+    assert re.search(r"│ DSA\s+│ 1024\s+│ SHA1_WITH_DSA,", output), output

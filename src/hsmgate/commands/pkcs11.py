@@ -13,6 +13,7 @@ from rich.text import Text
 from hsmgate.commands.common import fail
 
 if TYPE_CHECKING:
+    from hsmgate.domain.key_capabilities import AlgorithmOffer
     from hsmgate.hsm.pkcs11.module import SlotDescription
 
 app = typer.Typer(help="Operator tools for PKCS#11 modules.", no_args_is_help=True)
@@ -33,18 +34,47 @@ def list_module(
         slots = describe_module(module)
     except HsmError as exc:
         fail(str(exc))
+    offers = {slot["slot_id"]: token_offer(slot) for slot in slots if slot["token"] is not None}
     if as_json:
-        print(json.dumps(slots, indent=2))
+        print(json.dumps([{**slot, "hsmgate": [{"algorithm": o.algorithm, "generates": list(o.generates),
+                                                 "signatureAlgorithms": list(o.signature_algorithms)}
+                                                for o in offers[slot["slot_id"]]]}
+                          if slot["slot_id"] in offers else dict(slot) for slot in slots], indent=2))
         return
     console = Console(highlight=False)
     console.print(Text(f"PKCS#11 module {module}", style="bold"))
     for slot in slots:
         _print_slot(console, slot)
-    if not mechanisms:
-        return
     for slot in slots:
-        if slot["mechanisms"]:
+        if mechanisms and slot["mechanisms"]:
             _print_mechanisms(console, slot)
+    for slot_id, offer in offers.items():
+        _print_offer(console, slot_id, offer)
+
+
+def token_offer(slot: SlotDescription) -> list[AlgorithmOffer]:
+    """What hsmgate can do with the slot's token, from its mechanism list alone (no login): per key
+    algorithm, the sizes or curves it generates and the signature algorithms it runs."""
+    from hsmgate.domain.key_capabilities import backend_offer
+    from hsmgate.hsm.pkcs11.capabilities import TokenMechanisms
+
+    mechanisms = slot["mechanisms"]
+    token = TokenMechanisms(frozenset(m["code"] for m in mechanisms),
+                            {m["code"]: (m["min_key_size"], m["max_key_size"]) for m in mechanisms})
+    return backend_offer(token.capabilities())
+
+
+def _print_offer(console: Console, slot_id: int, offer: list[AlgorithmOffer]) -> None:
+    """The key algorithms hsmgate can create on the token and the signature algorithms each runs."""
+    table = Table(title=f"hsmgate on slot {slot_id}: keys it creates and signature algorithms it runs "
+                        "(ciphers, wrapping, HMAC: GET /v1/key/{keyName}/capabilities)")
+    table.add_column("algorithm", no_wrap=True)
+    table.add_column("sizes / curves", overflow="fold")
+    table.add_column("signatureAlgorithm", overflow="fold")
+    for row in offer:
+        table.add_row(row.algorithm, ", ".join(row.generates), ", ".join(row.signature_algorithms) or "-")
+    console.print()
+    console.print(table)
 
 
 def _print_slot(console: Console, slot: SlotDescription) -> None:

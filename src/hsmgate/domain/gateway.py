@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hsmgate.domain import errors
+from hsmgate.domain.audit.log import AuditLog
 from hsmgate.domain.data_objects import DataObjectService
 from hsmgate.domain.hsm_errors import translated
 from hsmgate.domain.key_admin import KeyAdministration
@@ -29,6 +30,15 @@ class PartitionServices:
     data_objects: DataObjectService
     #: SKA requests, approvals and timestamps; None until ``bootstrap`` has built them
     ska: SkaServices | None = None
+    #: the partition's audit chain as the service role reads it; None when auditing is off
+    audit_log: AuditLog | None = None
+
+    def require_audit_log(self) -> AuditLog:
+        """The partition's log, or 611 when auditing is off (HSMGATE_AUDIT_ENABLED=false)."""
+        if self.audit_log is None:
+            raise errors.UnsupportedOperation("the partition log is the audit chain, and auditing is off "
+                                              "(HSMGATE_AUDIT_ENABLED=false)")
+        return self.audit_log
 
     def require_ska(self) -> SkaServices:
         """The SKA services, or 611 where they are not available."""

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 
 from hsmgate.domain import errors
 from hsmgate.domain.certificates import CertificateService
+from hsmgate.domain.key_capabilities import KeyCapabilities, key_capabilities
 from hsmgate.domain.key_transfer import KeyImport, KeyTransferService
 from hsmgate.domain.key_use import Caller, InternalKey, KeyRef, KeyUse
 from hsmgate.domain.keys import (
@@ -24,6 +25,7 @@ from hsmgate.domain.keys import (
     SeedImport,
     SignedKey,
     check_label,
+    key_info,
 )
 from hsmgate.domain.passwords import PasswordService
 from hsmgate.store.certificates import CertificateRepository
@@ -96,6 +98,16 @@ class KeyAdministration:
     def describe(self, caller: Caller, key: KeyRef) -> SignedKey:
         self._gate.check_password(caller, key)
         return self._gate.run(caller, "getKeyAttributes", key.label, lambda: self.keys.describe(key.label))
+
+    def capabilities(self, caller: Caller, key: KeyRef) -> KeyCapabilities:
+        """What the key can do on its token (``key_capabilities.py``); readable like :meth:`describe`."""
+        self._gate.check_password(caller, key)
+
+        def call() -> KeyCapabilities:
+            partition = self.keys.partition
+            return key_capabilities(key_info(partition, key.label), partition.capabilities())
+
+        return self._gate.run(caller, "getKeyCapabilities", key.label, call)
 
     def attestation_bundle(self, caller: Caller, key: KeyRef) -> AttestationBundle:
         """The attestation of a key with what a verifier needs besides it (the attestation key's

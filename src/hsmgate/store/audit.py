@@ -439,6 +439,35 @@ class AuditRepository:
                 yield dict(zip(RECORD_COLUMNS, row, strict=True))
             last = rows[-1].seq
 
+    def find(self, partition: str, *, after: int = 0, limit: int = 100, time_from: str | None = None,
+             time_to: str | None = None, key_label: str | None = None, operation: str | None = None,
+             principal: str | None = None) -> list[dict[str, Any]]:
+        """Up to ``limit`` records of a partition after ``seq`` ``after``, in ``seq`` order, that match
+        every filter given: ``time_from <= time < time_to`` (the stored ISO-8601 text, which sorts as
+        time) and the exact key label, operation and principal."""
+        columns = [getattr(AuditRecordRow, c) for c in RECORD_COLUMNS]
+        conditions = [AuditRecordRow.partition == partition, AuditRecordRow.seq > after]
+        if time_from is not None:
+            conditions.append(AuditRecordRow.time >= time_from)
+        if time_to is not None:
+            conditions.append(AuditRecordRow.time < time_to)
+        for column, value in ((AuditRecordRow.key_label, key_label), (AuditRecordRow.operation, operation),
+                              (AuditRecordRow.principal, principal)):
+            if value is not None:
+                conditions.append(column == value)
+        with self._db.session() as session:
+            rows = session.execute(select(*columns).where(*conditions).order_by(AuditRecordRow.seq)
+                                   .limit(limit)).all()
+        return [dict(zip(RECORD_COLUMNS, row, strict=True)) for row in rows]
+
+    def last(self, partition: str, count: int) -> list[dict[str, Any]]:
+        """The last ``count`` records of a partition, in ``seq`` order."""
+        columns = [getattr(AuditRecordRow, c) for c in RECORD_COLUMNS]
+        with self._db.session() as session:
+            rows = session.execute(select(*columns).where(AuditRecordRow.partition == partition)
+                                   .order_by(AuditRecordRow.seq.desc()).limit(count)).all()
+        return [dict(zip(RECORD_COLUMNS, row, strict=True)) for row in reversed(rows)]
+
     def record_hash(self, partition: str, seq: int) -> str | None:
         """The hash of record ``seq`` of a partition's chain, or None when there is no such record."""
         with self._db.session() as session:

@@ -20,6 +20,7 @@ from hsmgate.api.wire.keys import (
     CreateKeyAttributes,
     CreateKeyDto,
     KeyAttributesOut,
+    KeyCapabilitiesDto,
     KeyJson,
     KeyLabelWithPasswordDto,
     SignedKeyAttributesDto,
@@ -27,6 +28,7 @@ from hsmgate.api.wire.keys import (
 from hsmgate.domain.attestation import iso_z
 from hsmgate.domain.gateway import PartitionServices
 from hsmgate.domain.key_admin import AttestationBundle
+from hsmgate.domain.key_capabilities import KeyCapabilities
 from hsmgate.domain.key_transfer import KeyImport
 from hsmgate.domain.key_use import Caller, KeyRef
 from hsmgate.domain.keys import (
@@ -131,6 +133,29 @@ def list_keys(services: ServicesDep, caller: CallerDep) -> list[str]:
 def key_attributes_with_password(body: KeyLabelWithPasswordDto, services: ServicesDep,
                                  caller: CallerDep) -> SignedKeyAttributesDto:
     return key_response(services.admin.describe(caller, KeyRef(body.label, body.password, "password")))
+
+
+def capabilities_response(found: KeyCapabilities) -> KeyCapabilitiesDto:
+    return KeyCapabilitiesDto(label=found.label, backend=found.backend,
+                              signatureAlgorithms=list(found.signature_algorithms),
+                              cipherAlgorithms=list(found.cipher_algorithms), wrapMethods=list(found.wrap_methods),
+                              hmac=found.hmac, decapsulate=found.decapsulate)
+
+
+@router.post("/v1/key/capabilities", operation_id="getKeyCapabilitiesWithKeyPassword",
+             response_model=KeyCapabilitiesDto,
+             summary="What a key can do on its token: algorithms, cipher and wrap methods (hsmgate)")
+def key_capabilities_with_password(body: KeyLabelWithPasswordDto, services: ServicesDep,
+                                   caller: CallerDep) -> KeyCapabilitiesDto:
+    return capabilities_response(services.admin.capabilities(caller, KeyRef(body.label, body.password, "password")))
+
+
+@router.get("/v1/key/{keyName:path}/capabilities", operation_id="getKeyCapabilities",
+            response_model=KeyCapabilitiesDto,
+            summary="What a key (without password) can do on its token (hsmgate)")
+def key_capabilities_by_path(services: ServicesDep, caller: CallerDep,
+                             keyName: str = KeyNameOrPath) -> KeyCapabilitiesDto:
+    return capabilities_response(services.admin.capabilities(caller, KeyRef(keyName, None, "password")))
 
 
 #: Name of the certificate chain in the bundle, as the TSB names it (reference §3.1) so that scripts

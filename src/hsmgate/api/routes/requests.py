@@ -4,7 +4,9 @@ synchronous block / unblock / modify with ``signedApprovals`` (§3.2, §6.8).
 Every asynchronous endpoint answers 201 with the request id field of §3.3. A key without policy, or
 whose rule for the operation is always fulfilled, executes at once: the request is stored EXECUTED
 (its result at ``GET /v1/request/{id}``) and an error is answered directly, as the synchronous
-endpoint would. A key password (``keyPassword``) is checked when the request is made (620) and then
+endpoint would. Every asynchronous request goes through one :class:`Submitter`: first the
+``requestSignature`` whitelist (``domain/ska/request_signature.py``, on the body's bytes as sent; 402 / 403),
+then the key password. A key password (``keyPassword``) is checked when the request is made (620) and then
 dropped: the stored request (and the approvers' ``requestBase64``) carries ``null``; hsmgate never
 stores key passwords. Results are stored sealed and erased on ``DELETE`` of an EXECUTED request or
 after HSMGATE_SKA_RESULT_RETENTION (``domain/ska/results.py``).
@@ -14,13 +16,15 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Response, status
+from fastapi import Depends, Path, Request, Response, status
 
 from hsmgate.api.deps import CallerDep, ServicesDep
 from hsmgate.api.routes import empty, empty_response, tsb_router
 from hsmgate.api.wire.common import ERROR_RESPONSES, WireModel
+from hsmgate.api.wire.signing import SignatureDto
 from hsmgate.api.wire.ska import (
     BlockKeyRequestIdDto,
     DecapsulationRequestIdDto,
@@ -51,6 +55,7 @@ from hsmgate.domain.gateway import PartitionServices
 from hsmgate.domain.key_use import Caller, KeyRef
 from hsmgate.domain.ska.approvals import SkaServices
 from hsmgate.domain.ska.policy import Policy, binary_policy
+from hsmgate.domain.ska.request_signature import RequestSignature, SignedRequest, member_value
 from hsmgate.domain.ska.requests import KINDS, RequestKind, RequestView, Submission, block_payload
 
 router = tsb_router(responses=ERROR_RESPONSES)
@@ -84,103 +89,128 @@ def _envelope(body: WireModel) -> dict[str, Any]:
     return dict(body.model_dump(mode="json"))
 
 
-def _submit(ska: SkaServices, services: PartitionServices, caller: Caller, kind: RequestKind, label: str,
-            payload: bytes | None,
-            body: WireModel, password_field: str = "keyPassword") -> str:
-    """Check the key password now (620), store the request without it, submit (audited)."""
-    spec = KINDS[kind]
-    envelope = _envelope(body)
-    inner = envelope[spec.envelope]
-    services.key_use.check_password(caller, KeyRef(label, inner.get(password_field), f"{spec.envelope}.{password_field}"))
-    inner[password_field] = None  # verified here; hsmgate never stores key passwords
-    if payload is None:  # certificate requests (GAP decision): the inner request's JSON
-        payload = json.dumps(inner, separators=(",", ":"), sort_keys=True).encode()
-    return ska.requests.submit(Submission(kind, label, payload, envelope), services.key_use.audit(caller)).id
+def _request_signature(body: WireModel) -> RequestSignature | None:
+    dto = getattr(body, "requestSignature", None)
+    if not isinstance(dto, SignatureDto):
+        return None
+    return RequestSignature(signature=dto.signature, digest_algorithm=dto.digestAlgorithm, public_key=dto.publicKey)
+
+
+@dataclass(frozen=True, slots=True)
+class Submitter:
+    """Submits the asynchronous request of one HTTP request; holds the body's bytes as sent, which
+    the ``requestSignature`` rule needs (``domain/ska/request_signature.py``)."""
+
+    ska: SkaServices
+    services: PartitionServices
+    caller: Caller
+    raw_body: bytes
+
+    def __call__(self, kind: RequestKind, label: str, payload: bytes | None, body: WireModel,
+                 password_field: str = "keyPassword") -> str:
+        """The request signature (402 / 403), then the key password (620), then the request is stored
+        without the password and submitted (audited); returns its id."""
+        spec = KINDS[kind]
+        audit = self.services.key_use.audit(self.caller)
+        self.ska.requests.admit(SignedRequest(spec.envelope, member_value(self.raw_body, spec.envelope),
+                                              _request_signature(body)), label, audit)
+        envelope = _envelope(body)
+        inner = envelope[spec.envelope]
+        self.services.key_use.check_password(self.caller, KeyRef(label, inner.get(password_field),
+                                                                 f"{spec.envelope}.{password_field}"))
+        inner[password_field] = None  # verified here; hsmgate never stores key passwords
+        if payload is None:  # certificate requests (GAP decision): the inner request's JSON
+            payload = json.dumps(inner, separators=(",", ":"), sort_keys=True).encode()
+        return self.ska.requests.submit(Submission(kind, label, payload, envelope), audit).id
+
+
+async def submitter(request: Request, ska: SkaDep, services: ServicesDep, caller: CallerDep) -> Submitter:
+    return Submitter(ska, services, caller, await request.body())
+
+
+SubmitDep = Annotated[Submitter, Depends(submitter)]
 
 
 @router.post("/v1/sign", tags=REQUESTS, status_code=status.HTTP_201_CREATED, operation_id="sign",
              response_model=SignRequestIdDto, summary="Request a signature (approved by the key's policy)")
-def sign(body: SignedSignRequestDto, ska: SkaDep, services: ServicesDep, caller: CallerDep) -> SignRequestIdDto:
+def sign(body: SignedSignRequestDto, submit: SubmitDep) -> SignRequestIdDto:
     request = body.signRequest
-    return SignRequestIdDto(signRequestId=_submit(ska, services, caller, RequestKind.SIGN, request.signKeyName,
-                                                  request.payload, body))
+    return SignRequestIdDto(signRequestId=submit(RequestKind.SIGN, request.signKeyName, request.payload, body))
 
 
 @router.post("/v1/decrypt", tags=REQUESTS, status_code=status.HTTP_201_CREATED, operation_id="decrypt",
              response_model=DecryptRequestIdDto, summary="Request a decryption (approved by the key's policy)")
-def decrypt(body: SignedDecryptRequestDto, ska: SkaDep, services: ServicesDep, caller: CallerDep) -> DecryptRequestIdDto:
+def decrypt(body: SignedDecryptRequestDto, submit: SubmitDep) -> DecryptRequestIdDto:
     request = body.decryptRequest
-    return DecryptRequestIdDto(decryptRequestId=_submit(
-        ska, services, caller, RequestKind.DECRYPT, request.decryptKeyName, request.encryptedPayload, body))
+    return DecryptRequestIdDto(decryptRequestId=submit(RequestKind.DECRYPT, request.decryptKeyName,
+                                                       request.encryptedPayload, body))
 
 
 @router.post("/v1/unwrap", tags=REQUESTS, status_code=status.HTTP_201_CREATED, operation_id="unwrap",
              response_model=UnwrapRequestIdDto, summary="Request an unwrap (approved by the key's policy)")
-def unwrap(body: SignedUnwrapKeyRequestDto, ska: SkaDep, services: ServicesDep, caller: CallerDep) -> UnwrapRequestIdDto:
+def unwrap(body: SignedUnwrapKeyRequestDto, submit: SubmitDep) -> UnwrapRequestIdDto:
     request = body.unwrapKeyRequest
-    return UnwrapRequestIdDto(unwrapRequestId=_submit(
-        ska, services, caller, RequestKind.UNWRAP, request.unwrapKeyName, request.wrappedKey, body, "unwrapKeyPassword"))
+    return UnwrapRequestIdDto(unwrapRequestId=submit(RequestKind.UNWRAP, request.unwrapKeyName, request.wrappedKey,
+                                                     body, "unwrapKeyPassword"))
 
 
 @router.post("/v1/decapsulate", tags=REQUESTS, status_code=status.HTTP_201_CREATED, operation_id="decapsulate",
              response_model=DecapsulationRequestIdDto,
              summary="Request an ML-KEM decapsulation (approved by the key's policy); the shared secret is the "
                      "request's result")
-def decapsulate(body: SignedDecapsulationRequestDto, ska: SkaDep, services: ServicesDep,
-                caller: CallerDep) -> DecapsulationRequestIdDto:
+def decapsulate(body: SignedDecapsulationRequestDto, submit: SubmitDep) -> DecapsulationRequestIdDto:
     request = body.decapsulationRequest
-    return DecapsulationRequestIdDto(decapsulationRequestId=_submit(
-        ska, services, caller, RequestKind.DECAPSULATE, request.decapsulationKeyName, request.ciphertext, body))
+    return DecapsulationRequestIdDto(decapsulationRequestId=submit(
+        RequestKind.DECAPSULATE, request.decapsulationKeyName, request.ciphertext, body))
 
 
 @router.post("/v1/block", tags=REQUESTS, status_code=status.HTTP_201_CREATED, operation_id="block",
              response_model=BlockKeyRequestIdDto, summary="Request to block an SKA key")
-def block(body: SignedBlockKeyRequestDto, ska: SkaDep, services: ServicesDep, caller: CallerDep) -> BlockKeyRequestIdDto:
+def block(body: SignedBlockKeyRequestDto, submit: SubmitDep) -> BlockKeyRequestIdDto:
     label = body.blockRequest.blockKeyName
-    return BlockKeyRequestIdDto(blockKeyRequestId=_submit(
-        ska, services, caller, RequestKind.BLOCK, label, block_payload(label), body))
+    return BlockKeyRequestIdDto(blockKeyRequestId=submit(
+        RequestKind.BLOCK, label, block_payload(label), body))
 
 
 @router.post("/v1/unblock", tags=REQUESTS, status_code=status.HTTP_201_CREATED, operation_id="unblock",
              response_model=UnblockKeyRequestIdDto, summary="Request to unblock an SKA key")
-def unblock(body: SignedUnblockKeyRequestDto, ska: SkaDep, services: ServicesDep, caller: CallerDep) -> UnblockKeyRequestIdDto:
+def unblock(body: SignedUnblockKeyRequestDto, submit: SubmitDep) -> UnblockKeyRequestIdDto:
     label = body.unblockRequest.unblockKeyName
-    return UnblockKeyRequestIdDto(unblockKeyRequestId=_submit(
-        ska, services, caller, RequestKind.UNBLOCK, label, block_payload(label), body))
+    return UnblockKeyRequestIdDto(unblockKeyRequestId=submit(
+        RequestKind.UNBLOCK, label, block_payload(label), body))
 
 
 @router.post("/v1/modify", tags=REQUESTS, status_code=status.HTTP_201_CREATED, operation_id="modify",
              response_model=ModifyKeyRequestIdDto, summary="Request to replace the policy of an SKA key")
-def modify(body: SignedModifyKeyRequestDto, ska: SkaDep, services: ServicesDep, caller: CallerDep) -> ModifyKeyRequestIdDto:
+def modify(body: SignedModifyKeyRequestDto, submit: SubmitDep) -> ModifyKeyRequestIdDto:
     request = body.modifyRequest
     policy = Policy.from_wire(request.policy, field="modifyRequest.policy", key_status=False)
-    return ModifyKeyRequestIdDto(modifyKeyRequestId=_submit(
-        ska, services, caller, RequestKind.MODIFY, request.modifyKeyName, binary_policy(policy), body))
+    return ModifyKeyRequestIdDto(modifyKeyRequestId=submit(
+        RequestKind.MODIFY, request.modifyKeyName, binary_policy(policy), body))
 
 
 @router.post("/v1/certificate/request", tags=REQUESTS, status_code=status.HTTP_201_CREATED,
              operation_id="signCsrWithSkaKey", response_model=SignRequestIdDto,
              summary="Request a CSR signed by an SKA key")
-def certificate_request(body: SignedCsrSignRequestDto, ska: SkaDep, services: ServicesDep, caller: CallerDep) -> SignRequestIdDto:
-    return SignRequestIdDto(signRequestId=_submit(
-        ska, services, caller, RequestKind.CERTIFICATE_REQUEST, body.csrSignRequest.signKeyName, None, body))
+def certificate_request(body: SignedCsrSignRequestDto, submit: SubmitDep) -> SignRequestIdDto:
+    return SignRequestIdDto(signRequestId=submit(
+        RequestKind.CERTIFICATE_REQUEST, body.csrSignRequest.signKeyName, None, body))
 
 
 @router.post("/v1/certificate/sign", tags=REQUESTS, status_code=status.HTTP_201_CREATED,
              operation_id="signCertificateWithSkaKey", response_model=SignRequestIdDto,
              summary="Request a certificate issued by an SKA key")
-def certificate_sign(body: SignedSignCertificateRequestDto, ska: SkaDep, services: ServicesDep, caller: CallerDep) -> SignRequestIdDto:
-    return SignRequestIdDto(signRequestId=_submit(
-        ska, services, caller, RequestKind.CERTIFICATE_SIGN, body.signCertificateRequest.signKeyName, None, body))
+def certificate_sign(body: SignedSignCertificateRequestDto, submit: SubmitDep) -> SignRequestIdDto:
+    return SignRequestIdDto(signRequestId=submit(
+        RequestKind.CERTIFICATE_SIGN, body.signCertificateRequest.signKeyName, None, body))
 
 
 @router.post("/v1/certificate/selfsign", tags=REQUESTS, status_code=status.HTTP_201_CREATED,
              operation_id="selfSignCertificateWithSkaKey", response_model=SignRequestIdDto,
              summary="Request a self-signed certificate of an SKA key")
-def certificate_self_sign(body: SignedSelfSignCertificateRequestDto, ska: SkaDep,
-                          services: ServicesDep, caller: CallerDep) -> SignRequestIdDto:
-    return SignRequestIdDto(signRequestId=_submit(
-        ska, services, caller, RequestKind.CERTIFICATE_SELF_SIGN, body.selfSignCertificateRequest.signKeyName, None, body))
+def certificate_self_sign(body: SignedSelfSignCertificateRequestDto, submit: SubmitDep) -> SignRequestIdDto:
+    return SignRequestIdDto(signRequestId=submit(
+        RequestKind.CERTIFICATE_SELF_SIGN, body.selfSignCertificateRequest.signKeyName, None, body))
 
 
 # -- status --------------------------------------------------------------------------------------------

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import Path as PathParam
+from fastapi import Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -13,7 +15,9 @@ from hsmgate import __version__
 from hsmgate.api.deps import CallerDep, GatewayDep, ServicesDep, SettingsDep
 from hsmgate.api.routes import tsb_router
 from hsmgate.api.wire.common import ERROR_RESPONSES, encode_base64
+from hsmgate.api.wire.log import HsmLog, LogRecordDto, LogRecordsDto
 from hsmgate.domain import errors
+from hsmgate.domain.audit.log import DEFAULT_PAGE, MAX_PAGE, LogQuery
 
 log = logging.getLogger("hsmgate.api")
 
@@ -64,6 +68,32 @@ def keystore_statistics(services: ServicesDep, caller: CallerDep) -> KeyStoreSta
     return KeyStoreStatistics(
         keyStoreStatistics=f"partition={services.partition.name}; backend={backend}; keys={len(labels)}"
     )
+
+
+@router.get("/v1/hsm/log", operation_id="getHsmLog", response_model=HsmLog,
+            summary="The partition log: the last audit records as text lines")
+def hsm_log(services: ServicesDep) -> HsmLog:
+    return HsmLog(log=services.require_audit_log().text())
+
+
+@router.get("/v1/hsm/log/records", operation_id="getHsmLogRecords", response_model=LogRecordsDto,
+            summary="Audit records, filtered and paged, each with its chain position and hash (hsmgate)")
+def hsm_log_records(
+    services: ServicesDep,
+    time_from: Annotated[datetime | None, Query(alias="from", description="Records at or after this time "
+                                                "(ISO 8601; without an offset: UTC)")] = None,
+    time_to: Annotated[datetime | None, Query(alias="to", description="Records before this time")] = None,
+    key_name: Annotated[str | None, Query(alias="keyName", max_length=512, description="Exact key name")] = None,
+    operation: Annotated[str | None, Query(max_length=64, description="Exact operation, e.g. sign")] = None,
+    caller: Annotated[str | None, Query(max_length=512, description="Exact principal")] = None,
+    after: Annotated[int, Query(ge=0, description="Cursor: records after this seq (the previous page's next)")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Records per page")] = DEFAULT_PAGE,
+) -> LogRecordsDto:
+    page = services.require_audit_log().page(LogQuery(after=after, limit=limit, time_from=time_from,
+                                                      time_to=time_to, key_name=key_name, operation=operation,
+                                                      caller=caller))
+    return LogRecordsDto(records=[LogRecordDto(seq=r.seq, hash=r.hash, record=r.fields) for r in page.records],
+                         next=page.next_after)
 
 
 @router.get("/v1/generateRandom/{length}", operation_id="generateRandom", response_model=RandomResponse,

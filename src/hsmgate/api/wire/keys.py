@@ -66,6 +66,20 @@ class KeyLabelWithPasswordDto(WireModel):
     password: Password = None
 
 
+class KeyCapabilitiesDto(BaseModel):
+    """hsmgate's own (no TSB answer has it): the ``signatureAlgorithm``, ``cipherAlgorithm`` and
+    ``wrapMethod`` values the key's token can execute for a key of its type, and whether it can
+    compute an HMAC or decapsulate with it (docs/pkcs11.md)."""
+
+    label: str
+    backend: str
+    signatureAlgorithms: list[str]
+    cipherAlgorithms: list[str]
+    wrapMethods: list[str]
+    hmac: bool
+    decapsulate: bool
+
+
 class KeyAttributesOut(BaseModel):
     decrypt: bool
     sign: bool

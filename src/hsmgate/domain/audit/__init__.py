@@ -3,7 +3,7 @@ and the verification of both.
 
 Modules: ``chain.py`` (the record format and its hash), ``items.py`` (the signatures a record lists), ``recording.py`` (the trail that appends
 records and signs checkpoints, and how one request records through it), ``verification.py`` (what
-``hsmgate audit verify`` checks). The store writes records in group commits (``store/audit.py``).
+``hsmgate audit verify`` checks), ``log.py`` (the partition log the service role reads over HTTP). The store writes records in group commits (``store/audit.py``).
 
 Record. ``time, partition, principal, auth_method, operation, key_label, request_id, outcome,
 error_code`` — never payloads, signatures, secrets or key material. ``outcome`` is ``ok``,

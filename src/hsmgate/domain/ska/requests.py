@@ -68,6 +68,7 @@ from hsmgate.domain.signing import SigningService
 from hsmgate.domain.ska.approval_token import ApprovalToBeSigned, Operation
 from hsmgate.domain.ska.guard import authorized, load_policy, policy_json
 from hsmgate.domain.ska.policy import EvaluationStatus, Policy, Rule, approvers, evaluate, is_time_less
+from hsmgate.domain.ska.request_signature import RequestSignatureRule, SignedRequest
 from hsmgate.domain.ska.results import PREFIX as SEALED_PREFIX
 from hsmgate.domain.ska.results import ResultSealer, ResultUnreadable
 from hsmgate.domain.ska.timestamp_key import TimestampService
@@ -294,6 +295,18 @@ class RequestService:
         self.validators: dict[RequestKind, Validator] = {RequestKind.SIGN: self._validate_sign}
         #: the scheduler's audit of one request (by id); set by the wiring when the audit log is on
         self.scheduler_audit: Callable[[str], SkaAudit | None] = lambda _request_id: None
+        #: the ``requestSignature`` whitelist (``request_signature.py``); off unless the wiring sets one
+        self.request_signatures = RequestSignatureRule()
+
+    def admit(self, signed: SignedRequest, label: str, audit: SkaAudit | None = None) -> None:
+        """The ``requestSignature`` rule, before anything else of a new request is looked at (402 / 403);
+        a refusal is recorded as ``checkRequestSignature``."""
+        try:
+            self.request_signatures.check(signed)
+        except TsbError as exc:
+            if audit is not None:
+                audit.record("checkRequestSignature", label, "error", exc.code)
+            raise
 
     def register(self, kind: RequestKind, executor: Executor, validator: Validator | None = None) -> None:
         """Add the operation of a request kind (decrypt, unwrap, certificates …)."""

@@ -28,6 +28,7 @@ Modules, each importing only those listed before it:
 * ``errors``: the CKR table (exception, reason, recovery) and :func:`translate`;
 * ``mechanisms``: hash, signature-scheme, HMAC, key-generation and key-type tables, :func:`ckm_name`;
 * ``signing``: how a SignMechanism runs on a token (:func:`plan_signature`), DigestInfo and EMSA-PSS;
+* ``capabilities``: :class:`TokenMechanisms`: the key specs and signing a token's mechanism list allows;
 * ``keyobjects``: attribute tables and the facts read from key objects (size, curve, public key);
 * ``module``: the process-wide :class:`Pkcs11Module` and :func:`describe_module`;
 * ``operations``: the mixin with encrypt/decrypt, wrap/unwrap, HMAC, import/export and the capability probe;

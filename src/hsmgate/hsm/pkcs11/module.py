@@ -181,6 +181,7 @@ class MechanismDescription(TypedDict):
     """One mechanism of a token, as C_GetMechanismInfo reports it."""
 
     name: str  # CKM_ name (ckm_name)
+    code: int  # the CKM_ number
     min_key_size: int  # ulMinKeySize: bits or bytes, as the mechanism defines
     max_key_size: int
     flags: list[str]  # CKF_ names without the prefix, one per bit set, in bit order
@@ -234,7 +235,7 @@ def describe_module(module_path: str) -> list[SlotDescription]:
                 for mech in sorted(int(m) for m in slot.get_mechanisms()):
                     low, high, flags = module.mechanism_info(slot.slot_id, mech)
                     entry["mechanisms"].append(MechanismDescription(
-                        name=ckm_name(mech), min_key_size=low, max_key_size=high,
+                        name=ckm_name(mech), code=mech, min_key_size=low, max_key_size=high,
                         flags=flag_names(flags, pkcs11.MechanismFlag)))
             slots.append(entry)
         return slots

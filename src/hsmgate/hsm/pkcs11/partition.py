@@ -37,6 +37,7 @@ from hsmgate.hsm.base import (
     TokenNotFound,
     UnsupportedByBackend,
 )
+from hsmgate.hsm.pkcs11.capabilities import TokenMechanisms
 from hsmgate.hsm.pkcs11.errors import (
     CKR_MEANINGS,
     CKR_NAMES,
@@ -62,14 +63,10 @@ from hsmgate.hsm.pkcs11.keyobjects import (
 )
 from hsmgate.hsm.pkcs11.mechanisms import (
     AES_SIZES,
-    CKM_CAMELLIA_KEY_GEN,
-    DSA_SIZES,
     FIXED_SECRET_SIZES,
     GENERATION,
     HMAC_KEYS,
     KEY_TYPES,
-    RSA_SIZES,
-    SCHEME_KEY_TYPES,
     M,
     ckm_name,
 )
@@ -78,7 +75,6 @@ from hsmgate.hsm.pkcs11.operations import Pkcs11Operations
 from hsmgate.hsm.pkcs11.session import CallContext, Lease, SessionCall
 from hsmgate.hsm.pkcs11.signing import (
     Encoding,
-    all_mechanisms,
     describe_mechanism,
     digest_info,
     emsa_pss,
@@ -177,7 +173,8 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
                                            token_serial=_text(token.serial))
         finally:
             self._checkin(lease, healthy=True)
-        self._capabilities = self._derive_capabilities()
+        self._token = TokenMechanisms(self._mechanisms, self._ranges)
+        self._capabilities = self._token.capabilities()
         self._probed: Capabilities | None = None
         self._probe_lock = threading.Lock()
 
@@ -628,30 +625,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
             module.leave_shared()
 
     def _fits(self, mechanism: int, size: int) -> bool:
-        """``mechanism`` is offered and ``size`` (in its unit) is within its range (max 0: unbounded)."""
-        low, high = self._ranges.get(mechanism, (0, 0))
-        return mechanism in self._mechanisms and low <= size and (high == 0 or size <= high)
-
-    def _derive_capabilities(self) -> Capabilities:
-        dsa_params = M.DSA_PARAMETER_GEN in self._mechanisms
-        specs: dict[KeyType, set[int | str]] = {
-            KeyType.RSA: {s for s in RSA_SIZES if self._fits(M.RSA_PKCS_KEY_PAIR_GEN, s)},
-            KeyType.DSA: {s for s in DSA_SIZES if dsa_params and self._fits(M.DSA_KEY_PAIR_GEN, s)},
-            KeyType.EC: {oid for oid, (_, bits) in softcrypto.EC_CURVES.items()
-                         if self._fits(M.EC_KEY_PAIR_GEN, bits)},
-            KeyType.ED: set(softcrypto.ED_CURVES) if M.EC_EDWARDS_KEY_PAIR_GEN in self._mechanisms else set(),
-            KeyType.AES: {s for s in AES_SIZES if self._fits(M.AES_KEY_GEN, s // 8)},  # AES sizes in bytes
-            KeyType.TDEA: {192} if M.DES3_KEY_GEN in self._mechanisms else set(),
-            KeyType.CAMELLIA: {s for s in AES_SIZES if self._fits(CKM_CAMELLIA_KEY_GEN, s // 8)},
-        }
-        for key_type, (alg, hmac, _) in HMAC_KEYS.items():
-            if M.GENERIC_SECRET_KEY_GEN in self._mechanisms and self._fits(hmac, alg.digest_size):
-                specs[key_type] = {alg.digest_size * 8}
-        sign = frozenset((key_type, m) for scheme, key_type in SCHEME_KEY_TYPES.items()
-                         for m in all_mechanisms(scheme)
-                         if plan_signature(self._mechanisms, key_type, m) is not None)
-        return Capabilities(backend="pkcs11", key_specs={t: frozenset(s) for t, s in specs.items() if s},
-                            sign=sign)
+        return self._token.fits(mechanism, size)
 
     def _check_spec(self, spec: KeySpec) -> tuple[int, Mechanism, bool, int | None]:
         """(PKCS#11 key type, generation mechanism, pair?, size) for ``spec``, else UnsupportedByBackend.
