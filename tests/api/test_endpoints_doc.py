@@ -56,9 +56,10 @@ def test_the_generator_refuses_a_list_that_disagrees_with_the_app(routes: list[M
     without_sign = [route for route in routes if route.path != "/v1/synchronousSign"]
     with pytest.raises(EndpointDrift, match="POST /v1/synchronousSign is listed as served"):
         render_endpoints(without_sign, reference)
-    file_encrypt = MountedRoute("POST", "/v1/fileEncrypt", True, ("Synchronous Key Operations",), "encrypt a file")
-    with pytest.raises(EndpointDrift, match="/v1/fileEncrypt is listed as unserved"):
-        render_endpoints([*routes, file_encrypt], reference)
+    create_approver = MountedRoute("POST", "/v1/approverManagement/create", True, ("Approver Management",),
+                                   "create an approver")
+    with pytest.raises(EndpointDrift, match="/v1/approverManagement/create is listed as unserved"):
+        render_endpoints([*routes, create_approver], reference)
     hsm_log_item = MountedRoute("GET", "/v1/hsm/log/{entry}", True, ("Service Information",), "one log entry")
     with pytest.raises(EndpointDrift, match=r"/v1/hsm/log/\*\* is listed as unserved"):
         render_endpoints([*routes, hsm_log_item], reference)
