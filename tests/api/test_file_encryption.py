@@ -263,3 +263,19 @@ def test_file_size_limit(tmp_path: Path) -> None:
         refused = client.post("/v1/synchronousSign", content=b"x" * (1024 * 1024 + 1),
                               headers={"content-type": "application/json"})
         assert_tsb_error(refused, 600, 413, naming="HSMGATE_MAX_BODY_BYTES")
+
+
+def test_one_audit_record_per_file(tmp_path: Path) -> None:
+    from hsmgate.store.audit import AuditRepository
+
+    with LiveServer(soft_settings(tmp_path)) as live, live.client() as client:
+        label, _ = create_key(client)
+        before = len(list(AuditRepository(live.app.state.db).records("default")))
+        sealed = encrypt(client, label, os.urandom(3 * CHUNK)).content
+        assert decrypt(client, label, sealed).status_code == 200
+        assert_tsb_error(decrypt(client, label, sealed[:-1]), 410, 400)
+        records = list(AuditRepository(live.app.state.db).records("default"))[before:]
+    assert [(r["operation"], r["key_label"], r["outcome"]) for r in records] == [
+        ("fileEncrypt", label, "ok"), ("synchronousFileDecrypt", label, "ok"),
+        ("synchronousFileDecrypt", label, "error")]
+    assert records[2]["error_code"] == 410
