@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
+import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +24,7 @@ from hsmgate.api.wire.keys import CreateKeyAttributes, SignedKeyAttributesDto
 from hsmgate.auth.roles import Role
 from hsmgate.cli import cli
 from hsmgate.client import AsyncHsmgateClient, HsmgateClient, SignItem, TsbApiError, VerifyItem
+from tests.api.test_file_encryption import FILE_KEY, independent_seal
 from tests.auth.conftest import API_KEY_SETTINGS, ROLE_KEYS, auth_settings
 from tests.helpers import LiveServer, free_port
 from tests.domain.ska.helpers import Approver, policy, rule, token
@@ -133,6 +136,35 @@ def test_encrypt_and_decrypt_aes_gcm(admin: HsmgateClient, operator: HsmgateClie
     with pytest.raises(TsbApiError) as refused:
         operator.decrypt(label, sealed.ciphertext, "AES_GCM", iv=sealed.iv, aad=b"another context")
     assert refused.value.status == 400 and refused.value.error_code == 410
+
+
+def test_files_are_encrypted_and_decrypted_as_streams(admin: HsmgateClient, operator: HsmgateClient,
+                                                      server: LiveServer) -> None:
+    label = unique("client-files")
+    public = public_key(admin.create_key(label, "EC", curve_oid="1.3.132.0.34",
+                                         attributes=CreateKeyAttributes.model_validate(FILE_KEY)))
+    data = os.urandom(3 * 65536 + 11)
+    sealed = io.BytesIO()
+    assert operator.encrypt_file(label, io.BytesIO(data), sealed, filename="data.bin") == 109 + len(data) + 4 * 16
+    opened = io.BytesIO()
+    assert operator.decrypt_file(label, io.BytesIO(sealed.getvalue()), opened) == len(data)
+    assert opened.getvalue() == data
+    built = io.BytesIO()  # a container made with cryptography alone
+    operator.decrypt_file(label, io.BytesIO(independent_seal(public, b"independent")), built)
+    assert built.getvalue() == b"independent"
+    untouched = io.BytesIO()
+    with pytest.raises(TsbApiError) as refused:
+        operator.decrypt_file(label, io.BytesIO(sealed.getvalue()[:-1]), untouched)
+    assert refused.value.error_code == 410 and untouched.getvalue() == b""
+
+    async def asynchronous() -> bytes:
+        async with AsyncHsmgateClient(server.url, api_key=OPERATION) as client:
+            container, plain = io.BytesIO(), io.BytesIO()
+            await client.encrypt_file(label, io.BytesIO(b"async"), container)
+            await client.decrypt_file(label, io.BytesIO(container.getvalue()), plain)
+            return plain.getvalue()
+
+    assert asyncio.run(asynchronous()) == b"async"
 
 
 def test_the_wrong_role_is_a_tsb_error(operator: HsmgateClient, server: LiveServer) -> None:
