@@ -291,6 +291,29 @@ def test_encrypt_and_decrypt_commands(server: LiveServer, tmp_path: Path) -> Non
     assert opened.read_bytes() == secret.read_bytes()
 
 
+def test_file_commands(server: LiveServer, admin: HsmgateClient, tmp_path: Path) -> None:
+    label = unique("cli-files")
+    admin.create_key(label, "EC", curve_oid="1.3.132.0.34", attributes=CreateKeyAttributes.model_validate(FILE_KEY))
+    report = tmp_path / "report.pdf"
+    original = os.urandom(70000)
+    report.write_bytes(original)
+    sealed = hsmgate(server, OPERATION, "file", "encrypt", str(report), "--key", label)
+    assert sealed.exit_code == 0, sealed.output
+    container = tmp_path / "report.pdf.encrypted"
+    assert container.stat().st_size == 109 + 70000 + 2 * 16
+    report.unlink()
+    opened = hsmgate(server, OPERATION, "file", "decrypt", str(container), "--key", label)
+    assert opened.exit_code == 0, opened.output
+    assert report.read_bytes() == original and (report.stat().st_mode & 0o777) == 0o600
+    container.write_bytes(container.read_bytes()[:-1])
+    damaged = hsmgate(server, OPERATION, "file", "decrypt", str(container), "--key", label, "-o",
+                      str(tmp_path / "never"))
+    assert damaged.exit_code == 2 and "410" in damaged.output and "Traceback" not in damaged.output
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["report.pdf", "report.pdf.encrypted"]
+    missing = hsmgate(server, OPERATION, "file", "encrypt", str(tmp_path / "absent"), "--key", label)
+    assert missing.exit_code == 2 and "cannot read" in missing.output
+
+
 def test_request_commands(server: LiveServer, admin: HsmgateClient) -> None:
     label = unique("cli-ska")
     admin.create_key(label, "EC", curve_oid=P256, policy=policy(rule(token((1, [Approver("ec")])))))
