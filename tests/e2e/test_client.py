@@ -26,8 +26,8 @@ from hsmgate.cli import cli
 from hsmgate.client import AsyncHsmgateClient, HsmgateClient, SignItem, TsbApiError, VerifyItem
 from tests.api.test_file_encryption import FILE_KEY, independent_seal
 from tests.auth.conftest import API_KEY_SETTINGS, ROLE_KEYS, auth_settings
-from tests.helpers import LiveServer, free_port
 from tests.domain.ska.helpers import Approver, policy, rule, token
+from tests.helpers import LiveServer, free_port
 
 P256 = "1.2.840.10045.3.1.7"
 ED25519 = "1.3.101.112"
