@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
 from hsmgate import __version__
-from hsmgate.api.body_limit import BodyLimitMiddleware, max_batch_body_bytes
+from hsmgate.api.body_limit import BodyLimitMiddleware, max_batch_body_bytes, max_file_body_bytes
 from hsmgate.api.deps import authorize
 from hsmgate.api.dev_guard import guard_dev_mode
 from hsmgate.api.docs_pages import SWAGGER_UI_PATH, install_docs_pages
@@ -24,6 +24,7 @@ from hsmgate.api.routes import (
     batch,
     certificates,
     data_objects,
+    file_encryption,
     keys,
     mount_routes,
     pqc,
@@ -49,7 +50,7 @@ OPENAPI_PATH = "/v3/api-docs"
 #: Routers in the order their routes are matched: the key operations first, since they carry
 #: nearly all the traffic and Starlette tries routes one by one.
 ROUTERS = (
-    sync_ops.router, batch.router, pqc.router, timestamps.router, certificates.signing_router, keys.export_router,
+    sync_ops.router, file_encryption.router, batch.router, pqc.router, timestamps.router, certificates.signing_router, keys.export_router,
     keys.router, data_objects.router, certificates.router, requests.router, approvals.router, service.router,
     metrics_router,
 )
@@ -88,7 +89,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     # limit is no bug to log), outside routing, authentication and parsing (api/body_limit.py).
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
                        max_batch_body_bytes=max_batch_body_bytes(settings),
-                       batch_paths=frozenset(route.path for route in batch.router.routes))
+                       batch_paths=frozenset(route.path for route in batch.router.routes),
+                       max_file_body_bytes=max_file_body_bytes(settings),
+                       file_paths=frozenset(route.path for route in file_encryption.router.routes))
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     # counts and times every request, whatever answers it (only the dev-mode guard is outside it)

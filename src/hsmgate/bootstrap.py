@@ -21,6 +21,7 @@ from hsmgate.domain.audit.recording import Actor, AttestationSigner, AuditTrail,
 from hsmgate.domain.certificates import CertificateService
 from hsmgate.domain.clock import Clock, SystemClock
 from hsmgate.domain.data_objects import DATA_OBJECT_KEY, DataObjectService
+from hsmgate.domain.file_encryption import FileEncryptionService
 from hsmgate.domain.gateway import Gateway, PartitionServices
 from hsmgate.domain.kem import KemService
 from hsmgate.domain.key_admin import KeyAdministration
@@ -234,7 +235,7 @@ def build_partition(settings: Settings, served: Settings, db: Database, backend:
         kem=KemService(backend), certificates=certificates,
         timestamps=RfcTimestampService(backend, certificates=certificates, key_name=served.rfc_timestamp_key_name,
                                        policy_oid=served.rfc_timestamp_policy),
-        transfer=transfer,
+        transfer=transfer, files=FileEncryptionService(backend),
     ))
     admin = KeyAdministration(keys=keys, gate=gate, passwords=passwords, transfer=transfer, metadata=metadata,
                               certificates=certificates, certificate_store=certificates_store)

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     #: legitimate batch, api/body_limit.py: 96,624,576 for 1000).
     max_body_bytes: int = Field(1024 * 1024, ge=1)
     max_batch_body_bytes: int | None = Field(None, ge=1)
+    #: Largest file accepted by /v1/fileEncrypt and /v1/synchronousFileDecrypt (bytes; default 2 GiB):
+    #: their request body may be 1 MiB larger (the JSON part, the multipart framing).
+    max_file_bytes: int = Field(2 * 1024**3, ge=1)
     #: FastAPI's native OpenTelemetry (traces, metrics, logs to the globally configured providers).
     #: Off by default: even without a provider, checking for one costs time on every request
     #: (bench/results/design-measurements.md).

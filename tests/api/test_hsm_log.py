@@ -99,7 +99,9 @@ def test_filters_select_by_key_operation_outcome_and_caller(http: httpx.Client, 
     assert all(r["record"]["key_label"] == keys["a"] and r["record"]["operation"] == "synchronousSign" for r in signed_a)
     assert all(recomputed_hash(r["record"]) == r["hash"] for r in signed_a)
     of_b = all_records(http, limit=100, keyName=keys["b"])
-    assert [r["record"]["error_code"] for r in of_b if r["record"]["outcome"] == "error"] == [620]
+    # the wrong password: refused as checkKeyPassword, and the sign request's record lists the refused item
+    assert [(r["record"]["operation"], r["record"]["error_code"]) for r in of_b if r["record"]["outcome"] == "error"] \
+        == [("checkKeyPassword", 620), ("synchronousSign", 620)]
     principal = signed_a[0]["record"]["principal"]
     by_caller = all_records(http, limit=100, caller=principal)
     assert by_caller and all(r["record"]["principal"] == principal for r in by_caller)

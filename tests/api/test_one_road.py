@@ -23,7 +23,7 @@ KEY_OPERATIONS = {
     "/v1/synchronousDecrypt", "/v1/wrap", "/v1/synchronousUnwrap", "/v1/synchronousHmac", "/v1/verifyHmac",
     "/v1/encapsulate", "/v1/synchronousDecapsulate", "/v1/createRfcTimestamp", "/v1/key/export/plain",
     "/v1/certificate/synchronous/request", "/v1/certificate/synchronous/selfsign",
-    "/v1/certificate/synchronous/sign",
+    "/v1/certificate/synchronous/sign", "/v1/fileEncrypt", "/v1/synchronousFileDecrypt",
 }
 
 

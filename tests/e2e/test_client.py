@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
+import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +24,10 @@ from hsmgate.api.wire.keys import CreateKeyAttributes, SignedKeyAttributesDto
 from hsmgate.auth.roles import Role
 from hsmgate.cli import cli
 from hsmgate.client import AsyncHsmgateClient, HsmgateClient, SignItem, TsbApiError, VerifyItem
+from tests.api.test_file_encryption import FILE_KEY, independent_seal
 from tests.auth.conftest import API_KEY_SETTINGS, ROLE_KEYS, auth_settings
-from tests.helpers import LiveServer, free_port
 from tests.domain.ska.helpers import Approver, policy, rule, token
+from tests.helpers import LiveServer, free_port
 
 P256 = "1.2.840.10045.3.1.7"
 ED25519 = "1.3.101.112"
@@ -133,6 +136,35 @@ def test_encrypt_and_decrypt_aes_gcm(admin: HsmgateClient, operator: HsmgateClie
     with pytest.raises(TsbApiError) as refused:
         operator.decrypt(label, sealed.ciphertext, "AES_GCM", iv=sealed.iv, aad=b"another context")
     assert refused.value.status == 400 and refused.value.error_code == 410
+
+
+def test_files_are_encrypted_and_decrypted_as_streams(admin: HsmgateClient, operator: HsmgateClient,
+                                                      server: LiveServer) -> None:
+    label = unique("client-files")
+    public = public_key(admin.create_key(label, "EC", curve_oid="1.3.132.0.34",
+                                         attributes=CreateKeyAttributes.model_validate(FILE_KEY)))
+    data = os.urandom(3 * 65536 + 11)
+    sealed = io.BytesIO()
+    assert operator.encrypt_file(label, io.BytesIO(data), sealed, filename="data.bin") == 109 + len(data) + 4 * 16
+    opened = io.BytesIO()
+    assert operator.decrypt_file(label, io.BytesIO(sealed.getvalue()), opened) == len(data)
+    assert opened.getvalue() == data
+    built = io.BytesIO()  # a container made with cryptography alone
+    operator.decrypt_file(label, io.BytesIO(independent_seal(public, b"independent")), built)
+    assert built.getvalue() == b"independent"
+    untouched = io.BytesIO()
+    with pytest.raises(TsbApiError) as refused:
+        operator.decrypt_file(label, io.BytesIO(sealed.getvalue()[:-1]), untouched)
+    assert refused.value.error_code == 410 and untouched.getvalue() == b""
+
+    async def asynchronous() -> bytes:
+        async with AsyncHsmgateClient(server.url, api_key=OPERATION) as client:
+            container, plain = io.BytesIO(), io.BytesIO()
+            await client.encrypt_file(label, io.BytesIO(b"async"), container)
+            await client.decrypt_file(label, io.BytesIO(container.getvalue()), plain)
+            return plain.getvalue()
+
+    assert asyncio.run(asynchronous()) == b"async"
 
 
 def test_the_wrong_role_is_a_tsb_error(operator: HsmgateClient, server: LiveServer) -> None:
@@ -257,6 +289,29 @@ def test_encrypt_and_decrypt_commands(server: LiveServer, tmp_path: Path) -> Non
     result = hsmgate(server, OPERATION, "decrypt", str(envelope), "-o", str(opened))
     assert result.exit_code == 0, result.output
     assert opened.read_bytes() == secret.read_bytes()
+
+
+def test_file_commands(server: LiveServer, admin: HsmgateClient, tmp_path: Path) -> None:
+    label = unique("cli-files")
+    admin.create_key(label, "EC", curve_oid="1.3.132.0.34", attributes=CreateKeyAttributes.model_validate(FILE_KEY))
+    report = tmp_path / "report.pdf"
+    original = os.urandom(70000)
+    report.write_bytes(original)
+    sealed = hsmgate(server, OPERATION, "file", "encrypt", str(report), "--key", label)
+    assert sealed.exit_code == 0, sealed.output
+    container = tmp_path / "report.pdf.encrypted"
+    assert container.stat().st_size == 109 + 70000 + 2 * 16
+    report.unlink()
+    opened = hsmgate(server, OPERATION, "file", "decrypt", str(container), "--key", label)
+    assert opened.exit_code == 0, opened.output
+    assert report.read_bytes() == original and (report.stat().st_mode & 0o777) == 0o600
+    container.write_bytes(container.read_bytes()[:-1])
+    damaged = hsmgate(server, OPERATION, "file", "decrypt", str(container), "--key", label, "-o",
+                      str(tmp_path / "never"))
+    assert damaged.exit_code == 2 and "410" in damaged.output and "Traceback" not in damaged.output
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["report.pdf", "report.pdf.encrypted"]
+    missing = hsmgate(server, OPERATION, "file", "encrypt", str(tmp_path / "absent"), "--key", label)
+    assert missing.exit_code == 2 and "cannot read" in missing.output
 
 
 def test_request_commands(server: LiveServer, admin: HsmgateClient) -> None:

@@ -32,6 +32,9 @@ the request around the items             1,048,576  ``{"signRequests": [...]}``,
 
 ``1,048,576 + HSMGATE_MAX_BATCH × 95,576``: 96,624,576 bytes (92.1 MiB) for the default batch of
 1000. Deployments that send no large batches should set a lower limit.
+
+The file routes (``/v1/fileEncrypt``, ``/v1/synchronousFileDecrypt``) take HSMGATE_MAX_FILE_BYTES
+(default 2 GiB) plus the same 1 MiB allowance for their JSON part and the multipart framing.
 """
 
 from __future__ import annotations
@@ -72,6 +75,11 @@ def max_batch_body_bytes(settings: Settings) -> int:
     return default_max_body_bytes(settings.max_batch)
 
 
+def max_file_body_bytes(settings: Settings) -> int:
+    """HSMGATE_MAX_FILE_BYTES and the allowance for the rest of a multipart request."""
+    return settings.max_file_bytes + REQUEST_ALLOWANCE_BYTES
+
+
 def _declared_length(scope: Scope) -> int | None:
     """The request's Content-Length, None when it has none (the server refuses malformed ones)."""
     for name, value in scope["headers"]:
@@ -88,15 +96,25 @@ class BodyLimitMiddleware:
     ``max_batch_body_bytes`` on ``batch_paths``, ``max_body_bytes`` everywhere else."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_batch_body_bytes: int,
-                 batch_paths: frozenset[str]) -> None:
+                 batch_paths: frozenset[str], max_file_body_bytes: int = 0,
+                 file_paths: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_batch_body_bytes = max_batch_body_bytes
         self.batch_paths = batch_paths
+        self.max_file_body_bytes = max_file_body_bytes
+        self.file_paths = file_paths
+
+    def _limit(self, path: str) -> tuple[int, str]:
+        """The limit of ``path`` and the setting that sets it."""
+        if path in self.batch_paths:
+            return self.max_batch_body_bytes, "HSMGATE_MAX_BATCH_BODY_BYTES"
+        if path in self.file_paths:
+            return self.max_file_body_bytes, "HSMGATE_MAX_FILE_BYTES"
+        return self.max_body_bytes, "HSMGATE_MAX_BODY_BYTES"
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        setting = "HSMGATE_MAX_BATCH_BODY_BYTES" if limit == self.max_batch_body_bytes and \
-            scope["path"] in self.batch_paths else "HSMGATE_MAX_BODY_BYTES"
+        setting = self._limit(scope["path"])[1]
         response = error_response(TOO_LARGE_CODE, f"the request body is larger than the limit of "
                                                   f"{limit} bytes ({setting})", 413)
         response.headers["connection"] = "close"
@@ -106,7 +124,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_batch_body_bytes if scope["path"] in self.batch_paths else self.max_body_bytes
+        limit = self._limit(scope["path"])[0]
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
             await self._refuse(scope, receive, send, limit)

@@ -44,9 +44,10 @@ def inline_operations(settings: Settings, database_dialect: str) -> bool:
     return settings.backend == "soft" and database_dialect == "sqlite"
 
 
-async def run_operation(request: Request, call: Callable[[], T]) -> T:
-    """``call()``, its result returned only once its audit records are committed."""
-    inline = getattr(request.app.state, "inline_operations", False)
+async def run_operation(request: Request, call: Callable[[], T], *, long: bool = False) -> T:
+    """``call()``, its result returned only once its audit records are committed. ``long``: the
+    call may take seconds (a whole file), so it runs in the threadpool whatever the backend."""
+    inline = getattr(request.app.state, "inline_operations", False) and not long
     with deferred_records() as pending:
         try:
             return call() if inline else await run_in_threadpool(call)

@@ -27,6 +27,15 @@ order:
    (a batch of 1000 signatures included: ``store/key_generation.py``);
 4. serialise a returned model with its own pydantic-core serializer (a returned ``Response`` is
    sent as it is).
+
+A route that takes a file (a parameter typed :class:`UploadFile`: ``/v1/fileEncrypt``,
+``/v1/synchronousFileDecrypt``) reads a ``multipart/form-data`` body instead, after step 1: the
+JSON part named like the body model's class (the TSB's part names, e.g.
+``SignedFileEncryptRequestDto``, sent as a field or as a file) validated as in step 2, and the
+part ``file``, which Starlette's parser spools to an anonymous temporary file (mode 0600, unlinked
+when created) beyond 1 MiB, so memory stays bounded whatever the file's size. Such a route runs
+in the threadpool (a file takes seconds), and its temporary files are closed once the answer has
+been sent.
 """
 
 from __future__ import annotations
@@ -41,6 +50,9 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.background import BackgroundTask
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 
 from hsmgate.api.deps import (
     CallerDep,
@@ -54,6 +66,8 @@ from hsmgate.api.deps import (
 )
 from hsmgate.api.execution import run_operation
 from hsmgate.api.lenient_json import TsbRoute, is_tolerated, loads_lenient
+from hsmgate.domain import errors
+from hsmgate.domain.principal import Principal
 
 _JSON = "application/json"
 
@@ -108,6 +122,39 @@ def _json_invalid(position: int, reason: str) -> RequestValidationError:
 #: What a parameter of an endpoint receives: the body, the services, the caller, the settings,
 #: or the value of the path parameter of the same name.
 PATH = "path"
+#: The multipart part of a file route that carries the file (the TSB's name).
+FILE_PART = "file"
+#: Largest JSON part of a multipart request (the file part has no such limit: it is spooled).
+JSON_PART_BYTES = 1024 * 1024
+
+
+async def read_form(request: Request, json_part: str) -> FormData:
+    """The multipart body of a file route: 600 naming what is missing or malformed."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise errors.ValidationFailed(f"the request must be multipart/form-data with the parts '{json_part}' and "
+                                      f"'{FILE_PART}'")
+    try:
+        return await request.form(max_files=2, max_fields=2, max_part_size=JSON_PART_BYTES)
+    except HTTPException as exc:  # Starlette's answer to a malformed multipart body
+        raise errors.ValidationFailed(f"malformed multipart body: {exc.detail}") from None
+
+
+async def form_parts(form: FormData, json_part: str) -> tuple[bytes, UploadFile]:
+    """The JSON part (a field, or a file part of at most 1 MiB) and the file part of ``form``."""
+    document = form.get(json_part)
+    if isinstance(document, UploadFile):
+        raw = await document.read(JSON_PART_BYTES + 1)
+        if len(raw) > JSON_PART_BYTES:
+            raise errors.ValidationFailed(f"the part '{json_part}' is larger than {JSON_PART_BYTES} bytes")
+    elif document is None:
+        raise errors.ValidationFailed(f"the multipart part '{json_part}' is missing")
+    else:
+        raw = document.encode()
+    upload = form.get(FILE_PART)
+    if not isinstance(upload, UploadFile):
+        raise errors.ValidationFailed(f"the multipart part '{FILE_PART}' is missing or is not a file")
+    return raw, upload
 
 
 def _argument_kinds(endpoint: Callable[..., Any],
@@ -120,7 +167,11 @@ def _argument_kinds(endpoint: Callable[..., Any],
     body: type[BaseModel] | None = None
     for name in inspect.signature(endpoint).parameters:
         hint = hints.get(name)
-        if hint == ServicesDep:
+        if typing.get_origin(hint) is typing.Annotated and hint not in (ServicesDep, CallerDep, SettingsDep):
+            hint = typing.get_args(hint)[0]  # a body model with its OpenAPI part name (Body(alias=…))
+        if isinstance(hint, type) and issubclass(hint, UploadFile):  # FastAPI's, for OpenAPI; gets Starlette's
+            kinds[name] = FILE_PART
+        elif hint == ServicesDep:
             kinds[name] = "services"
         elif hint == CallerDep:
             kinds[name] = "caller"
@@ -145,16 +196,34 @@ class OperationRoute(TsbRoute):
         if inspect.iscoroutinefunction(endpoint):
             raise TypeError(f"OperationRoute {endpoint.__name__} must be a plain def: run_operation runs it")
         model, kinds = _argument_kinds(endpoint, self.param_convertors.keys())
+        takes_file = FILE_PART in kinds.values()
+        if takes_file and model is None:
+            raise TypeError(f"OperationRoute {endpoint.__name__}: a file route needs a body model")
+        part_name = model.__name__ if model is not None else ""
         status_code = self.status_code or 200
 
         async def handler(request: Request) -> Response:
             principal = await authorize(request, await api_key_scheme(request), await bearer_scheme(request))
-            body = None if model is None else parse_body(model, await request.body(),
-                                                         request.headers.get("content-type"))
+            if not takes_file:
+                return await answer(request, principal, None if model is None else await request.body(), None)
+            form = await read_form(request, part_name)
+            try:
+                raw, upload = await form_parts(form, part_name)
+                response = await answer(request, principal, raw, upload)
+            except BaseException:
+                await form.close()
+                raise
+            response.background = BackgroundTask(form.close)  # the temporary files, once the file is sent
+            return response
+
+        async def answer(request: Request, principal: Principal | None, raw: bytes | None, upload: UploadFile | None) -> Response:
+            content_type = "application/json" if upload is not None else request.headers.get("content-type")
+            body = None if model is None or raw is None else parse_body(model, raw, content_type)
             caller_principal = await current_principal(principal)
             state = request.app.state
             values = {"body": body, "services": state.gateway.services(caller_principal.partition),
-                      "caller": caller_of(request, caller_principal), "settings": state.settings}
+                      "caller": caller_of(request, caller_principal), "settings": state.settings,
+                      FILE_PART: upload}
             arguments = {name: request.path_params[name] if kind == PATH else values[kind]
                          for name, kind in kinds.items()}
 
@@ -162,7 +231,7 @@ class OperationRoute(TsbRoute):
                 with key_state_pinned(request):
                     return endpoint(**arguments)
 
-            result = await run_operation(request, call)
+            result = await run_operation(request, call, long=takes_file)
             if isinstance(result, Response):
                 return result
             if not isinstance(result, BaseModel):

@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Self, TypeVar
+from typing import Any, BinaryIO, Self, TypeVar
 
 import httpx
 
 from hsmgate.api.wire.keys import CreateKeyAttributes, SignedKeyAttributesDto
 from hsmgate.api.wire.ska import RequestStatusDto
 from hsmgate.client import calls
-from hsmgate.client.calls import Call, Encrypted, SignItem, VerifyItem
+from hsmgate.client.calls import FILE_PIECE, Call, Encrypted, FileCall, SignItem, VerifyItem
 from hsmgate.client.errors import TsbApiError
 
 T = TypeVar("T")
@@ -91,6 +91,27 @@ class AsyncHsmgateClient:
         """As :meth:`HsmgateClient.decrypt`."""
         return await self._send(calls.decrypt(
             label, ciphertext, algorithm, iv=iv, aad=aad, tag_length=tag_length, password=password))
+
+    async def encrypt_file(self, label: str, source: BinaryIO, target: BinaryIO, *, filename: str = "file",
+                           password: str | None = None) -> int:
+        """As :meth:`HsmgateClient.encrypt_file` (``source`` and ``target`` are read and written
+        synchronously, a piece at a time)."""
+        return await self._send_file(calls.encrypt_file(label, source, filename=filename, password=password), target)
+
+    async def decrypt_file(self, label: str, source: BinaryIO, target: BinaryIO, *,
+                           filename: str = "file.encrypted", password: str | None = None) -> int:
+        """As :meth:`HsmgateClient.decrypt_file`."""
+        return await self._send_file(calls.decrypt_file(label, source, filename=filename, password=password), target)
+
+    async def _send_file(self, call: FileCall, target: BinaryIO) -> int:
+        async with self._http.stream("POST", call.path, files=call.files) as response:
+            if response.status_code != 200:
+                await response.aread()
+                raise TsbApiError.from_response(response)
+            written = 0
+            async for piece in response.aiter_bytes(FILE_PIECE):
+                written += target.write(piece)
+        return written
 
     async def get_request(self, request_id: str) -> RequestStatusDto:
         """As :meth:`HsmgateClient.get_request`."""

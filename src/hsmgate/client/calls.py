@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, BinaryIO, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -20,6 +20,12 @@ from hsmgate.api.wire.batch import (
     VerifyBatchResponseDto,
 )
 from hsmgate.api.wire.common import ErrorBody
+from hsmgate.api.wire.file_encryption import (
+    FileDecryptRequestDto,
+    FileEncryptRequestDto,
+    SignedFileDecryptRequestDto,
+    SignedFileEncryptRequestDto,
+)
 from hsmgate.api.wire.keys import (
     CreateKeyAttributes,
     CreateKeyDto,
@@ -222,6 +228,39 @@ def decrypt(label: str, ciphertext: bytes, algorithm: str, *, iv: bytes | None, 
         "additionalAuthenticationData": b64(aad) if aad is not None else None, "tagLength": tag_length}))
     return Call("POST", "/v1/synchronousDecrypt", body,
                 lambda response: base64.b64decode(DecryptResponseDto.model_validate(response.json()).payload))
+
+
+# -- files -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FileCall:
+    """A file route's multipart request: ``files`` for httpx, which streams ``source`` from where
+    it stands; the answer is the raw file (``Content-Length`` exact)."""
+
+    path: str
+    files: dict[str, tuple[str | None, Any, str]]
+
+
+def _file_form(part: str, body: BaseModel, filename: str, source: BinaryIO) -> dict[str, tuple[str | None, Any, str]]:
+    document = body.model_dump_json(by_alias=True, exclude_none=True)
+    return {part: (None, document, "application/json"), "file": (filename, source, "application/octet-stream")}
+
+
+def encrypt_file(label: str, source: BinaryIO, *, filename: str, password: str | None) -> FileCall:
+    body = SignedFileEncryptRequestDto(fileEncryptRequest=FileEncryptRequestDto.model_validate(
+        {"encryptKeyName": label, "keyPassword": password}))
+    return FileCall("/v1/fileEncrypt", _file_form("SignedFileEncryptRequestDto", body, filename, source))
+
+
+def decrypt_file(label: str, source: BinaryIO, *, filename: str, password: str | None) -> FileCall:
+    body = SignedFileDecryptRequestDto(fileDecryptRequest=FileDecryptRequestDto.model_validate(
+        {"decryptKeyName": label, "keyPassword": password}))
+    return FileCall("/v1/synchronousFileDecrypt", _file_form("SignedFileDecryptRequestDto", body, filename, source))
+
+
+#: Bytes read from a file answer at a time.
+FILE_PIECE = 1024 * 1024
 
 
 # -- SKA requests ----------------------------------------------------------------------------------

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Self, TypeVar
+from typing import Any, BinaryIO, Self, TypeVar
 
 import httpx
 
 from hsmgate.api.wire.keys import CreateKeyAttributes, SignedKeyAttributesDto
 from hsmgate.api.wire.ska import RequestStatusDto
 from hsmgate.client import calls
-from hsmgate.client.calls import Call, Encrypted, SignItem, VerifyItem
+from hsmgate.client.calls import FILE_PIECE, Call, Encrypted, FileCall, SignItem, VerifyItem
 from hsmgate.client.errors import TsbApiError
 
 T = TypeVar("T")
@@ -104,6 +104,29 @@ class HsmgateClient:
         """The plaintext; a wrong key, IV, AAD or tag is a :class:`TsbApiError` (410), never partial output."""
         return self._send(calls.decrypt(
             label, ciphertext, algorithm, iv=iv, aad=aad, tag_length=tag_length, password=password))
+
+    def encrypt_file(self, label: str, source: BinaryIO, target: BinaryIO, *, filename: str = "file",
+                     password: str | None = None) -> int:
+        """Encrypt the file ``source`` to the EC P-384 key ``label`` (``POST /v1/fileEncrypt``),
+        streaming it up and the container into ``target``; returns the container's size."""
+        return self._send_file(calls.encrypt_file(label, source, filename=filename, password=password), target)
+
+    def decrypt_file(self, label: str, source: BinaryIO, target: BinaryIO, *, filename: str = "file.encrypted",
+                     password: str | None = None) -> int:
+        """Decrypt the container ``source`` into ``target`` (``POST /v1/synchronousFileDecrypt``);
+        returns the plaintext's size. A damaged container is a :class:`TsbApiError` (623 / 410) and
+        nothing is written."""
+        return self._send_file(calls.decrypt_file(label, source, filename=filename, password=password), target)
+
+    def _send_file(self, call: FileCall, target: BinaryIO) -> int:
+        with self._http.stream("POST", call.path, files=call.files) as response:
+            if response.status_code != 200:
+                response.read()
+                raise TsbApiError.from_response(response)
+            written = 0
+            for piece in response.iter_bytes(FILE_PIECE):
+                written += target.write(piece)
+        return written
 
     def get_request(self, request_id: str) -> RequestStatusDto:
         """Status (and, once executed, result) of an SKA request."""

@@ -1,6 +1,6 @@
 """Commands that call a running hsmgate (or TSB) over HTTP with :mod:`hsmgate.client`:
 ``hsmgate key create | list | show | delete``, ``hsmgate sign``, ``hsmgate verify``,
-``hsmgate encrypt | decrypt`` and ``hsmgate request list | show``.
+``hsmgate encrypt | decrypt``, ``hsmgate file encrypt | decrypt`` and ``hsmgate request list | show``.
 
 Each takes ``--url`` (HSMGATE_URL, default http://127.0.0.1:8080) and ``--api-key``
 (HSMGATE_API_KEY; none in dev mode). A refusal is one line with the TSB error code and reason,
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +47,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 key_app = typer.Typer(help="Keys of the partition: create, list, show, delete.", no_args_is_help=True)
 request_app = typer.Typer(help="SKA requests of the partition: list, show.", no_args_is_help=True)
+file_app = typer.Typer(help="Files encrypted to an EC P-384 key (ECIES container): encrypt, decrypt.",
+                       no_args_is_help=True)
 console = Console()
 
 
@@ -340,6 +343,53 @@ def decrypt(
         write_output(output, plaintext, text="")
 
 
+# -- files (ECIES container) -------------------------------------------------------------------------
+
+#: The suffix 'hsmgate file encrypt' adds, and 'hsmgate file decrypt' takes off.
+FILE_SUFFIX = ".encrypted"
+FileArgument = Annotated[Path, typer.Argument(metavar="FILE", show_default=False, help="The file to read")]
+FileOutputOption = Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE", show_default=False,
+                                                       help="Where to write (default: FILE with '.encrypted' added "
+                                                            "or taken off)")]
+
+
+def stream_file(file: Path, output: Path, url: str, api_key: str | None, *, encrypting: bool, key: str,
+                password: str | None) -> int:
+    """``file`` through the server into ``output`` (mode 0600), written to ``output.part`` first and
+    renamed once complete; returns the bytes written."""
+    partial = output.with_name(output.name + ".part")
+    try:
+        with connected(url, api_key) as client, open(file, "rb") as source, \
+                os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as target:
+            send = client.encrypt_file if encrypting else client.decrypt_file
+            written = send(key, source, target, filename=file.name, password=password)
+        partial.replace(output)
+    except OSError as exc:
+        fail(f"cannot {'read' if exc.filename == str(file) else 'write'} {exc.filename}: {exc.strerror}")
+    finally:
+        partial.unlink(missing_ok=True)
+    return written
+
+
+@file_app.command("encrypt")
+def file_encrypt(file: FileArgument, key: KeyOption, output: FileOutputOption = None, password: PasswordOption = None,
+                 url: UrlOption = DEFAULT_URL, api_key: ApiKeyOption = None) -> None:
+    """Encrypt FILE to the EC P-384 key (with derive) as an hsmgate file container, streamed."""
+    target = output or file.with_name(file.name + FILE_SUFFIX)
+    written = stream_file(file, target, url, api_key, encrypting=True, key=key, password=password)
+    console.print(f"{target}: {written} bytes")
+
+
+@file_app.command("decrypt")
+def file_decrypt(file: FileArgument, key: KeyOption, output: FileOutputOption = None, password: PasswordOption = None,
+                 url: UrlOption = DEFAULT_URL, api_key: ApiKeyOption = None) -> None:
+    """Decrypt an hsmgate file container with the key; nothing is written unless it authenticates."""
+    name = file.name.removesuffix(FILE_SUFFIX) if file.name.endswith(FILE_SUFFIX) else file.name + ".decrypted"
+    target = output or file.with_name(name)
+    written = stream_file(file, target, url, api_key, encrypting=False, key=key, password=password)
+    console.print(f"{target}: {written} bytes")
+
+
 # -- SKA requests ----------------------------------------------------------------------------------
 
 
@@ -400,5 +450,6 @@ def register(cli: typer.Typer) -> None:
     cli.command()(verify)
     cli.command()(encrypt)
     cli.command()(decrypt)
+    cli.add_typer(file_app, name="file")
     cli.add_typer(request_app, name="request")
 

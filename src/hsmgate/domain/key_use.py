@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from cryptography import x509
 
@@ -46,6 +46,7 @@ from hsmgate.domain.audit.items import record_outcome as audit_outcome
 from hsmgate.domain.audit.recording import Actor, AuditTrail, RequestAudit
 from hsmgate.domain.certificates import CertificateService, Profile
 from hsmgate.domain.errors import TsbError
+from hsmgate.domain.file_encryption import FileEncryptionService, StreamedFile
 from hsmgate.domain.hsm_errors import translated
 from hsmgate.domain.kem import KemService
 from hsmgate.domain.key_transfer import KeyTransferService
@@ -122,6 +123,7 @@ class KeyUseServices:
     certificates: CertificateService
     timestamps: RfcTimestampService
     transfer: KeyTransferService
+    files: FileEncryptionService
 
 
 class KeyUse:
@@ -421,6 +423,22 @@ class KeyUse:
                          lambda: kem.decapsulate(label=key.label, ciphertext=ciphertext), algorithm=ML_KEM,
                          key_type=ML_KEM, private=True, approvals=approvals, approval_payload=ciphertext)
 
+    # -- file encryption (ECIES container) --------------------------------------------------------
+
+    def file_encrypt(self, caller: Caller, key: KeyRef, *, source: BinaryIO, size: int) -> StreamedFile:
+        """The container of a file for ``key`` (its public half; the password, when the key has
+        one, is checked as for any use)."""
+        files = self.services.files
+        return self._use(caller, FILE_ENCRYPT, key, lambda: files.encrypt(label=key.label, source=source, size=size),
+                         algorithm=ECIES, key_type=EC)
+
+    def file_decrypt(self, caller: Caller, key: KeyRef, *, source: BinaryIO, size: int) -> StreamedFile:
+        """The plaintext of a container, authenticated in full before it is returned; a private-key
+        use, so an SKA key whose policy needs approvals is refused (401: the request carries none)."""
+        files = self.services.files
+        return self._use(caller, FILE_DECRYPT, key, lambda: files.decrypt(label=key.label, source=source, size=size),
+                         algorithm=ECIES, key_type=EC, private=True)
+
     # -- certificates and timestamps -------------------------------------------------------------
 
     def certificate_request(self, caller: Caller, key: KeyRef, *, algorithm: str, subject: x509.Name,
@@ -489,8 +507,10 @@ SIGN = "synchronousSign"
 VERIFY = "verifySignature"
 #: Algorithm (and key family) labels of operations whose algorithm the key decides.
 HMAC, ML_KEM, NO_ALGORITHM = "HMAC", "ML-KEM", "none"
+#: File encryption: audit operation names, algorithm label and key family.
+FILE_ENCRYPT, FILE_DECRYPT, ECIES, EC = "fileEncrypt", "synchronousFileDecrypt", "ECIES", "EC"
 #: Every algorithm label an operation count may carry; anything else (a caller's free text) is ``other``.
-ALGORITHM_LABELS: frozenset[str] = frozenset({*KEY_FAMILIES, *HASH_ALGORITHMS, HMAC, ML_KEM, NO_ALGORITHM})
+ALGORITHM_LABELS: frozenset[str] = frozenset({*KEY_FAMILIES, *HASH_ALGORITHMS, HMAC, ML_KEM, ECIES, NO_ALGORITHM})
 
 
 def algorithm_label(algorithm: str) -> str:

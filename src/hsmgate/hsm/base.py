@@ -542,6 +542,15 @@ class Partition(ABC):
         ``decrypt``, ``derive`` or ``unwrap`` (OperationNotPermitted otherwise)."""
         raise UnsupportedByBackend("key encapsulation is not supported by this backend")
 
+    def ecies_file_key(self, label: str, ephemeral_point: bytes, header: bytes) -> bytes:
+        """The 32-byte key of a file container (``hsm/file_container.py``): ECDH of the EC private
+        key ``label`` with the sender's uncompressed ``ephemeral_point``, then the ANSI X9.63 KDF with
+        SHA-256 and SharedInfo ``header``. The shared secret itself never leaves the backend (on a
+        token: it is a sensitive session object, hashed with C_DigestKey). Raises KeyNotFound,
+        OperationNotPermitted (no ``derive`` attribute), UnsupportedByBackend (not an EC key),
+        InvalidInput (a point not on the key's curve)."""
+        raise UnsupportedByBackend("ECDH (file decryption) is not supported by this backend")
+
     def import_key(self, label: str, *, key_type: KeyType, attributes: KeyAttributes,
                    private_key: bytes | None = None, public_key: bytes | None = None,
                    secret_key: bytes | None = None, curve_oid: str | None = None) -> KeyInfo:

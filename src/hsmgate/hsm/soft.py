@@ -27,7 +27,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from hsmgate.hsm import softbls, softcipher, softcrypto, softderive, softlms, softpq, softschnorr
+from hsmgate.hsm import (
+    file_container,
+    softbls,
+    softcipher,
+    softcrypto,
+    softderive,
+    softlms,
+    softpq,
+    softschnorr,
+)
 from hsmgate.hsm.base import (
     BackendUnavailable,
     Capabilities,
@@ -374,6 +383,18 @@ class SoftPartition(Partition):
         if not (attributes.decrypt or attributes.derive or attributes.unwrap):
             raise OperationNotPermitted(f"key '{label}' has none of the decrypt, derive and unwrap attributes")
         return softpq.decapsulate(key.pq, ciphertext)
+
+    def ecies_file_key(self, label: str, ephemeral_point: bytes, header: bytes) -> bytes:
+        key = self._load(label)
+        if not isinstance(key.private, ec.EllipticCurvePrivateKey) or key.info.key_type is not KeyType.EC:
+            raise UnsupportedByBackend(f"key '{label}' ({key.info.key_type}) is not an EC private key")
+        if not key.info.attributes.derive:
+            raise OperationNotPermitted(f"key '{label}' does not have the derive attribute")
+        try:
+            peer = ec.EllipticCurvePublicKey.from_encoded_point(key.private.curve, ephemeral_point)
+        except ValueError:
+            raise InvalidInput(f"the ephemeral public key is not a point of the curve of key '{label}'") from None
+        return file_container.file_key(key.private.exchange(ec.ECDH(), peer), header)
 
     def _kem_wrap(self, wrapping_label: str, target_label: str) -> bytes:
         wrapping = self._load(wrapping_label)

@@ -472,6 +472,37 @@ class Pkcs11Operations:
             return ExportedKey(private_key=_pkcs8(private), public_key=public_der)
         return self._call("export", label, run)
 
+    def ecies_file_key(self, label: str, ephemeral_point: bytes, header: bytes) -> bytes:
+        """CKM_ECDH1_DERIVE (CKD_NULL: what SoftHSM2 offers) into a sensitive, non-extractable session
+        secret, then the X9.63 KDF on the token: C_DigestInit(CKM_SHA256), C_DigestKey(Z),
+        C_DigestUpdate(00000001 ‖ header); Z is destroyed at once and never leaves the token."""
+        if M.ECDH1_DERIVE not in self._mechanisms or M.SHA256 not in self._mechanisms:
+            raise UnsupportedByBackend(f"{self._where} lacks CKM_ECDH1_DERIVE or CKM_SHA256 (file decryption)")
+
+        def run(lease: Lease, ctx: CallContext) -> bytes:
+            session = lease.session
+            key = self._key_object(session, label, public_only=False)
+            attrs = key.get_attributes([Attribute.CLASS, Attribute.KEY_TYPE, Attribute.DERIVE,
+                                        Attribute.EC_PARAMS])
+            if attrs[Attribute.CLASS] != ObjectClass.PRIVATE_KEY or attrs[Attribute.KEY_TYPE] != CKK.EC:
+                raise UnsupportedByBackend(f"key '{label}' is not an EC private key on {self._where}")
+            if not attrs.get(Attribute.DERIVE):
+                raise OperationNotPermitted(f"key '{label}' may not derive (CKA_DERIVE is false)")
+            ctx.mechanism = ckm_name(M.ECDH1_DERIVE)
+            curve = softcrypto.EC_CURVES.get(curve_oid(attrs[Attribute.EC_PARAMS]) or "")
+            if curve is None:
+                raise UnsupportedByBackend(f"key '{label}' is on a curve hsmgate cannot use for ECDH")
+            bits = 8 * -(-curve[1] // 8)  # Z: the x-coordinate, whole bytes
+            shared = key.derive_key(CKK.GENERIC_SECRET, bits, store=False,
+                                    mechanism_param=(pkcs11.KDF.NULL, None, ephemeral_point),
+                                    template={Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False})
+            try:
+                ctx.mechanism = ckm_name(M.SHA256)
+                return bytes(session.digest([shared, b"\x00\x00\x00\x01" + header], mechanism=M.SHA256))
+            finally:
+                shared.destroy()
+        return self._call("ECDH", label, run)
+
     # --------------------------------------------------------------------------------------- templates
     def _new_key_template(self, key_type: KeyType, attributes: KeyAttributes, label: str, *,
                           private: bool) -> dict[Any, Any]:
