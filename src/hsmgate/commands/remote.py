@@ -22,7 +22,7 @@ import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from hsmgate.api.wire.keys import CreateKeyAttributes, SignedKeyAttributesDto
 from hsmgate.api.wire.ska import RequestStatusDto
@@ -394,7 +394,10 @@ def file_decrypt(file: FileArgument, key: KeyOption, output: FileOutputOption = 
 
 
 def request_rows(requests: list[RequestStatusDto]) -> Table:
-    table = Table("id", "status", "executed", "approved by", "waiting for", title=f"{len(requests)} requests")
+    # the id and the status whole, however narrow the terminal: the id is what `request show` takes
+    table = Table(Column("id", no_wrap=True, min_width=max((len(r.id) for r in requests), default=2)),
+                  Column("status", no_wrap=True, min_width=max((len(str(r.status)) for r in requests), default=6)),
+                  "executed", "approved by", "waiting for", title=f"{len(requests)} requests")
     for request in requests:
         table.add_row(request.id, str(request.status), request.executionTime or "-", str(len(request.approvedBy)),
                       str(len(request.notYetApprovedBy)))
