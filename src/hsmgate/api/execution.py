@@ -17,8 +17,10 @@ every request that reached this point in one turn of the event loop are written 
 at the start of the next turn (``call_soon``); on a network database the repository's writer
 thread writes whatever is queued, one transaction after the other. A thread writing while the
 event loop is busy waits for the GIL after each database call, up to the switch interval, which
-makes an SQLite commit many times slower than on the loop itself, hence inline there; on
-PostgreSQL a group costs two such waits (pipeline mode, ``store/audit.py``).
+makes an SQLite commit many times slower than on the loop itself, hence inline there — all but
+its fsync, which a thread of its own does while the loop goes on (``store/wal_sync.py``: the
+records are answered once on disk); on PostgreSQL a group costs two such waits (pipeline mode,
+``store/audit.py``).
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ from sqlalchemy import func, select
 
 from hsmgate.store.database import Database
 from hsmgate.store.models import AuditChainHead, AuditCheckpointRow, AuditRecordRow
+from hsmgate.store.wal_sync import Group, WalSync
 
 log = logging.getLogger("hsmgate.audit")
 T = TypeVar("T")
@@ -64,6 +65,8 @@ RECORD_COLUMNS = ("partition", "seq", "time", "principal", "auth_method", "opera
                   "request_id", "outcome", "error_code", "prev_hash", "hash", "ska_request_id", "items")
 CHECKPOINT_COLUMNS = ("partition", "seq", "hash", "time", "key_name", "signature")
 INTEGER_COLUMNS = frozenset({"seq", "error_code"})
+#: Columns a record's values may leave out (null).
+_OPTIONAL_NULL = {"ska_request_id": None, "items": None}
 #: A row's values in RECORD_COLUMNS order (the INSERT's parameters).
 _record_values = itemgetter(*RECORD_COLUMNS)
 
@@ -157,6 +160,9 @@ class AuditRepository:
         self._heads_known: set[str] = set()  # partitions whose head row exists (rows are never deleted)
         self._conn: Any = None  # the writer's DBAPI connection (under the writer lock)
         self._sql = _statements(self._sqlite)
+        #: SQLite on a file: groups are made durable by a thread of their own (``store/wal_sync.py``)
+        self._wal_sync = WalSync(f"{path}-wal", self._durable, self._sync_failed) \
+            if self._lock_path is not None else None
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -186,6 +192,8 @@ class AuditRepository:
             with self._writer_lock:
                 if not future.done():
                     self._write_queue()
+            if not future.done() and self._wal_sync is not None:
+                self._wal_sync.flush()  # committed, not yet durable: fsync here rather than wait
 
     def write(self) -> None:
         """Write every queued record now, in this thread: one transaction per partition."""
@@ -208,8 +216,9 @@ class AuditRepository:
             self.write()
 
     def add_listener(self, listener: Callable[[str, list[dict[str, Any]]], None]) -> None:
-        """Call ``listener(partition, rows)`` after each committed group (in the writing thread,
-        once every waiter of the group has its answer; exceptions are logged)."""
+        """Call ``listener(partition, rows)`` after each committed group, once every waiter of the
+        group has its answer (in the writing thread; on an SQLite file, in the thread that made the
+        group durable: ``store/wal_sync.py``); exceptions are logged."""
         self._listeners.append(listener)
 
     def add_failure_listener(self, listener: Callable[[str, range], None]) -> None:
@@ -263,15 +272,26 @@ class AuditRepository:
             else:
                 self._observer.committed(len(items), time.perf_counter() - started)
                 self._heads_known.add(partition)
-                for item, row in zip(items, rows, strict=True):
-                    item.future.set_result(row)
+                settled = [(item.future, row) for item, row in zip(items, rows, strict=True)]
+                if self._wal_sync is not None:  # answered, and listened to, once the WAL is on disk
+                    self._wal_sync.submit(Group(partition, settled))
+                    continue
+                for future, row in settled:
+                    future.set_result(row)
                 written.append((partition, rows))
         for partition, rows in written:
-            for listener in self._listeners:
-                try:
-                    listener(partition, rows)
-                except Exception:
-                    log.exception("audit listener of partition %s", partition)
+            self._tell_listeners(partition, rows)
+
+    def _tell_listeners(self, partition: str, rows: list[dict[str, Any]]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(partition, rows)
+            except Exception:
+                log.exception("audit listener of partition %s", partition)
+
+    def _durable(self, group: Group) -> None:
+        """A committed group is on disk (:class:`WalSync`): what follows a committed group."""
+        self._tell_listeners(group.partition, [row for _future, row in group.records])
 
     def _locked(self, work: Callable[[Any], T]) -> T:
         """``work(connection)`` in one transaction, under the file lock on SQLite (called under
@@ -301,6 +321,9 @@ class AuditRepository:
             writer.join()
         with self._writer_lock:
             self._write_queue()
+        if self._wal_sync is not None:  # (its listeners may take the writer lock: not held here)
+            self._wal_sync.close()
+        with self._writer_lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
@@ -359,7 +382,7 @@ class AuditRepository:
             for build in builds:
                 seq += 1
                 values, digest = build(seq, prev)
-                rows.append({**values, "partition": partition, "seq": seq, "prev_hash": prev, "hash": digest})
+                rows.append({**_OPTIONAL_NULL, **values, "partition": partition, "seq": seq, "prev_hash": prev, "hash": digest})
                 prev = digest
             if self._sqlite:
                 cursor.executemany(self._sql["insert"], [_record_values(r) for r in rows])
@@ -371,10 +394,22 @@ class AuditRepository:
             cursor.close()
 
     def _connection(self) -> Any:
-        """The writer's DBAPI connection, kept between groups (called under the writer lock)."""
+        """The writer's DBAPI connection, kept between groups (called under the writer lock). On
+        an SQLite file its commits do not fsync: :class:`WalSync` does, off this thread."""
         if self._conn is None:
             self._conn = self._db.engine.raw_connection()
+            if self._wal_sync is not None:
+                self._conn.driver_connection.execute("PRAGMA synchronous=NORMAL")
         return self._conn
+
+    def _sync_failed(self, group: Group) -> None:
+        """A committed group's fsync failed: its records may be in the chain or not after a crash."""
+        seqs = range(group.records[0][1]["seq"], group.records[-1][1]["seq"] + 1)
+        for failure_listener in self._failure_listeners:
+            try:
+                failure_listener(group.partition, seqs)
+            except Exception:
+                log.exception("audit failure listener of partition %s", group.partition)
 
     def _discard(self, conn: Any, error: BaseException) -> bool:
         """After a failed transaction: roll back. A connection that is dead (or cannot roll back)
@@ -406,7 +441,10 @@ class AuditRepository:
                 cursor.close()
 
         with self._writer_lock:
-            return self._locked(insert)
+            stored = self._locked(insert)
+        if self._wal_sync is not None:  # durable before it is anchored outside the database
+            self._wal_sync.flush()
+        return stored
 
     # -- reading -----------------------------------------------------------------------------
 
