@@ -86,7 +86,10 @@ class WalSync:
             thread = self._thread
         if thread is not None:
             thread.join()
-        self.flush()
+        try:
+            self.flush()
+        except OSError:  # logged by _settle; nothing is waiting any more
+            pass
         with self._fd_lock:
             if self._fd is not None:
                 os.close(self._fd)
