@@ -8,7 +8,7 @@ import base64
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import pkcs12
+from pydantic import SecretStr
 
 from hsmgate.domain.clock import ManualClock
+from hsmgate.store.audit import AuditRepository
 from tests.api.test_internal_keys import operations
 from tests.domain.ska.helpers import (
     P256,
@@ -34,7 +36,10 @@ from tests.domain.ska.helpers import (
     token,
     wait_status,
 )
-from tests.helpers import assert_tsb_error, unique
+from tests.helpers import assert_tsb_error, soft_settings, unique
+from tests.softhsm import SoftHsmToken
+
+pytest_plugins = ["tests.softhsm_fixtures"]
 
 OPENSSL = shutil.which("openssl")
 TRANSPORT_256 = "AnMrg9Ho5PLqqR8kmHhfgsvp8iT2OlpW"  # 32 characters: AES-256-GCM (the reference's sample)
@@ -390,3 +395,62 @@ def test_approvals_of_a_deleted_approver_stop_counting(http: httpx.Client, serve
     server.clock.advance(61)
     wait_status(http, requests[kept], "EXECUTED")
     wait_status(http, requests[deleted], "PENDING")
+
+
+@pytest.mark.pkcs11
+def test_on_softhsm(tmp_path: Path, softhsm_factory: Callable[[str], SoftHsmToken]) -> None:
+    """The backup key on a SoftHSM2 token (RSA-OAEP with SHA-1, all SoftHSM2 offers): create,
+    onboard, the forgotten-password restore, and an approval with the onboarded key."""
+    hsm = softhsm_factory("approvers")
+    settings = soft_settings(tmp_path, backend="pkcs11", pkcs11_module=hsm.module_path,
+                             pkcs11_token_label=hsm.token_label, pkcs11_pin=SecretStr(hsm.pin),
+                             ska_scheduler_interval=0.1)
+    with clock_server(tmp_path, ManualClock(), settings=settings) as live, live.client() as http:
+        backup = http.get("/v1/key/approver-mgmt-backup-key-rsa-wrapping/attributes")
+        assert backup.status_code == 200, backup.text  # readable, like the other internal keys, never usable
+        attributes = backup.json()["json"]
+        assert attributes["keySize"] == 3072 and attributes["policy"]["ruleUse"] is None
+        assert attributes["attributes"]["neverExtractable"] and not attributes["attributes"]["extractable"]
+        name = unique("hsm-officer")
+        key, _ = onboarded_key(http, name, "on-the-token")
+        done = status(http, http.post("/v1/approverManagement/restoreFromBackup/forgotPassword", json={
+            "approverName": name, "newBackupPassword": "renewed"}).json()["unwrapRequestId"])
+        assert done["status"] == "EXECUTED", done
+        p12 = open_payload(onboard(http, name, done["result"]).json(), TRANSPORT_256)
+        again = pkcs12.load_key_and_certificates(p12, b"renewed")[0]
+        assert isinstance(again, rsa.RSAPrivateKey) and again.private_numbers() == key.private_numbers()
+
+        officer = as_approver(name, key)
+        label = unique("hsm-ska")
+        assert create_ska_key(http, label, onboarded_policy(name)).status_code == 201
+        request_id = sign_async(http, label, b"signed on the token")
+        (task,) = http.post("/v1/filteredSignApprovalTask", json={
+            **officer.authentication(live.clock.now()), "requestId": request_id}).json()["tasks"]
+        assert http.post("/v1/approval", json=officer.send_approval(task)).status_code == 200
+        assert status(http, request_id)["status"] == "EXECUTED"
+
+
+def test_every_call_is_audited_without_secrets(http: httpx.Client, server: ClockServer) -> None:
+    name = unique("audited")
+    code = create(http, name, "audit-backup-secret")
+    assert_tsb_error(onboard(http, name, "999999999999"), 412, 400)
+    assert onboard(http, name, code).status_code == 200
+    renewed = http.post("/v1/approverManagement/renewOneTimeCode", json={"approverName": name}).json()["oneTimeCode"]
+    restored = http.post("/v1/approverManagement/restoreFromBackup", json={"approverName": name}).json()["oneTimeCode"]
+    request_id = http.post("/v1/approverManagement/restoreFromBackup/forgotPassword", json={
+        "approverName": name, "newBackupPassword": "audit-new-secret"}).json()["unwrapRequestId"]
+    onboarding_status(http)
+    assert http.delete(f"/v1/approverManagement/delete/{name}").status_code == 200
+    records = list(AuditRepository(server.app.state.db).records("default"))
+    mine = [(r["operation"], r["outcome"], r["error_code"]) for r in records if r["key_label"] == name]
+    for operation, outcome, error_code in (
+            ("createApprover", "ok", None), ("onboardApprover", "error", 412), ("onboardApprover", "ok", None),
+            ("renewApproverOneTimeCode", "ok", None), ("restoreApprover", "ok", None),
+            ("deleteApprover", "ok", None)):
+        assert (operation, outcome, error_code) in mine, mine
+    restore = {r["operation"] for r in records if r["ska_request_id"] == request_id}
+    assert {"requestApproverRestore", "executeApproverRestore"} <= restore
+    assert "approverOnboardingStatus" in {r["operation"] for r in records}
+    dump = json.dumps(records, default=str)
+    for secret in ("audit-backup-secret", "audit-new-secret", code, renewed, restored, TRANSPORT_256):
+        assert secret not in dump
