@@ -150,9 +150,9 @@ def test_create_by_post_and_sizes(http: httpx.Client) -> None:
         naming="algorithm")
     assert_tsb_error(http.put("/v1/approverManagement/create", json={
         "approverName": unique("a"), "algorithm": "RSA", "keySize": 2048}), 600, 400, naming="backupPassword")
-    assert_tsb_error(http.put("/v1/approverManagement/create", json={
-        "approverName": "bad\u200bname", "algorithm": "RSA", "backupPassword": "x"}), 600, 400,
-        naming="approverName")
+    for bad in ("bad\u200bname", "a/b", " ", "x" * 257):
+        assert_tsb_error(http.put("/v1/approverManagement/create", json={
+            "approverName": bad, "algorithm": "RSA", "backupPassword": "x"}), 600, 400, naming="approverName")
 
 
 def test_one_time_code_is_single_use_and_expires(http: httpx.Client, server: ClockServer) -> None:
