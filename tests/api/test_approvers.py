@@ -36,7 +36,7 @@ from tests.domain.ska.helpers import (
     token,
     wait_status,
 )
-from tests.helpers import assert_tsb_error, soft_settings, unique
+from tests.helpers import LiveServer, assert_tsb_error, soft_settings, unique
 from tests.softhsm import SoftHsmToken
 
 pytest_plugins = ["tests.softhsm_fixtures"]
@@ -454,3 +454,25 @@ def test_every_call_is_audited_without_secrets(http: httpx.Client, server: Clock
     dump = json.dumps(records, default=str)
     for secret in ("audit-backup-secret", "audit-new-secret", code, renewed, restored, TRANSPORT_256):
         assert secret not in dump
+
+
+def test_roles(tmp_path: Path) -> None:
+    """approverKeyManagement manages approvers; approver onboards (both onboarding paths); another
+    role's API key is refused with 631, as the TSB does."""
+    managers, approvers, operations = "mgr-" + "k" * 24, "apr-" + "k" * 24, "ops-" + "k" * 24
+    settings = soft_settings(tmp_path, dev=False, api_keys_approver_key_management=[managers],
+                             api_keys_approver=[approvers], api_keys_key_operation=[operations])
+    with LiveServer(settings) as live, live.client(headers={"X-API-KEY": managers}) as manager, \
+            live.client(headers={"X-API-KEY": approvers}) as approver, \
+            live.client(headers={"X-API-KEY": operations}) as operator:
+        name = unique("roles")
+        for other in (approver, operator):
+            assert_tsb_error(other.put("/v1/approverManagement/create", json={
+                "approverName": name, "algorithm": "RSA", "backupPassword": "x"}), 631, 401)
+            assert_tsb_error(other.get("/v1/approverManagement/onboarding/status"), 631, 401)
+            assert_tsb_error(other.delete(f"/v1/approverManagement/delete/{name}"), 631, 401)
+        code = create(manager, name)
+        assert_tsb_error(onboard(manager, name, code), 631, 401)  # /v1/approver/onboard: the approver's
+        assert_tsb_error(onboard(operator, name, code, path="/v1/approverManagement/onboard"), 631, 401)
+        assert onboard(approver, name, code, path="/v1/approverManagement/onboard").status_code == 200
+        assert name in onboarding_status(manager)["onboarded"]
