@@ -260,6 +260,16 @@ def test_the_backup_key_is_internal(http: httpx.Client) -> None:
         error = answer["results"][0] if "results" in answer else answer  # a batch: the item's error
         assert error["errorCode"] == 614 and "internal" in error["message"], (path, response.text)
     assert_tsb_error(http.post("/v1/key/deleteKey", json={"label": label}), 614, 400)
+    new_policy = {"ruleUse": None, "ruleBlock": None, "ruleUnblock": None, "ruleModify": None}
+    for path, body in (("/v1/modify", {"modifyRequest": {"modifyKeyName": label, "policy": new_policy}}),
+                       ("/v1/synchronousModify", {"modifyRequest": {"modifyKeyName": label, "policy": new_policy}}),
+                       ("/v1/block", {"blockRequest": {"blockKeyName": label}}),
+                       ("/v1/synchronousBlock", {"blockRequest": {"blockKeyName": label}}),
+                       ("/v1/unblock", {"unblockRequest": {"unblockKeyName": label}}),
+                       ("/v1/sign", {"signRequest": {"signKeyName": label, "payload": "AAAA",
+                                                     "signatureAlgorithm": "SHA256_WITH_RSA"}})):
+        assert_tsb_error(http.post(path, json=body), 614, 400, naming="internal")  # its policy stays hsmgate's
+    assert http.get(f"/v1/key/{label}/attributes").json()["json"]["policy"]["keyStatus"] == {"blocked": False}
     assert_tsb_error(http.post("/v1/decrypt", json={"decryptRequest": {
         "decryptKeyName": label, "encryptedPayload": "AAAA", "cipherAlgorithm": "RSA_PADDING_OAEP_WITH_SHA256"}}),
         614, 400)
