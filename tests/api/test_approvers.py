@@ -21,7 +21,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import pkcs12
 from pydantic import SecretStr
 
+from hsmgate.app import create_app
 from hsmgate.domain.clock import ManualClock
+from hsmgate.settings import ConfigError
 from hsmgate.store.audit import AuditRepository
 from tests.api.test_internal_keys import operations
 from tests.domain.ska.helpers import (
@@ -486,3 +488,9 @@ def test_roles(tmp_path: Path) -> None:
         assert_tsb_error(onboard(operator, name, code, path="/v1/approverManagement/onboard"), 631, 401)
         assert onboard(approver, name, code, path="/v1/approverManagement/onboard").status_code == 200
         assert name in onboarding_status(manager)["onboarded"]
+
+
+def test_a_bad_backup_key_policy_stops_start_up(tmp_path: Path) -> None:
+    for text in ("{not json", json.dumps({"ruleUse": {"tokens": "x"}})):
+        with pytest.raises(ConfigError, match="HSMGATE_APPROVER_BACKUP_KEY_POLICY"):
+            create_app(soft_settings(tmp_path / str(len(text)), approver_backup_key_policy=text))
