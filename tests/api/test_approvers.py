@@ -173,7 +173,10 @@ def test_one_time_code_is_single_use_and_expires(http: httpx.Client, server: Clo
     fresh = http.post("/v1/approverManagement/renewOneTimeCode", json={"approverName": late})
     assert fresh.status_code == 200 and set(fresh.json()) == {"oneTimeCode"}
     assert_tsb_error(onboard(http, late, stale), 412, 400)
-    assert onboard(http, late, fresh.json()["oneTimeCode"]).status_code == 200
+    older = http.post("/v1/approverManagement/renewOnetimePassword", json={"approverName": late})  # older name
+    assert older.status_code == 200 and set(older.json()) == {"oneTimeCode"}
+    assert_tsb_error(onboard(http, late, fresh.json()["oneTimeCode"]), 412, 400)  # voided by the newer one
+    assert onboard(http, late, older.json()["oneTimeCode"]).status_code == 200
     assert_tsb_error(http.post("/v1/approverManagement/renewOneTimeCode", json={"approverName": unique("x")}),
                      654, 404)
 

@@ -81,10 +81,14 @@ def restore_from_backup(body: ApproverNameDto, services: ServicesDep, caller: Ca
     return _new_code("restoreApprover", body, services, caller)
 
 
-@router.post("/v1/approverManagement/renewOneTimeCode", operation_id="renewApproverOneTimeCode",
-             response_model=OneTimeCodeDto, summary="A new one-time code; the previous one no longer works")
 def renew_one_time_code(body: ApproverNameDto, services: ServicesDep, caller: CallerDep) -> OneTimeCodeDto:
     return _new_code("renewApproverOneTimeCode", body, services, caller)
+
+
+for _path, _name in (("/v1/approverManagement/renewOneTimeCode", "renewApproverOneTimeCode"),
+                     ("/v1/approverManagement/renewOnetimePassword", "renewApproverOneTimePasswordOlderPath")):
+    router.add_api_route(_path, renew_one_time_code, methods=["POST"], response_model=OneTimeCodeDto, operation_id=_name,
+                         summary="A new one-time code; the previous one no longer works")
 
 
 @router.post("/v1/approverManagement/restoreFromBackup/forgotPassword", operation_id="restoreApproverForgotPassword",
