@@ -381,6 +381,7 @@ def test_deleting_an_approver_drops_its_tasks_and_approvals(http: httpx.Client, 
     later = sign_async(http, label, b"after the deletion")
     assert http.post("/v1/filteredSignApprovalTask", json={
         **bob.authentication(server.clock.now()), "requestId": later}).json()["tasks"] == []
+    assert [base64.b64decode(k) for k in status(http, later)["notYetApprovedBy"]] == [alice.spki]  # bob: no task
     assert status(http, request_id)["status"] == "PENDING"  # the quorum cannot be reached any more
 
     assert http.delete(f"/v1/approverManagement/delete/{first}").status_code == 200

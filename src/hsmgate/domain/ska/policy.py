@@ -273,12 +273,15 @@ def resolve_onboarded(policy: Policy, certificate_of: Callable[[str], bytes | No
 
 
 def approvers(rule: Rule | None) -> list[Approval]:
-    """Distinct approvers of a rule (by identity), in policy order: one task each."""
+    """Distinct approvers of a rule (by identity), in policy order: one task each. An onboarded
+    approver that does not resolve stands for nobody and gets no task."""
     seen: set[bytes] = set()
     out: list[Approval] = []
     for token in () if rule is None else rule.tokens:
         for group in token.groups:
             for approval in group.approvals:
+                if approval.identity.startswith(UNRESOLVED_APPROVER):
+                    continue
                 if approval.identity not in seen:
                     seen.add(approval.identity)
                     out.append(approval)
