@@ -126,23 +126,26 @@ class ApproverService:
     # -- the backup key ------------------------------------------------------------------------------
 
     def ensure_backup_key(self, policy: Policy | None = None) -> None:
-        """Create the RSA backup key if absent (safe when processes race), flag it internal and give
-        it ``policy`` (None: keep its policy, an empty one for a new key)."""
+        """Create the RSA backup key if absent (safe when processes race), flagged internal — its
+        name reserved before the key exists — with ``policy`` (None: keep its policy; an empty one
+        for a new key)."""
         now = self.clock.now().replace(microsecond=0)
-        with translated():
-            if self.backup_key not in self.partition.list_labels():
-                attributes = KeyAttributes(decrypt=True, encrypt=True, sensitive=True, extractable=False,
-                                           modifiable=False, destroyable=False)
-                try:
-                    self.partition.generate(self.backup_key, KeySpec(KeyType.RSA, size=BACKUP_KEY_SIZE), attributes)
-                except Exception:  # another process may have won the race
-                    if self.backup_key not in self.partition.list_labels():
-                        raise
         self._metadata.mark_internal(self.backup_key, when=now)
         stored, _ = self._metadata.ska(self.backup_key)
         if policy is not None or stored is None:
             chosen = policy or Policy()
             self._metadata.set_ska(self.backup_key, policy=policy_json(chosen), guard=guard_bits(chosen))
+        with translated():
+            if self.backup_key in self.partition.list_labels():
+                return
+            attributes = KeyAttributes(decrypt=True, encrypt=True, sensitive=True, extractable=False,
+                                       modifiable=False, destroyable=False)
+            try:
+                self.partition.generate(self.backup_key, KeySpec(KeyType.RSA, size=BACKUP_KEY_SIZE), attributes)
+            except Exception:  # another process may have won the race
+                if self.backup_key not in self.partition.list_labels():
+                    raise
+        self._metadata.record_creation(self.backup_key, now)
 
     # -- management ----------------------------------------------------------------------------------
 
