@@ -21,6 +21,7 @@ from hsmgate.api.metrics import router as metrics_router
 from hsmgate.api.request_id import RequestIdMiddleware
 from hsmgate.api.routes import (
     approvals,
+    approvers,
     batch,
     certificates,
     data_objects,
@@ -50,8 +51,9 @@ OPENAPI_PATH = "/v3/api-docs"
 #: Routers in the order their routes are matched: the key operations first, since they carry
 #: nearly all the traffic and Starlette tries routes one by one.
 ROUTERS = (
-    sync_ops.router, file_encryption.router, batch.router, pqc.router, timestamps.router, certificates.signing_router, keys.export_router,
-    keys.router, data_objects.router, certificates.router, requests.router, approvals.router, service.router,
+    sync_ops.router, file_encryption.router, batch.router, pqc.router, timestamps.router, certificates.signing_router,
+    keys.export_router, keys.router, data_objects.router, certificates.router, requests.router, approvals.router,
+    approvers.onboard_router, approvers.router, service.router,
     metrics_router,
 )
 

@@ -182,9 +182,10 @@ def unblock(body: SignedUnblockKeyRequestDto, submit: SubmitDep) -> UnblockKeyRe
 
 @router.post("/v1/modify", tags=REQUESTS, status_code=status.HTTP_201_CREATED, operation_id="modify",
              response_model=ModifyKeyRequestIdDto, summary="Request to replace the policy of an SKA key")
-def modify(body: SignedModifyKeyRequestDto, submit: SubmitDep) -> ModifyKeyRequestIdDto:
+def modify(body: SignedModifyKeyRequestDto, submit: SubmitDep, services: ServicesDep) -> ModifyKeyRequestIdDto:
     request = body.modifyRequest
-    policy = Policy.from_wire(request.policy, field="modifyRequest.policy", key_status=False)
+    policy = services.keys.resolved(Policy.from_wire(request.policy, field="modifyRequest.policy", key_status=False),
+                                    field="modifyRequest.policy")
     return ModifyKeyRequestIdDto(modifyKeyRequestId=submit(
         RequestKind.MODIFY, request.modifyKeyName, binary_policy(policy), body))
 
@@ -280,7 +281,8 @@ def synchronous_modify(body: SignedSynchronousModifyKeyRequestDto, ska: SkaDep,
     request = body.modifyRequest
     label = request.modifyKeyName
     services.key_use.check_password(caller, KeyRef(label, request.keyPassword, "modifyRequest.keyPassword"))
-    policy = Policy.from_wire(request.policy, field="modifyRequest.policy", key_status=False)
+    policy = services.keys.resolved(Policy.from_wire(request.policy, field="modifyRequest.policy", key_status=False),
+                                    field="modifyRequest.policy")
     services.key_use.audit(caller).mutating("synchronousModify", label, lambda: ska.approvals.synchronous_management(
         RequestKind.MODIFY, label, binary_policy(policy), {"policy": request.policy},
         request.signedApprovals or []))

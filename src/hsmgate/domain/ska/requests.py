@@ -95,6 +95,7 @@ class RequestKind(enum.StrEnum):
     CERTIFICATE_SIGN = "CERTIFICATE_SIGN"
     CERTIFICATE_SELF_SIGN = "CERTIFICATE_SELF_SIGN"
     DECAPSULATE = "DECAPSULATE"
+    APPROVER_RESTORE = "APPROVER_RESTORE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,10 @@ KINDS: dict[RequestKind, KindSpec] = {
     # (SignedDecapsulationRequestDto) and the other kinds; listed by its own filter and by All
     RequestKind.DECAPSULATE: _spec(Operation.USE, "decapsulationRequestId", "decapsulationRequest",
                                    "signedDecapsulationRequest", "decapsulationKeyName", "Decapsulate"),
+    # /v1/approverManagement/restoreFromBackup/forgotPassword (wave-2 §2.3): an unwrap under the
+    # approver backup key's policy, listed as an unwrap task; payload = the approver's name (UTF-8)
+    RequestKind.APPROVER_RESTORE: _spec(Operation.USE, "unwrapRequestId", "approverRestoreRequest",
+                                        "signedUnwrapKeyRequest", "unwrapKeyName", "UnwrapKey"),
 }
 SIGNED_FIELDS = tuple(dict.fromkeys(spec.signed_field for spec in KINDS.values()))
 TASK_FILTERS = ("Sign", "Decrypt", "UnwrapKey", "BlockKey", "UnblockKey", "ModifyKey", "Decapsulate", "All")
@@ -338,10 +343,7 @@ class RequestService:
             master = check_key_name(label).master
         else:
             check_label(label, f"{spec.envelope}.{spec.key_field}")
-        if label in (self.keys.attestation_key_name, self.timestamps.key_name):
-            raise errors.OperationForbiddenForKey(
-                f"key '{label}' is hsmgate's own (attestations, audit checkpoints, HSM timestamps): it signs "
-                "nothing else")
+        self.refuse_internal(kind, label, master)
         if len(submission.payload) > MAX_TOKEN_PAYLOAD:
             raise errors.InvalidPayload(f"the payload of an SKA request must be at most {MAX_TOKEN_PAYLOAD} bytes")
         key_info(self.keys.partition, label)  # 650 for a missing key (or master)
@@ -379,6 +381,18 @@ class RequestService:
         log.info("SKA request %s (%s on key %s) created: %s, %d task(s)", row.id, kind, label, status, len(tasks))
         return self.view(row.id)
 
+    def refuse_internal(self, kind: RequestKind, label: str, master: str) -> None:
+        """614 for a request on one of hsmgate's own keys: none may be used, blocked, unblocked or
+        have its policy replaced by a caller — but the approver backup key takes the restore
+        requests hsmgate itself makes (:data:`RequestKind.APPROVER_RESTORE`)."""
+        if label in (self.keys.attestation_key_name, self.timestamps.key_name):
+            raise errors.OperationForbiddenForKey(
+                f"key '{label}' is hsmgate's own (attestations, audit checkpoints, HSM timestamps): it signs "
+                "nothing else")
+        if kind is not RequestKind.APPROVER_RESTORE and self.keys.is_internal(master):
+            raise errors.OperationForbiddenForKey(f"key '{label}' is internal to hsmgate: no caller may use it, "
+                                                  "block or unblock it or change its policy")
+
     def _token(self, operation: Operation, label: str, payload: bytes, rule: Rule | None, now: datetime) -> bytes:
         if is_time_less(rule):
             return ApprovalToBeSigned.time_less(operation, payload).encode()
@@ -406,7 +420,7 @@ class RequestService:
     def rule_of(self, row: SkaRequestRow) -> Rule | None:
         if row.policy is None:
             return None
-        return load_policy(row.policy).rule_for(Operation(row.operation))
+        return self.keys.resolved(load_policy(row.policy)).rule_for(Operation(row.operation))
 
     def advance(self, request_id: str, audit: SkaAudit | None = None) -> bool:
         """Evaluate a live request and move it on; True when this call executed it. An execution,
@@ -428,8 +442,9 @@ class RequestService:
                                           ready_at=evaluation.ready_at, expires_at=evaluation.expires_at) \
                     and row.status == RequestStatus.PENDING.value:
                 log.info("SKA request %s approved; executes at %s", request_id, evaluation.ready_at)
-        elif status is EvaluationStatus.PENDING:
-            self.repository.update_live(request_id, RequestStatus.PENDING.value, expires_at=evaluation.expires_at)
+        elif status is EvaluationStatus.PENDING:  # also an APPROVED one whose approvals no longer
+            # count (their approver was deleted, docs/approvers.md): back to PENDING, out of the scheduler's due list
+            self.repository.transition(request_id, LIVE, RequestStatus.PENDING.value, expires_at=evaluation.expires_at)
         elif status in (EvaluationStatus.EXPIRED, EvaluationStatus.REJECTED):
             final = RequestStatus.EXPIRED if status is EvaluationStatus.EXPIRED else RequestStatus.REJECTED
             if self.repository.transition(request_id, LIVE, final.value):

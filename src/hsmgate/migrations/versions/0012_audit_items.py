@@ -5,15 +5,15 @@ error code (``domain/audit/items.py``).
 
 A plain ADD COLUMN (no table copy): the append-only triggers of ``audit_log`` stay in place.
 
-Revision ID: 0011_audit_items
-Revises: 0010
+Revision ID: 0012_audit_items
+Revises: 0011_approvers
 Create Date: 2026-12-08
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_audit_items"
-down_revision = "0010"
+revision = "0012_audit_items"
+down_revision = "0011_approvers"
 branch_labels = None
 depends_on = None
 
