@@ -1,0 +1,297 @@
+"""The browser approver app (``/approver/``) in real headless Chromium, every request to another
+host aborted: two approvers in two browser contexts (their own storage), a 2-of-2 SKA key, an
+asynchronous sign request approved in both browsers and its signature checked with the OpenSSL
+command line; a rejection; the approver key non-extractable; the task view's decoding checked
+against the server's codec."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+from playwright.sync_api import Browser, Page, expect
+from pydantic import SecretStr
+
+from hsmgate.domain.ska.approval_token import ApprovalToBeSigned, HsmTimestamp, Operation
+from tests.browser.offline import OfflinePage
+from tests.helpers import LiveServer, b64, soft_settings, unique
+from tests.softhsm import SoftHsmToken
+
+pytestmark = [pytest.mark.browser, pytest.mark.subprocess]  # Playwright's driver, Chromium, openssl
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Where the task view's screenshot is written (git-ignored); docs/approver-task-view.png is a copy.
+ARTIFACTS = ROOT / "test-artifacts"
+OPENSSL = shutil.which("openssl")
+P256 = "1.2.840.10045.3.1.7"
+SIGN_ATTRIBUTES = {"sign": True, "decrypt": False, "unwrap": False, "destroyable": True}
+
+
+# -- servers ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["soft", pytest.param("pkcs11", marks=pytest.mark.pkcs11)])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server with the real clock (the browser signs its own time) on each backend."""
+    data_dir = tmp_path_factory.mktemp(f"approver-app-{request.param}")
+    overrides: dict[str, object] = {"ska_scheduler_interval": 0.1}
+    if request.param == "pkcs11":
+        factory: Callable[[str], SoftHsmToken] = request.getfixturevalue("softhsm_factory")
+        hsm = factory(unique("approver-app"))
+        overrides |= {"backend": "pkcs11", "pkcs11_module": hsm.module_path, "pkcs11_token_label": hsm.token_label,
+                      "pkcs11_pin": SecretStr(hsm.pin)}
+    with LiveServer(soft_settings(data_dir, **overrides)) as live:
+        yield live
+
+
+@pytest.fixture()
+def http(server: LiveServer) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+# -- approvers in browsers ----------------------------------------------------------------------------
+
+
+class BrowserApprover:
+    """One approver: a browser context of its own with the app open and registered."""
+
+    def __init__(self, browser: Browser, server: LiveServer, name: str) -> None:
+        self.name = name
+        self.offline = OfflinePage(browser, server)
+        self.page: Page = self.offline.page
+        self.url = f"{server.url}/approver/"
+        self.spki = b""
+
+    def open(self) -> None:
+        self.page.goto(self.url)
+        self.page.wait_for_selector("#register:not([hidden]), #tasks:not([hidden])")
+
+    def register_with_container(self, container: bytes, backup_password: str) -> None:
+        """Enrol the app with a PKCS#12 made by the test (what onboarding hands over, decrypted)."""
+        self.open()
+        self.page.evaluate("""async ([name, container, password]) => {
+            const app = await import("/approver/app.js");
+            const bytes = Uint8Array.from(atob(container), (c) => c.charCodeAt(0));
+            await app.enrol(name, bytes, password, null);
+        }""", [self.name, b64(container), backup_password])
+        self.page.reload()
+        self.page.wait_for_selector("#tasks:not([hidden])")
+        assert self.page.locator("#identity-name").inner_text() == self.name
+
+    def open_task(self, label: str) -> str:
+        """Wait for the task on key ``label`` to appear by itself, open it; the task view's text."""
+        row = self.page.locator("#task-rows tr", has_text=label)
+        row.wait_for()
+        row.locator("button.view").click()
+        self.page.wait_for_selector("#task-view:not([hidden])")
+        return self.page.locator("#task-details").inner_text()
+
+    def decide(self, button: str) -> str:
+        self.page.locator(f"#{button}").click()
+        message = self.page.locator("#message")
+        expect(message).to_contain_text("Task")  # the page's CSP forbids wait_for_function's eval
+        return message.inner_text()
+
+    def assert_offline_and_clean(self) -> None:
+        assert self.offline.left_host == [], "requests that left the host"
+        assert self.offline.errors == []
+        assert self.offline.console_errors == []  # a Content-Security-Policy violation would be one
+
+
+def approver_container(name: str, password: str) -> tuple[bytes, bytes]:
+    """An RSA approver key and self-signed certificate in a PKCS#12 sealed as hsmgate's approver
+    management seals it (PBES2 / AES-256-CBC, SHA-256 MAC, 100,000 rounds); and the key's SPKI."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=1))
+                   .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
+    encryption = (serialization.PrivateFormat.PKCS12.encryption_builder().kdf_rounds(100_000)
+                  .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC).hmac_hash(hashes.SHA256())
+                  .build(password.encode()))
+    container = pkcs12.serialize_key_and_certificates(name.encode(), key, certificate, None, encryption)
+    spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return container, spki
+
+
+@pytest.fixture()
+def approvers(browser: Browser, server: LiveServer) -> Iterator[list[BrowserApprover]]:
+    """Two approvers, each registered in a browser context of its own."""
+    made = []
+    for name in (unique("alice"), unique("bob")):
+        approver = BrowserApprover(browser, server, name)
+        container, approver.spki = approver_container(name, "backup " + name)
+        approver.register_with_container(container, "backup " + name)
+        made.append(approver)
+    yield made
+    for approver in made:
+        approver.offline.close()
+
+
+# -- requests over HTTP -------------------------------------------------------------------------------
+
+
+def two_of_two_key(http: httpx.Client, approvers: list[BrowserApprover], timeout: int = 3600) -> tuple[str, bytes]:
+    """An EC P-256 SKA key whose use needs both approvers; its label and SPKI."""
+    label = unique("approver-app")
+    group = {"name": "Officers", "quorum": 2, "approvals": [
+        {"type": "public_key", "name": a.name, "value": b64(a.spki)} for a in approvers]}
+    policy = {"ruleUse": {"tokens": [{"name": "Payments", "timelock": 0, "timeout": timeout, "groups": [group]}]},
+              "ruleBlock": None, "ruleUnblock": None, "ruleModify": None, "keyStatus": {"blocked": False}}
+    response = http.post("/v1/key", json={"label": label, "algorithm": "EC", "curveOid": P256,
+                                          "attributes": SIGN_ATTRIBUTES, "policy": policy})
+    assert response.status_code == 201, response.text
+    return label, base64.b64decode(response.json()["json"]["publicKey"])
+
+
+def sign_request(http: httpx.Client, label: str, payload: bytes, meta: str) -> str:
+    response = http.post("/v1/sign", json={"signRequest": {
+        "payload": b64(payload), "payloadType": "UNSPECIFIED", "signKeyName": label,
+        "signatureAlgorithm": "SHA256_WITH_ECDSA", "metaData": b64(meta.encode())}})
+    assert response.status_code == 201, response.text
+    return str(response.json()["signRequestId"])
+
+
+def wait_status(http: httpx.Client, request_id: str, wanted: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while True:
+        answer = http.get(f"/v1/request/{request_id}").json()
+        if answer["status"] == wanted or time.monotonic() > deadline:
+            assert answer["status"] == wanted, answer
+            return dict(answer)
+        time.sleep(0.2)
+
+
+def openssl_verifies(spki: bytes, payload: bytes, signature: bytes, directory: Path) -> bool:
+    """``openssl dgst -sha256 -verify`` with the key's public key: an implementation not hsmgate's."""
+    assert OPENSSL is not None, "the OpenSSL CLI is required by this test"
+    (directory / "key.der").write_bytes(spki)
+    (directory / "payload").write_bytes(payload)
+    (directory / "signature").write_bytes(signature)
+    subprocess.run([OPENSSL, "pkey", "-pubin", "-inform", "DER", "-in", "key.der", "-out", "key.pub"],
+                   cwd=directory, check=True, capture_output=True)
+    result = subprocess.run([OPENSSL, "dgst", "-sha256", "-verify", "key.pub", "-signature", "signature", "payload"],
+                            cwd=directory, capture_output=True, text=True, check=False)
+    return result.returncode == 0 and "Verified OK" in result.stdout
+
+
+# -- tests --------------------------------------------------------------------------------------------
+
+
+def test_two_approvers_approve_a_sign_request_in_their_browsers(
+        http: httpx.Client, approvers: list[BrowserApprover], tmp_path: Path) -> None:
+    alice, bob = approvers
+    label, key_spki = two_of_two_key(http, approvers)
+    payload = b"Pay 1,250.00 CHF to ACME AG, invoice 2026-117"
+    request_id = sign_request(http, label, payload, "payments app, user mia")
+
+    shown = alice.open_task(label)
+    for fact in ("Sign", label, "SHA256_WITH_ECDSA", "payments app, user mia", hashlib.sha256(payload).hexdigest(),
+                 payload.decode(), "Token Payments", "no time lock", "expires after 1 h at",
+                 "Group Officers", "0 of 2 approvals given, 2 still needed", f"{request_id}: PENDING"):
+        assert fact in shown, (fact, shown)
+    ARTIFACTS.mkdir(exist_ok=True)
+    alice.page.screenshot(path=str(ARTIFACTS / "approver-task-view.png"), full_page=True)
+    assert "approved" in alice.decide("approve")
+    assert alice.page.locator("#task-rows tr", has_text=label).count() == 0  # decided: gone from the list
+
+    shown = bob.open_task(label)
+    assert "1 of 2 approvals given, 1 still needed" in shown, shown
+    assert "approved" in bob.decide("approve")
+
+    done = wait_status(http, request_id, "EXECUTED")
+    assert sorted(done["approvedBy"]) == sorted(b64(a.spki) for a in approvers)
+    assert openssl_verifies(key_spki, payload, base64.b64decode(done["result"]), tmp_path)
+    for approver in approvers:
+        approver.assert_offline_and_clean()
+
+
+@pytest.mark.parametrize("server", ["soft"], indirect=True)
+def test_a_rejection_in_one_browser_rejects_the_request(http: httpx.Client, approvers: list[BrowserApprover]) -> None:
+    alice, bob = approvers
+    label, _ = two_of_two_key(http, approvers)
+    request_id = sign_request(http, label, bytes(range(40)), "batch job 7")
+    alice.page.locator("#task-rows tr", has_text=label).wait_for()
+    shown = bob.open_task(label)
+    assert "Payload (hex)" in shown and bytes(range(40)).hex() in shown, shown  # not text: shown as hex
+    assert "rejected" in bob.decide("reject")
+    rejected = wait_status(http, request_id, "REJECTED")
+    assert rejected["rejectedBy"] == [b64(bob.spki)]
+    alice.page.locator("#refresh").click()
+    expect(alice.page.locator("#task-rows tr", has_text=label)).to_have_count(0)  # the request is over
+    for approver in approvers:
+        approver.assert_offline_and_clean()
+
+
+@pytest.mark.parametrize("server", ["soft"], indirect=True)
+def test_the_approver_key_cannot_be_read_out_of_the_browser(approvers: list[BrowserApprover]) -> None:
+    alice = approvers[0]
+    found = alice.page.evaluate("""async () => {
+        const { loadIdentity } = await import("/approver/keystore.js");
+        const identity = await loadIdentity();
+        const tries = [];
+        for (const format of ["pkcs8", "jwk"]) {
+            try { await crypto.subtle.exportKey(format, identity.privateKey); tries.push(format + ": exported"); }
+            catch (error) { tries.push(format + ": " + error.name); }
+        }
+        return { fields: Object.keys(identity).sort(), extractable: identity.privateKey.extractable,
+                 usages: identity.privateKey.usages, algorithm: identity.privateKey.algorithm.name, tries };
+    }""")
+    assert found["tries"] == ["pkcs8: InvalidAccessError", "jwk: InvalidAccessError"]
+    assert found["extractable"] is False and found["usages"] == ["sign"]
+    assert found["algorithm"] == "RSASSA-PKCS1-v1_5"
+    # the container, the backup password and the transport password are not kept
+    assert found["fields"] == ["apiKey", "certificate", "fingerprint", "name", "privateKey", "publicKey"]
+    alice.assert_offline_and_clean()
+
+
+@pytest.mark.parametrize("server", ["soft"], indirect=True)
+def test_the_task_view_decodes_tokens_as_the_server_codec_does(browser: Browser, server: LiveServer) -> None:
+    offline = OfflinePage(browser, server)
+    try:
+        offline.page.goto(f"{server.url}/approver/")
+        moment = datetime.datetime(2026, 12, 8, 1, 2, 3, tzinfo=datetime.UTC)
+        stamp = HsmTimestamp.at(moment, b"pay 5", "timestamp-key")
+        timed = ApprovalToBeSigned.timed(Operation.USE, "key/1", stamp, bytes(range(70)))
+        time_less = ApprovalToBeSigned.time_less(Operation.MODIFY, b"\x01\x02\x03")
+        decoded = offline.page.evaluate("""async (tokens) => {
+            const { decodeApproval } = await import("/approver/token.js");
+            const out = [];
+            for (const text of tokens) {
+                const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+                try {
+                    const t = decodeApproval(bytes);
+                    out.push({ operation: t.operation, label: t.label, payload: Array.from(t.payload),
+                               payloadTag: t.payloadTag, timeLess: t.timeLess,
+                               moment: t.timestamp ? t.timestamp.moment.toISOString() : null,
+                               keyName: t.timestamp ? t.timestamp.keyName : null });
+                } catch (error) { out.push({ error: error.constructor.name + ": " + error.message }); }
+            }
+            return out;
+        }""", [b64(timed.encode()), b64(time_less.encode()), b64(timed.encode()[:-1]),
+               b64(timed.encode() + b"\x00\x00\x00\x00")])
+    finally:
+        offline.close()
+    assert decoded[0] == {"operation": 1, "label": "key/1", "payload": list(b"pay 5"), "payloadTag": 0x1057,
+                          "timeLess": False, "moment": "2026-12-08T01:02:03.000Z", "keyName": "timestamp-key"}
+    assert decoded[1] == {"operation": 4, "label": "", "payload": [1, 2, 3], "payloadTag": 0x1058, "timeLess": True,
+                          "moment": None, "keyName": None}
+    assert decoded[2]["error"].startswith("TokenFormatError: approvalToBeSigned: header says")
+    assert decoded[3]["error"].startswith("TokenFormatError: approvalToBeSigned: header says")
