@@ -22,6 +22,7 @@ from hsmgate.api.metrics import router as metrics_router
 from hsmgate.api.request_id import RequestIdMiddleware
 from hsmgate.api.routes import (
     approvals,
+    approvers,
     batch,
     certificates,
     data_objects,
@@ -50,7 +51,8 @@ OPENAPI_PATH = "/v3/api-docs"
 #: nearly all the traffic and Starlette tries routes one by one.
 ROUTERS = (
     sync_ops.router, batch.router, pqc.router, timestamps.router, certificates.signing_router, keys.export_router,
-    keys.router, data_objects.router, certificates.router, requests.router, approvals.router, service.router,
+    keys.router, data_objects.router, certificates.router, requests.router, approvals.router, approvers.onboard_router,
+    approvers.router, service.router,
     metrics_router,
 )
 

@@ -5,6 +5,7 @@ services — for the HTTP app (``app.py``) and the command line alike. Nothing e
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from hsmgate.domain.audit.recording import Actor, AttestationSigner, AuditTrail,
 from hsmgate.domain.certificates import CertificateService
 from hsmgate.domain.clock import Clock, SystemClock
 from hsmgate.domain.data_objects import DATA_OBJECT_KEY, DataObjectService
+from hsmgate.domain.errors import TsbError
 from hsmgate.domain.gateway import Gateway, PartitionServices
 from hsmgate.domain.kem import KemService
 from hsmgate.domain.key_admin import KeyAdministration
@@ -30,7 +32,9 @@ from hsmgate.domain.partitions import PartitionConfig, PartitionError, Partition
 from hsmgate.domain.passwords import PasswordService
 from hsmgate.domain.signing import SigningService
 from hsmgate.domain.ska.approvals import ApprovalService, SkaServices
+from hsmgate.domain.ska.approvers import ApproverService
 from hsmgate.domain.ska.execution import SCHEDULER_AUTH_METHOD, SCHEDULER_PRINCIPAL, register_executors
+from hsmgate.domain.ska.policy import Policy
 from hsmgate.domain.ska.requests import RequestScheduler, RequestService
 from hsmgate.domain.ska.results import ResultSealer
 from hsmgate.domain.ska.timestamp_key import TimestampService
@@ -46,6 +50,7 @@ from hsmgate.hsm.base import (
 from hsmgate.metrics import Metrics
 from hsmgate.preflight import prepare_data_dir
 from hsmgate.settings import ConfigError, Settings
+from hsmgate.store.approvers import ApproverRepository
 from hsmgate.store.audit import AuditRepository
 from hsmgate.store.audit_anchors import AnchorError, AnchorSink, FileAnchors, SyslogAnchors
 from hsmgate.store.certificates import CertificateRepository
@@ -314,9 +319,28 @@ def build_partition_ska(settings: Settings, db: Database, services: PartitionSer
 
         requests.scheduler_audit = scheduler_audit
     services.keys.on_delete.append(requests.cancel_for_key)
-    ska = SkaServices(requests=requests, approvals=approvals, timestamps=timestamps)
+    approvers = ApproverService(partition=services.partition, repository=ApproverRepository(db, name),
+                                requests=requests, metadata=metadata, backup_key=settings.approver_backup_key_name,
+                                code_ttl=settings.approver_one_time_code_ttl, clock=clock)
+    approvers.ensure_backup_key(approver_backup_key_policy(settings))
+    services.keys.approver_certificate = approvers.certificate
+    ska = SkaServices(requests=requests, approvals=approvals, timestamps=timestamps, approvers=approvers)
     services.ska = ska
     return ska
+
+
+def approver_backup_key_policy(settings: Settings) -> Policy | None:
+    """HSMGATE_APPROVER_BACKUP_KEY_POLICY as a policy (a PolicyDto; keyStatus may be left out);
+    ConfigError naming the setting when it is no valid policy."""
+    text = settings.approver_backup_key_policy
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+        return Policy.from_wire(data, field="HSMGATE_APPROVER_BACKUP_KEY_POLICY",
+                                key_status=isinstance(data, dict) and "keyStatus" in data)
+    except (ValueError, TsbError) as exc:
+        raise ConfigError(f"HSMGATE_APPROVER_BACKUP_KEY_POLICY is not a valid SKA policy: {exc}") from None
 
 
 def build_ska(settings: Settings, db: Database, gateway: Gateway, clock: Clock,

@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     ska_scheduler_interval: float = Field(5.0, gt=0, le=3600)
     #: seconds an executed request's result stays fetchable (then erased; domain/ska/results.py)
     ska_result_retention: int = Field(86400, ge=60)
+    # -- approver management (docs/approvers.md) --
+    #: RSA key that seals approvers' backups (the TSB's hsm.backupKeyName); made at start, internal
+    approver_backup_key_name: str = Field("approver-mgmt-backup-key-rsa-wrapping", min_length=1, max_length=256)
+    #: seconds a one-time code of /v1/approverManagement/create (restore, renew) stays redeemable
+    approver_one_time_code_ttl: int = Field(86400, ge=60)
+    #: the backup key's SKA policy (PolicyDto JSON), applied at start; unset: an empty policy, so a
+    #: forgotten-password restore executes at once
+    approver_backup_key_policy: str | None = None
     # -- scale-out --
     workers: int = Field(1, ge=1, le=64)
     max_batch: int = Field(1000, ge=1, le=100_000)

@@ -57,11 +57,13 @@ LENIENT_ROLE_PATHS: Mapping[Role, tuple[str, ...]] = {
 #: hsmgate endpoints the TSB table does not know, with the role of their single-item counterpart
 #: (batch sign/verify like /v1/synchronousSign, ML-KEM decapsulation like /v1/synchronousDecrypt,
 #: /v1/verifyHmac like /v1/synchronousHmac); the Prometheus metrics like the other service
-#: information (/v1/keystore/statistics).
+#: information (/v1/keystore/statistics); the older name of /v1/approver/onboard (wave-2 §2.3) for
+#: approvers too (it also lies under /v1/approverManagement/**).
 EXTENSION_ROLE_PATHS: Mapping[Role, tuple[str, ...]] = {
     Role.KEY_OPERATION: ("/v1/synchronousSignBatch", "/v1/verifyBatch", "/v1/encapsulate",
                          "/v1/synchronousDecapsulate", "/v1/decapsulate", "/v1/verifyHmac"),
     Role.SERVICE: ("/metrics",),
+    Role.APPROVER: ("/v1/approverManagement/onboard",),
 }
 
 #: Routes anyone may call: the load balancers' health check and ``/`` (a redirect to the Swagger

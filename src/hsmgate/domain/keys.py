@@ -240,6 +240,9 @@ class KeyService:
         self._clock = clock or (lambda: datetime.now(UTC))
         #: called with the label after a key was deleted (the SKA requests cancel its pending requests)
         self.on_delete: list[Callable[[str], None]] = []
+        #: approver name → its DER certificate, or None (approver management, ``domain/ska/approvers.py``):
+        #: resolves the ``onboarded_approver_certificate`` approvals of policies when they are read
+        self.approver_certificate: Callable[[str], bytes | None] = lambda _name: None
 
     def _now(self) -> datetime:
         return self._clock().replace(microsecond=0)

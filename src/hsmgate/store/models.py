@@ -284,3 +284,31 @@ class SkaTaskRow(Base):
     last_fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     signature: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class ApproverRecord(Base):
+    """An approver made by ``/v1/approverManagement/create`` (wave-2 §2). Holds no secret in clear:
+    ``wrapped_data_key`` is an AES-256 data key encrypted with RSA-OAEP (``oaep_hash``) under the
+    partition's approver backup key; ``backup`` is the approver's PKCS#12 (protected by its backup
+    password) and ``recovery`` its private key (PKCS#8 DER), each AES-256-GCM under that data key
+    as nonce‖ciphertext‖tag. ``certificate`` is the self-signed X.509 (DER) policies resolve the
+    approver's name to. ``code_hash``: SHA-256 of the pending one-time code (None once used),
+    valid until ``code_expires_at``; ``onboarded_at``: when a code was last redeemed."""
+
+    __tablename__ = "approvers"
+    __table_args__ = (UniqueConstraint("partition", "name", name="uq_approvers_partition_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    partition: Mapped[str] = mapped_column(String(128), nullable=False)
+    name: Mapped[str] = mapped_column(String(256), nullable=False)
+    key_size: Mapped[int] = mapped_column(Integer, nullable=False)
+    certificate: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    backup_key: Mapped[str] = mapped_column(String(512), nullable=False)
+    oaep_hash: Mapped[str] = mapped_column(String(16), nullable=False)
+    wrapped_data_key: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    backup: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    recovery: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    code_hash: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    code_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    onboarded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

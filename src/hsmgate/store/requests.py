@@ -236,3 +236,11 @@ class RequestRepository:
             session.execute(delete(SkaTaskRow).where(SkaTaskRow.request_id == request_id))
             session.execute(delete(SkaRequestRow).where(SkaRequestRow.id == request_id))
 
+
+    def drop_open_tasks(self, approver: bytes) -> int:
+        """Delete the open tasks of ``approver`` (a deleted approver's); returns how many."""
+        with self._db.session() as session:
+            result = session.execute(delete(SkaTaskRow).where(
+                SkaTaskRow.partition == self.partition, SkaTaskRow.approver == approver,
+                SkaTaskRow.state == TaskState.OPEN.value).execution_options(synchronize_session=False))
+            return int(result.rowcount or 0)

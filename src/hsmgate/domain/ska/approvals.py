@@ -49,6 +49,7 @@ from hsmgate.domain.ska.approval_token import (
     approver_public_key,
     signature_with_algorithm,
 )
+from hsmgate.domain.ska.approvers import ApproverService
 from hsmgate.domain.ska.guard import authorized
 from hsmgate.domain.ska.policy import EvaluationStatus, Rule, evaluate
 from hsmgate.domain.ska.requests import KINDS, RequestKind, RequestService, SkaAudit, run_audited, utc
@@ -462,3 +463,11 @@ class SkaServices:
     requests: RequestService
     approvals: ApprovalService
     timestamps: TimestampService
+    #: approver management (docs/approvers.md); None until ``bootstrap`` has built it
+    approvers: ApproverService | None = None
+
+    def require_approvers(self) -> ApproverService:
+        """The approver management service, or 611 where it is not available."""
+        if self.approvers is None:
+            raise errors.UnsupportedOperation("approver management is not available on this partition")
+        return self.approvers

@@ -94,6 +94,7 @@ class RequestKind(enum.StrEnum):
     CERTIFICATE_SIGN = "CERTIFICATE_SIGN"
     CERTIFICATE_SELF_SIGN = "CERTIFICATE_SELF_SIGN"
     DECAPSULATE = "DECAPSULATE"
+    APPROVER_RESTORE = "APPROVER_RESTORE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,10 @@ KINDS: dict[RequestKind, KindSpec] = {
     # (SignedDecapsulationRequestDto) and the other kinds; listed by its own filter and by All
     RequestKind.DECAPSULATE: _spec(Operation.USE, "decapsulationRequestId", "decapsulationRequest",
                                    "signedDecapsulationRequest", "decapsulationKeyName", "Decapsulate"),
+    # /v1/approverManagement/restoreFromBackup/forgotPassword (wave-2 §2.3): an unwrap under the
+    # approver backup key's policy, listed as an unwrap task; payload = the approver's name (UTF-8)
+    RequestKind.APPROVER_RESTORE: _spec(Operation.USE, "unwrapRequestId", "approverRestoreRequest",
+                                        "signedUnwrapKeyRequest", "unwrapKeyName", "UnwrapKey"),
 }
 SIGNED_FIELDS = tuple(dict.fromkeys(spec.signed_field for spec in KINDS.values()))
 TASK_FILTERS = ("Sign", "Decrypt", "UnwrapKey", "BlockKey", "UnblockKey", "ModifyKey", "Decapsulate", "All")

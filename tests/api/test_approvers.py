@@ -1,0 +1,249 @@
+"""Approver management over HTTP (wave-2 §2; docs/approvers.md): create, onboard, status, restore,
+forgotten password, renew, delete — on the soft token; the onboarding payload opened independently
+(AES-GCM with ``cryptography``, the PKCS#12 with the ``openssl pkcs12`` command line)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from hsmgate.domain.clock import ManualClock
+from tests.api.test_internal_keys import operations
+from tests.domain.ska.helpers import Approver, ClockServer, clock_server, policy, rule, status, token
+from tests.helpers import assert_tsb_error, unique
+
+OPENSSL = shutil.which("openssl")
+TRANSPORT_256 = "AnMrg9Ho5PLqqR8kmHhfgsvp8iT2OlpW"  # 32 characters: AES-256-GCM (the reference's sample)
+TRANSPORT_128 = "jRo2Ler2Stfi2tGS"  # 16 characters: AES-128-GCM
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClockServer]:
+    with clock_server(tmp_path_factory.mktemp("approvers"), ManualClock(),
+                      approver_one_time_code_ttl=3600) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def http(server: ClockServer) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+def create(http: httpx.Client, name: str, password: str = "2al15-backup", *, method: str = "PUT",
+           key_size: int = 2048, **extra: Any) -> str:
+    body = {"approverName": name, "algorithm": "RSA", "keySize": key_size, "backupPassword": list(password),
+            "validity": 3650, **extra}
+    response = http.request(method, "/v1/approverManagement/create", json=body)
+    assert response.status_code == 200, response.text
+    assert set(response.json()) == {"oneTimeCode"}
+    code = response.json()["oneTimeCode"]
+    assert isinstance(code, str) and code.isdigit() and len(code) == 12
+    return str(code)
+
+
+def onboard(http: httpx.Client, name: str, code: str, transport: str = TRANSPORT_256,
+            path: str = "/v1/approver/onboard") -> httpx.Response:
+    return http.post(path, json={"approverName": name, "oneTimeCode": list(code),
+                                 "transportPassword": list(transport)})
+
+
+def open_payload(body: dict[str, Any], transport: str) -> bytes:
+    """The PKCS#12 of an onboarding answer, decrypted as docs/approvers.md describes it."""
+    assert set(body) == {"encryptedPayload", "initializationVector"}
+    iv = base64.b64decode(body["initializationVector"], validate=True)
+    assert len(iv) == 12
+    return AESGCM(transport.encode()).decrypt(iv, base64.b64decode(body["encryptedPayload"], validate=True), None)
+
+
+def onboarded_key(http: httpx.Client, name: str, password: str = "2al15-backup", *,
+                  transport: str = TRANSPORT_256) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    """Create and onboard ``name``; its private key and certificate out of the PKCS#12."""
+    response = onboard(http, name, create(http, name, password), transport)
+    assert response.status_code == 200, response.text
+    key, certificate, _ = pkcs12.load_key_and_certificates(open_payload(response.json(), transport),
+                                                           password.encode())
+    assert isinstance(key, rsa.RSAPrivateKey) and certificate is not None
+    return key, certificate
+
+
+def onboarding_status(http: httpx.Client, method: str = "GET") -> dict[str, dict[str, str]]:
+    response = http.request(method, "/v1/approverManagement/onboarding/status")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"onboarded", "pending"}
+    return {state: {e["approverName"]: e["approverCertificate"] for e in body[state]} for state in body}
+
+
+@pytest.mark.subprocess
+@pytest.mark.skipif(OPENSSL is None, reason="needs the openssl command line")
+def test_onboarding_payload_opens_with_openssl(http: httpx.Client, tmp_path: Path) -> None:
+    name = unique("finance-officer") + "@example.com"
+    code = create(http, name, "2al15")
+    assert name in onboarding_status(http)["pending"]
+    response = onboard(http, name, code, TRANSPORT_128)
+    assert response.status_code == 200, response.text
+    p12 = tmp_path / "approver.p12"
+    p12.write_bytes(open_payload(response.json(), TRANSPORT_128))  # AES-128-GCM: a 16-byte password
+    pem = subprocess.run([OPENSSL, "pkcs12", "-in", str(p12), "-nodes", "-passin", "pass:2al15"],
+                         capture_output=True, check=True, timeout=60).stdout
+    key = serialization.load_pem_private_key(
+        pem[pem.index(b"-----BEGIN PRIVATE KEY-----"):pem.index(b"-----END PRIVATE KEY-----") + 25], None)
+    certificate = x509.load_pem_x509_certificate(pem[pem.index(b"-----BEGIN CERTIFICATE-----"):])
+    assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
+    assert certificate.subject.rfc4514_string() == f"CN={name}"
+    assert certificate.public_key().public_numbers() == key.public_key().public_numbers()
+    certificate.public_key().verify(certificate.signature, certificate.tbs_certificate_bytes,  # self-signed
+                                    padding.PKCS1v15(), hashes.SHA256())
+    days = (certificate.not_valid_after_utc - certificate.not_valid_before_utc).days
+    assert days == 3650
+    listed = onboarding_status(http, "POST")
+    assert name not in listed["pending"]
+    assert base64.b64decode(listed["onboarded"][name]) == certificate.public_bytes(serialization.Encoding.DER)
+    wrong = subprocess.run([OPENSSL, "pkcs12", "-in", str(p12), "-nodes", "-passin", "pass:wrong"],
+                           capture_output=True, check=False, timeout=60)
+    assert wrong.returncode != 0
+
+
+def test_create_by_post_and_sizes(http: httpx.Client) -> None:
+    name = unique("post")
+    code = create(http, name, method="POST", key_size=3072)
+    key, _ = pkcs12.load_key_and_certificates(open_payload(onboard(http, name, code).json(), TRANSPORT_256),
+                                              b"2al15-backup")[:2]
+    assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 3072
+    assert_tsb_error(http.put("/v1/approverManagement/create", json={
+        "approverName": name, "algorithm": "RSA", "keySize": 2048, "backupPassword": "x"}), 632, 400, naming=name)
+    assert_tsb_error(http.put("/v1/approverManagement/create", json={
+        "approverName": unique("a"), "algorithm": "RSA", "keySize": 1024, "backupPassword": "x"}), 603, 400,
+        naming="keySize")
+    assert_tsb_error(http.put("/v1/approverManagement/create", json={
+        "approverName": unique("a"), "algorithm": "EC", "keySize": 2048, "backupPassword": "x"}), 601, 400,
+        naming="algorithm")
+    assert_tsb_error(http.put("/v1/approverManagement/create", json={
+        "approverName": unique("a"), "algorithm": "RSA", "keySize": 2048}), 600, 400, naming="backupPassword")
+    assert_tsb_error(http.put("/v1/approverManagement/create", json={
+        "approverName": "bad\u200bname", "algorithm": "RSA", "backupPassword": "x"}), 600, 400,
+        naming="approverName")
+
+
+def test_one_time_code_is_single_use_and_expires(http: httpx.Client, server: ClockServer) -> None:
+    name = unique("single")
+    code = create(http, name)
+    assert_tsb_error(onboard(http, name, "000000000000"), 412, 400)
+    assert onboard(http, name, code, path="/v1/approverManagement/onboard").status_code == 200  # the older path
+    assert_tsb_error(onboard(http, name, code), 412, 400, naming="used")
+    assert_tsb_error(onboard(http, unique("nobody"), code), 654, 404)
+
+    late = unique("late")
+    stale = create(http, late)
+    server.clock.advance(3601)
+    assert_tsb_error(onboard(http, late, stale), 412, 400, naming="expired")
+    assert late in onboarding_status(http)["pending"]
+    fresh = http.post("/v1/approverManagement/renewOneTimeCode", json={"approverName": late})
+    assert fresh.status_code == 200 and set(fresh.json()) == {"oneTimeCode"}
+    assert_tsb_error(onboard(http, late, stale), 412, 400)
+    assert onboard(http, late, fresh.json()["oneTimeCode"]).status_code == 200
+    assert_tsb_error(http.post("/v1/approverManagement/renewOneTimeCode", json={"approverName": unique("x")}),
+                     654, 404)
+
+
+@pytest.mark.parametrize("transport", ["short", "A" * 24, "A" * 33, "é" * 12, ""])
+def test_wrong_transport_password_length(http: httpx.Client, transport: str) -> None:
+    name = unique("transport")
+    code = create(http, name)
+    assert_tsb_error(onboard(http, name, code, transport), 600, 400, naming="transportPassword")
+    assert onboard(http, name, code, "é" * 8).status_code == 200  # 16 bytes in UTF-8: the code still works
+
+
+def test_restore_with_known_password(http: httpx.Client) -> None:
+    name = unique("restore")
+    key, certificate = onboarded_key(http, name, "known-pw")
+    restored = http.post("/v1/approverManagement/restoreFromBackup", json={"approverName": name})
+    assert restored.status_code == 200 and set(restored.json()) == {"oneTimeCode"}, restored.text
+    assert name in onboarding_status(http)["pending"]  # until the new code is redeemed
+    response = onboard(http, name, restored.json()["oneTimeCode"])
+    again, cert_again, _ = pkcs12.load_key_and_certificates(open_payload(response.json(), TRANSPORT_256), b"known-pw")
+    assert isinstance(again, rsa.RSAPrivateKey)
+    assert again.private_numbers() == key.private_numbers() and cert_again == certificate
+    assert_tsb_error(http.post("/v1/approverManagement/restoreFromBackup", json={"approverName": unique("x")}),
+                     654, 404)
+
+
+def test_forgot_password_executes_under_the_empty_policy(http: httpx.Client) -> None:
+    name = unique("forgot")
+    key, _ = onboarded_key(http, name, "old-password")
+    response = http.post("/v1/approverManagement/restoreFromBackup/forgotPassword",
+                         json={"approverName": name, "newBackupPassword": list("new-password")})
+    assert response.status_code == 200, response.text
+    assert set(response.json()) == {"unwrapRequestId"}
+    done = status(http, response.json()["unwrapRequestId"])
+    assert done["status"] == "EXECUTED", done
+    code = done["result"]
+    p12 = open_payload(onboard(http, name, code).json(), TRANSPORT_256)
+    again = pkcs12.load_key_and_certificates(p12, b"new-password")[0]
+    assert isinstance(again, rsa.RSAPrivateKey) and again.private_numbers() == key.private_numbers()
+    with pytest.raises(ValueError):
+        pkcs12.load_key_and_certificates(p12, b"old-password")
+    assert_tsb_error(http.post("/v1/approverManagement/restoreFromBackup/forgotPassword",
+                               json={"approverName": name}), 600, 400, naming="newBackupPassword")
+
+
+def test_forgot_password_waits_for_the_backup_keys_quorum(tmp_path: Path) -> None:
+    officer = Approver("ec", "recovery-officer")
+    backup_policy = policy(rule(token((1, [officer]))))
+    with clock_server(tmp_path, ManualClock(), approver_backup_key_policy=json.dumps(backup_policy)) as live, \
+            live.client() as http:
+        name = unique("quorum")
+        key, _ = onboarded_key(http, name, "first")
+        request_id = http.post("/v1/approverManagement/restoreFromBackup/forgotPassword",
+                               json={"approverName": name, "newBackupPassword": "second"}).json()["unwrapRequestId"]
+        assert status(http, request_id)["status"] == "PENDING"
+        listed = http.post("/v1/filteredUnwrapKeyApprovalTask",
+                           json={**officer.authentication(live.clock.now()), "requestId": request_id,
+                                 "detailLevel": "level3"}).json()["tasks"]
+        assert len(listed) == 1
+        assert base64.b64decode(listed[0]["payload"]) == name.encode()
+        assert "second" not in base64.b64decode(listed[0]["requestBase64"]).decode()  # sealed, never in clear
+        assert http.post("/v1/approval", json=officer.send_approval(listed[0])).status_code == 200
+        done = status(http, request_id)
+        assert done["status"] == "EXECUTED", done
+        p12 = open_payload(onboard(http, name, done["result"]).json(), TRANSPORT_256)
+        again = pkcs12.load_key_and_certificates(p12, b"second")[0]
+        assert isinstance(again, rsa.RSAPrivateKey) and again.private_numbers() == key.private_numbers()
+
+
+def test_delete(http: httpx.Client) -> None:
+    name = unique("gone")
+    code = create(http, name)
+    response = http.delete(f"/v1/approverManagement/delete/{name}")
+    assert response.status_code == 200 and response.content == b""
+    assert_tsb_error(onboard(http, name, code), 654, 404)
+    assert name not in onboarding_status(http)["pending"]
+    assert_tsb_error(http.delete(f"/v1/approverManagement/delete/{name}"), 654, 404)
+    assert create(http, name)  # the name is free again
+
+
+def test_the_backup_key_is_internal(http: httpx.Client) -> None:
+    label = "approver-mgmt-backup-key-rsa-wrapping"
+    for path, body in operations(label):
+        response = http.post(path, json=body)
+        answer = response.json()
+        error = answer["results"][0] if "results" in answer else answer  # a batch: the item's error
+        assert error["errorCode"] == 614 and "internal" in error["message"], (path, response.text)
+    assert_tsb_error(http.post("/v1/key/deleteKey", json={"label": label}), 614, 400)
+    assert_tsb_error(http.post("/v1/decrypt", json={"decryptRequest": {
+        "decryptKeyName": label, "encryptedPayload": "AAAA", "cipherAlgorithm": "RSA_PADDING_OAEP_WITH_SHA256"}}),
+        614, 400)
