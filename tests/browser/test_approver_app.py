@@ -19,10 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from playwright.sync_api import Browser, Page, expect
 from pydantic import SecretStr
 
@@ -75,23 +72,36 @@ class BrowserApprover:
         self.offline = OfflinePage(browser, server)
         self.page: Page = self.offline.page
         self.url = f"{server.url}/approver/"
+        self.code = ""
+        self.certificate = b""
         self.spki = b""
 
     def open(self) -> None:
         self.page.goto(self.url)
         self.page.wait_for_selector("#register:not([hidden]), #tasks:not([hidden])")
 
-    def register_with_container(self, container: bytes, backup_password: str) -> None:
-        """Enrol the app with a PKCS#12 made by the test (what onboarding hands over, decrypted)."""
-        self.open()
-        self.page.evaluate("""async ([name, container, password]) => {
-            const app = await import("/approver/app.js");
-            const bytes = Uint8Array.from(atob(container), (c) => c.charCodeAt(0));
-            await app.enrol(name, bytes, password, null);
-        }""", [self.name, b64(container), backup_password])
-        self.page.reload()
+    def register(self, http: httpx.Client, *, api_key: str | None = None) -> None:
+        """Created over HTTP (approverKeyManagement); registered in the page's form with the
+        one-time code and the backup password, as a person would."""
+        backup_password = f"backup of {self.name}"
+        self.code = create_approver(http, self.name, backup_password)
+        self.fill_in(self.code, backup_password, api_key)
+        expect(self.page.locator("#message")).to_contain_text(f"Registered as {self.name}", timeout=60_000)
         self.page.wait_for_selector("#tasks:not([hidden])")
         assert self.page.locator("#identity-name").inner_text() == self.name
+        certificate = onboarding_status(http)["onboarded"][self.name]
+        self.certificate = base64.b64decode(certificate)
+        self.spki = x509.load_der_x509_certificate(self.certificate).public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def fill_in(self, code: str, backup_password: str, api_key: str | None = None) -> None:
+        self.open()
+        self.page.fill("#approver-name", self.name)
+        self.page.fill("#one-time-code", code)
+        self.page.fill("#backup-password", backup_password)
+        if api_key is not None:
+            self.page.fill("#api-key", api_key)
+        self.page.click("#register-button")
 
     def open_task(self, label: str) -> str:
         """Wait for the task on key ``label`` to appear by itself, open it; the task view's text."""
@@ -107,39 +117,35 @@ class BrowserApprover:
         expect(message).to_contain_text("Task")  # the page's CSP forbids wait_for_function's eval
         return message.inner_text()
 
-    def assert_offline_and_clean(self) -> None:
+    def assert_offline_and_clean(self, *, console: bool = True) -> None:
         assert self.offline.left_host == [], "requests that left the host"
         assert self.offline.errors == []
-        assert self.offline.console_errors == []  # a Content-Security-Policy violation would be one
+        if console:
+            assert self.offline.console_errors == []  # a Content-Security-Policy violation would be one
+        assert not [text for text in self.offline.console_errors if "Content Security Policy" in text]
 
 
-def approver_container(name: str, password: str) -> tuple[bytes, bytes]:
-    """An RSA approver key and self-signed certificate in a PKCS#12 sealed as hsmgate's approver
-    management seals it (PBES2 / AES-256-CBC, SHA-256 MAC, 100,000 rounds); and the key's SPKI."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=1))
-                   .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
-    encryption = (serialization.PrivateFormat.PKCS12.encryption_builder().kdf_rounds(100_000)
-                  .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC).hmac_hash(hashes.SHA256())
-                  .build(password.encode()))
-    container = pkcs12.serialize_key_and_certificates(name.encode(), key, certificate, None, encryption)
-    spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return container, spki
+def create_approver(http: httpx.Client, name: str, backup_password: str) -> str:
+    """``PUT /v1/approverManagement/create``: the one-time code."""
+    response = http.put("/v1/approverManagement/create", json={
+        "approverName": name, "algorithm": "RSA", "keySize": 2048, "backupPassword": backup_password, "validity": 30})
+    assert response.status_code == 200, response.text
+    return str(response.json()["oneTimeCode"])
+
+
+def onboarding_status(http: httpx.Client) -> dict[str, dict[str, str]]:
+    body = http.get("/v1/approverManagement/onboarding/status").json()
+    return {state: {e["approverName"]: e["approverCertificate"] for e in body[state]} for state in body}
 
 
 @pytest.fixture()
-def approvers(browser: Browser, server: LiveServer) -> Iterator[list[BrowserApprover]]:
-    """Two approvers, each registered in a browser context of its own."""
+def approvers(browser: Browser, server: LiveServer, http: httpx.Client) -> Iterator[list[BrowserApprover]]:
+    """Two approvers, each onboarded in a browser context of its own."""
     made = []
     for name in (unique("alice"), unique("bob")):
         approver = BrowserApprover(browser, server, name)
-        container, approver.spki = approver_container(name, "backup " + name)
-        approver.register_with_container(container, "backup " + name)
         made.append(approver)
+        approver.register(http)
     yield made
     for approver in made:
         approver.offline.close()
@@ -151,8 +157,8 @@ def approvers(browser: Browser, server: LiveServer) -> Iterator[list[BrowserAppr
 def two_of_two_key(http: httpx.Client, approvers: list[BrowserApprover], timeout: int = 3600) -> tuple[str, bytes]:
     """An EC P-256 SKA key whose use needs both approvers; its label and SPKI."""
     label = unique("approver-app")
-    group = {"name": "Officers", "quorum": 2, "approvals": [
-        {"type": "public_key", "name": a.name, "value": b64(a.spki)} for a in approvers]}
+    group = {"name": "Officers", "quorum": 2, "approvals": [  # the certificates onboarding made
+        {"type": "certificate", "value": b64(a.certificate)} for a in approvers]}
     policy = {"ruleUse": {"tokens": [{"name": "Payments", "timelock": 0, "timeout": timeout, "groups": [group]}]},
               "ruleBlock": None, "ruleUnblock": None, "ruleModify": None, "keyStatus": {"blocked": False}}
     response = http.post("/v1/key", json={"label": label, "algorithm": "EC", "curveOid": P256,
@@ -295,3 +301,76 @@ def test_the_task_view_decodes_tokens_as_the_server_codec_does(browser: Browser,
                           "moment": None, "keyName": None}
     assert decoded[2]["error"].startswith("TokenFormatError: approvalToBeSigned: header says")
     assert decoded[3]["error"].startswith("TokenFormatError: approvalToBeSigned: header says")
+
+
+@pytest.mark.parametrize("server", ["soft"], indirect=True)
+def test_registration_errors_are_shown_and_keep_nothing(browser: Browser, server: LiveServer,
+                                                        http: httpx.Client) -> None:
+    carol = BrowserApprover(browser, server, unique("carol"))
+    try:
+        code = create_approver(http, carol.name, "the right password")
+        carol.fill_in("000000000000", "the right password")
+        expect(carol.page.locator("#message")).to_contain_text("Registration failed: 412 res.error.")
+        carol.fill_in(code, "a wrong password")
+        expect(carol.page.locator("#message")).to_contain_text(
+            "Registration failed: the backup password does not open the key container", timeout=60_000)
+        assert carol.page.locator("#register").is_visible() and not carol.page.locator("#tasks").is_visible()
+        assert carol.page.input_value("#backup-password") == ""  # the form is cleared at once
+        stored = carol.page.evaluate("""async () => {
+            const { loadIdentity } = await import("/approver/keystore.js");
+            return (await loadIdentity()) === undefined;
+        }""")
+        assert stored is True
+        carol.fill_in(code, "the right password")  # the code was used by the failed attempt
+        expect(carol.page.locator("#message")).to_contain_text("Registration failed: 412 res.error.")
+        carol.assert_offline_and_clean(console=False)  # the 412 answers are logged by Chromium
+    finally:
+        carol.offline.close()
+
+
+API_KEYS = {role: f"{role}-api-key-0123456789abcdef" for role in (
+    "key_management", "key_operation", "approver", "approver_key_management")}
+
+
+@pytest.fixture()
+def keyed_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A server that wants an API key of each role (not dev mode)."""
+    settings = soft_settings(tmp_path, dev=False, ska_scheduler_interval=0.1,
+                             **{f"api_keys_{role}": [key] for role, key in API_KEYS.items()})
+    with LiveServer(settings) as live:
+        yield live
+
+
+def test_the_api_key_is_sent_where_the_server_wants_one(browser: Browser, keyed_server: LiveServer,
+                                                        tmp_path: Path) -> None:
+    dave = BrowserApprover(browser, keyed_server, unique("dave"))
+
+    def as_role(role: str) -> httpx.Client:
+        return keyed_server.client(headers={"X-API-KEY": API_KEYS[role]})
+
+    try:
+        with as_role("approver_key_management") as management:
+            code = create_approver(management, dave.name, "dave's backup")
+            dave.fill_in(code, "dave's backup")  # no API key: refused before the code is looked at
+            expect(dave.page.locator("#message")).to_contain_text("Registration failed: 416 ")
+            dave.fill_in(code, "dave's backup", API_KEYS["approver"])
+            expect(dave.page.locator("#message")).to_contain_text(f"Registered as {dave.name}", timeout=60_000)
+            certificate = onboarding_status(management)["onboarded"][dave.name]
+        label = unique("keyed")
+        policy = {"ruleUse": {"tokens": [{"name": "T", "timelock": 0, "timeout": 600, "groups": [
+            {"name": "G", "quorum": 1, "approvals": [{"type": "certificate", "value": certificate}]}]}]},
+            "ruleBlock": None, "ruleUnblock": None, "ruleModify": None, "keyStatus": {"blocked": False}}
+        with as_role("key_management") as keys:
+            response = keys.post("/v1/key", json={"label": label, "algorithm": "EC", "curveOid": P256,
+                                                  "attributes": SIGN_ATTRIBUTES, "policy": policy})
+            assert response.status_code == 201, response.text
+            spki = base64.b64decode(response.json()["json"]["publicKey"])
+        with as_role("key_operation") as operations:
+            request_id = sign_request(operations, label, b"keyed payload", "keyed test")
+            dave.open_task(label)  # listed with the approver's API key and signed timestamp
+            assert "approved" in dave.decide("approve")
+            done = wait_status(operations, request_id, "EXECUTED")
+        assert openssl_verifies(spki, b"keyed payload", base64.b64decode(done["result"]), tmp_path)
+        dave.assert_offline_and_clean(console=False)  # the 416 answer is logged by Chromium
+    finally:
+        dave.offline.close()
