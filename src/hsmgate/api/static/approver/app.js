@@ -317,8 +317,9 @@ export async function describe(task) {
       for (const group of entry.groups) {
         const given = group.approvers.filter((a) => approvedBy.has(approverSpki(a))).length;
         const missing = Math.max(0, group.quorum - given);
+        const named = group.approvers.length;
         rows.push([`Group ${group.name}`, `${given} of ${group.quorum} approvals given, ${missing} still needed`
-          + ` (${group.approvers.length} approvers named)`]);
+          + ` (${named} approver${named === 1 ? "" : "s"} named)`]);
       }
     }
   }
