@@ -158,7 +158,7 @@ def two_of_two_key(http: httpx.Client, approvers: list[BrowserApprover], *, time
                    timeout: int = 3600) -> tuple[str, bytes]:
     """An EC P-256 SKA key whose use needs both approvers; its label and SPKI."""
     label = unique("approver-app")
-    group = {"name": "Officers", "quorum": 2, "approvals": [  # the certificates onboarding made
+    group = {"name": "Officers", "quorum": len(approvers), "approvals": [  # the certificates onboarding made
         {"type": "certificate", "value": b64(a.certificate)} for a in approvers]}
     policy = {"ruleUse": {"tokens": [{"name": "Payments", "timelock": timelock, "timeout": timeout, "groups": [group]}]},
               "ruleBlock": None, "ruleUnblock": None, "ruleModify": None, "keyStatus": {"blocked": False}}
@@ -217,7 +217,7 @@ def test_two_approvers_approve_a_sign_request_in_their_browsers(
     ARTIFACTS.mkdir(exist_ok=True)
     alice.page.screenshot(path=str(ARTIFACTS / "approver-task-view.png"), full_page=True)
     assert "approved" in alice.decide("approve")
-    assert alice.page.locator("#task-rows tr", has_text=label).count() == 0  # decided: gone from the list
+    expect(alice.page.locator("#task-rows tr", has_text=label)).to_have_count(0)  # decided: gone from the list
 
     shown = bob.open_task(label)
     assert "1 of 2 approvals given, 1 still needed" in shown, shown
@@ -377,3 +377,21 @@ def test_the_api_key_is_sent_where_the_server_wants_one(browser: Browser, keyed_
         dave.assert_offline_and_clean(console=False)  # the 416 answer is logged by Chromium
     finally:
         dave.offline.close()
+
+
+@pytest.mark.parametrize("server", ["soft"], indirect=True)
+def test_a_browser_clock_ahead_of_the_server_is_allowed_for(browser: Browser, server: LiveServer,
+                                                             http: httpx.Client) -> None:
+    """The server refuses task-list timestamps from its future; the app learns how far its clock is
+    ahead from the answers' Date headers and signs a time the server accepts."""
+    erin = BrowserApprover(browser, server, unique("erin"))
+    try:
+        erin.offline.context.clock.install(time=datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=45))
+        erin.register(http)  # the onboarding answer's Date header is the first the app sees
+        label, _ = two_of_two_key(http, [erin])
+        sign_request(http, label, b"late clock", "clock test")
+        erin.page.reload()  # a fresh page knows nothing of the server's clock: its first list is refused
+        erin.page.locator("#task-rows tr", has_text=label).wait_for()
+        assert erin.offline.errors == [] and erin.offline.left_host == []
+    finally:
+        erin.offline.close()

@@ -31,6 +31,16 @@ const RULES = { 1: "rule_use", 2: "rule_block", 3: "rule_unblock", 4: "rule_modi
 
 class UserError extends Error {}
 
+/** How far this browser's clock runs ahead of the server's (ms, from answers' Date headers). The
+ * server refuses a task-list timestamp from its future (maxFutureTimestampDiff defaults to 0). */
+let clockAhead = 0;
+const TIMESTAMP_MARGIN_MS = 2000;  // well inside the 600 s a timestamp may lie in the past
+
+function noteServerClock(response) {
+  const date = Date.parse(response.headers.get("Date") || "");
+  if (!Number.isNaN(date)) clockAhead = Math.max(0, Date.now() - (date + 1000));  // Date has whole seconds
+}
+
 // -- bytes ------------------------------------------------------------------------------------------
 
 export function toBase64(bytes) {
@@ -80,6 +90,7 @@ async function call(method, path, body, apiKey) {
   } catch (error) {
     throw new UserError(`the server cannot be reached (${error.message})`);
   }
+  noteServerClock(response);
   const text = await response.text();
   let data = null;
   if (text) {
@@ -194,7 +205,7 @@ async function sign(identity, bytes) {
 
 /** The AuthenticatableRequestDto fields: a fresh timestamp signed with the approver key. */
 export async function authentication(identity) {
-  const timestamp = new Date().toISOString();
+  const timestamp = new Date(Date.now() - clockAhead - TIMESTAMP_MARGIN_MS).toISOString();
   const signature = await sign(identity, new TextEncoder().encode(timestamp));
   return {
     timestamp, timestampSignature: toBase64(signature), timestampDigestAlgorithm: DIGEST_ALGORITHM,
@@ -364,8 +375,17 @@ function showIdentity() {
   }
 }
 
+let pending = null;  // the list request under way: one at a time
+
+/** Fetch and draw the list afresh (after the one under way, if any). */
 async function refresh() {
   if (!identity) return;
+  while (pending) await pending;
+  pending = redraw().finally(() => { pending = null; });
+  await pending;
+}
+
+async function redraw() {
   try {
     tasks = await fetchTasks(identity);
   } catch (error) {
@@ -455,7 +475,7 @@ function start() {
   timer = null;
   if (identity) {
     refresh();
-    timer = setInterval(refresh, REFRESH_SECONDS * 1000);
+    timer = setInterval(() => { if (!pending) refresh(); }, REFRESH_SECONDS * 1000);
   }
 }
 
