@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from hsmgate import __version__
-from hsmgate.commands import audit, db, docs, partition, pkcs11, remote, token
+from hsmgate.commands import approver, audit, db, docs, partition, pkcs11, remote, token
 from hsmgate.commands.common import fail_unexpected, state
 from hsmgate.commands.serve import serve
 from hsmgate.warnings_filter import silence_dsa_deprecation
@@ -40,6 +40,7 @@ cli.add_typer(db.app, name="db")
 cli.add_typer(pkcs11.app, name="pkcs11")
 cli.add_typer(docs.app, name="docs")
 remote.register(cli)  # key, sign, verify, encrypt, decrypt, request: calls to a running hsmgate
+cli.add_typer(approver.app, name="approver")  # an approver's client
 
 
 @cli.command()

@@ -22,7 +22,18 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from hsmgate.domain.clock import ManualClock
 from tests.api.test_internal_keys import operations
-from tests.domain.ska.helpers import Approver, ClockServer, clock_server, policy, rule, status, token
+from tests.domain.ska.helpers import (
+    P256,
+    SIGN_ATTRIBUTES,
+    Approver,
+    ClockServer,
+    clock_server,
+    policy,
+    rule,
+    status,
+    token,
+    wait_status,
+)
 from tests.helpers import assert_tsb_error, unique
 
 OPENSSL = shutil.which("openssl")
@@ -247,3 +258,135 @@ def test_the_backup_key_is_internal(http: httpx.Client) -> None:
     assert_tsb_error(http.post("/v1/decrypt", json={"decryptRequest": {
         "decryptKeyName": label, "encryptedPayload": "AAAA", "cipherAlgorithm": "RSA_PADDING_OAEP_WITH_SHA256"}}),
         614, 400)
+
+
+def as_approver(name: str, key: rsa.RSAPrivateKey) -> Approver:
+    """The test helpers' approver, signing with the key out of the onboarding PKCS#12."""
+    approver = Approver("rsa", name)
+    approver.key = key
+    approver.spki = key.public_key().public_bytes(serialization.Encoding.DER,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+    return approver
+
+
+def onboarded_policy(*names: str, quorum: int = 1, timelock: int = 0) -> dict[str, Any]:
+    group = {"name": "Officers", "quorum": quorum,
+             "approvals": [{"type": "onboarded_approver_certificate", "name": name} for name in names]}
+    return policy({"tokens": [{"name": "Token1", "timelock": timelock, "timeout": 0, "groups": [group]}]})
+
+
+def create_ska_key(http: httpx.Client, label: str, key_policy: dict[str, Any]) -> httpx.Response:
+    return http.post("/v1/key", json={"label": label, "algorithm": "EC", "curveOid": P256, "policy": key_policy,
+                                      "attributes": dict(SIGN_ATTRIBUTES)})
+
+
+def sign_async(http: httpx.Client, label: str, payload: bytes) -> str:
+    response = http.post("/v1/sign", json={"signRequest": {
+        "payload": base64.b64encode(payload).decode(), "payloadType": "UNSPECIFIED", "signKeyName": label,
+        "signatureAlgorithm": "SHA256_WITH_ECDSA"}})
+    assert response.status_code == 201, response.text
+    return str(response.json()["signRequestId"])
+
+
+@pytest.mark.subprocess
+@pytest.mark.skipif(OPENSSL is None, reason="needs the openssl command line")
+def test_a_policy_naming_an_onboarded_approver(http: httpx.Client, server: ClockServer, tmp_path: Path) -> None:
+    """Create and onboard an approver, name it in an SKA key's policy, ask for a signature, approve
+    with the key from the decrypted PKCS#12: the request executes; OpenSSL verifies the signature."""
+    name = unique("officer") + "@example.com"
+    key, certificate = onboarded_key(http, name)
+    officer = as_approver(name, key)
+    label = unique("ska-onboarded")
+    created = create_ska_key(http, label, onboarded_policy(name))
+    assert created.status_code == 201, created.text
+    rule_use = created.json()["json"]["policy"]["ruleUse"]
+    assert rule_use["tokens"][0]["groups"][0]["approvals"] == [
+        {"type": "onboarded_approver_certificate", "name": name}]  # stored by name
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    assert base64.b64encode(der).decode() in created.json()["xml"]  # the XML carries the certificate
+
+    request_id = sign_async(http, label, b"pay the invoice")
+    assert status(http, request_id)["status"] == "PENDING"
+    by_certificate = http.post("/v1/filteredSignApprovalTask", json={
+        **officer.authentication(server.clock.now()), "approverPublicKey": None,
+        "approverCertificate": base64.b64encode(der).decode(), "requestId": request_id})
+    assert by_certificate.status_code == 200, by_certificate.text
+    (task,) = by_certificate.json()["tasks"]
+    assert base64.b64decode(task["approverPublicKey"]) == officer.spki
+    assert http.post("/v1/approval", json=officer.send_approval(task)).status_code == 200
+    done = status(http, request_id)
+    assert done["status"] == "EXECUTED", done
+    assert [base64.b64decode(k) for k in done["approvedBy"]] == [officer.spki]
+
+    public = tmp_path / "key.pem"
+    public.write_bytes(serialization.load_der_public_key(base64.b64decode(created.json()["json"]["publicKey"]))
+                       .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (tmp_path / "payload").write_bytes(b"pay the invoice")
+    (tmp_path / "signature").write_bytes(base64.b64decode(done["result"]))
+    verified = subprocess.run([OPENSSL, "dgst", "-sha256", "-verify", str(public), "-signature",
+                               str(tmp_path / "signature"), str(tmp_path / "payload")],
+                              capture_output=True, check=False, timeout=60)
+    assert verified.returncode == 0 and b"Verified OK" in verified.stdout, verified.stderr
+
+    other = as_approver("someone-else", rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    second = sign_async(http, label, b"again")
+    assert http.post("/v1/filteredSignApprovalTask", json={
+        **other.authentication(server.clock.now()), "requestId": second}).json()["tasks"] == []
+
+
+def test_policies_need_existing_approvers(http: httpx.Client) -> None:
+    missing = unique("nobody")
+    assert_tsb_error(create_ska_key(http, unique("ska"), onboarded_policy(missing)), 654, 404, naming=missing)
+    unnamed = onboarded_policy("x")
+    del unnamed["ruleUse"]["tokens"][0]["groups"][0]["approvals"][0]["name"]
+    assert_tsb_error(create_ska_key(http, unique("ska"), unnamed), 604, 400, naming="name")
+
+
+def test_deleting_an_approver_drops_its_tasks_and_approvals(http: httpx.Client, server: ClockServer) -> None:
+    first, second = unique("first"), unique("second")
+    first_key, _ = onboarded_key(http, first)
+    second_key, _ = onboarded_key(http, second)
+    alice, bob = as_approver(first, first_key), as_approver(second, second_key)
+    label = unique("ska-two")
+    assert create_ska_key(http, label, onboarded_policy(first, second, quorum=2)).status_code == 201
+    request_id = sign_async(http, label, b"two of two")
+    (task,) = http.post("/v1/filteredSignApprovalTask", json={
+        **alice.authentication(server.clock.now()), "requestId": request_id}).json()["tasks"]
+    assert http.post("/v1/approval", json=alice.send_approval(task)).status_code == 200
+    assert status(http, request_id)["status"] == "PENDING"
+
+    assert http.delete(f"/v1/approverManagement/delete/{second}").status_code == 200
+    assert http.post("/v1/filteredSignApprovalTask", json={
+        **bob.authentication(server.clock.now()), "requestId": request_id}).json()["tasks"] == []
+    later = sign_async(http, label, b"after the deletion")
+    assert http.post("/v1/filteredSignApprovalTask", json={
+        **bob.authentication(server.clock.now()), "requestId": later}).json()["tasks"] == []
+    assert status(http, request_id)["status"] == "PENDING"  # the quorum cannot be reached any more
+
+    assert http.delete(f"/v1/approverManagement/delete/{first}").status_code == 200
+    assert create_ska_key(http, unique("ska"), onboarded_policy(first)).status_code == 404
+    described = http.post("/v1/key/attributes", json={"label": label})
+    assert described.status_code == 200  # the key stays readable; its policy still names them
+    names = [a["name"] for a in described.json()["json"]["policy"]["ruleUse"]["tokens"][0]["groups"][0]["approvals"]]
+    assert names == [first, second]
+
+
+def test_approvals_of_a_deleted_approver_stop_counting(http: httpx.Client, server: ClockServer) -> None:
+    """Two keys, each naming one approver, a 60 s timelock; both approve; one approver is deleted
+    before the timelock passes: only the other key's request executes."""
+    kept, deleted = unique("kept"), unique("deleted")
+    requests = {}
+    for name in (kept, deleted):
+        approver = as_approver(name, onboarded_key(http, name)[0])
+        label = unique("ska-timelock")
+        assert create_ska_key(http, label, onboarded_policy(name, timelock=60)).status_code == 201
+        request_id = sign_async(http, label, b"after the timelock")
+        (task,) = http.post("/v1/filteredSignApprovalTask", json={
+            **approver.authentication(server.clock.now()), "requestId": request_id}).json()["tasks"]
+        assert http.post("/v1/approval", json=approver.send_approval(task)).status_code == 200
+        assert status(http, request_id)["status"] == "APPROVED"
+        requests[name] = request_id
+    assert http.delete(f"/v1/approverManagement/delete/{deleted}").status_code == 200
+    server.clock.advance(61)
+    wait_status(http, requests[kept], "EXECUTED")
+    wait_status(http, requests[deleted], "PENDING")

@@ -8,15 +8,15 @@
 
 :class:`HsmgateClient` (httpx, blocking) and :class:`AsyncHsmgateClient` (``await``) have the same
 calls: keys (create, list, describe, delete), sign and verify (one, or a batch), encrypt and
-decrypt, SKA requests (get, list). Request bodies and answers are the server's own pydantic wire
+decrypt, SKA requests (get, list), and an approver's calls (onboard, tasks, approve, reject). Request bodies and answers are the server's own pydantic wire
 models (``hsmgate.api.wire``); every refusal is a :class:`TsbApiError` with the TSB error body's
 ``errorCode``, ``reason`` and ``message`` and the HTTP ``status``. ``docs/client.md`` has examples.
 """
 
 from hsmgate.client.aio import AsyncHsmgateClient
-from hsmgate.client.calls import SIGNING_KEY, Encrypted, SignItem, VerifyItem
+from hsmgate.client.calls import SIGNING_KEY, ApproverProof, Encrypted, SignItem, VerifyItem
 from hsmgate.client.errors import TsbApiError
 from hsmgate.client.sync import HsmgateClient
 
-__all__ = ["SIGNING_KEY", "AsyncHsmgateClient", "Encrypted", "HsmgateClient", "SignItem", "TsbApiError",
+__all__ = ["SIGNING_KEY", "ApproverProof", "AsyncHsmgateClient", "Encrypted", "HsmgateClient", "SignItem", "TsbApiError",
            "VerifyItem"]

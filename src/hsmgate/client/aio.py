@@ -8,10 +8,11 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
+from hsmgate.api.wire.approvers import ApproverOnboardResponseDto
 from hsmgate.api.wire.keys import CreateKeyAttributes, SignedKeyAttributesDto
-from hsmgate.api.wire.ska import RequestStatusDto
+from hsmgate.api.wire.ska import RequestStatusDto, TaskDto
 from hsmgate.client import calls
-from hsmgate.client.calls import Call, Encrypted, SignItem, VerifyItem
+from hsmgate.client.calls import ApproverProof, Call, Encrypted, SignItem, VerifyItem
 from hsmgate.client.errors import TsbApiError
 
 T = TypeVar("T")
@@ -99,3 +100,26 @@ class AsyncHsmgateClient:
     async def list_requests(self, statuses: Sequence[str] | None = None) -> list[RequestStatusDto]:
         """As :meth:`HsmgateClient.list_requests`."""
         return await self._send(calls.list_requests(statuses))
+
+    # -- approvers (docs/approvers.md) ------------------------------------------------------------
+
+    async def onboard_approver(self, name: str, one_time_code: str, transport_password: str) -> ApproverOnboardResponseDto:
+        """Redeem a one-time code: the approver's PKCS#12, AES-GCM under ``transport_password``
+        (16 or 32 bytes in UTF-8)."""
+        return await self._send(calls.onboard_approver(name, one_time_code, transport_password))
+
+    async def approval_tasks(self, proof: ApproverProof, *, task_id: str | None = None, request_id: str | None = None,
+                       detail_level: str = "level3") -> list[TaskDto]:
+        """The approver's open tasks of every kind (``/v1/filteredAllApprovalTask``)."""
+        return await self._send(calls.approval_tasks(proof, task_id=task_id, request_id=request_id,
+                                               detail_level=detail_level))
+
+    async def approve_task(self, task_id: str, token: bytes, signature: bytes, *, certificate: bytes | None = None,
+                     public_key: bytes | None = None, digest_algorithm: str = "SHA-256") -> None:
+        """Approve a task: ``signature`` over the decoded ``approvalToBeSigned`` (``token``)."""
+        return await self._send(calls.approve_task(task_id, token, signature, certificate=certificate,
+                                             public_key=public_key, digest_algorithm=digest_algorithm))
+
+    async def reject_task(self, task_id: str, proof: ApproverProof) -> None:
+        """Reject (delete) a task."""
+        return await self._send(calls.reject_task(task_id, proof))

@@ -13,6 +13,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
+from hsmgate.api.wire.approvers import ApproverOnboardDto, ApproverOnboardResponseDto
 from hsmgate.api.wire.batch import (
     SynchronousSignBatchRequestDto,
     SynchronousSignBatchResponseDto,
@@ -42,7 +43,16 @@ from hsmgate.api.wire.signing import (
     VerifySignatureRequestDto,
     VerifySignatureResponseDto,
 )
-from hsmgate.api.wire.ska import FilteredRequestsDto, RequestsResponseDto, RequestStatusDto
+from hsmgate.api.wire.ska import (
+    DeleteTaskRequestDto,
+    FilteredRequestsDto,
+    FilteredTasksRequestDto,
+    GetTasksResponseDto,
+    RequestsResponseDto,
+    RequestStatusDto,
+    SendApprovalDto,
+    TaskDto,
+)
 from hsmgate.client.errors import TsbApiError
 
 T = TypeVar("T")
@@ -235,3 +245,52 @@ def list_requests(statuses: Sequence[str] | None) -> Call[list[RequestStatusDto]
     body = FilteredRequestsDto.model_validate({"requestStatusList": list(statuses) if statuses else None})
     return Call("POST", "/v1/filteredRequests", body,
                 lambda response: RequestsResponseDto.model_validate(response.json()).requests)
+
+
+# -- approvers (docs/approvers.md) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApproverProof:
+    """An approver's proof of possession for a task call: ``timestamp`` (ISO-8601) and its
+    signature with the approver's key, and the approver's DER certificate or SPKI."""
+
+    timestamp: str
+    signature: bytes
+    digest_algorithm: str = "SHA-256"
+    certificate: bytes | None = None
+    public_key: bytes | None = None
+
+    def fields(self) -> dict[str, Any]:
+        return {"timestamp": self.timestamp, "timestampSignature": b64(self.signature),
+                "timestampDigestAlgorithm": self.digest_algorithm,
+                "approverCertificate": b64(self.certificate) if self.certificate is not None else None,
+                "approverPublicKey": b64(self.public_key) if self.public_key is not None else None}
+
+
+def onboard_approver(name: str, one_time_code: str, transport_password: str) -> Call[ApproverOnboardResponseDto]:
+    body = ApproverOnboardDto(approverName=name, oneTimeCode=one_time_code, transportPassword=transport_password)
+    return Call("POST", "/v1/approver/onboard", body, _model(ApproverOnboardResponseDto))
+
+
+def approval_tasks(proof: ApproverProof, *, task_id: str | None, request_id: str | None,
+                   detail_level: str) -> Call[list[TaskDto]]:
+    body = FilteredTasksRequestDto.model_validate({**proof.fields(), "id": task_id, "requestId": request_id,
+                                                   "detailLevel": detail_level})
+    return Call("POST", "/v1/filteredAllApprovalTask", body,
+                lambda response: GetTasksResponseDto.model_validate(response.json()).tasks)
+
+
+def approve_task(task_id: str, token: bytes, signature: bytes, *, certificate: bytes | None,
+                 public_key: bytes | None, digest_algorithm: str = "SHA-256") -> Call[None]:
+    body = SendApprovalDto.model_validate({
+        "id": task_id, "approvalToBeSigned": b64(token), "signature": b64(signature),
+        "approvalDigestAlgorithm": digest_algorithm,
+        "approverCertificate": b64(certificate) if certificate is not None else None,
+        "approverPublicKey": b64(public_key) if public_key is not None else None})
+    return Call("POST", "/v1/approval", body, _nothing)
+
+
+def reject_task(task_id: str, proof: ApproverProof) -> Call[None]:
+    body = DeleteTaskRequestDto.model_validate({**proof.fields(), "id": task_id})
+    return Call("DELETE", "/v1/task", body, _nothing)

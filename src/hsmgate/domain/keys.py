@@ -31,7 +31,7 @@ from hsmgate.domain.derivation import (
 from hsmgate.domain.hsm_errors import translated
 from hsmgate.domain.ska import addresses
 from hsmgate.domain.ska.guard import guard_bits, load_policy, policy_json
-from hsmgate.domain.ska.policy import Policy
+from hsmgate.domain.ska.policy import Policy, resolve_onboarded
 from hsmgate.domain.text import character_name, unsafe_character
 from hsmgate.hsm.base import KeyAttributes, KeyInfo, KeySpec, KeyType, Partition
 from hsmgate.hsm.derivation import SEED_BITS, DerivationScheme
@@ -361,6 +361,7 @@ class KeyService:
         key is never usable without its policy."""
         if policy is None:
             raise errors.InvalidAddressOnNonSkaKey("'addressFormat' is only allowed on keys with a policy (SKA keys)")
+        self.resolved(policy, field="policy")  # 654: the onboarded approvers it names must exist
         if not spec.key_type.is_asymmetric:
             raise errors.InvalidKeyType(
                 f"'policy': Smart Key Attributes need an asymmetric key, not {spec.key_type}")
@@ -395,9 +396,15 @@ class KeyService:
         return self._signed(info, created)
 
     def ska_policy(self, label: str) -> Policy | None:
-        """The key's policy; None for a key without one."""
+        """The key's policy, its onboarded approvers resolved; None for a key without one."""
         stored, _ = self._metadata.ska(label)
-        return None if stored is None else load_policy(stored)
+        return None if stored is None else self.resolved(load_policy(stored))
+
+    def resolved(self, policy: Policy, *, field: str | None = None) -> Policy:
+        """``policy`` with its ``onboarded_approver_certificate`` approvers resolved to their current
+        certificates (:func:`hsmgate.domain.ska.policy.resolve_onboarded`); with ``field`` (a policy
+        about to be set), 654 for an approver that does not exist."""
+        return resolve_onboarded(policy, self.approver_certificate, field=field)
 
     def set_policy(self, label: str, policy: Policy) -> None:
         """Replace the policy of an SKA key (block, unblock, modify); 650 if it has no row."""
@@ -412,7 +419,7 @@ class KeyService:
         address = None
         if address_format and info.public_key:
             address = (addresses.address(address_format, info.public_key).hex().upper(), address_format)
-        return load_policy(stored), address
+        return self.resolved(load_policy(stored)), address
 
     def address(self, label: str) -> KeyAddress:
         """The address of an SKA key with ``addressFormat`` (630 for other keys); a derived key

@@ -26,6 +26,7 @@ from hsmgate.domain.ska.approval_token import (
 )
 from hsmgate.domain.ska.policy import (
     MAX_SECONDS,
+    UNRESOLVED_APPROVER,
     Approval,
     ApprovalType,
     EvaluationStatus,
@@ -38,7 +39,9 @@ from hsmgate.domain.ska.policy import (
     binary_rule,
     evaluate,
     is_time_less,
+    onboarded_names,
     policy_xml,
+    resolve_onboarded,
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -321,9 +324,12 @@ VALIDATION_CASES: list[tuple[str, Callable[[dict[str, Any]], None], int, str]] =
      f"'{A0}.value' is not a DER X.509 certificate"),
     ("certificate-dsa", _set(_APPROVAL, _cert_approval(certificate(DSA_KEY))), 601,
      f"'{A0}.value': approver key type DSA is not supported (RSA, EC, Ed25519)"),
-    ("onboarded",
-     _set(_APPROVAL, {"type": "onboarded_approver_certificate", "name": "officer1@securosys.com"}), 611,
-     f"'{A0}.type': onboarded_approver_certificate approvals are not supported by this hsmgate version"),
+    ("onboarded-without-name",
+     _set(_APPROVAL, {"type": "onboarded_approver_certificate", "value": b64(A)}), 604,
+     f"'{A0}.name' must name the onboarded approver"),
+    ("onboarded-twice", _set(f"{_GROUP}.approvals",
+                             [{"type": "onboarded_approver_certificate", "name": "officer1@securosys.com"}] * 2), 600,
+     f"'{G0}.approvals[1]' repeats an approver already listed in the group"),
     ("duplicate-approver", _set(f"{_GROUP}.approvals.1", pk(A, "again")), 600,
      f"'{G0}.approvals[1]' repeats an approver already listed in the group"),
     ("duplicate-via-certificate", _set(f"{_GROUP}.approvals.1", _cert_approval(CERT)), 600,
@@ -677,3 +683,36 @@ class TestPolicyXml:
         assert f'\t\t\t\t<approval type="certificate" name="{escaped}">{b64(CERT)}</approval>' in lines
         assert f'\t\t\t\t<approval type="public_key">{b64(B)}</approval>' in lines
         assert lines.index("\t<rule_use/>") < lines.index("\t<rule_unblock>")
+
+
+# --------------------------------------------------------------------------------------------------
+# Onboarded approvers (docs/approvers.md)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_onboarded_approvers_resolve_by_name() -> None:
+    now = datetime.now(UTC)
+    onboarded = {"type": "onboarded_approver_certificate", "name": "officer1@example.com"}
+    wire = {"ruleUse": rule(token(group(onboarded, pk(B), quorum=2))), "ruleBlock": None, "ruleUnblock": None,
+            "ruleModify": None, "keyStatus": {"blocked": False}}
+    parsed = Policy.from_wire(wire)
+    assert onboarded_names(parsed) == ("officer1@example.com",)
+    assert parsed.to_wire()["ruleUse"]["tokens"][0]["groups"][0]["approvals"][0] == onboarded  # stored by name
+    unresolved = [a.identity for a in approvers(parsed.rule_use)]
+    assert unresolved[0].startswith(UNRESOLVED_APPROVER) and unresolved[1] == B
+
+    resolved = resolve_onboarded(parsed, {"officer1@example.com": CERT}.get)
+    assert [a.identity for a in approvers(resolved.rule_use)] == [A, B]  # CERT holds key A
+    assert resolved.to_wire() == parsed.to_wire()
+    assert b64(CERT) in "".join(policy_xml(resolved))
+    assert evaluate(resolved.rule_use, frozenset({A, B}), frozenset(), now, now).status is EvaluationStatus.FULFILLED
+    assert evaluate(parsed.rule_use, frozenset({A, B}), frozenset(), now, now).status is EvaluationStatus.PENDING
+
+    gone = resolve_onboarded(parsed, lambda _name: None)  # a deleted approver stands for nobody
+    assert [a.identity for a in approvers(gone.rule_use)] == unresolved
+    with pytest.raises(errors.TsbError) as refused:
+        resolve_onboarded(parsed, lambda _name: None, field="policy")
+    assert refused.value.code == 654 and "officer1@example.com" in refused.value.message
+    plain = Policy.from_wire({**wire, "ruleUse": rule(token(group(pk(B))))})
+    assert resolve_onboarded(plain, lambda _name: pytest.fail("no lookup for a policy without onboarded approvers")) \
+        is plain

@@ -153,7 +153,8 @@ def unblock(body: SignedUnblockKeyRequestDto, ska: SkaDep, services: ServicesDep
              response_model=ModifyKeyRequestIdDto, summary="Request to replace the policy of an SKA key")
 def modify(body: SignedModifyKeyRequestDto, ska: SkaDep, services: ServicesDep, caller: CallerDep) -> ModifyKeyRequestIdDto:
     request = body.modifyRequest
-    policy = Policy.from_wire(request.policy, field="modifyRequest.policy", key_status=False)
+    policy = services.keys.resolved(Policy.from_wire(request.policy, field="modifyRequest.policy", key_status=False),
+                                    field="modifyRequest.policy")
     return ModifyKeyRequestIdDto(modifyKeyRequestId=_submit(
         ska, services, caller, RequestKind.MODIFY, request.modifyKeyName, binary_policy(policy), body))
 
@@ -250,7 +251,8 @@ def synchronous_modify(body: SignedSynchronousModifyKeyRequestDto, ska: SkaDep,
     request = body.modifyRequest
     label = request.modifyKeyName
     services.key_use.check_password(caller, KeyRef(label, request.keyPassword, "modifyRequest.keyPassword"))
-    policy = Policy.from_wire(request.policy, field="modifyRequest.policy", key_status=False)
+    policy = services.keys.resolved(Policy.from_wire(request.policy, field="modifyRequest.policy", key_status=False),
+                                    field="modifyRequest.policy")
     services.key_use.audit(caller).mutating("synchronousModify", label, lambda: ska.approvals.synchronous_management(
         RequestKind.MODIFY, label, binary_policy(policy), {"policy": request.policy},
         request.signedApprovals or []))

@@ -22,7 +22,7 @@ import base64
 import binascii
 import enum
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -61,12 +61,16 @@ class ApprovalType(enum.StrEnum):
 
     PUBLIC_KEY = "public_key"  # value = b64 DER SubjectPublicKeyInfo; name optional
     CERTIFICATE = "certificate"  # value = b64 DER X.509 certificate; name = the certificate's CN
-    ONBOARDED_APPROVER_CERTIFICATE = "onboarded_approver_certificate"  # name only (not supported yet)
+    #: name only on the wire; ``value`` = the approver's DER certificate once resolved
+    #: (:func:`resolve_onboarded`), empty while unresolved
+    ONBOARDED_APPROVER_CERTIFICATE = "onboarded_approver_certificate"
 
 
 @dataclass(frozen=True, slots=True)
 class Approval:
-    """One approver entry of a group. ``value`` is DER: an SPKI (public_key) or a certificate."""
+    """One approver entry of a group. ``value`` is DER: an SPKI (public_key) or a certificate (a
+    certificate, a resolved onboarded approver); empty for an onboarded approver not (or no longer)
+    resolved."""
 
     type: ApprovalType
     name: str | None
@@ -74,7 +78,11 @@ class Approval:
 
     @property
     def identity(self) -> bytes:
-        """The approver's DER SPKI, which approvals and rejections are matched against."""
+        """The approver's DER SPKI, which approvals and rejections are matched against. An
+        unresolved onboarded approver has an identity no key has (it is no DER): nobody's
+        approval counts for it."""
+        if not self.value:
+            return UNRESOLVED_APPROVER + (self.name or "").encode("utf-8")
         return _identity(self.type, self.value)
 
 
@@ -153,7 +161,7 @@ class Policy:
         ``modifyRequest.policy``). ``key_status`` selects a full ``PolicyDto`` (keyStatus required)
         over a ``ModifyPolicyDto`` (keyStatus ignored). Raises TsbError subclasses: 600 for shape and
         value errors, 407/409 for unparseable keys/certificates, 601 for unsupported approver key
-        types, 604 for named or nameless certificate approvals, 611 for onboarded approvers.
+        types, 604 for named certificate approvals, nameless certificate or onboarded approvals.
 
         A key *created* blocked must name who may unblock it: a non-empty ``ruleUnblock`` (600
         otherwise, reference §6.1). ``stored``: the policy of an existing key, read back — that rule
@@ -208,13 +216,60 @@ _RULE_TAGS = (Tag.RULE_USE, Tag.RULE_BLOCK, Tag.RULE_UNBLOCK, Tag.RULE_MODIFY)
 # --------------------------------------------------------------------------------------------------
 
 
+#: Prefix of the identity of an onboarded approver that does not resolve (deleted, or not in this
+#: partition): not DER, so no approver key ever matches it.
+UNRESOLVED_APPROVER = b"unresolved-onboarded-approver:"
+
+
 @functools.lru_cache(maxsize=4096)
 def _identity(kind: ApprovalType, value: bytes) -> bytes:
     if kind is ApprovalType.PUBLIC_KEY:
         return value
-    if kind is ApprovalType.CERTIFICATE:
-        return certificate_public_key(value)
-    raise errors.UnsupportedOperation(f"approvals of type '{kind}' are not supported by this hsmgate version")
+    return certificate_public_key(value)  # a certificate, or an onboarded approver's certificate
+
+
+@functools.lru_cache(maxsize=1024)
+def onboarded_names(policy: Policy) -> tuple[str, ...]:
+    """The names of the onboarded approvers a policy names, in policy order, each once."""
+    names: dict[str, None] = {}
+    for rule in policy._rules():
+        for token in () if rule is None else rule.tokens:
+            for group in token.groups:
+                for approval in group.approvals:
+                    if approval.type is ApprovalType.ONBOARDED_APPROVER_CERTIFICATE and approval.name:
+                        names[approval.name] = None
+    return tuple(names)
+
+
+def resolve_onboarded(policy: Policy, certificate_of: Callable[[str], bytes | None], *,
+                      field: str | None = None) -> Policy:
+    """``policy`` with each onboarded approver's ``value`` set to its current DER certificate
+    (``certificate_of(name)``), or emptied when there is no such approver — the one place where
+    approver names become keys (docs/approvers.md). With ``field`` (a policy being set on a key),
+    an approver that does not exist is 654 instead."""
+    names = onboarded_names(policy)
+    if not names:
+        return policy
+    found = {name: certificate_of(name) for name in names}
+    if field is not None:
+        missing = [name for name, certificate in found.items() if certificate is None]
+        if missing:
+            raise errors.TsbError(f"'{field}' names approver(s) that do not exist: {', '.join(missing)}", code=654)
+
+    def approval(entry: Approval) -> Approval:
+        if entry.type is not ApprovalType.ONBOARDED_APPROVER_CERTIFICATE:
+            return entry
+        return Approval(entry.type, entry.name, found.get(entry.name or "") or b"")
+
+    def rule(old: Rule | None) -> Rule | None:
+        if old is None:
+            return None
+        return Rule(tuple(Token(token.name, token.timelock, token.timeout, tuple(
+            Group(group.name, group.quorum, tuple(approval(a) for a in group.approvals))
+            for group in token.groups)) for token in old.tokens))
+
+    return Policy(rule(policy.rule_use), rule(policy.rule_block), rule(policy.rule_unblock),
+                  rule(policy.rule_modify), policy.blocked)
 
 
 def approvers(rule: Rule | None) -> list[Approval]:
@@ -355,14 +410,13 @@ def _approval(data: Any, field: str) -> Approval:
         kind = ApprovalType(raw_type)
     except ValueError:
         raise errors.ValidationFailed(f"Value '{raw_type}' is not valid for field '{field}.type'") from None
-    if kind is ApprovalType.ONBOARDED_APPROVER_CERTIFICATE:
-        raise errors.UnsupportedOperation(
-            f"'{field}.type': onboarded_approver_certificate approvals are not supported "
-            "by this hsmgate version"
-        )
     name = obj.get("name")
     if name is not None:
         name = _string(name, f"{field}.name")
+    if kind is ApprovalType.ONBOARDED_APPROVER_CERTIFICATE:  # resolved by name when the policy is read
+        if not name:
+            raise errors.TsbError(f"'{field}.name' must name the onboarded approver", code=604)
+        return Approval(kind, name, b"")
     der = _der_from_base64(_required(obj, "value", f"{field}.value"), f"{field}.value")
     if kind is ApprovalType.PUBLIC_KEY:
         _check_public_key(der, f"{field}.value")

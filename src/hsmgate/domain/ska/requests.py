@@ -398,7 +398,7 @@ class RequestService:
     def rule_of(self, row: SkaRequestRow) -> Rule | None:
         if row.policy is None:
             return None
-        return load_policy(row.policy).rule_for(Operation(row.operation))
+        return self.keys.resolved(load_policy(row.policy)).rule_for(Operation(row.operation))
 
     def advance(self, request_id: str, audit: SkaAudit | None = None) -> bool:
         """Evaluate a live request and move it on; True when this call executed it. An execution,
@@ -420,8 +420,9 @@ class RequestService:
                                           ready_at=evaluation.ready_at, expires_at=evaluation.expires_at) \
                     and row.status == RequestStatus.PENDING.value:
                 log.info("SKA request %s approved; executes at %s", request_id, evaluation.ready_at)
-        elif status is EvaluationStatus.PENDING:
-            self.repository.update_live(request_id, RequestStatus.PENDING.value, expires_at=evaluation.expires_at)
+        elif status is EvaluationStatus.PENDING:  # also an APPROVED one whose approvals no longer
+            # count (their approver was deleted, docs/approvers.md): back to PENDING, out of the scheduler's due list
+            self.repository.transition(request_id, LIVE, RequestStatus.PENDING.value, expires_at=evaluation.expires_at)
         elif status in (EvaluationStatus.EXPIRED, EvaluationStatus.REJECTED):
             final = RequestStatus.EXPIRED if status is EvaluationStatus.EXPIRED else RequestStatus.REJECTED
             if self.repository.transition(request_id, LIVE, final.value):
