@@ -158,8 +158,8 @@ def two_of_two_key(http: httpx.Client, approvers: list[BrowserApprover], *, time
                    timeout: int = 3600) -> tuple[str, bytes]:
     """An EC P-256 SKA key whose use needs both approvers; its label and SPKI."""
     label = unique("approver-app")
-    group = {"name": "Officers", "quorum": len(approvers), "approvals": [  # the certificates onboarding made
-        {"type": "certificate", "value": b64(a.certificate)} for a in approvers]}
+    group = {"name": "Officers", "quorum": len(approvers), "approvals": [  # named as onboarded (TSB ≥ 2.0.1)
+        {"type": "onboarded_approver_certificate", "name": a.name} for a in approvers]}
     policy = {"ruleUse": {"tokens": [{"name": "Payments", "timelock": timelock, "timeout": timeout, "groups": [group]}]},
               "ruleBlock": None, "ruleUnblock": None, "ruleModify": None, "keyStatus": {"blocked": False}}
     response = http.post("/v1/key", json={"label": label, "algorithm": "EC", "curveOid": P256,

@@ -424,8 +424,12 @@ async function redraw() {
 }
 
 async function view(taskId) {
+  await refresh();  // what is shown is the task as it stands now (approvals given meanwhile)
   const task = tasks.find((t) => t.id === taskId);
-  if (!task) return;
+  if (!task) {
+    message(`Task ${taskId} no longer waits for you.`, false);
+    return;
+  }
   shown = task;
   $("view-id").textContent = task.id;
   const list = $("task-details");
