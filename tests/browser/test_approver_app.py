@@ -317,6 +317,7 @@ def test_registration_errors_are_shown_and_keep_nothing(browser: Browser, server
         carol.fill_in(code, "a wrong password")
         expect(carol.page.locator("#message")).to_contain_text(
             "Registration failed: the backup password does not open the key container", timeout=60_000)
+        expect(carol.page.locator("#message")).to_contain_text("The one-time code is used up: ask your approver")
         assert carol.page.locator("#register").is_visible() and not carol.page.locator("#tasks").is_visible()
         assert carol.page.input_value("#backup-password") == ""  # the form is cleared at once
         stored = carol.page.evaluate("""async () => {

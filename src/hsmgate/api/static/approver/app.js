@@ -194,7 +194,12 @@ export async function register(name, oneTimeCode, backupPassword, apiKey) {
     if (error instanceof UserError) throw error;
     throw new UserError("the onboarding payload does not decrypt with the transport password");
   }
-  return enrol(name, container, backupPassword, apiKey);
+  try {
+    return await enrol(name, container, backupPassword, apiKey);
+  } catch (error) {
+    throw new UserError(`${errorText(error)}. The one-time code is used up: ask your approver manager `
+      + "for a new one (restoreFromBackup or renewOneTimeCode)");
+  }
 }
 
 // -- approver authentication, approvals -------------------------------------------------------------
