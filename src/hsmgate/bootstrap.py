@@ -382,6 +382,7 @@ class Runtime:
 def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     """The database migrated, every partition's services, the audit trail and SKA services, and
     the metrics they report to."""
+    approver_backup_key_policy(settings)  # a bad HSMGATE_APPROVER_BACKUP_KEY_POLICY stops before anything opens
     prepare_data_dir(settings.data_dir)  # umask 077, data dir 0700, writable (preflight.py, private_files.py)
     db = open_database(settings)
     metrics = Metrics()

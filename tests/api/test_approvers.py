@@ -8,7 +8,7 @@ import base64
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import pkcs12
+from pydantic import SecretStr
 
+from hsmgate.app import create_app
 from hsmgate.domain.clock import ManualClock
+from hsmgate.settings import ConfigError
+from hsmgate.store.audit import AuditRepository
 from tests.api.test_internal_keys import operations
 from tests.domain.ska.helpers import (
     P256,
@@ -34,7 +38,10 @@ from tests.domain.ska.helpers import (
     token,
     wait_status,
 )
-from tests.helpers import assert_tsb_error, unique
+from tests.helpers import LiveServer, assert_tsb_error, soft_settings, unique
+from tests.softhsm import SoftHsmToken
+
+pytest_plugins = ["tests.softhsm_fixtures"]
 
 OPENSSL = shutil.which("openssl")
 TRANSPORT_256 = "AnMrg9Ho5PLqqR8kmHhfgsvp8iT2OlpW"  # 32 characters: AES-256-GCM (the reference's sample)
@@ -145,9 +152,9 @@ def test_create_by_post_and_sizes(http: httpx.Client) -> None:
         naming="algorithm")
     assert_tsb_error(http.put("/v1/approverManagement/create", json={
         "approverName": unique("a"), "algorithm": "RSA", "keySize": 2048}), 600, 400, naming="backupPassword")
-    assert_tsb_error(http.put("/v1/approverManagement/create", json={
-        "approverName": "bad\u200bname", "algorithm": "RSA", "backupPassword": "x"}), 600, 400,
-        naming="approverName")
+    for bad in ("bad\u200bname", "a/b", " ", "x" * 257):
+        assert_tsb_error(http.put("/v1/approverManagement/create", json={
+            "approverName": bad, "algorithm": "RSA", "backupPassword": "x"}), 600, 400, naming="approverName")
 
 
 def test_one_time_code_is_single_use_and_expires(http: httpx.Client, server: ClockServer) -> None:
@@ -255,6 +262,16 @@ def test_the_backup_key_is_internal(http: httpx.Client) -> None:
         error = answer["results"][0] if "results" in answer else answer  # a batch: the item's error
         assert error["errorCode"] == 614 and "internal" in error["message"], (path, response.text)
     assert_tsb_error(http.post("/v1/key/deleteKey", json={"label": label}), 614, 400)
+    new_policy = {"ruleUse": None, "ruleBlock": None, "ruleUnblock": None, "ruleModify": None}
+    for path, body in (("/v1/modify", {"modifyRequest": {"modifyKeyName": label, "policy": new_policy}}),
+                       ("/v1/synchronousModify", {"modifyRequest": {"modifyKeyName": label, "policy": new_policy}}),
+                       ("/v1/block", {"blockRequest": {"blockKeyName": label}}),
+                       ("/v1/synchronousBlock", {"blockRequest": {"blockKeyName": label}}),
+                       ("/v1/unblock", {"unblockRequest": {"unblockKeyName": label}}),
+                       ("/v1/sign", {"signRequest": {"signKeyName": label, "payload": "AAAA",
+                                                     "signatureAlgorithm": "SHA256_WITH_RSA"}})):
+        assert_tsb_error(http.post(path, json=body), 614, 400, naming="internal")  # its policy stays hsmgate's
+    assert http.get(f"/v1/key/{label}/attributes").json()["json"]["policy"]["keyStatus"] == {"blocked": False}
     assert_tsb_error(http.post("/v1/decrypt", json={"decryptRequest": {
         "decryptKeyName": label, "encryptedPayload": "AAAA", "cipherAlgorithm": "RSA_PADDING_OAEP_WITH_SHA256"}}),
         614, 400)
@@ -390,3 +407,90 @@ def test_approvals_of_a_deleted_approver_stop_counting(http: httpx.Client, serve
     server.clock.advance(61)
     wait_status(http, requests[kept], "EXECUTED")
     wait_status(http, requests[deleted], "PENDING")
+
+
+@pytest.mark.pkcs11
+def test_on_softhsm(tmp_path: Path, softhsm_factory: Callable[[str], SoftHsmToken]) -> None:
+    """The backup key on a SoftHSM2 token (RSA-OAEP with SHA-1, all SoftHSM2 offers): create,
+    onboard, the forgotten-password restore, and an approval with the onboarded key."""
+    hsm = softhsm_factory("approvers")
+    settings = soft_settings(tmp_path, backend="pkcs11", pkcs11_module=hsm.module_path,
+                             pkcs11_token_label=hsm.token_label, pkcs11_pin=SecretStr(hsm.pin),
+                             ska_scheduler_interval=0.1)
+    with clock_server(tmp_path, ManualClock(), settings=settings) as live, live.client() as http:
+        backup = http.get("/v1/key/approver-mgmt-backup-key-rsa-wrapping/attributes")
+        assert backup.status_code == 200, backup.text  # readable, like the other internal keys, never usable
+        attributes = backup.json()["json"]
+        assert attributes["keySize"] == 3072 and attributes["policy"]["ruleUse"] is None
+        assert attributes["attributes"]["neverExtractable"] and not attributes["attributes"]["extractable"]
+        name = unique("hsm-officer")
+        key, _ = onboarded_key(http, name, "on-the-token")
+        done = status(http, http.post("/v1/approverManagement/restoreFromBackup/forgotPassword", json={
+            "approverName": name, "newBackupPassword": "renewed"}).json()["unwrapRequestId"])
+        assert done["status"] == "EXECUTED", done
+        p12 = open_payload(onboard(http, name, done["result"]).json(), TRANSPORT_256)
+        again = pkcs12.load_key_and_certificates(p12, b"renewed")[0]
+        assert isinstance(again, rsa.RSAPrivateKey) and again.private_numbers() == key.private_numbers()
+
+        officer = as_approver(name, key)
+        label = unique("hsm-ska")
+        assert create_ska_key(http, label, onboarded_policy(name)).status_code == 201
+        request_id = sign_async(http, label, b"signed on the token")
+        (task,) = http.post("/v1/filteredSignApprovalTask", json={
+            **officer.authentication(live.clock.now()), "requestId": request_id}).json()["tasks"]
+        assert http.post("/v1/approval", json=officer.send_approval(task)).status_code == 200
+        assert status(http, request_id)["status"] == "EXECUTED"
+
+
+def test_every_call_is_audited_without_secrets(http: httpx.Client, server: ClockServer) -> None:
+    name = unique("audited")
+    code = create(http, name, "audit-backup-secret")
+    assert_tsb_error(onboard(http, name, "999999999999"), 412, 400)
+    assert onboard(http, name, code).status_code == 200
+    renewed = http.post("/v1/approverManagement/renewOneTimeCode", json={"approverName": name}).json()["oneTimeCode"]
+    restored = http.post("/v1/approverManagement/restoreFromBackup", json={"approverName": name}).json()["oneTimeCode"]
+    request_id = http.post("/v1/approverManagement/restoreFromBackup/forgotPassword", json={
+        "approverName": name, "newBackupPassword": "audit-new-secret"}).json()["unwrapRequestId"]
+    onboarding_status(http)
+    assert http.delete(f"/v1/approverManagement/delete/{name}").status_code == 200
+    records = list(AuditRepository(server.app.state.db).records("default"))
+    mine = [(r["operation"], r["outcome"], r["error_code"]) for r in records if r["key_label"] == name]
+    for operation, outcome, error_code in (
+            ("createApprover", "ok", None), ("onboardApprover", "error", 412), ("onboardApprover", "ok", None),
+            ("renewApproverOneTimeCode", "ok", None), ("restoreApprover", "ok", None),
+            ("deleteApprover", "ok", None)):
+        assert (operation, outcome, error_code) in mine, mine
+    restore = {r["operation"] for r in records if r["ska_request_id"] == request_id}
+    assert {"requestApproverRestore", "executeApproverRestore"} <= restore
+    assert "approverOnboardingStatus" in {r["operation"] for r in records}
+    dump = json.dumps(records, default=str)
+    for secret in ("audit-backup-secret", "audit-new-secret", code, renewed, restored, TRANSPORT_256):
+        assert secret not in dump
+
+
+def test_roles(tmp_path: Path) -> None:
+    """approverKeyManagement manages approvers; approver onboards (both onboarding paths); another
+    role's API key is refused with 631, as the TSB does."""
+    managers, approvers, operations = "mgr-" + "k" * 24, "apr-" + "k" * 24, "ops-" + "k" * 24
+    settings = soft_settings(tmp_path, dev=False, api_keys_approver_key_management=[managers],
+                             api_keys_approver=[approvers], api_keys_key_operation=[operations])
+    with LiveServer(settings) as live, live.client(headers={"X-API-KEY": managers}) as manager, \
+            live.client(headers={"X-API-KEY": approvers}) as approver, \
+            live.client(headers={"X-API-KEY": operations}) as operator:
+        name = unique("roles")
+        for other in (approver, operator):
+            assert_tsb_error(other.put("/v1/approverManagement/create", json={
+                "approverName": name, "algorithm": "RSA", "backupPassword": "x"}), 631, 401)
+            assert_tsb_error(other.get("/v1/approverManagement/onboarding/status"), 631, 401)
+            assert_tsb_error(other.delete(f"/v1/approverManagement/delete/{name}"), 631, 401)
+        code = create(manager, name)
+        assert_tsb_error(onboard(manager, name, code), 631, 401)  # /v1/approver/onboard: the approver's
+        assert_tsb_error(onboard(operator, name, code, path="/v1/approverManagement/onboard"), 631, 401)
+        assert onboard(approver, name, code, path="/v1/approverManagement/onboard").status_code == 200
+        assert name in onboarding_status(manager)["onboarded"]
+
+
+def test_a_bad_backup_key_policy_stops_start_up(tmp_path: Path) -> None:
+    for text in ("{not json", json.dumps({"ruleUse": {"tokens": "x"}})):
+        with pytest.raises(ConfigError, match="HSMGATE_APPROVER_BACKUP_KEY_POLICY"):
+            create_app(soft_settings(tmp_path / str(len(text)), approver_backup_key_policy=text))

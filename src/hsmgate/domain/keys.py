@@ -395,6 +395,10 @@ class KeyService:
             self._metadata.set_origin(label, origin, public_only=False, when=created)
         return self._signed(info, created)
 
+    def is_internal(self, label: str) -> bool:
+        """True for a key hsmgate keeps for itself (attestation, timestamps, data objects, approver backups)."""
+        return self._metadata.state(label).internal
+
     def ska_policy(self, label: str) -> Policy | None:
         """The key's policy, its onboarded approvers resolved; None for a key without one."""
         stored, _ = self._metadata.ska(label)

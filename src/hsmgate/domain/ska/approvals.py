@@ -448,6 +448,7 @@ class ApprovalService:
     def synchronous_management(self, kind: RequestKind, label: str, payload: bytes,
                                inner: dict[str, object], signed: Sequence[bytes]) -> str:
         """``/v1/synchronousBlock|Unblock|Modify``: check the approvals, apply at once."""
+        self.requests.refuse_internal(kind, label, label)
         if self.requests.keys.ska_policy(label) is None:
             raise errors.OperationForbiddenForKey(
                 f"key '{label}' has no policy (not an SKA key): it cannot be blocked, unblocked or modified")

@@ -77,7 +77,7 @@ class OnboardingPayload:
 
 
 def check_approver_name(name: str | None, field: str = "approverName") -> str:
-    """A non-empty name of at most 256 characters without control or invisible characters (600)."""
+    """A non-empty name of at most 256 characters without ``/``, control or invisible characters (600)."""
     if name is None or not name.strip():
         raise errors.ValidationFailed(f"'{field}' must not be empty")
     if len(name) > MAX_NAME_LENGTH:
@@ -86,6 +86,8 @@ def check_approver_name(name: str | None, field: str = "approverName") -> str:
     if char is not None or "\x00" in name:
         raise errors.ValidationFailed(f"'{field}' must not contain control or invisible characters"
                                       + (f" (found {character_name(char)})" if char else ""))
+    if "/" in name:  # DELETE …/delete/{approverName} could not name it
+        raise errors.ValidationFailed(f"'{field}' must not contain '/'")
     return name
 
 

@@ -330,10 +330,7 @@ class RequestService:
             master = check_key_name(label).master
         else:
             check_label(label, f"{spec.envelope}.{spec.key_field}")
-        if label in (self.keys.attestation_key_name, self.timestamps.key_name):
-            raise errors.OperationForbiddenForKey(
-                f"key '{label}' is hsmgate's own (attestations, audit checkpoints, HSM timestamps): it signs "
-                "nothing else")
+        self.refuse_internal(kind, label, master)
         if len(submission.payload) > MAX_TOKEN_PAYLOAD:
             raise errors.InvalidPayload(f"the payload of an SKA request must be at most {MAX_TOKEN_PAYLOAD} bytes")
         key_info(self.keys.partition, label)  # 650 for a missing key (or master)
@@ -370,6 +367,18 @@ class RequestService:
         self.repository.add(row, tasks)
         log.info("SKA request %s (%s on key %s) created: %s, %d task(s)", row.id, kind, label, status, len(tasks))
         return self.view(row.id)
+
+    def refuse_internal(self, kind: RequestKind, label: str, master: str) -> None:
+        """614 for a request on one of hsmgate's own keys: none may be used, blocked, unblocked or
+        have its policy replaced by a caller — but the approver backup key takes the restore
+        requests hsmgate itself makes (:data:`RequestKind.APPROVER_RESTORE`)."""
+        if label in (self.keys.attestation_key_name, self.timestamps.key_name):
+            raise errors.OperationForbiddenForKey(
+                f"key '{label}' is hsmgate's own (attestations, audit checkpoints, HSM timestamps): it signs "
+                "nothing else")
+        if kind is not RequestKind.APPROVER_RESTORE and self.keys.is_internal(master):
+            raise errors.OperationForbiddenForKey(f"key '{label}' is internal to hsmgate: no caller may use it, "
+                                                  "block or unblock it or change its policy")
 
     def _token(self, operation: Operation, label: str, payload: bytes, rule: Rule | None, now: datetime) -> bytes:
         if is_time_less(rule):
