@@ -234,11 +234,12 @@ def test_two_approvers_approve_a_sign_request_in_their_browsers(
 def test_a_rejection_in_one_browser_rejects_the_request(http: httpx.Client, approvers: list[BrowserApprover]) -> None:
     alice, bob = approvers
     label, _ = two_of_two_key(http, approvers, timelock=120, timeout=600)
-    request_id = sign_request(http, label, bytes(range(40)), "batch job 7")
+    request_id = sign_request(http, label, bytes(range(40)), "batch job <b>7</b>")
     shown = alice.open_task(label)  # Alice looks at it, Bob rejects it meanwhile
     assert "time lock 2 min, executable from" in shown and "expires after 10 min at" in shown, shown
     shown = bob.open_task(label)
     assert "Payload (hex)" in shown and bytes(range(40)).hex() in shown, shown  # not text: shown as hex
+    assert "batch job <b>7</b>" in shown  # text, never markup
     assert "rejected" in bob.decide("reject")
     rejected = wait_status(http, request_id, "REJECTED")
     assert rejected["rejectedBy"] == [b64(bob.spki)]
@@ -396,3 +397,15 @@ def test_a_browser_clock_ahead_of_the_server_is_allowed_for(browser: Browser, se
         assert erin.offline.errors == [] and erin.offline.left_host == []
     finally:
         erin.offline.close()
+
+
+@pytest.mark.parametrize("server", ["soft"], indirect=True)
+@pytest.mark.parametrize("deceptive", ["invoice\u202egnp.exe", "pay\u200b 100", "\ufeffpay\x1b[2J 100"])
+def test_payload_text_that_would_show_other_than_it_is_is_shown_as_hex(
+        http: httpx.Client, approvers: list[BrowserApprover], deceptive: str) -> None:
+    alice = approvers[0]
+    label, _ = two_of_two_key(http, approvers)
+    payload = deceptive.encode()
+    sign_request(http, label, payload, "spoof test")
+    shown = alice.open_task(label)
+    assert "Payload (hex)" in shown and payload.hex() in shown and "Payload (text)" not in shown, shown

@@ -67,11 +67,16 @@ async function sha256Hex(bytes) {
   return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
 }
 
-/** `bytes` as text when they are printable UTF-8, else null. */
+/** Characters that would make text show other than it is: controls (tab and line ends aside), C1
+ * controls, zero-width and bidirectional formatting characters (a payload "…\u202Egnp.exe" reads
+ * backwards), the byte-order mark. Text holding one is shown as hex instead. */
+const DECEPTIVE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/u;
+
+/** `bytes` as text when they are UTF-8 that shows as it is, else null. */
 function printable(bytes) {
   try {
-    const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-    return /^[^\u0000-\u0008\u000e-\u001f\u007f]*$/.test(text) ? text : null;
+    const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+    return DECEPTIVE.test(text) ? null : text;
   } catch {
     return null;
   }
