@@ -15,8 +15,8 @@ from hsmgate.api.approver_app import APPROVER_DIRECTORY
 from tests.helpers import LiveServer, soft_settings
 
 APPROVER_API_KEY = "approver-api-key-0123456789abcdef"
-FILES = ("", "index.html", "app.js", "token.js", "keystore.js", "app.css", "vendor/forge.min.js",
-         "vendor/LICENSE.node-forge")
+SCRIPTS = ("app.js", "protocol.js", "taskview.js", "token.js", "keystore.js", "util.js")
+FILES = ("", "index.html", *SCRIPTS, "app.css", "vendor/forge.min.js", "vendor/LICENSE.node-forge")
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_the_page_has_no_inline_script_or_style_and_names_no_other_host(http: ht
     page = http.get("/approver/").text
     assert re.findall(r"<script[^>]*>(?!</script>)", page) == []  # every script is a file
     assert "<style" not in page and not re.search(r"\s(style|on[a-z]+)=", page)  # no inline style or handler
-    for name in ("index.html", "app.js", "token.js", "keystore.js", "app.css"):
+    for name in ("index.html", *SCRIPTS, "app.css"):
         text = (APPROVER_DIRECTORY / name).read_text()
         assert "http://" not in text and "https://" not in text, name
 
