@@ -409,3 +409,30 @@ def test_payload_text_that_would_show_other_than_it_is_is_shown_as_hex(
     sign_request(http, label, payload, "spoof test")
     shown = alice.open_task(label)
     assert "Payload (hex)" in shown and payload.hex() in shown and "Payload (text)" not in shown, shown
+
+
+@pytest.mark.parametrize("server", ["soft"], indirect=True)
+def test_a_block_request_is_shown_with_the_block_rule(http: httpx.Client, approvers: list[BrowserApprover]) -> None:
+    """The view reads the rule of the token's operation: a block request, the key's ruleBlock."""
+    alice, bob = approvers
+    officers = {"tokens": [{"name": "Blockers", "timelock": 0, "timeout": 0, "groups": [{"name": "Security", "quorum": 1,
+                "approvals": [{"type": "onboarded_approver_certificate", "name": alice.name}]}]}]}
+    users = {"tokens": [{"name": "Users", "timelock": 0, "timeout": 600, "groups": [{"name": "Anyone", "quorum": 1,
+             "approvals": [{"type": "onboarded_approver_certificate", "name": bob.name}]}]}]}
+    label = unique("block-me")
+    response = http.post("/v1/key", json={"label": label, "algorithm": "EC", "curveOid": P256,
+                                          "attributes": SIGN_ATTRIBUTES, "policy": {
+                                              "ruleUse": users, "ruleBlock": officers, "ruleUnblock": officers,
+                                              "ruleModify": None, "keyStatus": {"blocked": False}}})
+    assert response.status_code == 201, response.text
+    answer = http.post("/v1/block", json={"blockRequest": {"blockKeyName": label}})
+    assert answer.status_code == 201, answer.text
+    shown = alice.open_task(label)
+    for fact in ("Block the key (EkaOperation 2: block the key)", "Token Blockers", "never expires",
+                 "Group Security", "0 of 1 approvals given, 1 still needed (1 approver named)",
+                 "no HSM timestamp"):
+        assert fact in shown, (fact, shown)
+    assert "Users" not in shown and "Anyone" not in shown  # not the use rule
+    assert "approved" in alice.decide("approve")
+    assert wait_status(http, answer.json()["blockKeyRequestId"], "EXECUTED")["result"] in ("true", None, "")
+    alice.assert_offline_and_clean()
