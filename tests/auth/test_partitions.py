@@ -177,6 +177,27 @@ def test_remove_refuses_a_soft_partition_with_keys_unless_purged(partition_cli: 
         assert "b-key" not in labels and "attestation-key" in labels
 
 
+
+def test_remove_refuses_a_soft_partition_with_approvers_unless_purged(partition_cli: Cli,
+                                                                     serve: Callable[..., LiveServer],
+                                                                     tmp_path: Path, master_key: str) -> None:
+    assert partition_cli("add", "team-c", "--backend", "soft").exit_code == 0
+    server = serve(tmp_path / "data", master_key=master_key, **JWT_SETTINGS)
+    managers = token("team-c", "approverKeyManagement")
+    with server.client() as http:
+        created = http.put("/v1/approverManagement/create", headers=managers, json={
+            "approverName": "officer@example.com", "algorithm": "RSA", "backupPassword": "pw"})
+        assert created.status_code == 200, created.text
+    server.__exit__(None, None, None)
+    refused = partition_cli("remove", "team-c")
+    assert refused.exit_code == 2 and "still holds 1 approver(s)" in refused.output, refused.output
+    assert partition_cli("remove", "team-c", "--purge").exit_code == 0
+    assert partition_cli("add", "team-c", "--backend", "soft").exit_code == 0
+    again = serve(tmp_path / "data", master_key=master_key, **JWT_SETTINGS)
+    with again.client() as http:
+        listed = http.get("/v1/approverManagement/onboarding/status", headers=managers).json()
+        assert listed == {"onboarded": [], "pending": []}
+
 @pytest.mark.pkcs11
 def test_a_pkcs11_partition_beside_the_soft_one(partition_cli: Cli, serve: Callable[..., LiveServer],
                                                tmp_path: Path, master_key: str,

@@ -140,7 +140,8 @@ def remove(
     registry, db = _registry(settings, master_key=False)
     try:
         purged = registry.remove(name, purge=purge, attestation_key_name=settings.attestation_key_name,
-                                 timestamp_key_name=settings.timestamp_key_name)
+                                 timestamp_key_name=settings.timestamp_key_name,
+                                 internal_labels=(settings.approver_backup_key_name,))
     except PartitionError as exc:
         fail(str(exc))
     finally:

@@ -121,8 +121,9 @@ class PartitionRegistry:
                timestamp_key_name: str = "timestamp-key", internal_labels: Iterable[str] = ()) -> int:
         """Forget a partition. Soft-token keys other than hsmgate's own service keys (the
         attestation key, the SKA timestamp key — HSMGATE_ATTESTATION_KEY_NAME and
-        HSMGATE_TIMESTAMP_KEY_NAME —, the data-object key and ``internal_labels``), and data
-        objects, make this fail unless ``purge`` deletes them with the partition's certificates,
+        HSMGATE_TIMESTAMP_KEY_NAME —, the data-object key and ``internal_labels``: the approver
+        backup key), data objects and approvers make this fail unless ``purge`` deletes them with
+        the partition's certificates,
         wrapped-key records and SKA requests (else a partition added later under the same name
         would get them back). The attestation key is always kept: the partition's audit checkpoints
         stay verifiable, and a partition added again under the name continues its chain with it.
@@ -142,6 +143,10 @@ class PartitionRegistry:
             objects = self._repository.data_object_count(name)
             if objects and not purge:
                 raise PartitionError(f"partition '{name}' still holds {objects} data object(s); delete them "
+                                     "first or pass --purge to destroy them with the partition")
+            approvers = self._repository.approver_count(name)
+            if approvers and not purge:  # sealed under the partition's backup key, destroyed with it
+                raise PartitionError(f"partition '{name}' still holds {approvers} approver(s); delete them "
                                      "first or pass --purge to destroy them with the partition")
             # hsmgate's own leftovers (the timestamp key, records of deleted keys) go in any case
             self._repository.purge_keys(name, keep=attestation_key_name)

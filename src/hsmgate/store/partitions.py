@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from hsmgate.store.database import Database
 from hsmgate.store.key_generation import bump
 from hsmgate.store.models import (
+    ApproverRecord,
     CertificateRecord,
     DataObjectRecord,
     KeyMetadata,
@@ -63,10 +64,17 @@ class PartitionRepository:
             return int(session.scalar(select(func.count()).select_from(DataObjectRecord)
                                       .where(DataObjectRecord.partition == name)) or 0)
 
+    def approver_count(self, name: str) -> int:
+        """Approvers of approver management in partition ``name``."""
+        with self._db.session() as session:
+            return int(session.scalar(select(func.count()).select_from(ApproverRecord)
+                                      .where(ApproverRecord.partition == name)) or 0)
+
     def purge_keys(self, name: str, *, keep: str | None = None) -> int:
         """Delete, in one transaction, the soft-token keys, key metadata and certificates of
         partition ``name`` except those of the key labelled ``keep``, and all its data objects,
-        wrapped-key records and SKA requests with their tasks; returns the number of keys deleted."""
+        wrapped-key records, approvers and SKA requests with their tasks; returns the number of keys
+        deleted."""
         kept = keep or ""
         with self._db.session() as session:
             bump(session)  # key state changes: every process's key caches must notice
@@ -78,6 +86,7 @@ class PartitionRepository:
                                                             CertificateRecord.label != kept))
             session.execute(delete(DataObjectRecord).where(DataObjectRecord.partition == name))
             session.execute(delete(WrappedKeyRecord).where(WrappedKeyRecord.partition == name))
+            session.execute(delete(ApproverRecord).where(ApproverRecord.partition == name))
             session.execute(delete(SkaTaskRow).where(SkaTaskRow.partition == name))
             session.execute(delete(SkaRequestRow).where(SkaRequestRow.partition == name))
         return int(count or 0)
