@@ -253,7 +253,8 @@ class ApproverService:
 
     def status(self) -> OnboardingStatus:
         """Onboarded approvers (no unused code, a code redeemed) and pending ones (an unused code)."""
-        onboarded, pending = [], []
+        onboarded: list[ApproverEntry] = []
+        pending: list[ApproverEntry] = []
         for row in self.repository.all():
             entry = ApproverEntry(row.name, bytes(row.certificate))
             (pending if row.code_hash is not None or row.onboarded_at is None else onboarded).append(entry)
