@@ -67,6 +67,9 @@ npm packages {", ".join(f"`{spec}`" for spec in specs)}, unchanged, with their l
 Update them with `python tools/update_docs_assets.py [swagger-ui-dist@X redoc@Y]` (needs `npm`),
 then run the browser test (`pytest -m browser`).
 
+The approver app's files (`approver/`, served at `/approver/`) and its vendored node-forge are
+described in `approver/vendor/README.md`; this script leaves them alone.
+
 | file | from | SHA-256 |
 |---|---|---|
 {table}

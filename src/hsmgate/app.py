@@ -13,6 +13,7 @@ from hsmgate import __version__
 from hsmgate.api.body_limit import BodyLimitMiddleware, max_batch_body_bytes, max_file_body_bytes
 from hsmgate.api.deps import authorize
 from hsmgate.api.dev_guard import guard_dev_mode
+from hsmgate.api.approver_app import install_approver_app
 from hsmgate.api.docs_pages import SWAGGER_UI_PATH, install_docs_pages
 from hsmgate.api.errors import install_error_handlers
 from hsmgate.api.execution import inline_operations
@@ -102,6 +103,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     for router in ROUTERS:  # each route authenticates and checks the role (auth/roles.py): tsb_router
         mount_routes(app, router)
     install_docs_pages(app, openapi_url=OPENAPI_PATH)
+    install_approver_app(app)
 
     @app.get("/", include_in_schema=False, dependencies=[Depends(authorize)])
     def root() -> RedirectResponse:

@@ -15,6 +15,7 @@ import jwt
 import pytest
 from fastapi.routing import APIRoute
 
+from hsmgate.api.approver_app import APPROVER_PATH
 from hsmgate.api.docs_pages import REDOC_PATH, STATIC_PATH, SWAGGER_UI_PATH
 from hsmgate.app import create_app
 from hsmgate.auth.roles import OPEN_PATHS, ROLE_PATHS, Role, RoleTable, compile_pattern
@@ -110,9 +111,11 @@ def test_every_route_of_the_app_is_open_or_has_a_role(tmp_path: Path) -> None:
     walked = {(re.sub(r"\{(\w+):\w+\}", r"{\1}", r.path), method) for r in api_routes for method in r.methods}
     assert documented <= walked, f"documented but not walked: {sorted(documented - walked)}"
     # a plain Starlette route runs no FastAPI dependency, so no authentication: only the API's description
+    # and the approver app's static files (its API calls carry the approver's credentials)
     plain = {r.path for r in mounted_routes(app.router.routes) if not isinstance(r.route, APIRoute)}
     # (the OpenAPI document, and the Swagger UI and ReDoc pages with their files: api/docs_pages.py)
-    assert plain <= {app.openapi_url, SWAGGER_UI_PATH, REDOC_PATH, STATIC_PATH + "/{path:path}"}, plain
+    assert plain <= {app.openapi_url, SWAGGER_UI_PATH, REDOC_PATH, STATIC_PATH + "/{path:path}",
+                     APPROVER_PATH, APPROVER_PATH + "/{path:path}"}, plain
     uncovered = sorted(f"{method} {r.path}" for r in api_routes for method in r.methods
                        if r.path not in OPEN_PATHS and not table.roles_for(r.path))
     assert uncovered == [], f"routes without a role in hsmgate/auth/roles.py: {uncovered}"

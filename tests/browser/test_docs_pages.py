@@ -3,60 +3,23 @@ every request to another host aborted: the pages must work from hsmgate's own fi
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser
 
+from tests.browser.offline import OfflinePage
 from tests.helpers import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.subprocess]  # Playwright starts its driver and Chromium
-
-#: Debian's package (``make test`` installs it); Playwright's own browser download is not used.
-CHROMIUM = "/usr/bin/chromium"
-TIMEOUT_MS = 30_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test installs it)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield chromium
-        chromium.close()
-
-
-class OfflinePage:
-    """A page on which every request to a host other than the server's is aborted and noted."""
-
-    def __init__(self, browser: Browser, server: LiveServer) -> None:
-        self.origin = urlsplit(server.url).netloc
-        self.context = browser.new_context()
-        self.page: Page = self.context.new_page()
-        self.page.set_default_timeout(TIMEOUT_MS)
-        self.left_host: list[str] = []
-        self.errors: list[str] = []
-        self.page.route("**/*", self._route)
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-
-    def _route(self, route: Route) -> None:
-        if urlsplit(route.request.url).netloc == self.origin:
-            route.continue_()
-        else:
-            self.left_host.append(route.request.url)
-            route.abort()
 
 
 @pytest.fixture()
 def offline(browser: Browser, soft_server: LiveServer) -> Iterator[OfflinePage]:
     page = OfflinePage(browser, soft_server)
     yield page
-    page.context.close()
+    page.close()
 
 
 def rendered_operation_count(server: LiveServer) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -33,6 +34,16 @@ STATIC_PATH = "/static"
 SWAGGER_UI_PATH = "/swagger-ui/index.html"
 REDOC_PATH = "/redoc"
 _INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
+
+
+class DocumentationFiles(StaticFiles):
+    """The vendored documentation files; ``static/approver/`` is not among them (the approver app
+    is served, with its own policy, at ``/approver/``: api/approver_app.py)."""
+
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        if Path(path).parts[:1] == ("approver",):
+            return "", None
+        return super().lookup_path(path)
 
 
 def same_origin_only(page: HTMLResponse) -> HTMLResponse:
@@ -51,7 +62,7 @@ def same_origin_only(page: HTMLResponse) -> HTMLResponse:
 def install_docs_pages(app: FastAPI, *, openapi_url: str) -> None:
     """Serve the vendored files under :data:`STATIC_PATH` and the two pages (the app is created
     with ``docs_url=None, redoc_url=None``)."""
-    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIRECTORY), name="static")
+    app.mount(STATIC_PATH, DocumentationFiles(directory=STATIC_DIRECTORY), name="static")
 
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")

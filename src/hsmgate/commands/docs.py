@@ -121,6 +121,9 @@ DOCUMENTATION_ROUTES = {
     "/redoc": "ReDoc, from files in the package (api/docs_pages.py)",
     "/static/{path:path}": "the documentation pages' scripts, style sheet, favicon and licences (api/static/)",
     "/v3/api-docs": "the OpenAPI document (FastAPI)",
+    "/approver": "redirects to /approver/",
+    "/approver/{path:path}": "the browser approver app: its page, scripts and licences (api/approver_app.py, "
+                             "api/static/approver/)",
 }
 
 
@@ -136,7 +139,7 @@ def _roles(table: RoleTable, route: MountedRoute | None, path: str) -> str:
     """Who may call ``path`` by the role table (auth/roles.py); "–" for a path no route serves and
     no role covers."""
     if route is not None and not route.api:
-        return "open (documentation)"
+        return "open (approver app)" if route.path.startswith("/approver") else "open (documentation)"
     if table.is_open(path):
         return "open"
     roles = sorted(role.value for role in table.roles_for(path))
