@@ -23,6 +23,9 @@ from hsmgate.hsm.base import (
     SignScheme,
     UnsupportedByBackend,
 )
+from hsmgate.warnings_filter import silence_dsa_deprecation
+
+silence_dsa_deprecation()  # this module names the DSA classes, whoever imports it first (warnings_filter.py)
 
 PrivateKey = (
     rsa.RSAPrivateKey | dsa.DSAPrivateKey | ec.EllipticCurvePrivateKey
