@@ -90,7 +90,8 @@ def open_partition(settings: Settings, db: Database, *, pool_observer: PoolObser
         return Pkcs11Partition(
             settings.partition, module_path=settings.pkcs11_module or "", token_label=settings.pkcs11_token_label,
             slot_id=settings.pkcs11_slot, pin=settings.load_pkcs11_pin(), pool_size=settings.pkcs11_pool_size,
-            pool_observer=pool_observer,
+            pool_observer=pool_observer, key_generation=db.key_generation.current,
+            key_cache_size=settings.key_cache_size,
         )
     from hsmgate.hsm.soft import SoftPartition
 
