@@ -170,12 +170,22 @@ def api_key_creation(url: str, count: int, threads: int = 8) -> float:
     return count / (time.perf_counter() - began)
 
 
-def cache_entry_bytes(token: SoftHsmToken, count: int) -> float:
-    """Bytes of Python heap per key-cache entry (handle + KeyInfo of a P-256 key), by tracemalloc."""
+def cache_costs(token: SoftHsmToken, count: int) -> tuple[float, float]:
+    """(bytes of Python heap per key-cache entry of a P-256 key, by tracemalloc; ms per first use of a key
+    in the backend: search and description, in this process with the token's ``count`` spread keys)."""
     from hsmgate.hsm.pkcs11 import Pkcs11Partition
 
-    partition = Pkcs11Partition("bench", module_path=token.module_path, token_label=token.token_label,
-                                pin=token.pin, pool_size=1, key_generation=lambda: 1, key_cache_size=count)
+    def open_partition() -> Pkcs11Partition:
+        return Pkcs11Partition("bench", module_path=token.module_path, token_label=token.token_label,
+                               pin=token.pin, pool_size=1, key_generation=lambda: 1, key_cache_size=count)
+
+    partition = open_partition()
+    began = time.perf_counter()
+    for index in range(count):
+        partition.get(f"{SPREAD_PREFIX}{index:05d}")
+    first_use_ms = (time.perf_counter() - began) * 1000 / count
+    partition.close()
+    partition = open_partition()
     partition.get(f"{SPREAD_PREFIX}00000")
     tracemalloc.start()
     gc.collect()  # python-pkcs11 makes a class per key object: cycles, freed by the collector only
@@ -187,7 +197,7 @@ def cache_entry_bytes(token: SoftHsmToken, count: int) -> float:
     tracemalloc.stop()
     grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
     partition.close()
-    return grown / (count - 1)
+    return grown / (count - 1), first_use_ms
 
 
 # -- rows -------------------------------------------------------------------------------------------
@@ -202,7 +212,7 @@ def spread(server: common.Hsmgate, work: Path, keys: int, seconds: int, connecti
     """One hot key, then the first pass over ``keys`` keys, the rest of it, and a warm pass."""
     url = f"{server.url}/v1/synchronousSign"
     hot_label = f"{SPREAD_PREFIX}{keys - 1:05d}"
-    rows: dict[str, Any] = {"keys": keys}
+    rows: dict[str, Any] = {"keys": keys, "seconds": seconds}
     load = common.load1()
     rows["hot"] = {"load1": load, **common.measure(url, sign_body(work, "hot", hot_label, "SHA256_WITH_ECDSA"),
                                                    server.proc.pid, seconds=seconds, connections=connections)}
@@ -213,7 +223,7 @@ def spread(server: common.Hsmgate, work: Path, keys: int, seconds: int, connecti
         before = {pid: common.cpu_seconds(pid) for pid in pids}
         load = common.load1()
         first = common.wrk(url, template, seconds=seconds, connections=connections)
-        rows["first_pass"] = summary(first, pids, before, load)
+        rows["first_pass"] = summary(first, pids, before, load) | {"new_keys": min(keys, first["requests"])}
         done = first["requests"]
         rest_began = time.monotonic()
         while done < keys:  # the rest of the first pass, not measured as a row
@@ -289,7 +299,10 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["", f"## Spread over {data['keys']:,} keys, {backend} backend (1 worker, P-256, audit on, wrk -c32)",
                   "", "| pass | sig/s | vs hot key | p50 ms | p99 ms | CPU-s per busy process | peak RSS MB | load |",
                   "|---|---|---|---|---|---|---|---|"]
-        for name, title in (("hot", "one hot key"), ("first_pass", "first pass (every key new to the worker)"),
+        first = data["first_pass"]
+        for name, title in (("hot", "one hot key"),
+                            ("first_pass", f"first {data['seconds']} s: {first['new_keys']:,} of "
+                                           f"{first['requests']:,} requests with a key new to the worker"),
                             ("warm", "after warm-up (every key seen)")):
             row = data[name]
             lines.append(f"| {title} | {row['requests_per_s']:,.0f} | {row.get('vs_hot', 1.0)} | {row['p50_ms']} | "
@@ -299,8 +312,10 @@ def markdown(report: dict[str, Any]) -> str:
                       f"{data['made_per_s']:,.0f} keys/s ({data['made_how']}); POST /v1/key: "
                       f"{data['api_keys_per_s']:,.0f} keys/s (8 client threads, audit on)."]
     if report.get("cache_entry_bytes"):
-        lines += ["", f"Key cache: {report['cache_entry_bytes']:,.0f} bytes of Python heap per entry (P-256 key, "
-                      "tracemalloc over describing every spread key in one process)."]
+        lines += ["", f"PKCS#11 key cache: {report['cache_entry_bytes']:,.0f} bytes of Python heap per entry (P-256 "
+                      "key, tracemalloc over describing every spread key in one process); first use of a key in the "
+                      f"backend (C_FindObjects, attributes, public key): {report['first_use_ms']} ms with "
+                      f"{report['spread']['pkcs11']['keys']:,} key pairs on the token."]
     errors = [f"{r['key']}: {r['errors']}" for r in report["rows"] if r.get("errors")]
     errors += [f"spread {b} {n}: {d[n]['errors']}" for b, d in report["spread"].items()
                for n in ("hot", "first_pass", "warm") if d[n].get("errors")]
@@ -376,7 +391,8 @@ def main() -> int:
             report["spread"]["pkcs11"] = spread_rows(work, master_key, env, args.spread_keys, args.seconds, servers,
                                                      (made, "python-pkcs11 C_GenerateKeyPair, one session"), 40)
             with multiprocessing.get_context("spawn").Pool(1) as pool:  # a process of its own: a fresh module
-                report["cache_entry_bytes"] = round(pool.apply(cache_entry_bytes, (token, args.spread_keys)), 1)
+                entry_bytes, first_use_ms = pool.apply(cache_costs, (token, args.spread_keys))
+            report["cache_entry_bytes"], report["first_use_ms"] = round(entry_bytes, 1), round(first_use_ms, 2)
 
         if args.soft_spread_keys:
             data_dir = work / "hsmgate-data-soft-spread"

@@ -180,7 +180,7 @@ def build_partition(settings: Settings, served: Settings, db: Database, backend:
     self-signed certificate) is created when absent and, like the data-object key's name, flagged
     internal. With ``metrics``, the key-use gate counts its operations there."""
     name = served.partition
-    metadata = KeyMetadataRepository(db, name)
+    metadata = KeyMetadataRepository(db, name, hot_cache_size=settings.key_cache_size)
     certificates_store = CertificateRepository(db, name)
     keys = KeyService(backend, metadata, attestation_key_name=settings.attestation_key_name)
     passwords = PasswordService(backend, metadata)
