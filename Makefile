@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 APT_PACKAGES := softhsm2 opensc wrk openssl postgresql chromium
 
-.PHONY: run test test-fast soak lint bench system-deps clean
+.PHONY: run test test-fast soak lint bench bench-pkcs11 system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ soak: $(STAMP) system-deps
 bench: $(STAMP) system-deps
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/run.py
+	$(PY) bench/pkcs11_rows.py
+
+# The PKCS#11 rows alone (part of `make bench`): SoftHSM2's own ceiling against hsmgate's pkcs11 backend, and
+# signing spread over many keys (pkcs11 and soft); writes bench/results/<date>-pkcs11.md/.json; about 6 minutes.
+bench-pkcs11: $(STAMP) system-deps
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) bench/pkcs11_rows.py
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff

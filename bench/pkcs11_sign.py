@@ -47,15 +47,14 @@ def sign_loop(partition: Pkcs11Partition, label: str, mechanism: SignMechanism, 
 def raw_python_pkcs11(partition: Pkcs11Partition, label: str, mechanism: SignMechanism,
                       seconds: float) -> float:
     """One thread signing through python-pkcs11 directly, with the partition's planned mechanism."""
-    from pkcs11 import Attribute
+    from pkcs11 import ObjectClass
 
-    from hsmgate.hsm.pkcs11.mechanisms import KEY_TYPES
     from hsmgate.hsm.pkcs11.signing import plan_signature
 
     lease = partition._checkout()
     try:
-        key, attrs = partition._signing_key(lease, label)
-        plan = plan_signature(partition._mechanisms, KEY_TYPES[attrs[Attribute.KEY_TYPE]], mechanism)
+        key = lease.session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)  # found once
+        plan = plan_signature(partition._mechanisms, partition.get(label).key_type, mechanism)
         assert plan is not None and plan.encode is None
         payload = hashlib.sha256(MESSAGE).digest() if plan.hash_here else MESSAGE
         count, stop = 0, time.perf_counter() + seconds

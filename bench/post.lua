@@ -10,6 +10,19 @@ if token and token ~= "" then
   wrk.headers["X-Vault-Token"] = token
 end
 
+-- With $WRK_KEYS: the body's "@KEY@" becomes $WRK_PREFIX<00000..$WRK_KEYS-1>, round-robin from $WRK_START
+-- (bench/pkcs11_rows.py's spread rows; one wrk thread, one counter).
+local keys = tonumber(os.getenv("WRK_KEYS") or "")
+if keys then
+  local template, prefix = wrk.body, os.getenv("WRK_PREFIX")
+  local next_key = tonumber(os.getenv("WRK_START") or "0")
+  request = function()
+    local label = string.format("%s%05d", prefix, next_key % keys)
+    next_key = next_key + 1
+    return wrk.format(nil, nil, nil, (template:gsub("@KEY@", label)))
+  end
+end
+
 done = function(summary, latency, requests)
   io.write(string.format(
     'WRKJSON {"requests": %d, "duration_us": %d, "bytes": %d, "errors_connect": %d, "errors_read": %d, ' ..

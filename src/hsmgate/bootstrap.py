@@ -100,7 +100,8 @@ def open_partition(settings: Settings, db: Database, *, pool_observer: PoolObser
         return Pkcs11Partition(
             settings.partition, module_path=settings.pkcs11_module or "", token_label=settings.pkcs11_token_label,
             slot_id=settings.pkcs11_slot, pin=settings.load_pkcs11_pin(), pool_size=settings.pkcs11_pool_size,
-            pool_observer=pool_observer,
+            pool_observer=pool_observer, key_generation=db.key_generation.current,
+            key_cache_size=settings.key_cache_size,
         )
     from hsmgate.hsm.soft import SoftPartition
 
@@ -226,7 +227,7 @@ def build_partition(settings: Settings, served: Settings, db: Database, backend:
     self-signed certificate) is created when absent and, like the data-object key's name, flagged
     internal. With ``metrics``, the key-use gate counts its operations there."""
     name = served.partition
-    metadata = KeyMetadataRepository(db, name)
+    metadata = KeyMetadataRepository(db, name, hot_cache_size=settings.key_cache_size)
     certificates_store = CertificateRepository(db, name)
     keys = KeyService(backend, metadata, attestation_key_name=settings.attestation_key_name)
     passwords = PasswordService(backend, metadata)

@@ -77,7 +77,11 @@ class Settings(BaseSettings):
     pkcs11_slot: int | None = None
     pkcs11_pin: SecretStr | None = None
     pkcs11_pin_file: Path | None = None
-    pkcs11_pool_size: int = Field(4, ge=1, le=64)
+    #: sessions per PKCS#11 partition and worker process; 40 = Starlette's threadpool, so no operation waits
+    pkcs11_pool_size: int = Field(40, ge=1, le=256)
+    #: keys a PKCS#11 partition (object handle + description) and the key-use gate (password hash, SKA guard
+    #: bits) remember per worker process; 0: none
+    key_cache_size: int = Field(50_000, ge=0)
     attestation_key_name: str = "attestation-key"
     attestation_key_size: int = 2048
     max_random_length: int = Field(65536, ge=1)

@@ -118,6 +118,21 @@ def test_a_hot_use_runs_no_query_until_key_state_changes(processes: tuple[Proces
     assert queries.statements == []
 
 
+def test_the_key_state_cache_holds_as_many_keys_as_it_is_given(database: Database,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys used in turn: all remembered when the size allows, one query per use when it does not."""
+    in_sync(database)  # PostgreSQL: the listener knows the generation, so reads are remembered
+    labels = [f"k{i}" for i in range(5)]
+    for size, queries_per_round in ((5, 0), (4, 5)):
+        metadata = KeyMetadataRepository(database, "p", hot_cache_size=size)
+        for label in labels:
+            metadata.state(label)
+        queries = Queries(database, monkeypatch)
+        for label in labels:
+            metadata.state(label)
+        assert len([s for s in queries.statements if "policy_guard" in s and "label = ?" in s]) == queries_per_round
+
+
 def test_a_key_deleted_by_one_process_is_refused_by_another(processes: tuple[Process, Process]) -> None:
     a, b = processes
     a.token.generate("k", ED25519, SIGNER)

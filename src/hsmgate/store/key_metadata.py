@@ -21,7 +21,8 @@ from hsmgate.store.database import Database
 from hsmgate.store.key_generation import bump
 from hsmgate.store.models import KeyMetadata
 
-#: Labels whose :class:`KeyState` one repository remembers; when full, it starts over.
+#: Labels whose :class:`KeyState` one repository remembers by default; when full, it starts over (a server
+#: passes ``HSMGATE_KEY_CACHE_SIZE``: keys used round-robin beyond the size would each cost a query).
 HOT_CACHE_SIZE = 8192
 
 _HOT_SQL = "SELECT password_hash, policy_guard, internal FROM key_metadata WHERE partition = ? AND label = ?"
@@ -56,9 +57,10 @@ def _utc(moment: datetime) -> datetime:
 class KeyMetadataRepository:
     """Metadata rows of one partition, keyed by label."""
 
-    def __init__(self, db: Database, partition: str) -> None:
+    def __init__(self, db: Database, partition: str, *, hot_cache_size: int = HOT_CACHE_SIZE) -> None:
         self._db = db
         self._partition = partition
+        self._hot_size = hot_cache_size
         # (key generation token, label -> KeyState); replaced, never mutated across tokens, so a
         # reader holding the tuple sees one token's entries only
         self._hot: tuple[object | None, dict[str, KeyState]] = (None, {})
@@ -218,7 +220,7 @@ class KeyMetadataRepository:
         if token is not None:
             with self._hot_lock:
                 hot_token, entries = self._hot
-                if hot_token != token or len(entries) >= HOT_CACHE_SIZE:
+                if hot_token != token or len(entries) >= self._hot_size:
                     entries = {}
                     self._hot = (token, entries)
                 entries[label] = value

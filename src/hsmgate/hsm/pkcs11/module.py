@@ -1,5 +1,6 @@
 """The process-wide PKCS#11 module: python-pkcs11's ``lib`` re-initialised with CKF_OS_LOCKING_OK through
-ctypes, a shared/exclusive gate for re-initialisation, and :func:`describe_module`."""
+ctypes, a shared/exclusive gate for re-initialisation, :meth:`Pkcs11Module.sign` (C_SignInit + C_Sign on
+any session with a remembered object handle) and :func:`describe_module`."""
 
 from __future__ import annotations
 
@@ -25,17 +26,39 @@ _FUNCTION_LIST = ("C_Initialize", "C_Finalize", "C_GetInfo", "C_GetFunctionList"
                   "C_GetSlotInfo", "C_GetTokenInfo", "C_GetMechanismList", "C_GetMechanismInfo",
                   "C_InitToken", "C_InitPIN", "C_SetPIN", "C_OpenSession", "C_CloseSession",
                   "C_CloseAllSessions", "C_GetSessionInfo", "C_GetOperationState", "C_SetOperationState",
-                  "C_Login", "C_Logout")
+                  "C_Login", "C_Logout", "C_CreateObject", "C_CopyObject", "C_DestroyObject", "C_GetObjectSize",
+                  "C_GetAttributeValue", "C_SetAttributeValue", "C_FindObjectsInit", "C_FindObjects",
+                  "C_FindObjectsFinal", "C_EncryptInit", "C_Encrypt", "C_EncryptUpdate", "C_EncryptFinal",
+                  "C_DecryptInit", "C_Decrypt", "C_DecryptUpdate", "C_DecryptFinal", "C_DigestInit", "C_Digest",
+                  "C_DigestUpdate", "C_DigestKey", "C_DigestFinal", "C_SignInit", "C_Sign")
 
 
 class _CkMechanismInfo(ctypes.Structure):
     _fields_ = [("min_key_size", ctypes.c_ulong), ("max_key_size", ctypes.c_ulong), ("flags", ctypes.c_ulong)]
 
 
+class _CkAttribute(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_ulong), ("value", ctypes.c_void_p), ("value_len", ctypes.c_ulong)]
+
+
+class _CkMechanism(ctypes.Structure):
+    _fields_ = [("mechanism", ctypes.c_ulong), ("parameter", ctypes.c_char_p), ("parameter_len", ctypes.c_ulong)]
+
+
 _PROTOTYPES = {"C_Initialize": (ctypes.c_void_p,), "C_Finalize": (ctypes.c_void_p,),
                "C_Login": (ctypes.c_ulong, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_ulong),
                "C_CloseAllSessions": (ctypes.c_ulong,),
-               "C_GetMechanismInfo": (ctypes.c_ulong, ctypes.c_ulong, ctypes.POINTER(_CkMechanismInfo))}
+               "C_GetMechanismInfo": (ctypes.c_ulong, ctypes.c_ulong, ctypes.POINTER(_CkMechanismInfo)),
+               "C_GetAttributeValue": (ctypes.c_ulong, ctypes.c_ulong, ctypes.POINTER(_CkAttribute), ctypes.c_ulong),
+               "C_SignInit": (ctypes.c_ulong, ctypes.POINTER(_CkMechanism), ctypes.c_ulong),
+               "C_Sign": (ctypes.c_ulong, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p,
+                          ctypes.POINTER(ctypes.c_ulong))}
+#: CKR_BUFFER_TOO_SMALL: C_Sign wants a larger output buffer (the operation stays active).
+CKR_BUFFER_TOO_SMALL = 0x150
+#: C_GetAttributeValue: the object handle is not valid (any more), or an attribute does not fit its buffer.
+_NOT_THE_SAME = frozenset({0x82, 0x60, CKR_BUFFER_TOO_SMALL})
+#: Output buffer of :meth:`Pkcs11Module.sign`: an RSA-8192 signature fits; larger ones take a second C_Sign.
+SIGNATURE_BUFFER = 1024
 
 
 class _CkFunctionList(ctypes.Structure):
@@ -94,6 +117,43 @@ class Pkcs11Module:
     def raw(self, function: str, *args: object) -> int:
         """Call ``function`` of the module's function list directly; returns the CK_RV."""
         return int(self._functions[function](*args))
+
+    def sign(self, session_handle: int, mechanism: int, param: bytes | None, key_handle: int, data: bytes) -> bytes:
+        """C_SignInit + C_Sign of ``data`` with the object ``key_handle`` on the session ``session_handle``.
+
+        Object handles of token objects are valid in every session of the process (PKCS#11 v2.40 §6.7.5;
+        SoftHSM2 keeps them per slot, not per session), so a handle found once serves every pooled session:
+        python-pkcs11 binds its key objects to the session that found them. The GIL is released during
+        both calls (ctypes). Raises PKCS11Error naming the CK_RV (``ckr_name`` understands it)."""
+        mech = _CkMechanism(mechanism, param, len(param) if param else 0)
+        rv = self._functions["C_SignInit"](session_handle, ctypes.byref(mech), key_handle)
+        if rv != CKR_OK:
+            raise PKCS11Error(f"C_SignInit failed (0x{rv:X})")
+        size = ctypes.c_ulong(SIGNATURE_BUFFER)
+        out = ctypes.create_string_buffer(SIGNATURE_BUFFER)
+        rv = self._functions["C_Sign"](session_handle, data, len(data), out, ctypes.byref(size))
+        if rv == CKR_BUFFER_TOO_SMALL:
+            out = ctypes.create_string_buffer(size.value)
+            rv = self._functions["C_Sign"](session_handle, data, len(data), out, ctypes.byref(size))
+        if rv != CKR_OK:
+            raise PKCS11Error(f"C_Sign failed (0x{rv:X})")
+        return out.raw[:size.value]
+
+    def has_attributes(self, session_handle: int, object_handle: int, expected: dict[int, bytes]) -> bool:
+        """True when the object ``object_handle`` still exists and its attributes (CKA_ -> raw value) are
+        exactly ``expected``: one C_GetAttributeValue. False when the handle is not valid or a value differs;
+        other errors (session, token) raise PKCS11Error."""
+        buffers = [ctypes.create_string_buffer(max(len(value), 1)) for value in expected.values()]
+        template = (_CkAttribute * len(expected))(*(
+            _CkAttribute(kind, ctypes.cast(buffer, ctypes.c_void_p), len(value))
+            for (kind, value), buffer in zip(expected.items(), buffers, strict=True)))
+        rv = self._functions["C_GetAttributeValue"](session_handle, object_handle, template, len(expected))
+        if rv in _NOT_THE_SAME:
+            return False
+        if rv != CKR_OK:
+            raise PKCS11Error(f"C_GetAttributeValue failed (0x{rv:X})")
+        return all(attribute.value_len == len(value) and buffer.raw[:len(value)] == value
+                   for attribute, value, buffer in zip(template, expected.values(), buffers, strict=True))
 
     def mechanism_info(self, slot_id: int, mechanism: int) -> tuple[int, int, int]:
         """(min key size, max key size, CKF_ flags) of ``mechanism`` in slot ``slot_id``, by

@@ -50,6 +50,7 @@ from hsmgate.hsm.pkcs11.errors import (
     ckr_name,
     translate,
 )
+from hsmgate.hsm.pkcs11.keycache import GenerationSource, KeyCache, KeyEntry, Stamp
 from hsmgate.hsm.pkcs11.keyobjects import (
     ATTRIBUTE_MAPPER,
     HISTORY_FLAGS,
@@ -94,8 +95,13 @@ REINIT_INTERVAL = 1.0
 STARTUP_ATTEMPTS = 4
 #: Seconds a call waits for a free session before giving up.
 SESSION_WAIT = 30.0
-#: Signing keys remembered per session (each use re-reads CKA_LABEL and CKA_ID to confirm the handle).
-KEY_CACHE_SIZE = 256
+#: Keys remembered per partition and process (handle and description; ``HSMGATE_KEY_CACHE_SIZE``).
+KEY_CACHE_SIZE = 50_000
+#: Sessions per partition and process (``HSMGATE_PKCS11_POOL_SIZE``): Starlette's threadpool runs at most 40
+#: operations of a worker at once, so 40 sessions never make one of them wait.
+POOL_SIZE = 40
+#: ``_call`` actions that create or delete the key they name (its key-cache entry is dropped).
+KEY_CHANGES = frozenset({"generation", "deletion", "import", "unwrapping"})
 
 
 def _text(value: bytes | str) -> str:
@@ -148,11 +154,18 @@ class _Pool:
 
 # ------------------------------------------------------------------------------------------- the partition
 class Pkcs11Partition(Pkcs11Operations, Partition):
-    """A partition on one token of a PKCS#11 module, chosen by token label or by slot id."""
+    """A partition on one token of a PKCS#11 module, chosen by token label or by slot id.
+
+    ``key_generation`` (the state database's ``KeyGeneration.current``) tells when keys may have changed
+    elsewhere: while it answers the same token, keys are described and signed with from the key cache
+    (``key_cache_size`` entries) without a look-up on the token. Without it (a process with no state
+    database), :meth:`get` always reads the token, and signing uses a remembered handle until this partition
+    changes a key or the token refuses the handle (the key was deleted or replaced by another application)."""
 
     def __init__(self, name: str, *, module_path: str, token_label: str | None = None,
-                 slot_id: int | None = None, pin: str, pool_size: int = 4,
-                 pool_observer: PoolObserver | None = None) -> None:
+                 slot_id: int | None = None, pin: str, pool_size: int = POOL_SIZE,
+                 pool_observer: PoolObserver | None = None, key_generation: GenerationSource | None = None,
+                 key_cache_size: int = KEY_CACHE_SIZE) -> None:
         if (token_label is None) == (slot_id is None):
             raise ValueError("give exactly one of token_label and slot_id")
         if pool_size < 1:
@@ -162,6 +175,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
         self._where = f"token '{token_label}'" if token_label is not None else f"slot {slot_id}"
         self._closed, self._pool, self._generate_lock = False, _Pool(), threading.Lock()
         self._pin_refused: str | None = None  # never retry a refused PIN: tokens lock it after a few tries
+        self._generation, self._keys = key_generation, KeyCache(key_cache_size)
         self._observer: PoolObserver = pool_observer if pool_observer is not None else _Unobserved()
         self._observer.pool_size(pool_size)
         self._module, self._module_path = Pkcs11Module.load(module_path), module_path
@@ -240,9 +254,15 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
         return self._call("listing keys", None, run)
 
     def get(self, label: str) -> KeyInfo:
-        def run(lease: Lease, ctx: CallContext) -> KeyInfo:
-            return self._describe(lease.session, label, self._key_object(lease.session, label))
-        return self._call("reading", label, run)
+        """From the key cache while the key generation vouches for it; else read (or re-checked) on the
+        token. Without a key generation, always checked on the token (another application may have replaced
+        the key)."""
+        stamp = self._stamp()
+        entry = self._keys.get(label)
+        if entry is not None and self._generation is not None and entry.stamp == stamp:
+            return entry.info
+        return self._call("reading", label,
+                          lambda lease, ctx: self._entry(lease, label, stamp, trusted=False).info)
 
     def delete(self, label: str) -> None:
         def run(lease: Lease, ctx: CallContext) -> None:
@@ -269,19 +289,20 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
         if mechanism.prehashed and alg and len(data) != alg.digest_size:
             raise InvalidInput(f"a prehashed {alg} payload must be {alg.digest_size} bytes, got {len(data)}")
 
-        def run(lease: Lease, ctx: CallContext) -> bytes:
-            key, attrs = self._signing_key(lease, label)
-            key_type = KEY_TYPES.get(attrs[Attribute.KEY_TYPE])
-            plan = plan_signature(self._mechanisms, key_type, mechanism) if key_type else None
+        stamp = self._stamp()
+
+        def attempt(lease: Lease, ctx: CallContext, entry: KeyEntry) -> bytes:
+            info = entry.info
+            plan = plan_signature(self._mechanisms, info.key_type, mechanism)
             if plan is None:
                 raise UnsupportedByBackend(f"{describe_mechanism(mechanism)} is not available for the "
-                                           f"{key_type or 'unknown'} key '{label}' on {self._where}")
-            if not attrs.get(Attribute.SIGN):
+                                           f"{info.key_type} key '{label}' on {self._where}")
+            if not info.attributes.sign:
                 raise OperationNotPermitted(f"key '{label}' may not sign (CKA_SIGN is false)")
             ctx.mechanism = ckm_name(plan.mechanism)
             payload = hashlib.new(alg.value, data).digest() if plan.hash_here and alg else data
             if plan.mechanism in (M.RSA_PKCS, M.RSA_X_509):
-                bits = int.from_bytes(key[Attribute.MODULUS], "big").bit_length()
+                bits = info.size or 0
                 if plan.encode is Encoding.DIGEST_INFO and alg:
                     payload = digest_info(alg, payload)
                 elif plan.encode is Encoding.EMSA_PSS and alg:
@@ -289,12 +310,23 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
                 if plan.mechanism == M.RSA_PKCS and len(payload) > (bits + 7) // 8 - 11:
                     raise InvalidInput(f"{len(payload)} bytes are too long for PKCS#1 v1.5 padding with the "
                                        f"{bits}-bit key '{label}' (CKR_DATA_LEN_RANGE)")
-            signature = key.sign(payload, mechanism=plan.mechanism, mechanism_param=plan.param)
+            signature = self._module.sign(lease.session.handle, plan.mechanism, plan.param, entry.handle, payload)
             if not plan.der:
                 return bytes(signature)
             half = len(signature) // 2  # r || s -> DER, as pkcs11.util.ec.encode_ecdsa_signature but in C
             return encode_dss_signature(int.from_bytes(signature[:half], "big"),
                                         int.from_bytes(signature[half:], "big"))
+
+        def run(lease: Lease, ctx: CallContext) -> bytes:
+            entry = self._entry(lease, label, stamp, trusted=True)
+            try:
+                return attempt(lease, ctx, entry)
+            except PKCS11Error as exc:
+                if ckr_name(exc) not in HANDLE_GONE:
+                    raise
+                # the remembered handle is gone: the key was deleted or replaced where we could not see it
+                self._keys.forget(label, entry)
+                return attempt(lease, ctx, self._look_up(lease.session, label, stamp))
         return self._call("signing", label, run)
 
     def verify(self, label: str, mechanism: SignMechanism, data: bytes, signature: bytes,
@@ -320,6 +352,7 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
 
     def close(self) -> None:
         self._closed = True
+        self._keys.clear()
         with self._pool.cond:
             idle, self._pool.idle = self._pool.idle, []
             self._pool.open -= len(idle)
@@ -328,7 +361,17 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
 
     # ------------------------------------------------------------------------------------ sessions, recovery
     def _call(self, action: str, label: str | None, run: SessionCall[T]) -> T:
-        """Run ``run(lease, ctx)`` on a pooled session; the one place python-pkcs11 errors are mapped."""
+        """Run ``run(lease, ctx)`` on a pooled session; the one place python-pkcs11 errors are mapped. A call
+        that creates or deletes the key ``label`` drops its key-cache entry before and after."""
+        if label is None or action not in KEY_CHANGES:
+            return self._on_session(action, label, run)
+        self._keys.forget(label)
+        try:
+            return self._on_session(action, label, run)
+        finally:
+            self._keys.forget(label)
+
+    def _on_session(self, action: str, label: str | None, run: SessionCall[T]) -> T:
         ctx, module, last = CallContext(action, label), self._module, "CKR_SESSION_HANDLE_INVALID"
         for _ in range(self._pool_size + 2):
             lease = self._checkout()
@@ -541,25 +584,43 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
                            "unique")
         return found[0]
 
-    def _signing_key(self, lease: Lease, label: str) -> tuple[Any, dict[int, Any]]:
-        """The key labelled ``label`` and its CKA_KEY_TYPE / CKA_SIGN: a remembered handle when it still
-        carries the same label and CKA_ID, else a fresh C_FindObjects."""
-        wanted = [Attribute.LABEL, Attribute.ID, Attribute.KEY_TYPE, Attribute.SIGN]
-        remembered = lease.keys.pop(label, None)
-        if remembered is not None:
-            try:
-                attrs = remembered[0].get_attributes(wanted)
-            except PKCS11Error:
-                attrs = {}  # the handle is gone: look the label up again
-            if attrs.get(Attribute.LABEL) == label and attrs.get(Attribute.ID, b"") == remembered[1]:
-                lease.keys[label] = remembered
-                return remembered[0], attrs
-        key = self._key_object(lease.session, label)
-        attrs = key.get_attributes(wanted)
-        if len(lease.keys) >= KEY_CACHE_SIZE:
-            lease.keys.pop(next(iter(lease.keys)))
-        lease.keys[label] = (key, attrs.get(Attribute.ID, b""))
-        return key, attrs
+    def _stamp(self) -> Stamp | None:
+        """The stamp key-cache entries are stored and trusted under (``keycache.py``); None while the key
+        generation is unknown (trust no entry). Read before a look-up, never after."""
+        if self._generation is None:
+            token: object | None = "no key generation"
+        else:
+            token = self._generation()
+            if token is None:
+                return None
+        return token, self._module.generation, self._pool.epoch
+
+    def _entry(self, lease: Lease, label: str, stamp: Stamp | None, *, trusted: bool) -> KeyEntry:
+        """The key labelled ``label`` on ``lease``: the cached entry when its stamp is ``stamp`` (and
+        ``trusted``); when only the key generation moved since, the cached entry once one
+        C_GetAttributeValue shows its handle still names an object with the same label and CKA_ID; else a
+        look-up (C_FindObjects and the description)."""
+        entry = self._keys.get(label)
+        if entry is None or stamp is None or entry.stamp[1:] != (lease.generation, lease.epoch):
+            return self._look_up(lease.session, label, stamp)
+        if trusted and entry.stamp == stamp:
+            return entry
+        same = {Attribute.LABEL: label.encode(), Attribute.ID: entry.info.key_id or b""}
+        if not self._module.has_attributes(lease.session.handle, entry.handle, same):
+            self._keys.forget(label, entry)
+            return self._look_up(lease.session, label, stamp)
+        if entry.stamp != stamp:
+            entry = KeyEntry(entry.handle, entry.info, stamp)
+            self._keys.put(label, entry)
+        return entry
+
+    def _look_up(self, session: Any, label: str, stamp: Stamp | None) -> KeyEntry:
+        """Find and describe the key labelled ``label``; remembered under ``stamp`` unless it is None."""
+        key = self._key_object(session, label)
+        entry = KeyEntry(int(key.handle), self._describe(session, label, key), stamp or ("unknown", -1, -1))
+        if stamp is not None:
+            self._keys.put(label, entry)
+        return entry
 
     @staticmethod
     def _public_of(session: Any, key: Any, attrs: dict[int, Any]) -> Any | None:

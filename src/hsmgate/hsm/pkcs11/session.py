@@ -11,7 +11,7 @@ types live here and not in either of them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -23,14 +23,12 @@ class Lease:
 
     ``generation`` is the module's re-initialisation count and ``epoch`` the pool's epoch when the session was
     opened: a lease from an earlier generation or epoch is never used again (its handle may have been reused).
-    ``keys`` remembers the signing keys looked up on this session, label -> (key object, CKA_ID); a remembered
-    handle is only used after its CKA_LABEL and CKA_ID are confirmed.
+    Keys are remembered per partition, not per session (``keycache.py``).
     """
 
     session: Any  # pkcs11.Session: python-pkcs11's session classes are untyped Cython types
     generation: int
     epoch: int
-    keys: dict[str, tuple[Any, bytes]] = field(default_factory=dict)  # value: (pkcs11 key object, CKA_ID)
 
 
 @dataclass(slots=True)
