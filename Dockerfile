@@ -13,6 +13,7 @@
 ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
 
 FROM ${BASE_IMAGE} AS build
+LABEL org.opencontainers.image.vendor="hsmgate"
 # PIP_CERT: a CA bundle for pip when the package index is reached through an intercepting proxy
 # (mounted at build time, e.g. `-v /etc/ssl/certs:/run/host-certs:ro`); empty: the system's.
 ARG PIP_CERT=
@@ -27,6 +28,7 @@ RUN /opt/hsmgate/bin/pip install --quiet /src \
  && /opt/hsmgate/bin/pip uninstall --quiet --yes pip
 
 FROM ${BASE_IMAGE}
+LABEL org.opencontainers.image.vendor="hsmgate"
 ENV DEBIAN_FRONTEND=noninteractive
 # softhsm2: the PKCS#11 module of the compose stack's token (/usr/lib/softhsm/libsofthsm2.so); a
 # real HSM's vendor library is mounted instead and named by HSMGATE_PKCS11_MODULE.

@@ -40,6 +40,9 @@ IMAGES = {
     "POSTGRES_IMAGE": ("localhost/hsmgate-postgres:test-stack", REPO / "deploy" / "postgres"),
     "HAPROXY_IMAGE": ("localhost/hsmgate-haproxy:test-stack", REPO / "deploy" / "haproxy"),
 }
+BUILD_STAGE_IMAGE = "localhost/hsmgate-build:test-stack"
+#: The label of every image the repository's Dockerfiles make
+IMAGE_LABEL = "org.opencontainers.image.vendor=hsmgate"
 CONTAINERS_CONF = """\
 [containers]
 default_ulimits = []
@@ -74,17 +77,25 @@ def ensure_base_image(env: dict[str, str]) -> float:
 
 
 def build_images(env: dict[str, str]) -> float:
-    """Build the three images from the base image (podman's layer cache makes a rebuild of unchanged
-    layers free); returns the seconds it took."""
+    """Build the three images from the base image; returns the seconds it took.
+
+    podman's layer cache makes a rebuild of unchanged layers free. The hsmgate image's build stage
+    is tagged too (``BUILD_STAGE_IMAGE``), so that it stays a cache; what earlier builds left
+    untagged (every image of these Dockerfiles carries the label ``IMAGE_LABEL``) is removed."""
     start = time.monotonic()
-    for image, context in IMAGES.values():
+    builds = [(BUILD_STAGE_IMAGE, REPO, "build"), *((image, context, None) for image, context in IMAGES.values())]
+    for image, context, target in builds:
         args = ["podman", "build", "--quiet", "--format", "docker", "--network", "host",
                 "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--tag", image]
+        if target:
+            args += ["--target", target]
         if HOST_CA_BUNDLE.exists():
             args += ["--volume", f"{HOST_CA_BUNDLE.parent}:/run/host-certs:ro",
                      "--build-arg", f"PIP_CERT=/run/host-certs/{HOST_CA_BUNDLE.name}"]
         run([*args, str(context)], env, timeout=900)
-    return time.monotonic() - start
+    elapsed = time.monotonic() - start
+    run(["podman", "image", "prune", "--force", "--filter", f"label={IMAGE_LABEL}"], env, check=False)
+    return elapsed
 
 
 def image_size(env: dict[str, str], image: str) -> int:
@@ -124,7 +135,8 @@ class Stack:
 
     def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """``podman-compose -p <project> -f compose.yaml …``."""
-        podman_compose = shutil.which("podman-compose") or str(Path(sys.executable).with_name("podman-compose"))
+        beside_python = Path(sys.executable).with_name("podman-compose")  # the test extra's, not an older one on PATH
+        podman_compose = str(beside_python) if beside_python.exists() else shutil.which("podman-compose") or "podman-compose"
         return run([podman_compose, "-p", self.project, "-f", str(REPO / "compose.yaml"), *args], self.env,
                    timeout=timeout)
 
@@ -149,11 +161,15 @@ class Stack:
                 force = ["--force", "--time", "0"] if kind == "container" else ["--force"] if kind == "volume" else []
                 run(["podman", kind, "rm", *force, *names], self.env, check=False)
 
-    def backend_states(self) -> dict[str, str]:
-        """HAProxy's view of each hsmgate server: ``{"hsmgate-1": "UP", …}`` (its stats page, as CSV)."""
+    def backend_stats(self) -> dict[str, dict[str, str]]:
+        """HAProxy's stats page (CSV) rows of the backend ``hsmgate``: its servers and ``BACKEND``."""
         text = httpx.get(f"http://127.0.0.1:{self.stats_port}/stats;csv", timeout=5).text.lstrip("# ")
-        return {row["svname"]: row["status"] for row in csv.DictReader(io.StringIO(text))
-                if row["pxname"] == "hsmgate" and row["svname"] not in ("FRONTEND", "BACKEND")}
+        return {row["svname"]: row for row in csv.DictReader(io.StringIO(text))
+                if row["pxname"] == "hsmgate" and row["svname"] != "FRONTEND"}
+
+    def backend_states(self) -> dict[str, str]:
+        """HAProxy's view of each hsmgate server: ``{"hsmgate-1": "UP", …}``."""
+        return {name: row["status"] for name, row in self.backend_stats().items() if name != "BACKEND"}
 
     def wait_serving(self, timeout: float = 180) -> float:
         """Wait until HAProxy sees both instances UP and answers /health; returns the seconds waited."""
@@ -177,6 +193,12 @@ class Stack:
             result = run(["podman", "logs", "--tail", "15", self.container(service)], self.env, check=False)
             parts.append(f"--- {service}:\n{result.stdout}{result.stderr}")
         return "\n".join(parts)
+
+    def haproxy_log_unanswered(self) -> list[str]:
+        """HAProxy's log lines of requests not answered 200 (health checks are not logged)."""
+        result = run(["podman", "logs", self.container("haproxy")], self.env, check=False)
+        return [line for line in (result.stdout + result.stderr).splitlines()
+                if "api hsmgate/" in line and '" 200 ' not in line and " 200 " not in line]
 
     def inspect(self, container: str) -> dict[str, object]:
         """``podman inspect`` of one container."""

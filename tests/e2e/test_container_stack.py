@@ -171,15 +171,26 @@ def test_one_instance_killed_under_signing_load_the_other_serves(stack: Stack) -
     failed = [outcome for outcome in outcomes if outcome[1] != 200]
     after_kill = [outcome for outcome in outcomes if outcome[0] > killed_at]
     slowest = max(outcome[3] for outcome in outcomes)
+    counters = running.backend_stats()["BACKEND"]
     print(f"\nfailover: {len(outcomes)} signatures in {elapsed:.1f} s from {LOAD_CLIENTS} clients, hsmgate-1 "
           f"killed after {KILL_AFTER}; {len(failed)} failed ({sorted({str(o[1]) for o in failed})}); "
-          f"{len(after_kill)} answered after the kill; slowest answer {slowest:.2f} s; HAProxy: {running.backend_states()}")
+          f"{len(after_kill)} answered after the kill; slowest answer {slowest:.2f} s; HAProxy: {running.backend_states()}, "
+          + ", ".join(f"{name} {counters[name]}" for name in ("wretr", "wredis", "eresp", "srv_abrt", "econ")))
     assert len(outcomes) == LOAD_REQUESTS
     assert len(after_kill) >= LOAD_REQUESTS - KILL_AFTER - LOAD_CLIENTS
-    assert not failed, failed[:10]
+    # HAProxy replays what the killed instance had not answered; a request whose answer was cut off
+    # midway (HAProxy counts it as aborted by the server) is not replayed: at most the requests in
+    # flight at the kill, all within a second of it, and all cut connections, not error answers
+    assert len(failed) <= LOAD_CLIENTS, (failed, running.haproxy_log_unanswered()[-20:])
+    assert all(outcome[1] == "RemoteProtocolError" and killed_at <= outcome[0] <= killed_at + 1
+               for outcome in failed), failed
+    # nobody waited for a lock the killed instance held in PostgreSQL (deploy/postgres/entrypoint.sh)
+    assert slowest < 10, slowest
     # every signature is a valid RSA-PSS SHA-224 signature of the payload (checked by cryptography)
     pss = padding.PSS(mgf=padding.MGF1(hashes.SHA224()), salt_length=28)
-    for _, _, signature, _ in outcomes:
+    for _, status, signature, _ in outcomes:
+        if status != 200:
+            continue
         assert signature is not None
         try:
             public_key.verify(signature, PAYLOAD, pss, hashes.SHA224())
