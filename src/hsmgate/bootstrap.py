@@ -289,8 +289,9 @@ def build_gateway(settings: Settings, db: Database, audit: AuditTrail | None = N
                     raise
                 raise ConfigError(pkcs11_problem(served, exc, database_partition=index > 0)) from None
             try:
-                bind_partition(bindings, served, backend)
-                gateway.add(build_partition(settings, served, db, backend, audit, metrics))
+                with db.start_up_lock():  # one starting process at a time creates the attestation key
+                    bind_partition(bindings, served, backend)
+                    gateway.add(build_partition(settings, served, db, backend, audit, metrics))
             except BaseException:
                 backend.close()
                 raise

@@ -8,8 +8,9 @@ from __future__ import annotations
 import base64
 import os
 import signal
+import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 
 from tests.helpers import DATABASES, ServeProcess, assert_tsb_error, unique
 from tests.postgres import fresh_database
+from tests.softhsm import SoftHsmToken
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
 
@@ -185,3 +187,34 @@ def test_workers_share_one_address_and_a_dead_worker_is_replaced(tmp_path: Path)
             connection.close()
         server.stop()
     assert server.proc.returncode == 0, server.log.read_text()[-3000:]
+
+
+@pytest.mark.pkcs11
+@pytest.mark.postgres
+def test_instances_starting_at_once_on_one_pkcs11_token_make_one_attestation_key(
+        softhsm_factory: Callable[[str], SoftHsmToken], tmp_path: Path) -> None:
+    """Three instances start together on a fresh token and database (as compose.yaml's do): the token
+    then holds one attestation key, not one per instance (a token accepts duplicate labels; the
+    starts take turns: ``Database.start_up_lock``). Counted by pkcs11-tool, not by hsmgate."""
+    token = softhsm_factory(unique("race")[:32])
+    with fresh_database() as url:
+        env = {"HSMGATE_DATABASE_URL": url, "HSMGATE_BACKEND": "pkcs11", "SOFTHSM2_CONF": token.conf_path,
+               "HSMGATE_PKCS11_MODULE": token.module_path, "HSMGATE_PKCS11_TOKEN_LABEL": token.token_label,
+               "HSMGATE_PKCS11_PIN": token.pin}
+        instances = [ServeProcess(tmp_path, name, env) for name in ("a", "b", "c")]
+        try:
+            for instance in instances:
+                instance.wait_ready()
+            attestation = set()
+            for instance in instances:
+                with instance.client() as http:
+                    attestation.add(http.get("/v1/key/attestation-key/attributes").json()["json"]["publicKey"])
+        finally:
+            for instance in instances:
+                instance.stop()
+    assert len(attestation) == 1
+    listing = subprocess.run(
+        ["pkcs11-tool", "--module", token.module_path, "--token-label", token.token_label, "--login",
+         "--pin", token.pin, "--list-objects", "--type", "privkey"],
+        capture_output=True, text=True, timeout=60, check=True, env={**os.environ, "SOFTHSM2_CONF": token.conf_path})
+    assert listing.stdout.count("label:      attestation-key\n") == 1, listing.stdout

@@ -250,7 +250,9 @@ class KeyService:
     # -- lifecycle -------------------------------------------------------------------------
 
     def ensure_attestation_key(self, size: int = 2048) -> None:
-        """Create the partition's RSA attestation key if it is absent (safe to race)."""
+        """Create the partition's RSA attestation key if it is absent. Safe to race on the soft token;
+        a PKCS#11 token accepts a second key with the same label, so starting processes call this
+        one at a time (bootstrap: ``Database.start_up_lock``)."""
         with translated():
             if self.attestation_key_name in self.partition.list_labels():
                 return

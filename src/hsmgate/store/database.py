@@ -32,6 +32,9 @@ CONNECT_TIMEOUT = 10
 #: Key of the PostgreSQL advisory lock that serialises schema migrations of concurrent starts
 #: (several workers or instances sharing one database).
 _MIGRATION_LOCK_KEY = 0x4853_4D47  # "HSMG"
+#: Key of the PostgreSQL advisory lock held while a starting process sets up a partition's shared
+#: state (see :meth:`Database.start_up_lock`).
+_START_UP_LOCK_KEY = 0x4853_4D48  # "HSMH"
 
 
 #: SQLite result codes (the primary code, low byte of the extended one) of a database that cannot be
@@ -138,6 +141,25 @@ class Database:
             if not _is_connect_failure(exc):
                 raise
             raise DatabaseUnavailable(connection_problem(self.url, exc)) from None
+
+    @contextmanager
+    def start_up_lock(self) -> Iterator[None]:
+        """Held while a starting process binds a partition and creates its attestation key: processes
+        starting at once on one database (and one PKCS#11 token, which does not refuse a second
+        object with the same label) do it one after the other. PostgreSQL: a session-level advisory
+        lock on a connection of its own; a SQLite file: the migration lock file."""
+        if self.dialect != "postgresql":
+            with self._migration_lock():
+                yield
+            return
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _START_UP_LOCK_KEY})
+            connection.commit()  # the lock outlives the transaction; the connection does not idle in one
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _START_UP_LOCK_KEY})
+                connection.commit()
 
     @contextmanager
     def _migration_lock(self) -> Iterator[None]:
