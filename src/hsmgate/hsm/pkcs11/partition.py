@@ -16,7 +16,7 @@ from asn1crypto.core import ObjectIdentifier
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pkcs11 import Attribute, Mechanism, ObjectClass
 from pkcs11 import KeyType as CKK
-from pkcs11.exceptions import PKCS11Error
+from pkcs11.exceptions import ObjectHandleInvalid, PKCS11Error
 
 from hsmgate.hsm import softcrypto
 from hsmgate.hsm.base import (
@@ -247,9 +247,13 @@ class Pkcs11Partition(Pkcs11Operations, Partition):
 
     def list_labels(self) -> list[str]:
         def run(lease: Lease, ctx: CallContext) -> list[str]:
-            labels = {obj[Attribute.LABEL] for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.SECRET_KEY,
-                                                       ObjectClass.PUBLIC_KEY)
-                      for obj in lease.session.get_objects({Attribute.CLASS: cls})}
+            labels: set[str] = set()
+            for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.SECRET_KEY, ObjectClass.PUBLIC_KEY):
+                for obj in lease.session.get_objects({Attribute.CLASS: cls}):
+                    try:
+                        labels.add(obj[Attribute.LABEL])
+                    except ObjectHandleInvalid:  # destroyed meanwhile by another application of the token
+                        continue
             return sorted(label for label in labels if label)
         return self._call("listing keys", None, run)
 
