@@ -289,10 +289,13 @@ def markdown(report: dict[str, Any]) -> str:
              "warm-up), 32-byte payload. Ceiling: python-pkcs11 alone, 2 processes, one session each, key handle "
              "found once, hsmgate's mechanism. load: 1-minute load average when the row started (2 cores, shared).",
              "", "## Single signatures: hsmgate (2 workers) against the token's ceiling (2 processes)", "",
-             "| key | mechanism | ceiling sig/s | hsmgate sig/s | ratio | p50 ms | p99 ms | CPU-s per busy process "
-             "| peak RSS MB per process | load |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "operations: where a worker runs the token calls — the threadpool (the default) or its event loop "
+             "(HSMGATE_PKCS11_INLINE=true, for a token that answers in well under a millisecond).", "",
+             "| key | operations | mechanism | ceiling sig/s | hsmgate sig/s | ratio | p50 ms | p99 ms "
+             "| CPU-s per busy process | peak RSS MB per process | load |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in report["rows"]:
-        lines.append(f"| {row['key']} | {row['mechanism']} | {row['ceiling']['signatures_per_s']:,.0f} | "
+        lines.append(f"| {row['key']} | {row.get('operations', 'threadpool')} | {row['mechanism']} | "
+                     f"{row['ceiling']['signatures_per_s']:,.0f} | "
                      f"{row['signatures_per_s']:,.0f} | {row['vs_ceiling']} | {row['p50_ms']} | {row['p99_ms']} | "
                      f"{procs(row, 'cpu_s')} | {procs(row, 'peak_rss_mb')} | {row['load1']} |")
     for backend, data in report["spread"].items():
@@ -367,23 +370,30 @@ def main() -> int:
                "HSMGATE_PKCS11_TOKEN_LABEL": token.token_label, "HSMGATE_PKCS11_PIN": token.pin,
                "SOFTHSM2_CONF": token.conf_path}
         mechanisms = token_mechanisms(token)
-        server = common.Hsmgate(work, 2, master_key, audit=True, extra_env=env, name="-pkcs11")
-        servers.append(server)
-        keys = server.ensure_keys()
-        bodies = server.bodies(work, keys)
+        # the default (operations in the threadpool) and HSMGATE_PKCS11_INLINE=true (on the event loop)
+        variants = {"threadpool": common.Hsmgate(work, 2, master_key, audit=True, extra_env=env, name="-pkcs11"),
+                    "inline": common.Hsmgate(work, 2, master_key, audit=True, name="-pkcs11-inline",
+                                             extra_env={**env, "HSMGATE_PKCS11_INLINE": "true"})}
+        servers.extend(variants.values())
+        keys = variants["threadpool"].ensure_keys()
+        bodies = {name: server.bodies(work, keys) for name, server in variants.items()}
         for case in ("EC P-256", "Ed25519", "RSA-2048"):
             label = keys[case][0]
             ceiling = raw_ceiling(token, mechanisms, case, label, 2, args.ceiling_seconds)
-            load = common.load1()
-            row = common.measure(f"{server.url}/v1/synchronousSign", bodies[(case, "single")], server.proc.pid,
-                                 seconds=args.seconds, connections=args.connections)
-            row.pop("wrk", None)
-            report["rows"].append({"key": case, "mechanism": ceiling.pop("mechanism"), "ceiling": ceiling,
-                                   "vs_ceiling": common.ratio(row["signatures_per_s"], ceiling["signatures_per_s"]),
-                                   "load1": load, **row})
-            print(f"{case}: ceiling {ceiling['signatures_per_s']:,.0f} sig/s, hsmgate {row['signatures_per_s']:,.0f} "
-                  f"sig/s (x{report['rows'][-1]['vs_ceiling']}), p99 {row['p99_ms']} ms, load {load}", flush=True)
-        server.stop()
+            mechanism = ceiling.pop("mechanism")
+            for name, server in variants.items():
+                load = common.load1()
+                row = common.measure(f"{server.url}/v1/synchronousSign", bodies[name][(case, "single")],
+                                     server.proc.pid, seconds=args.seconds, connections=args.connections)
+                row.pop("wrk", None)
+                report["rows"].append({"key": case, "operations": name, "mechanism": mechanism, "ceiling": ceiling,
+                                       "vs_ceiling": common.ratio(row["signatures_per_s"], ceiling["signatures_per_s"]),
+                                       "load1": load, **row})
+                print(f"{case} ({name}): ceiling {ceiling['signatures_per_s']:,.0f} sig/s, hsmgate "
+                      f"{row['signatures_per_s']:,.0f} sig/s (x{report['rows'][-1]['vs_ceiling']}), "
+                      f"p99 {row['p99_ms']} ms, load {load}", flush=True)
+        for server in variants.values():
+            server.stop()
         servers.clear()
 
         if args.spread_keys:

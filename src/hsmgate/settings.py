@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     pkcs11_pin_file: Path | None = None
     #: sessions per PKCS#11 partition and worker process; 40 = Starlette's threadpool, so no operation waits
     pkcs11_pool_size: int = Field(40, ge=1, le=256)
+    #: run PKCS#11 key operations on the event loop, as the soft token's, instead of in the threadpool: only
+    #: for a token that answers in well under a millisecond (SoftHSM2, a local PCIe HSM), with SQLite state
+    pkcs11_inline: bool = False
     #: keys a PKCS#11 partition (object handle + description) and the key-use gate (password hash, SKA guard
     #: bits) remember per worker process; 0: none
     key_cache_size: int = Field(50_000, ge=0)

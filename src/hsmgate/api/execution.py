@@ -6,8 +6,8 @@ the soft token, whose short operations hold the GIL anyway (figures:
 ``bench/results/design-measurements.md``). Key operations therefore run through
 :func:`run_operation`, which runs the call inline when
 ``app.state.inline_operations`` says every step of an operation is short and never waits on
-the network (soft token, SQLite state), and in the threadpool otherwise (a PKCS#11 HSM, a
-PostgreSQL round trip).
+the network (soft token, SQLite state; a PKCS#11 token with HSMGATE_PKCS11_INLINE), and in the
+threadpool otherwise (a PKCS#11 HSM, a PostgreSQL round trip).
 
 Audit. The operation's outcome records are only submitted while it runs
 (:func:`hsmgate.domain.audit.recording.deferred_records`); :func:`run_operation` then waits for their commit
@@ -42,8 +42,10 @@ T = TypeVar("T")
 
 
 def inline_operations(settings: Settings, database_dialect: str) -> bool:
-    """True when a key operation never waits on the network: the soft token on SQLite."""
-    return settings.backend == "soft" and database_dialect == "sqlite"
+    """True when a key operation never waits on the network: the soft token on SQLite, or a PKCS#11
+    token declared fast and local (HSMGATE_PKCS11_INLINE) on SQLite."""
+    local_keys = settings.backend == "soft" or (settings.backend == "pkcs11" and settings.pkcs11_inline)
+    return local_keys and database_dialect == "sqlite"
 
 
 async def run_operation(request: Request, call: Callable[[], T], *, long: bool = False) -> T:
