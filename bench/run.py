@@ -410,7 +410,7 @@ def markdown(report: dict[str, Any]) -> str:
         "signed checkpoint every 100 records); audit off = HSMGATE_AUDIT_ENABLED=false. "
         f"OpenBao {report.get('openbao_version', '?')}: `bao server -dev` (in-memory storage), transit "
         "sign/<key>/sha2-256 (`batch_input` for batches); audit on = a file audit device declared in a config "
-        "file (`-config=audit.hcl`: `audit \"file\" … {{ options {{ file_path = … }} }}`), which writes each request "
+        "file (`-config=audit.hcl`: `audit \"file\" … { options { file_path = … } }`), which writes each request "
         "and response entry without fsync; audit off = no audit device. The rows of one key and mode run back "
         "to back. Ceiling: the same signatures with `cryptography` in-process, one signing loop per process. "
         "ratio = hsmgate sig/s ÷ OpenBao sig/s. CPU-s: CPU seconds of each busy process of the server during the "
