@@ -106,7 +106,7 @@ def open_partition(settings: Settings, db: Database, *, pool_observer: PoolObser
     from hsmgate.hsm.soft import SoftPartition
 
     return SoftPartition(settings.partition, repository=SoftKeyRepository(db, settings.partition),
-                         master_key=settings.load_master_key())
+                         master_key=settings.load_master_key(), key_cache_size=settings.key_cache_size)
 
 
 def pkcs11_problem(settings: Settings, exc: BackendUnavailable, *, database_partition: bool) -> str:

@@ -214,3 +214,22 @@ def test_the_writing_process_sees_its_own_change_at_once(processes: tuple[Proces
     a.token.delete("k")
     with pytest.raises(KeyNotFound):
         a.token.sign("k", EDDSA, b"m")
+
+
+def test_the_soft_tokens_key_cache_is_bounded(database: Database) -> None:
+    """HSMGATE_KEY_CACHE_SIZE bounds the unsealed keys a soft partition keeps: the oldest unsealed
+    goes first, a forgotten key is unsealed again on its next use, and 0 keeps none."""
+    master = secrets.token_bytes(32)
+    for size, kept in ((2, 2), (0, 0)):
+        token = SoftPartition(f"bounded{size}", repository=SoftKeyRepository(database, f"bounded{size}"),
+                              master_key=master, key_cache_size=size)
+        labels = [f"k{n}" for n in range(4)]
+        for label in labels:
+            token.generate(label, ED25519, SIGNER)
+        for label in labels:
+            public = token.get(label).public_key
+            assert public is not None and len(token.sign(label, EDDSA, b"m")) == 64
+            assert len(token._cache) <= kept
+        if kept:
+            assert list(token._cache) == labels[-kept:]  # the two used last
+        assert len(token.sign(labels[0], EDDSA, b"m")) == 64  # forgotten, unsealed again

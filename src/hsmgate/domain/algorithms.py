@@ -156,6 +156,12 @@ class SignatureAlgorithm:
         (external μ already binds its context)."""
         return self.scheme in _CONTEXT_SCHEMES and self.form is not PayloadForm.MU
 
+    @property
+    def passes_payload_through(self) -> bool:
+        """True when :meth:`mechanism_for` hands the payload on unchanged and its mechanism (or
+        refusal) depends on the payload's length alone: a batch works it out once per length."""
+        return self.form not in (PayloadForm.KECCAK, PayloadForm.DOUBLE_SHA256)
+
     def mechanism_for(self, payload: bytes) -> tuple[SignMechanism, bytes] | None:
         """The backend mechanism and the data to hand it, or None when ``payload`` has a length no
         digest of this scheme can have."""

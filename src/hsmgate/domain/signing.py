@@ -64,13 +64,22 @@ class SigningService:
         check_schnorr(row, schnorr, signature_type)
         results: list[bytes | errors.TsbError | None] = [None] * len(payloads)
         groups: dict[SignMechanism, list[tuple[int, bytes]]] = {}
+        by_length: dict[int, SignMechanism | errors.TsbError] = {}  # (row.passes_payload_through)
         for index, payload in enumerate(payloads):
-            try:
-                mechanism, data = self._mechanism(label, row, info, payload)
-            except errors.TsbError as exc:
-                results[index] = exc
+            known = by_length.get(len(payload)) if row.passes_payload_through else None
+            if known is None:
+                try:
+                    known, data = self._mechanism(label, row, info, payload)
+                except errors.TsbError as exc:
+                    known = exc
+                if row.passes_payload_through:
+                    by_length[len(payload)] = known
+            else:
+                data = payload
+            if isinstance(known, errors.TsbError):
+                results[index] = known
                 continue
-            groups.setdefault(mechanism, []).append((index, data))
+            groups.setdefault(known, []).append((index, data))
         for mechanism, items in groups.items():
             with translated():
                 if mechanism.scheme is SignScheme.BIP340:

@@ -139,12 +139,15 @@ class SoftPartition(Partition):
     """A partition of the software token, persisted through a :class:`SealedKeyStore` (in the server:
     ``store.soft_keys.SoftKeyRepository``)."""
 
-    def __init__(self, name: str, *, repository: SealedKeyStore, master_key: bytes) -> None:
+    def __init__(self, name: str, *, repository: SealedKeyStore, master_key: bytes,
+                 key_cache_size: int = 50_000) -> None:
         self.name = name
         self._repo = repository
         self._sealer = Sealer(master_key)
         self._identity = TokenIdentity(backend="soft", key_fingerprint=master_key_fingerprint(master_key))
+        #: unsealed keys, at most ``key_cache_size`` (HSMGATE_KEY_CACHE_SIZE): the oldest unsealed goes first
         self._cache: dict[str, _LoadedKey] = {}
+        self._cache_size = key_cache_size
         self._lock = threading.Lock()
         self._capabilities = _soft_capabilities()
 
@@ -271,7 +274,7 @@ class SoftPartition(Partition):
             if len(self._cache) >= MAX_DERIVED_CACHE:  # temporary children crowd the cache: drop them
                 for stale in [k for k, v in self._cache.items() if v.source != k]:
                     del self._cache[stale]
-            self._cache[label] = loaded
+            self._remember(label, loaded)
         return loaded
 
     def list_labels(self) -> list[str]:
@@ -706,8 +709,17 @@ class SoftPartition(Partition):
         loaded.token = token
         loaded.source = label
         with self._lock:
-            self._cache[label] = loaded
+            self._remember(label, loaded)
         return loaded
+
+    def _remember(self, label: str, loaded: _LoadedKey) -> None:
+        """Cache ``loaded`` (under the lock), making room by forgetting the oldest unsealed entries."""
+        if self._cache_size <= 0:
+            return
+        self._cache.pop(label, None)
+        while len(self._cache) >= self._cache_size:
+            del self._cache[next(iter(self._cache))]
+        self._cache[label] = loaded
 
     def _raw_rsa(self, key: _LoadedKey) -> object:
         if key.raw_rsa is None:
