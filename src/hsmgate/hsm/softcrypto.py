@@ -7,12 +7,14 @@ private operation behind ``NONEwithRSA`` — uses pycryptodome's blinded CRT imp
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.utils import CryptographyDeprecationWarning
 
 from hsmgate.hsm.base import (
     HashAlg,
@@ -23,18 +25,17 @@ from hsmgate.hsm.base import (
     SignScheme,
     UnsupportedByBackend,
 )
-from hsmgate.warnings_filter import silence_dsa_deprecation
 
-silence_dsa_deprecation()  # this module names the DSA classes, whoever imports it first (warnings_filter.py)
-
-PrivateKey = (
-    rsa.RSAPrivateKey | dsa.DSAPrivateKey | ec.EllipticCurvePrivateKey
-    | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
-)
-PublicKey = (
-    rsa.RSAPublicKey | dsa.DSAPublicKey | ec.EllipticCurvePublicKey
-    | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
-)
+with warnings.catch_warnings():  # naming DSA warns; whoever imports this module first (warnings_filter.py)
+    warnings.filterwarnings("ignore", message="DSA is deprecated", category=CryptographyDeprecationWarning)
+    PrivateKey = (
+        rsa.RSAPrivateKey | dsa.DSAPrivateKey | ec.EllipticCurvePrivateKey
+        | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
+    )
+    PublicKey = (
+        rsa.RSAPublicKey | dsa.DSAPublicKey | ec.EllipticCurvePublicKey
+        | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+    )
 
 HASHES: dict[HashAlg, type[hashes.HashAlgorithm]] = {
     HashAlg.SHA1: hashes.SHA1,
