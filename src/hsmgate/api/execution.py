@@ -13,8 +13,9 @@ Audit. The operation's outcome records are only submitted while it runs
 (:func:`hsmgate.domain.audit.recording.deferred_records`); :func:`run_operation` then waits for their commit
 without holding a thread, and only then returns the result (or raises 503 / 703 if a record
 cannot be written and fail-closed is on). The commit is a group commit. On SQLite, the records of
-every request that reached this point in one turn of the event loop are written by one transaction
-at the start of the next turn (``call_soon``); on a network database the repository's writer
+every request that reached this point within :data:`GROUP_WINDOW` (0.5 ms) are written by one
+transaction on the loop (``call_later``: a group's fixed cost — lock, chain head, commit — shared
+by more requests: +10–17 % single signatures a second with the audit on, bench/results/design-measurements.md); on a network database the repository's writer
 thread writes whatever is queued, one transaction after the other. A thread writing while the
 event loop is busy waits for the GIL after each database call, up to the switch interval, which
 makes an SQLite commit many times slower than on the loop itself, hence inline there — all but
@@ -61,12 +62,12 @@ async def run_operation(request: Request, call: Callable[[], T], *, long: bool =
 
 
 async def committed(pending: PendingRecords) -> None:
-    """Have ``pending`` written (SQLite: by the event loop's next turn; a network database: by the
-    writer thread), wait for the commit without blocking the loop, raise AuditUnavailable if
+    """Have ``pending`` written (SQLite: on the event loop within :data:`GROUP_WINDOW`; a network
+    database: by the writer thread), wait for the commit without blocking the loop, raise AuditUnavailable if
     fail-closed records were not written."""
     loop = asyncio.get_running_loop()
     if pending.local:
-        loop.call_soon(pending.write)
+        _write_soon_on(loop, pending)
     else:
         pending.write_soon()
     loop_thread = threading.get_ident()
@@ -74,6 +75,30 @@ async def committed(pending: PendingRecords) -> None:
         if not future.done():
             await _settled(future, loop, loop_thread)
     pending.check()
+
+
+#: Seconds an SQLite group stays open for the records of requests still running on the loop: a
+#: group commit's fixed cost (lock, head, commit) is then shared by more requests.
+GROUP_WINDOW = 0.0005
+_waiting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[PendingRecords]] = weakref.WeakKeyDictionary()
+
+
+def _write_soon_on(loop: asyncio.AbstractEventLoop, pending: PendingRecords) -> None:
+    """Have ``pending`` written on ``loop`` within :data:`GROUP_WINDOW`, with every other operation's
+    records submitted meanwhile (the first write of a repository writes its whole queue; the others
+    find it empty)."""
+    waiting = _waiting.get(loop)
+    if waiting is not None:
+        waiting.append(pending)
+        return
+    waiting = _waiting[loop] = [pending]
+
+    def write() -> None:
+        del _waiting[loop]
+        for each in waiting:  # each on its own, as before: one failing does not keep the others waiting
+            loop.call_soon(each.write)
+
+    loop.call_later(GROUP_WINDOW, write)
 
 
 def _settled(future: Future[Any], loop: asyncio.AbstractEventLoop, loop_thread: int) -> asyncio.Future[None]:

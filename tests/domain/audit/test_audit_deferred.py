@@ -180,3 +180,32 @@ def test_started_records_are_written_before_the_call_even_when_deferred(db: Data
         assert audit.mutating("createKey", "k", create) == "created"
     assert during == [["started"]]
     assert [r["outcome"] for r in AuditRepository(db).records("default")] == ["started", "ok"]
+
+
+def test_operations_within_the_group_window_share_one_commit(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the loop (SQLite), the records of operations that finish within GROUP_WINDOW of each other,
+    in different turns of the loop, are written by one transaction; a lone operation is still
+    answered, one window later. (The window is widened: on a loaded machine eight turns of the loop
+    may take longer than the real one.)"""
+    monkeypatch.setattr("hsmgate.api.execution.GROUP_WINDOW", 0.2)
+    repository = AuditRepository(db)
+    groups: list[int] = []
+    repository.add_listener(lambda _partition, rows: groups.append(len(rows)))
+    trail = AuditTrail(repository)
+
+    async def one(request_id: str, turns: int = 0) -> bytes:
+        for _ in range(turns):  # finishes that many turns of the loop after the others
+            await asyncio.sleep(0)
+        return await run_operation(request_for(True),
+                                   lambda: audit_of(trail, request_id).run("synchronousSign", "k", lambda: b"s"))
+
+    async def scenario() -> None:
+        assert await asyncio.gather(*(one(f"g{n}", turns=n) for n in range(8))) == [b"s"] * 8
+        assert await one("alone") == b"s"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        repository.close()
+    assert groups == [8, 1]
+    assert committed_request_ids(db) == [f"g{n}" for n in range(8)] + ["alone"]
