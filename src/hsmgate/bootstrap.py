@@ -347,7 +347,8 @@ def build_partition_ska(settings: Settings, db: Database, services: PartitionSer
     name = services.partition.name
     metadata = KeyMetadataRepository(db, name)
     timestamps = TimestampService(services.partition, metadata, settings.timestamp_key_name)
-    timestamps.ensure(clock.now())
+    with db.start_up_lock():  # one starting process at a time creates the partition's internal keys
+        timestamps.ensure(clock.now())
     metadata.mark_internal(settings.timestamp_key_name, when=datetime.now(UTC).replace(microsecond=0))
     requests = RequestService(partition_name=name, repository=RequestRepository(db, name), keys=services.keys,
                               signing=services.key_use.services.signing, timestamps=timestamps, clock=clock,
@@ -370,7 +371,8 @@ def build_partition_ska(settings: Settings, db: Database, services: PartitionSer
     approvers = ApproverService(partition=services.partition, repository=ApproverRepository(db, name),
                                 requests=requests, metadata=metadata, backup_key=settings.approver_backup_key_name,
                                 code_ttl=settings.approver_one_time_code_ttl, clock=clock)
-    approvers.ensure_backup_key(approver_backup_key_policy(settings))
+    with db.start_up_lock():
+        approvers.ensure_backup_key(approver_backup_key_policy(settings))
     services.keys.approver_certificate = approvers.certificate
     ska = SkaServices(requests=requests, approvals=approvals, timestamps=timestamps, approvers=approvers)
     services.ska = ska

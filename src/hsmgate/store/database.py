@@ -144,9 +144,9 @@ class Database:
 
     @contextmanager
     def start_up_lock(self) -> Iterator[None]:
-        """Held while a starting process binds a partition and creates its attestation key: processes
-        starting at once on one database (and one PKCS#11 token, which does not refuse a second
-        object with the same label) do it one after the other. PostgreSQL: a session-level advisory
+        """Held while a starting process binds a partition and creates its internal keys (attestation,
+        SKA timestamp, approver backup): processes starting at once on one database (and one PKCS#11
+        token, which does not refuse a second object with the same label) do it one after the other. PostgreSQL: a session-level advisory
         lock on a connection of its own; a SQLite file: the migration lock file."""
         if self.dialect != "postgresql":
             with self._migration_lock():
